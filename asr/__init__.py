@@ -1,0 +1,5 @@
+"""Offline speech recognition for telephone audio: VAD endpointing, Vosk engine, Mandarin text, menu intents.
+
+`asr` is a library: it never imports `ivr`. Audio enters as 8 kHz mono PCM16 in 20 ms frames
+(see `asr.audio`); only the engine resamples, at its own boundary.
+"""

@@ -1,0 +1,83 @@
+"""Telephone audio format used everywhere in the system, and WAV input/output.
+
+Inside the system audio is 8 kHz mono signed 16-bit little-endian PCM in 20 ms frames (160 samples, 320 bytes).
+"""
+from __future__ import annotations
+
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "SAMPLE_RATE", "FRAME_MS", "FRAME_SAMPLES", "FRAME_BYTES", "SILENCE_FRAME",
+    "AudioFormatError", "read_wav", "write_wav", "frames", "duration_ms", "resample_linear",
+]
+
+SAMPLE_RATE = 8000
+FRAME_MS = 20
+FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
+FRAME_BYTES = FRAME_SAMPLES * 2
+SILENCE_FRAME = bytes(FRAME_BYTES)
+
+
+class AudioFormatError(ValueError):
+    """A WAV file that cannot be used as telephone audio (missing, corrupt, empty or of an unsupported format)."""
+
+
+def read_wav(path: str | Path) -> bytes:
+    """Read a WAV file as 8 kHz mono PCM16.
+
+    Stereo is mixed down and other rates are resampled. Raises AudioFormatError naming the file and the problem.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise AudioFormatError(f"{p}: no such file")
+    try:
+        with wave.open(str(p), "rb") as w:
+            channels, width, rate, n = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
+            data = w.readframes(n)
+    except (wave.Error, EOFError) as exc:
+        raise AudioFormatError(f"{p}: not a readable WAV file ({exc})") from None
+    if width != 2:
+        raise AudioFormatError(f"{p}: {8 * width}-bit samples; only 16-bit PCM is supported")
+    if len(data) < channels * width:
+        raise AudioFormatError(f"{p}: the file holds no audio")
+    samples = np.frombuffer(data[: len(data) - len(data) % (channels * 2)], dtype="<i2")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).astype("<i2")
+    if rate != SAMPLE_RATE:
+        samples = resample_linear(samples, rate, SAMPLE_RATE)
+    return samples.astype("<i2").tobytes()
+
+
+def resample_linear(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
+    """Resample int16 samples with linear interpolation (used for file input, not the ASR path)."""
+    if src_rate == dst_rate or len(samples) == 0:
+        return samples
+    n_out = int(round(len(samples) * dst_rate / src_rate))
+    x_old = np.arange(len(samples), dtype=np.float64) / src_rate
+    x_new = np.arange(n_out, dtype=np.float64) / dst_rate
+    out = np.interp(x_new, x_old, samples.astype(np.float64))
+    return np.clip(np.round(out), -32768, 32767).astype("<i2")
+
+
+def write_wav(path: str | Path, pcm: bytes, rate: int = SAMPLE_RATE) -> None:
+    """Write mono PCM16 to a WAV file."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm)
+
+
+def frames(pcm: bytes) -> Iterator[bytes]:
+    """Cut PCM into 20 ms frames; the last one is padded with silence."""
+    for i in range(0, len(pcm), FRAME_BYTES):
+        chunk = pcm[i : i + FRAME_BYTES]
+        yield chunk if len(chunk) == FRAME_BYTES else chunk + bytes(FRAME_BYTES - len(chunk))
+
+
+def duration_ms(pcm: bytes) -> int:
+    return len(pcm) * 1000 // (SAMPLE_RATE * 2)
