@@ -1,0 +1,172 @@
+"""`ivr models`: list, download, install, verify the Vosk models and show which one is used."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+)
+from rich.table import Table
+
+from asr.download import ProgressCallback, download_model, install_archive
+from asr.models import (
+    CATALOGUE, DEFAULT_MODEL, ModelError, catalogue_entry, installed_models, resolve_model, verify_model,
+)
+from ivr.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="Vosk speech models: list, download, install from a zip, verify, show the one in use.",
+                  no_args_is_help=True)
+
+out = Console()
+err = Console(stderr=True)
+
+_PHASES = {"download": "downloading", "verify": "checking SHA-256", "unpack": "unpacking"}
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    obj = ctx.find_root().obj
+    if isinstance(obj, Settings):
+        return obj
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _dirs(settings: Settings) -> tuple[Path, Path]:
+    assert settings.models_dir is not None
+    return settings.models_dir, settings.data_dir / "downloads"
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+class _Bar:
+    """A rich progress bar with one task per phase, fed by the installer's progress callback."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, object] = {}
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        task = self.tasks.get(phase)
+        if task is None:
+            task = self.tasks[phase] = self.progress.add_task(_PHASES.get(phase, phase), total=total)
+        self.progress.update(task, completed=done, total=total)  # type: ignore[arg-type]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<18}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TimeRemainingColumn(), console=err, transient=False)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+
+@app.command("list")
+def list_models(ctx: typer.Context) -> None:
+    """The catalogue and what is installed in the models directory."""
+    settings = _settings(ctx)
+    models_dir, _ = _dirs(settings)
+    installed = {m.name: m for m in installed_models(models_dir)}
+    table = Table(title=f"models in {models_dir}", title_justify="left")
+    for col in ("name", "zip", "state", "about"):
+        table.add_column(col)
+    for name, spec in CATALOGUE.items():
+        m = installed.pop(name, None)
+        state = "not installed" if m is None else ("installed" if m.valid else "BROKEN")
+        about = spec.description + (" (default)" if name == DEFAULT_MODEL else "")
+        table.add_row(name, _size(spec.archive_bytes), state, about)
+    for name, m in installed.items():
+        table.add_row(name, "-", "installed" if m.valid else "BROKEN", "not in the catalogue")
+    out.print(table)
+
+
+@app.command()
+def download(
+    ctx: typer.Context,
+    name: str = typer.Argument(DEFAULT_MODEL, help="catalogue name"),
+    force: bool = typer.Option(False, "--force", help="replace an installed model of that name"),
+    url: Optional[str] = typer.Option(None, "--url", help="download from this mirror instead"),
+    sha256: Optional[str] = typer.Option(None, "--sha256", help="expected SHA-256, overriding the catalogue's"),
+) -> None:
+    """Download a catalogue model (resumable, SHA-256 checked) and install it."""
+    settings = _settings(ctx)
+    models_dir, cache_dir = _dirs(settings)
+    try:
+        spec = catalogue_entry(name)
+        with _progress() as progress:
+            bar: ProgressCallback = _Bar(progress)
+            path = download_model(spec, models_dir, cache_dir, url=url, sha256=sha256, force=force,
+                                  progress=bar)
+    except ModelError as exc:
+        raise _fail(exc) from None
+    out.print(f"installed {name} at {path}", highlight=False)
+
+
+@app.command()
+def install(
+    ctx: typer.Context,
+    zip_path: Path = typer.Argument(..., metavar="ZIP", help="a Vosk model zip copied to this machine"),
+    name: Optional[str] = typer.Option(None, "--name", help="install under this name"),
+    sha256: Optional[str] = typer.Option(None, "--sha256", help="refuse the zip unless it has this SHA-256"),
+    force: bool = typer.Option(False, "--force", help="replace an installed model of that name"),
+) -> None:
+    """Install a model from a local zip (offline sites)."""
+    settings = _settings(ctx)
+    models_dir, _ = _dirs(settings)
+    expected = sha256
+    if expected is None and name is None and zip_path.name.removesuffix(".zip") in CATALOGUE:
+        expected = CATALOGUE[zip_path.name.removesuffix(".zip")].archive_sha256
+    try:
+        with _progress() as progress:
+            path = install_archive(zip_path, models_dir, name, expected_sha256=expected, force=force,
+                                   progress=_Bar(progress))
+    except ModelError as exc:
+        raise _fail(exc) from None
+    out.print(f"installed {path.name} at {path}", highlight=False)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    path: Optional[Path] = typer.Argument(None, help="model directory (default: the one in use)"),
+    deep: bool = typer.Option(False, "--deep", help="also compare every file's SHA-256 with the manifest"),
+) -> None:
+    """Check a model directory has every file Vosk needs (and matches its install manifest)."""
+    settings = _settings(ctx)
+    models_dir, _ = _dirs(settings)
+    try:
+        target = path if path is not None else resolve_model(models_dir, config=settings.vosk_model).path
+        report = verify_model(target, deep=deep)
+    except ModelError as exc:
+        raise _fail(exc) from None
+    if not report.ok:
+        for problem in report.problems:
+            err.print(f"[red]problem:[/red] {problem}", highlight=False)
+        raise typer.Exit(1)
+    extra = f", {report.files_checked} files match the manifest" if report.has_manifest else ", no manifest"
+    out.print(f"ok: {report.path}{extra}", highlight=False)
+
+
+@app.command("path")
+def model_path(
+    ctx: typer.Context,
+    model: Optional[str] = typer.Option(None, "--model", help="model directory or name (highest precedence)"),
+) -> None:
+    """Print the model directory that would be used, and which setting chose it."""
+    settings = _settings(ctx)
+    models_dir, _ = _dirs(settings)
+    try:
+        resolved = resolve_model(models_dir, flag=model, config=settings.vosk_model)
+    except ModelError as exc:
+        raise _fail(exc) from None
+    out.print(str(resolved.path), highlight=False, soft_wrap=True)
+    err.print(f"(chosen by {resolved.source})", highlight=False)
