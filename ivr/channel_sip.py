@@ -1,0 +1,78 @@
+"""The Channel of a SIP/RTP call: lock-step 20 ms exchange over the call's RTP session.
+
+`exchange(out)` queues `out` (or silence) for the next paced RTP packet and returns the caller's next 20 ms of
+jitter-buffered 8 kHz PCM16 with the RFC 4733 keys that started in it. When the call did not negotiate
+telephone-event, `inband_dtmf` is True and keys arrive only as tones in the audio.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from asr.audio import FRAME_BYTES, FRAME_MS
+from ivr.channel import CallerHungUp, CallInfo, Channel, Inbound
+from ivr.rtp.session import RtpSession
+
+__all__ = ["SipChannel"]
+
+logger = logging.getLogger(__name__)
+
+
+class SipChannel(Channel):
+    """One answered SIP call as the flow runner sees it.
+
+    `hangup_cb` is the UAS's way to end the call (sends BYE); `mark_hung_up()` is called by the UAS when the
+    caller hangs up, which wakes a pending `exchange()` with CallerHungUp.
+    """
+
+    def __init__(self, info: CallInfo, session: RtpSession, hangup_cb: Callable[[], Awaitable[None]],
+                 inband_dtmf: bool) -> None:
+        self.info = info
+        self.session = session
+        self.inband_dtmf = inband_dtmf
+        self._hangup_cb = hangup_cb
+        self._waiter: asyncio.Future[None] | None = None
+        self._gone = False
+        self._hung_up_by_us = False
+        self._start_tick = session.tick_count
+        session.on_inbound = self._wake
+        session.inbound.clear()  # audio from before the ACK is not part of the conversation
+
+    @property
+    def ended(self) -> bool:
+        return self._gone
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def mark_hung_up(self) -> None:
+        """The call has ended (caller's BYE, CANCEL, time-out): pending and later exchanges raise CallerHungUp."""
+        self._gone = True
+        self._wake()
+
+    async def exchange(self, out: bytes | None) -> Inbound:
+        if self._gone:
+            raise CallerHungUp(self.info.call_id)
+        if out is not None and len(out) != FRAME_BYTES:
+            raise ValueError(f"a frame is {FRAME_BYTES} bytes of PCM16, got {len(out)}")
+        self.session.queue_frame(out)
+        while not self.session.inbound:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+            if self._gone:
+                raise CallerHungUp(self.info.call_id)
+        frame = self.session.inbound.popleft()
+        return Inbound(audio=frame.audio, t_ms=(frame.tick - self._start_tick - 1) * FRAME_MS, digits=frame.digits)
+
+    async def hangup(self) -> None:
+        if self._gone:
+            return
+        self._gone = True
+        self._hung_up_by_us = True
+        self._wake()
+        await self._hangup_cb()

@@ -1,0 +1,72 @@
+"""One 20 ms media clock shared by every call of the process.
+
+All RTP sessions are ticked from the same timer, scheduled on absolute deadlines (no drift), so N calls cost one
+timer wake-up per 20 ms instead of N. The clock records how late each tick fired, which is the RTP send jitter.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+__all__ = ["MediaClock", "TICK_SECONDS"]
+
+logger = logging.getLogger(__name__)
+TICK_SECONDS = 0.020
+
+
+class MediaClock:
+    """Calls every subscriber once per tick; runs only while it has subscribers."""
+
+    def __init__(self, interval: float = TICK_SECONDS) -> None:
+        self.interval = interval
+        self._subscribers: dict[int, Callable[[], None]] = {}
+        self._handle: asyncio.TimerHandle | None = None
+        self._next = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: lateness of each tick in seconds (kept for the last `keep` ticks), for jitter figures
+        self.lateness: list[float] = []
+        self.keep = 15000
+        self.ticks = 0
+
+    def subscribe(self, key: int, callback: Callable[[], None]) -> None:
+        self._subscribers[key] = callback
+        if self._handle is None:
+            self._loop = asyncio.get_running_loop()
+            self._next = self._loop.time() + self.interval
+            self._handle = self._loop.call_at(self._next, self._tick)
+
+    def unsubscribe(self, key: int) -> None:
+        self._subscribers.pop(key, None)
+        if not self._subscribers and self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    @property
+    def running(self) -> bool:
+        return self._handle is not None
+
+    def __len__(self) -> int:
+        return len(self._subscribers)
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        late = now - self._next
+        self.ticks += 1
+        if len(self.lateness) >= self.keep:
+            del self.lateness[: self.keep // 2]
+        self.lateness.append(late)
+        if late > 5 * self.interval:  # the loop was stalled: skip the missed ticks rather than burst
+            logger.warning("media clock stalled for %.0f ms", late * 1000)
+            self._next = now
+        for callback in list(self._subscribers.values()):
+            try:
+                callback()
+            except Exception:  # one broken session must not stop the others
+                logger.exception("media tick failed")
+        self._next += self.interval
+        if self._subscribers:
+            self._handle = self._loop.call_at(self._next, self._tick)
+        else:
+            self._handle = None

@@ -1,0 +1,246 @@
+"""One call's RTP stream over asyncio UDP: port allocation, symmetric latching, paced send, jitter-buffered receive.
+
+The session is ticked by the shared MediaClock: each tick sends one 20 ms packet (the frame the channel queued,
+or silence so NAT bindings stay open) and plays one frame out of the jitter buffer into the inbound queue.
+RFC 4733 events are taken out of the stream before the jitter buffer and reported once per key press.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from asr.audio import FRAME_BYTES, FRAME_MS, SILENCE_FRAME
+from ivr.codecs import g711
+from ivr.dtmf.rfc4733 import DtmfEventError, DtmfReceiver
+from ivr.rtp.clock import MediaClock
+from ivr.rtp.jitter import JitterBuffer
+from ivr.rtp.packet import RtpError, RtpPacket, is_rtcp
+
+__all__ = ["PortAllocator", "RtpSession", "MediaParams", "InboundFrame", "RtpStats", "NoFreePortError"]
+
+logger = logging.getLogger(__name__)
+
+
+class NoFreePortError(RuntimeError):
+    """Every RTP port of the range is in use."""
+
+
+class PortAllocator:
+    """Hands out even UDP ports of [low, high] round-robin, skipping ports in use."""
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low = low + (low % 2)
+        self.high = high
+        self._next = self.low
+        self.in_use: set[int] = set()
+
+    def open(self, host: str) -> socket.socket:
+        """A bound non-blocking UDP socket on the next free even port. Raises NoFreePortError."""
+        count = (self.high - self.low) // 2 + 1
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for _ in range(count):
+            port = self._next
+            self._next = self.low if self._next + 2 > self.high else self._next + 2
+            if port in self.in_use:
+                continue
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
+            sock.setblocking(False)
+            self.in_use.add(port)
+            return sock
+        raise NoFreePortError(f"no free RTP port in {self.low}-{self.high}")
+
+    def release(self, port: int) -> None:
+        self.in_use.discard(port)
+
+
+@dataclass(frozen=True)
+class MediaParams:
+    codec: str  # PCMU or PCMA
+    payload_type: int
+    dtmf_payload_type: int | None
+    remote: tuple[str, int]
+    sending: bool = True
+
+
+@dataclass(frozen=True)
+class InboundFrame:
+    audio: bytes
+    tick: int
+    digits: tuple[str, ...]
+
+
+@dataclass
+class RtpStats:
+    sent: int = 0
+    received: int = 0
+    dropped_foreign: int = 0
+    dropped_invalid: int = 0
+    dtmf_events: int = 0
+    inbound_overflow: int = 0
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, session: RtpSession) -> None:
+        self.session = session
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        self.session._received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("RTP socket error: %s", exc)
+
+
+class RtpSession:
+    """The media of one call. Create with `open()`, feed with `queue_frame()`, read `inbound`, `close()` at the end."""
+
+    max_inbound = 100  # frames (2 s) kept for a channel that is not reading
+
+    def __init__(self, clock: MediaClock, ports: PortAllocator, params: MediaParams,
+                 on_inbound: Callable[[], None] | None = None) -> None:
+        self.clock = clock
+        self.ports = ports
+        self.params = params
+        self.on_inbound = on_inbound
+        self.stats = RtpStats()
+        self.jitter = JitterBuffer()
+        self.dtmf = DtmfReceiver()
+        self.inbound: deque[InboundFrame] = deque()
+        self.outbound: deque[bytes | None] = deque()
+        self.ssrc = random.getrandbits(32)
+        self.seq = random.getrandbits(16)
+        self.timestamp = random.getrandbits(32)
+        self.tick_count = 0
+        self.local_port = 0
+        self.latched: tuple[str, int] | None = None
+        self._marker = True
+        self._digits: list[str] = []
+        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._encode = g711.encoder(params.codec)
+        self._decode = g711.decoder(params.codec)
+        self._silence = g711.silence_payload(params.codec)
+        self.closed = False
+
+    def bind(self, host: str) -> int:
+        """Take a port of the range (raises NoFreePortError); returns it. Call `start()` next."""
+        self._sock = self.ports.open(host)
+        self.local_port = self._sock.getsockname()[1]
+        return self.local_port
+
+    async def start(self) -> None:
+        """Start receiving and sending (paced by the shared clock)."""
+        if self.closed or self._sock is None:
+            return
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=self._sock)
+        if self.closed:  # the call ended while the endpoint was being created
+            transport.close()
+            return
+        self._transport = transport  # type: ignore[assignment]
+        self.clock.subscribe(id(self), self._tick)
+
+    async def open(self, host: str) -> None:
+        self.bind(host)
+        await self.start()
+
+    def update(self, params: MediaParams) -> None:
+        """Apply a new offer/answer (re-INVITE): codec, remote address, direction. Relatching is allowed."""
+        if params.codec != self.params.codec:
+            self._encode = g711.encoder(params.codec)
+            self._decode = g711.decoder(params.codec)
+            self._silence = g711.silence_payload(params.codec)
+        if params.remote != self.params.remote:
+            self.latched = None
+        if params.sending and not self.params.sending:
+            self._marker = True
+        self.params = params
+
+    def queue_frame(self, frame: bytes | None) -> None:
+        self.outbound.append(frame)
+
+    @property
+    def remote(self) -> tuple[str, int]:
+        return self.latched or self.params.remote
+
+    def _tick(self) -> None:
+        self.tick_count += 1
+        frame = self.outbound.popleft() if self.outbound else None
+        if self.params.sending and self._transport is not None:
+            payload = self._silence if frame is None else self._encode(frame)
+            pkt = RtpPacket(payload_type=self.params.payload_type, sequence_number=self.seq,
+                            timestamp=self.timestamp, ssrc=self.ssrc, marker=self._marker, payload=payload)
+            try:
+                self._transport.sendto(bytes(pkt), self.remote)
+                self.stats.sent += 1
+            except OSError as exc:
+                logger.debug("RTP send failed: %s", exc)
+            self._marker = False
+            self.seq = (self.seq + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + FRAME_BYTES // 2) & 0xFFFFFFFF
+        audio = self.jitter.pop() or SILENCE_FRAME
+        digits = tuple(self._digits)
+        self._digits.clear()
+        if len(self.inbound) >= self.max_inbound:
+            self.inbound.popleft()
+            self.stats.inbound_overflow += 1
+        self.inbound.append(InboundFrame(audio, self.tick_count, digits))
+        if self.on_inbound is not None:
+            self.on_inbound()
+
+    def _received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.latched is not None and addr[:2] != self.latched:
+            self.stats.dropped_foreign += 1
+            return
+        if is_rtcp(data):
+            return
+        try:
+            pkt = RtpPacket.parse(data)
+        except RtpError:
+            self.stats.dropped_invalid += 1
+            return
+        pt = pkt.payload_type
+        if pt != self.params.payload_type and pt != self.params.dtmf_payload_type:
+            self.stats.dropped_invalid += 1
+            return
+        if self.latched is None:
+            self.latched = (addr[0], addr[1])  # symmetric RTP: answer where the caller really sends from
+        self.stats.received += 1
+        if pt == self.params.dtmf_payload_type:
+            try:
+                press = self.dtmf.feed(pkt.ssrc, pkt.timestamp, pkt.payload)
+            except DtmfEventError:
+                self.stats.dropped_invalid += 1
+                return
+            if press is not None:
+                self.stats.dtmf_events += 1
+                self._digits.append(press.digit)
+            return
+        self.jitter.push(pkt.ssrc, pkt.timestamp, self._decode(pkt.payload))
+
+    @property
+    def t_ms(self) -> int:
+        return self.tick_count * FRAME_MS
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.clock.unsubscribe(id(self))
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        elif self._sock is not None:
+            self._sock.close()
+        self._sock = None
+        self.ports.release(self.local_port)
+        self.outbound.clear()

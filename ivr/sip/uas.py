@@ -1,0 +1,554 @@
+"""The SIP user agent server over asyncio UDP: answers calls and runs an injected handler per call.
+
+`SipServer(config, handler)` listens on UDP; for each INVITE it negotiates G.711 (+ RFC 4733), opens an RTP
+session, answers 100/180/200 and, once the ACK arrives, runs `await handler(channel)` with a SipChannel. The call
+ends with the caller's BYE (the channel then raises CallerHungUp), with `channel.hangup()` or when the handler
+returns (we send BYE). CANCEL before the answer gets 487; OPTIONS 200; re-INVITE changes codec/direction/address;
+unknown methods 501, Require 420, offers without PCMU/PCMA 488, other versions 505, the call limit 503 with
+Retry-After. Nothing raises into the event loop: every datagram is handled inside a guard, bad ones are answered
+statelessly or dropped and logged once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import re
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ivr.channel import CallInfo
+from ivr.channel_sip import SipChannel
+from ivr.sip.headers import MAGIC_COOKIE, RequestSummary, parse_via
+from ivr.sip.message import Request, Response, SipParseError, split_values
+from ivr.sip.protection import Guard, LogOnce, ProtectionConfig
+from ivr.sip.screen import ALLOW, build_response, screen
+from ivr.sip.sdp import Negotiated, SdpError, SdpNegotiationError, answer_offer, parse_sdp
+from ivr.sip.transaction import ClientTransaction, ServerTransaction, SipTimers, transaction_key
+from ivr.rtp.clock import MediaClock
+from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSession
+
+__all__ = ["SipServer", "SipServerConfig", "CallHandler", "mask_number"]
+
+logger = logging.getLogger(__name__)
+
+CallHandler = Callable[[SipChannel], Awaitable[None]]
+_DIGITS_RE = re.compile(r"\d{5,}")
+
+
+def mask_number(text: str) -> str:
+    """Mask phone numbers for logs: keep the first 3 and last 2 digits of each run of 5 or more digits."""
+    return _DIGITS_RE.sub(lambda m: m.group(0)[:3] + "*" * (len(m.group(0)) - 5) + m.group(0)[-2:], text)
+
+
+@dataclass(frozen=True)
+class SipServerConfig:
+    host: str = "0.0.0.0"
+    port: int = 5060
+    advertised_host: str | None = None  # address put in SDP and Contact; default: the route toward the caller
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 30000
+    max_calls: int = 400
+    retry_after: int = 10
+    ring_seconds: float = 0.0  # time between 180 Ringing and 200 OK
+    timers: SipTimers = field(default_factory=SipTimers)
+    protection: ProtectionConfig = field(default_factory=ProtectionConfig)
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    user_agent: str = "hotline-ivr"
+
+
+@dataclass
+class Call:
+    call_id: str
+    peer: tuple[str, int]
+    invite: Request
+    summary: RequestSummary
+    local_tag: str
+    local_host: str
+    invite_tx: ServerTransaction
+    session: RtpSession
+    negotiated: Negotiated
+    answer_sdp: bytes
+    session_id: int
+    sdp_version: int = 1
+    state: str = "early"  # early -> answered (200 sent) -> confirmed (ACK) -> ended
+    remote_cseq: int = 0
+    local_cseq: int = 0
+    pending_tx: ServerTransaction | None = None  # a 2xx waiting for its ACK
+    channel: SipChannel | None = None
+    task: asyncio.Task[None] | None = None
+    ring_handle: asyncio.TimerHandle | None = None
+    end_reason: str = ""
+
+    @property
+    def remote_tag(self) -> str | None:
+        return self.summary.from_.tag
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, server: SipServer) -> None:
+        self.server = server
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        self.server.datagram_received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("SIP socket error: %s", exc)
+
+
+class SipServer:
+    """A UAS answering calls on one UDP port. `await start()`, then `await stop()` to drain."""
+
+    def __init__(self, config: SipServerConfig, handler: CallHandler, clock: MediaClock | None = None) -> None:
+        self.config = config
+        self.handler = handler
+        self.clock = clock or MediaClock()
+        self.ports = PortAllocator(config.rtp_port_min, config.rtp_port_max)
+        self.guard = Guard(config.protection)
+        self.log_once = LogOnce(logger)
+        self.calls: dict[str, Call] = {}
+        self.server_tx: dict[tuple[str, ...], ServerTransaction] = {}
+        self.client_tx: dict[str, ClientTransaction] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.counters: dict[str, int] = {}
+        self.draining = False
+        self.port = config.port
+        self._transport: asyncio.DatagramTransport | None = None
+        self._local_ips: dict[str, str] = {}
+        self.ended_calls: list[tuple[str, str]] = []  # (call id, reason), the last 1000
+
+    # ----- life cycle -------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self), local_addr=(self.config.host, self.config.port))
+        self._transport = transport  # type: ignore[assignment]
+        self.port = transport.get_extra_info("sockname")[1]
+        logger.info("SIP listening on %s:%d (UDP)", self.config.host, self.port)
+
+    async def stop(self, drain_seconds: float = 0.0) -> None:
+        """Refuse new calls (503), let calls finish for up to `drain_seconds`, hang up the rest, close."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + drain_seconds
+        while self.calls and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for call in list(self.calls.values()):
+            self._end_call(call, "server stopping", send_bye=True)
+        deadline = loop.time() + 2.0
+        while self.client_tx and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        for ctx in list(self.client_tx.values()):
+            ctx._finish(None)
+        for tx in list(self.server_tx.values()):
+            tx.terminate()
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def resources(self) -> dict[str, int]:
+        """What is held right now: calls, transactions, timers, RTP ports, clock subscribers, tasks."""
+        timers = sum(t.timer_count for t in self.server_tx.values()) + sum(
+            t.timer_count for t in self.client_tx.values()) + sum(
+            1 for c in self.calls.values() if c.ring_handle is not None)
+        return {"calls": len(self.calls), "server_transactions": len(self.server_tx),
+                "client_transactions": len(self.client_tx), "timers": timers, "rtp_ports": len(self.ports.in_use),
+                "media_sessions": len(self.clock), "tasks": len(self.tasks)}
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    # ----- sending ----------------------------------------------------------------------------------------
+    def _send(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self._transport is not None:
+            try:
+                self._transport.sendto(data, addr)
+            except OSError as exc:
+                logger.debug("SIP send to %s failed: %s", addr, exc)
+
+    def _local_ip(self, peer: tuple[str, int]) -> str:
+        if self.config.advertised_host:
+            return self.config.advertised_host
+        if self.config.host not in ("0.0.0.0", "::", ""):
+            return self.config.host
+        ip = self._local_ips.get(peer[0])
+        if ip is None:
+            try:
+                with socket.socket(socket.AF_INET6 if ":" in peer[0] else socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    s.connect((peer[0], peer[1] or 5060))
+                    ip = s.getsockname()[0]
+            except OSError:
+                ip = "127.0.0.1"
+            if len(self._local_ips) > 1000:
+                self._local_ips.clear()
+            self._local_ips[peer[0]] = ip
+        return ip
+
+    @staticmethod
+    def _stamp_via(resp: Response, addr: tuple[str, int]) -> Response:
+        """RFC 3261 18.2.1 / RFC 3581: add received= (and rport=) to the top Via of a response."""
+        for h in resp.headers:
+            if h.key != "via":
+                continue
+            values = split_values(h.text)
+            try:
+                via = parse_via(values[0])
+            except SipParseError:
+                return resp
+            top = values[0]
+            if via.host != addr[0]:
+                top += f";received={addr[0]}"
+            if via.has_param("rport") and via.param("rport") is None:
+                top = re.sub(r";[ \t]*rport(?=[ \t]*(;|$))", f";rport={addr[1]}", top, count=1)
+            h.value = ", ".join([top, *values[1:]])
+            return resp
+        return resp
+
+    def _response(self, req: Request, status: int, addr: tuple[str, int], to_tag: str | None = None,
+                  extra: list[tuple[str, str]] | None = None, body: bytes = b"") -> bytes:
+        headers = list(extra or [])
+        headers.append(("Server", self.config.user_agent))
+        resp = build_response(req, status, to_tag=to_tag, extra=headers, body=body,
+                              content_type="application/sdp" if body else None)
+        return bytes(self._stamp_via(resp, addr))
+
+    def _new_tx(self, summary: RequestSummary, addr: tuple[str, int]) -> ServerTransaction:
+        key = transaction_key(summary)
+        tx = ServerTransaction(key, summary.method, lambda data: self._send(data, addr), self.config.timers,
+                               lambda t: self.server_tx.pop(t.key, None))
+        self.server_tx[key] = tx
+        return tx
+
+    # ----- receiving --------------------------------------------------------------------------------------
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            self._handle(data, (addr[0], addr[1]))
+        except Exception:  # never into the event loop: log and carry on
+            self._count("internal_errors")
+            logger.exception("error handling a datagram from %s", addr[0])
+
+    def _handle(self, data: bytes, addr: tuple[str, int]) -> None:
+        if not data.strip(b"\r\n"):
+            return  # CRLF keep-alive
+        reason = self.guard.check_datagram(data, addr[0])
+        if reason:
+            self._count("dropped")
+            self.log_once(addr[0], reason)
+            return
+        verdict = screen(data)
+        if verdict.drop_reason:
+            self._count("dropped")
+            self.log_once(addr[0], verdict.drop_reason)
+            return
+        if verdict.reject is not None:
+            self._count("rejected")
+            self.log_once(addr[0], f"{verdict.reject.status} {verdict.reason}")
+            self._send(bytes(self._stamp_via(verdict.reject, addr)), addr)
+            return
+        if verdict.response is not None:
+            self._on_response(verdict.response)
+            return
+        req, summary = verdict.request, verdict.summary
+        assert req is not None and summary is not None
+        if req.method == "ACK":
+            self._on_ack(summary)
+            return
+        tx = self.server_tx.get(transaction_key(summary))
+        if tx is not None:
+            self._count("retransmissions_absorbed")
+            tx.request_retransmitted()
+            return
+        if req.method == "INVITE":
+            if summary.to.tag:
+                self._on_reinvite(req, summary, addr)
+            else:
+                self._on_invite(req, summary, addr)
+        elif req.method == "CANCEL":
+            self._on_cancel(req, summary, addr)
+        elif req.method == "BYE":
+            self._on_bye(req, summary, addr)
+        elif req.method == "OPTIONS":
+            tx = self._new_tx(summary, addr)
+            tx.respond(200, self._response(req, 200, addr, to_tag=None if summary.to.tag else _tag(), extra=[
+                ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "")]))
+
+    def _on_response(self, resp: Response) -> None:
+        try:
+            via = parse_via(split_values(resp.get("Via") or "")[0])
+        except (SipParseError, IndexError):
+            return
+        ctx = self.client_tx.get(via.branch or "")
+        if ctx is not None:
+            ctx.response(resp.status)
+
+    # ----- INVITE -----------------------------------------------------------------------------------------
+    def _reject_invite(self, req: Request, summary: RequestSummary, addr: tuple[str, int], status: int,
+                       reason: str, extra: list[tuple[str, str]] | None = None) -> None:
+        tx = self._new_tx(summary, addr)
+        self._count(f"invite_{status}")
+        logger.info("INVITE %s from %s refused %d: %s", summary.call_id, addr[0], status, reason)
+        tx.respond(status, self._response(req, status, addr, to_tag=_tag(), extra=extra))
+
+    def _on_invite(self, req: Request, summary: RequestSummary, addr: tuple[str, int]) -> None:
+        existing = self.calls.get(summary.call_id)
+        if existing is not None:
+            if existing.remote_tag == summary.from_.tag and existing.summary.cseq.number == summary.cseq.number:
+                self._count("retransmissions_absorbed")
+                if existing.invite_tx.last_response is not None:
+                    self._send(existing.invite_tx.last_response, addr)
+                return
+            self._reject_invite(req, summary, addr, 482, "merged request")
+            return
+        busy = [("Retry-After", str(self.config.retry_after))]
+        if self.draining:
+            self._reject_invite(req, summary, addr, 503, "server is stopping", busy)
+            return
+        if len(self.calls) >= self.config.max_calls:
+            self._reject_invite(req, summary, addr, 503, f"call limit {self.config.max_calls} reached", busy)
+            return
+        from_source = sum(1 for c in self.calls.values() if c.peer[0] == addr[0])
+        reason = self.guard.check_invite(addr[0], from_source)
+        if reason:
+            self._reject_invite(req, summary, addr, 503, reason, busy)
+            return
+        if not req.body:
+            self._reject_invite(req, summary, addr, 488, "INVITE without an SDP offer",
+                                [("Warning", '399 - "an SDP offer is required"')])
+            return
+        local_host = self._local_ip(addr)
+        session_id = random.randint(1, 2**31)
+        try:
+            offer = parse_sdp(req.body)
+            session = RtpSession(self.clock, self.ports, MediaParams("PCMU", 0, None, ("0.0.0.0", 0), False))
+            port = session.bind("0.0.0.0" if ":" not in local_host else "::")
+        except SdpError as exc:
+            self._reject_invite(req, summary, addr, 400, f"bad SDP: {exc}")
+            return
+        except NoFreePortError as exc:
+            self._reject_invite(req, summary, addr, 503, str(exc), busy)
+            return
+        try:
+            answer, neg = answer_offer(offer, local_host, port, session_id, 1, self.config.codecs)
+        except SdpNegotiationError as exc:
+            session.close()
+            self._reject_invite(req, summary, addr, 488, str(exc), [("Warning", '304 - "no common codec"')])
+            return
+        session.update(_media_params(neg))
+        tx = self._new_tx(summary, addr)
+        call = Call(call_id=summary.call_id, peer=addr, invite=req, summary=summary, local_tag=_tag(),
+                    local_host=local_host, invite_tx=tx, session=session, negotiated=neg,
+                    answer_sdp=bytes(answer), session_id=session_id, remote_cseq=summary.cseq.number)
+        self.calls[call.call_id] = call
+        self._count("calls")
+        logger.info("call %s from %s to %s (%s, DTMF %s)", call.call_id, mask_number(summary.from_.uri),
+                    mask_number(req.uri), neg.codec, "RFC 4733" if neg.dtmf_payload_type is not None else "in-band")
+        tx.respond(100, self._response(req, 100, addr))
+        self._spawn(self._setup(call))
+
+    async def _setup(self, call: Call) -> None:
+        await call.session.start()
+        if call.state != "early":
+            return
+        if self.config.ring_seconds > 0:
+            call.invite_tx.respond(180, self._response(call.invite, 180, call.peer, to_tag=call.local_tag,
+                                                       extra=[("Contact", self._contact(call))]))
+            loop = asyncio.get_running_loop()
+            call.ring_handle = loop.call_later(self.config.ring_seconds, self._answer, call)
+        else:
+            self._answer(call)
+
+    def _contact(self, call: Call) -> str:
+        host = f"[{call.local_host}]" if ":" in call.local_host else call.local_host
+        return f"<sip:ivr@{host}:{self.port}>"
+
+    def _answer(self, call: Call) -> None:
+        call.ring_handle = None
+        if call.state != "early":
+            return
+        call.state = "answered"
+        call.pending_tx = call.invite_tx
+        call.invite_tx.on_ack = lambda: self._confirmed(call)
+        call.invite_tx.on_timeout = lambda: self._end_call(call, "no ACK for 200 (timer H)", send_bye=True)
+        call.invite_tx.respond(200, self._response(
+            call.invite, 200, call.peer, to_tag=call.local_tag, body=call.answer_sdp,
+            extra=[("Contact", self._contact(call)), ("Allow", ALLOW), ("Supported", "")]))
+
+    def _confirmed(self, call: Call) -> None:
+        if call.state != "answered":
+            return
+        call.state = "confirmed"
+        caller = call.summary.from_.uri
+        user = caller.split(":", 1)[-1].split("@", 1)[0].split(";", 1)[0]
+        called = call.invite.uri.split(":", 1)[-1].split("@", 1)[0].split(";", 1)[0]
+        info = CallInfo(call_id=call.call_id, caller=user, called=called,
+                        extra={"codec": call.negotiated.codec, "remote": f"{call.peer[0]}:{call.peer[1]}"})
+        channel = SipChannel(info, call.session, lambda: self._hangup(call),
+                             inband_dtmf=call.negotiated.dtmf_payload_type is None)
+        call.channel = channel
+        call.task = self._spawn(self._run_handler(call, channel))
+
+    async def _run_handler(self, call: Call, channel: SipChannel) -> None:
+        try:
+            await self.handler(channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if type(exc).__name__ != "CallerHungUp":
+                logger.exception("call handler failed for %s", call.call_id)
+        finally:
+            if call.state != "ended":
+                self._end_call(call, "handler finished", send_bye=True)
+
+    async def _hangup(self, call: Call) -> None:
+        self._end_call(call, "IVR hung up", send_bye=True)
+
+    def _on_reinvite(self, req: Request, summary: RequestSummary, addr: tuple[str, int]) -> None:
+        call = self.calls.get(summary.call_id)
+        if call is None or summary.to.tag != call.local_tag or call.state == "ended":
+            tx = self._new_tx(summary, addr)
+            tx.respond(481, self._response(req, 481, addr))
+            return
+        tx = self._new_tx(summary, addr)
+        if call.pending_tx is not None or call.state == "early":
+            tx.respond(491, self._response(req, 491, addr))
+            return
+        if summary.cseq.number <= call.remote_cseq:
+            tx.respond(500, self._response(req, 500, addr, extra=[("Retry-After", "1")]))
+            return
+        call.remote_cseq = summary.cseq.number
+        if req.body:
+            try:
+                answer, neg = answer_offer(parse_sdp(req.body), call.local_host, call.session.local_port,
+                                           call.session_id, call.sdp_version, self.config.codecs)
+            except SdpError as exc:
+                tx.respond(488, self._response(req, 488, addr, extra=[("Warning", f'399 - "{exc}"')]))
+                return
+            body = bytes(answer)
+            if _without_origin(body) != _without_origin(call.answer_sdp):
+                call.sdp_version += 1
+                answer, neg = answer_offer(parse_sdp(req.body), call.local_host, call.session.local_port,
+                                           call.session_id, call.sdp_version, self.config.codecs)
+                body = bytes(answer)
+            call.answer_sdp = body
+            call.negotiated = neg
+            call.session.update(_media_params(neg))
+            logger.info("call %s re-INVITE: %s %s", call.call_id, neg.codec, neg.direction)
+        call.pending_tx = tx
+        tx.on_timeout = lambda: self._end_call(call, "no ACK for re-INVITE 200 (timer H)", send_bye=True)
+        tx.respond(200, self._response(req, 200, addr, to_tag=call.local_tag, body=call.answer_sdp,
+                                       extra=[("Contact", self._contact(call)), ("Allow", ALLOW)]))
+
+    def _on_ack(self, summary: RequestSummary) -> None:
+        tx = self.server_tx.get(transaction_key(summary))
+        if tx is not None and tx.final_status is not None and tx.final_status >= 300:
+            tx.ack()
+            return
+        call = self.calls.get(summary.call_id)
+        if call is None or summary.to.tag != call.local_tag or call.pending_tx is None:
+            return
+        pending, call.pending_tx = call.pending_tx, None
+        pending.ack()
+
+    def _on_cancel(self, req: Request, summary: RequestSummary, addr: tuple[str, int]) -> None:
+        tx = self._new_tx(summary, addr)
+        invite_tx = self.server_tx.get(transaction_key(summary, "INVITE"))
+        call = self.calls.get(summary.call_id)
+        if invite_tx is None:
+            tx.respond(481, self._response(req, 481, addr))
+            return
+        tag = call.local_tag if call is not None else None
+        tx.respond(200, self._response(req, 200, addr, to_tag=tag))
+        if invite_tx.final_status is None and call is not None and call.state == "early":
+            invite_tx.respond(487, self._response(call.invite, 487, addr, to_tag=call.local_tag))
+            self._end_call(call, "caller cancelled", send_bye=False)
+
+    def _on_bye(self, req: Request, summary: RequestSummary, addr: tuple[str, int]) -> None:
+        tx = self._new_tx(summary, addr)
+        call = self.calls.get(summary.call_id)
+        if call is None or summary.to.tag != call.local_tag or call.state == "ended":
+            tx.respond(481, self._response(req, 481, addr))
+            return
+        tx.respond(200, self._response(req, 200, addr))
+        self._end_call(call, "caller hung up", send_bye=False)
+
+    # ----- ending -----------------------------------------------------------------------------------------
+    def _end_call(self, call: Call, reason: str, send_bye: bool) -> None:
+        if call.state == "ended":
+            return
+        answered = call.state in ("answered", "confirmed")
+        call.state = "ended"
+        call.end_reason = reason
+        if call.ring_handle is not None:
+            call.ring_handle.cancel()
+            call.ring_handle = None
+        if call.channel is not None:
+            call.channel.mark_hung_up()
+        if send_bye and answered:
+            self._send_bye(call)
+        call.session.close()
+        for tx in (call.invite_tx, call.pending_tx):
+            if tx is not None and tx.final_status is not None and tx.final_status < 300:
+                tx.terminate()
+        call.pending_tx = None
+        self.calls.pop(call.call_id, None)
+        self.ended_calls.append((call.call_id, reason))
+        del self.ended_calls[:-1000]
+        logger.info("call %s ended: %s (rtp sent %d, received %d, dtmf %d)", call.call_id, reason,
+                    call.session.stats.sent, call.session.stats.received, call.session.stats.dtmf_events)
+
+    def _send_bye(self, call: Call) -> None:
+        call.local_cseq += 1
+        branch = MAGIC_COOKIE + f"{random.getrandbits(64):016x}"
+        target = call.summary.contact.uri if call.summary.contact else call.summary.from_.uri
+        host = f"[{call.local_host}]" if ":" in call.local_host else call.local_host
+        bye = Request(method="BYE", uri=target)
+        bye.add("Via", f"SIP/2.0/UDP {host}:{self.port};branch={branch};rport")
+        bye.add("Max-Forwards", "70")
+        for route in call.invite.get_all("Record-Route"):
+            bye.add("Route", route)
+        to_value = call.invite.get("To") or ""
+        bye.add("From", f"{to_value};tag={call.local_tag}")
+        bye.add("To", call.invite.get("From") or "")
+        bye.add("Call-ID", call.call_id)
+        bye.add("CSeq", f"{call.local_cseq} BYE")
+        bye.add("User-Agent", self.config.user_agent)
+        bye.add("Content-Length", "0")
+        peer = call.peer
+
+        def done(ctx: ClientTransaction, status: int | None) -> None:
+            self.client_tx.pop(ctx.branch, None)
+            if status is None:
+                logger.info("BYE for %s got no answer", call.call_id)
+
+        self.client_tx[branch] = ClientTransaction(branch, bytes(bye), lambda d: self._send(d, peer),
+                                                   self.config.timers, done)
+
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("call task failed", exc_info=task.exception())
+
+
+def _tag() -> str:
+    return f"{random.getrandbits(48):012x}"
+
+
+def _media_params(neg: Negotiated) -> MediaParams:
+    return MediaParams(neg.codec, neg.payload_type, neg.dtmf_payload_type, (neg.remote_host, neg.remote_port),
+                       neg.sending)
+
+
+def _without_origin(sdp: bytes) -> bytes:
+    return b"\r\n".join(line for line in sdp.split(b"\r\n") if not line.startswith(b"o="))
+
