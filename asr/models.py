@@ -67,7 +67,7 @@ CATALOGUE: dict[str, ModelSpec] = {
             archive_bytes=43_898_754,
             archive_sha256="3af8b0e7e0f835ae9d414ce5df580237a3cfb08d586c9fbbb0f7ff29ad5b14ba",
             unpacked_bytes=70_000_000,
-            description="Mandarin, small (42 MB zip): the default, several streams per core",
+            description="Mandarin, small: several streams per core",
         ),
         ModelSpec(
             name="vosk-model-cn-0.22",
@@ -75,7 +75,7 @@ CATALOGUE: dict[str, ModelSpec] = {
             archive_bytes=1_358_736_686,
             archive_sha256="7f5580bf7ca3d9e8ce8be68337378950ed78ef974df7a7d4ead8dbe32bec2fa1",
             unpacked_bytes=2_150_000_000,
-            description="Mandarin, large (1.3 GB zip): more accurate, several GB of RAM",
+            description="Mandarin, large: more accurate, needs several GB of RAM",
         ),
     )
 }

@@ -15,7 +15,8 @@ from asr.download import ProgressCallback, download_model, install_archive
 from asr.models import (
     CATALOGUE, DEFAULT_MODEL, ModelError, catalogue_entry, installed_models, resolve_model, verify_model,
 )
-from ivr.config import ConfigError, Settings, load_settings
+from ivr.commands import context
+from ivr.config import ConfigError, Settings
 
 app = typer.Typer(help="Vosk speech models: list, download, install from a zip, verify, show the one in use.",
                   no_args_is_help=True)
@@ -27,14 +28,14 @@ _PHASES = {"download": "downloading", "verify": "checking SHA-256", "unpack": "u
 
 
 def _settings(ctx: typer.Context) -> Settings:
+    """The Settings given as the context object (tests, embedding), else those of the top-level options."""
     obj = ctx.find_root().obj
     if isinstance(obj, Settings):
         return obj
     try:
-        return load_settings()
+        return context.settings()
     except ConfigError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise context.fail(f"configuration error: {exc}", 2) from None
 
 
 def _dirs(settings: Settings) -> tuple[Path, Path]:
@@ -43,8 +44,7 @@ def _dirs(settings: Settings) -> tuple[Path, Path]:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
+    return context.fail(str(exc))
 
 
 class _Bar:
@@ -67,7 +67,7 @@ def _progress() -> Progress:
 
 
 def _size(n: int) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
 @app.command("list")
@@ -108,7 +108,7 @@ def download(
                                   progress=bar)
     except ModelError as exc:
         raise _fail(exc) from None
-    out.print(f"installed {name} at {path}", highlight=False)
+    out.print(f"installed {name} at {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -131,7 +131,7 @@ def install(
                                    progress=_Bar(progress))
     except ModelError as exc:
         raise _fail(exc) from None
-    out.print(f"installed {path.name} at {path}", highlight=False)
+    out.print(f"installed {path.name} at {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -150,10 +150,10 @@ def verify(
         raise _fail(exc) from None
     if not report.ok:
         for problem in report.problems:
-            err.print(f"[red]problem:[/red] {problem}", highlight=False)
+            err.print(f"[red]problem:[/red] {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     extra = f", {report.files_checked} files match the manifest" if report.has_manifest else ", no manifest"
-    out.print(f"ok: {report.path}{extra}", highlight=False)
+    out.print(f"ok: {report.path}{extra}", highlight=False, soft_wrap=True)
 
 
 @app.command("path")

@@ -159,7 +159,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def server() -> Iterator[ZipServer]:
     srv = ZipServer(("127.0.0.1", 0), Handler)
     srv.files, srv.truncate_after, srv.ignore_range, srv.ranges_seen = {}, None, False, []
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
@@ -502,6 +502,22 @@ def test_install_local_zip(tmp_path: Path, top: str | None, expected_name: str) 
     assert path.name == expected_name
     assert [m.name for m in installed_models(tmp_path / "models")] == [expected_name]
     assert verify_model(path).files_checked == len(fake_tree(lookahead=True))
+
+
+def test_no_half_installed_model_is_ever_visible(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    zpath = tmp_path / "m.zip"
+    zpath.write_bytes(make_zip(fake_tree()))
+    views: list[tuple[bool, list[str]]] = []
+
+    def watch(phase: str, done: int, total: int | None) -> None:
+        if phase == "unpack":
+            views.append(((models / "vosk-model-test-0.1").exists(), [m.name for m in installed_models(models)]))
+
+    install_archive(zpath, models, progress=watch)
+    assert len(views) > len(fake_tree())
+    assert all(view == (False, []) for view in views)
+    assert [m.name for m in installed_models(models)] == ["vosk-model-test-0.1"]
 
 
 def test_install_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
