@@ -11,6 +11,7 @@ directory is removed, so the models directory is left exactly as it was and no h
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import http.client
 import json
@@ -25,7 +26,7 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -359,8 +360,28 @@ def download_model(spec: ModelSpec, models_dir: str | Path, cache_dir: str | Pat
         raise ModelError(f"{target} already exists; pass --force to replace it")
     source = url or spec.url
     part = partial_path(cache_dir, spec.name)
-    needed = spec.archive_bytes - (part.stat().st_size if part.exists() else 0)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    with _exclusive(part.with_name(part.name + ".lock"), spec.name):
+        return _download_locked(spec, models_dir, cache_dir, part, source, pin, force, progress, timeout)
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path, name: str) -> Iterator[None]:
+    """Hold an advisory lock so that two downloads of one model never write the same partial file."""
+    with lock_path.open("a") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DownloadError(f"{name}: another download of this model is in progress") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)  # the file stays: unlinking it would race a new locker
+
+
+def _download_locked(spec: ModelSpec, models_dir: str | Path, cache_dir: str | Path, part: Path, source: str,
+                     pin: str, force: bool, progress: ProgressCallback | None, timeout: float) -> Path:
+    needed = spec.archive_bytes - (part.stat().st_size if part.exists() else 0)
     free = shutil.disk_usage(cache_dir).free
     if needed > free:
         raise DownloadError(f"{spec.name}: the download needs {needed} more bytes, {cache_dir} has {free} free")

@@ -33,7 +33,7 @@ _MIN_DIGIT_RUN = 3  # shorter unit-less runs are approximations (三四天, 一�
 # so it gets the narrower list.
 _AFTER_DIGIT = ("号", "楼", "层", "栋", "幢", "单元", "室", "月", "日", "岁", "点", "元", "块钱", "路", "区", "期", "排",
                 "号线", "年级")
-_AFTER_ONE = ("号", "楼", "层", "栋", "幢", "单元", "室", "月", "日", "岁", "元", "号线", "年级")
+_AFTER_ONE = ("号", "楼", "层", "栋", "幢", "单元", "室", "月", "日", "岁", "元", "号线", "年级", "点半", "点钟", "点多")
 _AFTER_TEN = _AFTER_DIGIT + ("个", "天", "年", "分钟", "多")
 
 Kind = Literal["digits", "cardinal", "decimal", "percent", "digit"]
@@ -171,7 +171,8 @@ def _value_of(s: str, text: str, end: int, prev: str) -> tuple[str, Kind] | None
         if s in _WEAK or prev == "第":
             return None
         after = _AFTER_ONE if s in "一幺" else _AFTER_DIGIT
-        if _matches_after(text, end, after):
+        clock = text.startswith("点", end) and end + 1 < len(text) and text[end + 1] in _NUMERAL  # 一点五十分
+        if clock or _matches_after(text, end, after):
             return str(DIGIT_VALUES[s]), "digit"
         return None
     if s == "十":

@@ -356,7 +356,7 @@ def test_download_installs_atomically_with_manifest(server: ZipServer, dirs: tup
                           progress=lambda *a: seen.append(a))
     assert path == (models / "vosk-model-test-0.1").resolve()
     assert sorted(p.name for p in models.iterdir()) == ["other-model", "vosk-model-test-0.1"]
-    assert list(cache.iterdir()) == []
+    assert list(cache.glob("*.part")) == []
     manifest = json.loads((path / MANIFEST_NAME).read_text())
     assert manifest["archive_sha256"] == sha(data)
     assert manifest["files"]["am/final.mdl"] == [len(fake_tree()["am/final.mdl"]),
@@ -377,7 +377,7 @@ def test_checksum_mismatch_discards_and_leaves_models_alone(server: ZipServer, d
     assert str(exc.value) == (f"{url_of(server, '/m.zip')}: SHA-256 is {sha(data)}, expected {wrong}; "
                               "the download was discarded")
     assert snapshot(models) == before
-    assert list(cache.iterdir()) == []
+    assert list(cache.glob("*.part")) == []
 
 
 def test_truncated_download_keeps_partial_then_resumes(server: ZipServer, dirs: tuple[Path, Path]) -> None:
@@ -480,6 +480,22 @@ def test_models_dir_created_by_a_failed_install_is_removed(tmp_path: Path) -> No
     with pytest.raises(ModelInvalidError, match="missing am/final.mdl"):
         install_archive(zpath, tmp_path / "models")
     assert not (tmp_path / "models").exists()
+
+
+def test_one_download_at_a_time(server: ZipServer, dirs: tuple[Path, Path]) -> None:
+    import fcntl
+
+    models, cache = dirs
+    data = make_zip(fake_tree())
+    server.files["/m.zip"] = data
+    cache.mkdir()
+    with (cache / "vosk-model-test-0.1.zip.part.lock").open("a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(DownloadError, match="^vosk-model-test-0.1: another download of this model is in progress$"):
+            download_model(spec_for(url_of(server, "/m.zip"), data), models, cache)
+    assert server.ranges_seen == []
+    download_model(spec_for(url_of(server, "/m.zip"), data), models, cache)
+    assert (models / "vosk-model-test-0.1").is_dir()
 
 
 def test_no_pin_no_download(server: ZipServer, dirs: tuple[Path, Path]) -> None:
