@@ -329,10 +329,10 @@ class Menu:
                 if key in by_key:
                     hits.append(_Hit(by_key[key].intent, m.start(), m.end(), 1.0, key, "spoken_key", key))
         for start, ch in enumerate(text):
-            value, sim = _ordinal_value(ch, text, start, len(text))
-            if value is None or value not in by_ordinal:
+            value, sim = _ordinal_value(ch, len(text))
+            option = by_key.get("0") if value == 0 else by_ordinal.get(value) if value is not None else None
+            if option is None:
                 continue
-            option = by_ordinal[value]
             begin, end = start, start + 1
             for prefix in _ORDINAL_PREFIX:
                 if text.endswith(prefix, 0, start):
@@ -370,15 +370,16 @@ class Menu:
         return IntentMatch(hit.intent, score, evidence, key=hit.key, transcript=text)
 
 
-_DIGIT_SOUNDS = {"yi": 1, "yao": 1, "er": 2, "liang": 2, "san": 3, "si": 4, "wu": 5, "liu": 6, "qi": 7,
-                 "ba": 8, "jiu": 9}
+_DIGIT_SOUNDS = {"ling": 0, "yi": 1, "yao": 1, "er": 2, "liang": 2, "san": 3, "si": 4, "wu": 5, "liu": 6,
+                 "qi": 7, "ba": 8, "jiu": 9}
 
 
-def _ordinal_value(ch: str, text: str, start: int, length: int) -> tuple[int | None, float]:
-    """The ordinal a character names (一, 幺, 3) with 1.0, or a digit homophone (儿 for 二) with 0.85."""
-    if ch.isdigit() and ch != "0":
+def _ordinal_value(ch: str, length: int) -> tuple[int | None, float]:
+    """The number a character names (一, 幺, 3; 0 for 零/洞, meaning the key 0) with 1.0, or when it is the whole
+    utterance a digit homophone (儿 for 二) with 0.85."""
+    if "0" <= ch <= "9":
         return int(ch), 1.0
-    if ch in DIGIT_VALUES and DIGIT_VALUES[ch] and ch not in "拐勾":
+    if ch in DIGIT_VALUES and ch not in "拐勾":
         return DIGIT_VALUES[ch], 1.0
     if length == 1:
         for reading in _readings(ch):

@@ -46,6 +46,7 @@ def intent_of(result: IntentMatch | NoMatch) -> str | None:
     ("一", "complaint"), ("幺", "complaint"), ("二", "consult"), ("两", "consult"), ("三", "progress"),
     ("第一个", "complaint"), ("第二个", "consult"), ("选二", "consult"), ("按三", "progress"), ("三号", "progress"),
     ("我选第二个", "consult"), ("2", "consult"), ("儿", "consult"), ("星号", "repeat"),
+    ("零", "agent"), ("按零", "agent"), ("0", "agent"), ("灵", "agent"),
     # full-width and Vosk spacing
     ("我 要 投诉", "complaint"), ("２", "consult"),
 ])
