@@ -53,13 +53,19 @@ def read_wav(path: str | Path) -> bytes:
 
 
 def resample_linear(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
-    """Resample int16 samples with linear interpolation (used for file input, not the ASR path)."""
+    """Resample int16 samples (anti-aliased when going down); for files and prompts, not the ASR path."""
     if src_rate == dst_rate or len(samples) == 0:
         return samples
+    x = samples.astype(np.float64)
+    if dst_rate < src_rate:  # low-pass below the new Nyquist first, so nothing folds back
+        cutoff = 0.45 * dst_rate / src_rate
+        n = np.arange(-32, 33)
+        h = 2 * cutoff * np.sinc(2 * cutoff * n) * np.kaiser(len(n), 6.0)
+        x = np.convolve(x, h / h.sum(), mode="same")
     n_out = int(round(len(samples) * dst_rate / src_rate))
     x_old = np.arange(len(samples), dtype=np.float64) / src_rate
     x_new = np.arange(n_out, dtype=np.float64) / dst_rate
-    out = np.interp(x_new, x_old, samples.astype(np.float64))
+    out = np.interp(x_new, x_old, x)
     return np.clip(np.round(out), -32768, 32767).astype("<i2")
 
 

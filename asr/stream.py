@@ -1,0 +1,94 @@
+"""Decoding off the event loop: one utterance's audio fed in order to a recogniser on a worker thread.
+
+Vosk's calls release the GIL, so a shared thread pool spreads many calls' decoding over the cores, while each
+utterance's chunks stay in order (a single drain task per utterance). Frames that arrive while a chunk is being
+decoded are batched into the next call, so a slow chunk never makes the backlog grow frame by frame.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from asr.engine import Engine, Recognizer
+from asr.results import Partial, Transcript
+
+__all__ = ["AsyncDecoder", "decode_executor"]
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def decode_executor() -> ThreadPoolExecutor:
+    """The process-wide pool for decoding (two threads per core)."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1), thread_name_prefix="asr")
+    return _executor
+
+
+class AsyncDecoder:
+    """Streams one utterance to a recogniser without blocking the event loop."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        phrases: Sequence[str] | None = None,
+        on_partial: Callable[[Partial], None] | None = None,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.engine = engine
+        self._phrases = phrases
+        self._on_partial = on_partial
+        self._executor = executor or decode_executor()
+        self._buffer: list[bytes] = []
+        self._task: asyncio.Task[None] | None = None
+        self._rec: Recognizer | None = None
+        self._finished = False
+
+    def feed(self, pcm: bytes) -> None:
+        """Queue audio for decoding; returns at once."""
+        if self._finished:
+            raise RuntimeError("AsyncDecoder.feed() after finish()")
+        self._buffer.append(pcm)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._buffer:
+            chunk = b"".join(self._buffer)
+            self._buffer.clear()
+            partial = await loop.run_in_executor(self._executor, self._accept, chunk)
+            if partial is not None and self._on_partial is not None:
+                self._on_partial(partial)
+
+    def _accept(self, chunk: bytes) -> Partial | None:
+        if self._rec is None:
+            self._rec = self.engine.recognizer(self._phrases)
+        return self._rec.accept(chunk)
+
+    def _final(self) -> Transcript:
+        if self._rec is None:
+            self._rec = self.engine.recognizer(self._phrases)
+        result = self._rec.final()
+        self.engine.release(self._rec)
+        self._rec = None
+        return result
+
+    async def finish(self) -> Transcript:
+        """Decode what is left and return the final transcript."""
+        self._finished = True
+        if self._task is not None:
+            await self._task
+        await self._drain()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._final)
+
+    async def cancel(self) -> None:
+        """Drop the utterance (caller hung up); the recogniser goes back to the pool."""
+        self._finished = True
+        self._buffer.clear()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._rec is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._final)

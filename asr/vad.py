@@ -1,0 +1,216 @@
+"""Voice-activity detection and endpointing for 8 kHz telephone frames.
+
+Two layers, pipecat-style:
+
+- `VadAnalyser`: per frame, is this speech? webrtcvad gated by an energy test against a noise floor (minimum
+  statistics over the last ~2 s), because webrtcvad calls steady line noise speech. Pure and cheap.
+- `Endpointer`: the four-state machine (quiet, starting, speaking, stopping) with start delay, hang-over, pre-roll,
+  maximum utterance length, no-input time-out and barge-in, emitting typed events. Settings come per prompt in a
+  `VadConfig`; time is counted in frames, never read from a clock.
+"""
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import webrtcvad
+
+from asr.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE
+
+__all__ = [
+    "VadConfig", "VadState", "VadAnalyser", "Endpointer",
+    "VadEvent", "SpeechStart", "SpeechAudio", "BargeIn", "SpeechEnd", "NoInput",
+]
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    """Endpointing settings; every prompt may carry its own."""
+
+    mode: int = 2  # webrtcvad aggressiveness 0..3
+    start_ms: int = 100  # voiced time needed before an utterance counts as started
+    stop_ms: int = 800  # unvoiced time that ends an utterance (hang-over)
+    preroll_ms: int = 300  # audio kept from before the start, so the first syllable is not cut
+    max_utterance_ms: int = 30_000
+    no_input_ms: int = 5_000  # nothing said for this long after listening began
+    barge_in_ms: int = 240  # voiced time before speech interrupts a prompt (coughs and clicks are shorter)
+    energy_margin_db: float = 9.0  # a voiced frame must stand this far above the noise floor
+    min_energy_dbfs: float = -50.0  # and above this absolute level
+    noise_window_ms: int = 2_000
+
+    def __post_init__(self) -> None:
+        if self.mode not in (0, 1, 2, 3):
+            raise ValueError(f"VadConfig.mode must be 0..3, not {self.mode}")
+        for name in ("start_ms", "stop_ms", "preroll_ms", "max_utterance_ms", "no_input_ms", "barge_in_ms"):
+            value = getattr(self, name)
+            if value < 0 or value % FRAME_MS:
+                raise ValueError(f"VadConfig.{name} must be a non-negative multiple of {FRAME_MS} ms, not {value}")
+
+    @staticmethod
+    def frames(ms: int) -> int:
+        return ms // FRAME_MS
+
+
+class VadState(enum.Enum):
+    QUIET = "quiet"
+    STARTING = "starting"
+    SPEAKING = "speaking"
+    STOPPING = "stopping"
+
+
+def frame_dbfs(frame: bytes) -> float:
+    samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+    rms = float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0
+    return 20.0 * math.log10(rms / 32768.0) if rms > 0 else -120.0
+
+
+class VadAnalyser:
+    """Decides per 20 ms frame whether it is speech: webrtcvad and an adaptive energy gate."""
+
+    def __init__(self, config: VadConfig) -> None:
+        self.config = config
+        self._vad = webrtcvad.Vad(config.mode)
+        self._energies: deque[float] = deque(maxlen=max(1, config.noise_window_ms // FRAME_MS))
+
+    @property
+    def noise_floor_dbfs(self) -> float:
+        return min(self._energies) if self._energies else self.config.min_energy_dbfs
+
+    def is_speech(self, frame: bytes) -> bool:
+        if len(frame) != FRAME_BYTES:
+            raise ValueError(f"a frame must be {FRAME_BYTES} bytes (20 ms at 8 kHz), not {len(frame)}")
+        energy = frame_dbfs(frame)
+        self._energies.append(energy)
+        threshold = max(self.config.min_energy_dbfs, self.noise_floor_dbfs + self.config.energy_margin_db)
+        if energy < threshold:
+            return False
+        return self._vad.is_speech(frame, SAMPLE_RATE)
+
+
+@dataclass(frozen=True)
+class VadEvent:
+    t_ms: int  # time of the event, from the start of listening
+
+
+@dataclass(frozen=True)
+class SpeechStart(VadEvent):
+    audio: bytes  # pre-roll plus the frames that confirmed the start; feed it to the recogniser first
+
+
+@dataclass(frozen=True)
+class SpeechAudio(VadEvent):
+    audio: bytes  # one frame inside the utterance
+
+
+@dataclass(frozen=True)
+class BargeIn(VadEvent):
+    """Speech has lasted long enough to interrupt a prompt (emitted once per utterance)."""
+
+
+@dataclass(frozen=True)
+class SpeechEnd(VadEvent):
+    start_ms: int  # where the utterance's audio begins (pre-roll included)
+    reason: str  # "silence" or "max_length"
+
+
+@dataclass(frozen=True)
+class NoInput(VadEvent):
+    """Nothing was said within the no-input time-out."""
+
+
+class Endpointer:
+    """Turns frames into utterance events with the four-state machine."""
+
+    def __init__(self, config: VadConfig | None = None) -> None:
+        self.config = config or VadConfig()
+        self.analyser = VadAnalyser(self.config)
+        self.state = VadState.QUIET
+        self._t = 0
+        self._preroll: deque[bytes] = deque(maxlen=max(1, self.config.frames(self.config.preroll_ms)))
+        self._pending: list[bytes] = []  # frames while STARTING
+        self._voiced = 0  # voiced frames in the current start attempt / utterance
+        self._unvoiced = 0  # consecutive unvoiced frames while STOPPING
+        self._utt_frames = 0
+        self._utt_start = 0
+        self._start_t = 0
+        self._barged = False
+        self._heard_speech = False
+        self._no_input_sent = False
+
+    def process(self, frame: bytes) -> list[VadEvent]:
+        """Analyse one frame; return the events it causes (usually none)."""
+        cfg = self.config
+        t = self._t
+        self._t += FRAME_MS
+        voiced = self.analyser.is_speech(frame)
+        events: list[VadEvent] = []
+        if self.state is VadState.QUIET:
+            if voiced:
+                self.state = VadState.STARTING
+                self._pending = [frame]
+                self._voiced = 1
+                self._start_t = t
+                self._barged = False
+            else:
+                self._preroll.append(frame)
+        elif self.state is VadState.STARTING:
+            self._pending.append(frame)
+            if voiced:
+                self._voiced += 1
+            elif len(self._pending) - self._voiced > max(1, self._voiced):
+                # a click or cough: too much silence inside the start attempt; go back to quiet
+                for f in self._pending:
+                    self._preroll.append(f)
+                self._pending = []
+                self.state = VadState.QUIET
+            if self.state is VadState.STARTING and self._voiced >= max(1, cfg.frames(cfg.start_ms)):
+                audio = b"".join(self._preroll) + b"".join(self._pending)
+                self._utt_start = self._start_t - len(self._preroll) * FRAME_MS
+                self._utt_frames = len(self._preroll) + len(self._pending)
+                self._preroll.clear()
+                self._pending = []
+                self._unvoiced = 0
+                self._heard_speech = True
+                self.state = VadState.SPEAKING
+                events.append(SpeechStart(self._start_t, audio))
+        else:
+            self._utt_frames += 1
+            events.append(SpeechAudio(t, frame))
+            if voiced:
+                self._voiced += 1
+                self._unvoiced = 0
+                self.state = VadState.SPEAKING
+            else:
+                self._unvoiced += 1
+                self.state = VadState.STOPPING
+            if self._unvoiced >= max(1, cfg.frames(cfg.stop_ms)):
+                events.append(SpeechEnd(t + FRAME_MS, self._utt_start, "silence"))
+                self._reset_utterance()
+            elif self._utt_frames * FRAME_MS >= cfg.max_utterance_ms:
+                events.append(SpeechEnd(t + FRAME_MS, self._utt_start, "max_length"))
+                self._reset_utterance()
+        if (
+            not self._barged
+            and self.state in (VadState.SPEAKING, VadState.STOPPING, VadState.STARTING)
+            and self._voiced >= max(1, cfg.frames(cfg.barge_in_ms))
+        ):
+            self._barged = True
+            events.append(BargeIn(t))
+        if (
+            not self._heard_speech
+            and not self._no_input_sent
+            and self.state is VadState.QUIET
+            and self._t >= cfg.no_input_ms
+        ):
+            self._no_input_sent = True
+            events.append(NoInput(self._t))
+        return events
+
+    def _reset_utterance(self) -> None:
+        self.state = VadState.QUIET
+        self._voiced = 0
+        self._unvoiced = 0
+        self._utt_frames = 0

@@ -1,0 +1,66 @@
+"""The `ivr` command."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ivr import __version__
+from ivr.commands import context
+from ivr.commands.models import app as models_app
+from ivr.commands.prompts import app as prompts_app
+from ivr.commands.simulate import simulate
+from ivr.commands.tickets import app as tickets_app
+from ivr.config import ConfigError
+
+app = typer.Typer(
+    name="ivr",
+    help=(
+        "Offline voice front-end for a Mandarin citizen-service hotline (12345).\n\n"
+        "Answers calls with a Mandarin voice menu, hears keys and speech (webrtcvad + Vosk, no internet), "
+        "turns each caller's complaint into a transcribed ticket, and queues callers with a callback that "
+        "keeps their place.\n\n"
+        "Settings come from --config / IVR_CONFIG / ./ivr.toml and IVR_* environment variables."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ivr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="TOML settings file.", metavar="FILE"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where tickets, recordings, models and rendered prompts live."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv for debug)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+) -> None:
+    context.configure(config, {"data_dir": data_dir}, verbose)
+
+
+app.command(help="Run one call through the flow with a simulated caller (WAV files and key presses).")(simulate)
+app.add_typer(tickets_app, name="tickets")
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(models_app, name="models")
+# subcommand groups of the other parts are added below as they land
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        typer.secho(f"ivr: configuration error: {exc}", fg="red", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

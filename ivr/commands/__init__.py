@@ -1,0 +1,1 @@
+"""Subcommand groups of the `ivr` command, one module each."""

@@ -1,0 +1,72 @@
+"""`ivr simulate`: one call through the flow with a file-driven caller, printing the ticket."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from asr.audio import AudioFormatError, write_wav
+from asr.engine import ModelLoadError
+from ivr.channel import CallInfo
+from ivr.channel_file import FileChannel, ScriptError, parse_script
+from ivr.commands import context
+from ivr.commands.tickets import print_ticket
+from ivr.flow import FlowError
+from ivr.service import DEFAULT_MODEL, NO_MODEL_MESSAGE, HotlineService
+from prompts import PromptError
+
+
+def simulate(
+    caller: list[Path] = typer.Option(
+        [], "--caller", help="WAV of what the caller says (after the keys); repeat for several turns.", metavar="WAV"
+    ),
+    keys: str = typer.Option("", "--keys", help="Keys the caller presses first, e.g. 1 for a complaint."),
+    script: Optional[str] = typer.Option(
+        None, "--script",
+        help="Full caller script instead of --keys/--caller: 'keys:1; say:a.wav; wait:2000; hangup' "
+             "(prefix a step with ! to barge in).",
+    ),
+    number: str = typer.Option("13800138000", "--from", help="The caller's number."),
+    flow: Optional[Path] = typer.Option(None, "--flow", help="Flow file (default: the configured one)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Vosk model directory or name (default: configured)."),
+    save_audio: Optional[Path] = typer.Option(None, "--save-audio", help="Write what the system played to this WAV."),
+) -> None:
+    """Examples:
+
+      ivr simulate --keys 1 --caller audio_fixtures/zh/c01.wav
+
+      ivr simulate --script 'say:audio_fixtures/zh/m01.wav; say:audio_fixtures/zh/c03.wav'
+    """
+    overrides = {k: v for k, v in {"flow": flow, "vosk_model": model}.items() if v is not None}
+    settings = context.settings()
+    if overrides:
+        from dataclasses import replace
+
+        settings = replace(settings, **overrides)
+    try:
+        if script is not None:
+            steps = parse_script(script)
+        else:
+            text = "; ".join(([f"keys:{keys}"] if keys else []) + [f"say:{p}" for p in caller])
+            steps = parse_script(text)
+        if not steps:
+            raise context.fail("give the caller something to do: --keys, --caller or --script", 2)
+        service = HotlineService.from_settings(settings)
+    except (ScriptError, AudioFormatError, FlowError, PromptError, ModelLoadError) as exc:
+        raise context.fail(str(exc), 2) from None
+    if service.engine is None:
+        typer.secho("note: " + NO_MODEL_MESSAGE.format(default=DEFAULT_MODEL), fg="yellow", err=True)
+    channel = FileChannel(steps, CallInfo(call_id=f"sim-{uuid.uuid4().hex[:12]}", caller=number))
+    record = asyncio.run(service.handle_call(channel))
+    if save_audio:
+        write_wav(save_audio, bytes(channel.played))
+    typer.echo(f"call {record.call_id}: {record.outcome}; path: {' > '.join(record.path)}")
+    for entry in record.heard:
+        typer.echo(f"  heard at {entry['node']}: {entry}")
+    if not record.tickets:
+        typer.echo("no ticket: the caller left no message on this path")
+    for number_ in record.tickets:
+        print_ticket(service.store.get(number_))

@@ -1,0 +1,158 @@
+"""Settings: one place that reads the configuration file and the `IVR_*` environment.
+
+Precedence, highest first: explicit overrides (command-line flags) > `IVR_*` environment variables > the TOML
+file > defaults. The file is the one named by `--config`, else `IVR_CONFIG`, else `./ivr.toml` when present.
+Keys are flat in the file or grouped in tables (`[sip] port = 5060` is the key `sip_port`);
+the environment variable for a key is `IVR_` + the key in capitals (`IVR_SIP_PORT`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Settings", "ConfigError", "load_settings", "default_data_dir"]
+
+ENV_PREFIX = "IVR_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key and where it came from."""
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "ivr"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the product, with defaults that work on one machine."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str = ""  # default: sqlite file under data_dir
+    recordings_dir: Path | None = None  # default: data_dir/recordings
+    models_dir: Path | None = None  # default: data_dir/models
+    vosk_model: str | None = None  # a model directory or a catalogue name
+    flow: Path = REPO_ROOT / "flows" / "hotline.yaml"
+    flows_dir: Path = REPO_ROOT / "flows"
+    prompts_catalogue: Path = REPO_ROOT / "prompts" / "catalogue.yaml"
+    prompts_recorded_dir: Path = REPO_ROOT / "prompts" / "recorded"
+    prompts_cache: Path | None = None  # default: data_dir/prompts
+    elderly_numbers: tuple[str, ...] = ()
+    sip_host: str = "0.0.0.0"
+    sip_port: int = 5060
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 30000
+    max_calls: int = 400
+    console_host: str = "127.0.0.1"
+    console_port: int = 8080
+    log_level: str = "WARNING"
+
+    def __post_init__(self) -> None:
+        d = Path(self.data_dir)
+        object.__setattr__(self, "data_dir", d)
+        if self.recordings_dir is None:
+            object.__setattr__(self, "recordings_dir", d / "recordings")
+        if self.models_dir is None:
+            object.__setattr__(self, "models_dir", d / "models")
+        if self.prompts_cache is None:
+            object.__setattr__(self, "prompts_cache", d / "prompts")
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{d / 'ivr.db'}")
+        if self.rtp_port_min > self.rtp_port_max:
+            raise ConfigError(
+                f"rtp_port_min ({self.rtp_port_min}) is above rtp_port_max ({self.rtp_port_max})"
+            )
+        if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ConfigError(f"log_level: {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}_"))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    """Turn a file or environment value into the field's type, or raise ConfigError naming the key."""
+    ftype = str(_FIELDS[key].type)
+    try:
+        if ftype == "int":
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if ftype in ("Path", "Path | None"):
+            if not isinstance(value, (str, Path)) or str(value) == "":
+                raise ValueError
+            return Path(os.path.expanduser(str(value)))
+        if ftype == "tuple[str, ...]":
+            if isinstance(value, str):
+                return tuple(v.strip() for v in value.split(",") if v.strip())
+            if isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
+                return tuple(str(v) for v in value)
+            raise ValueError
+        if ftype in ("str", "str | None"):
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except ValueError:
+        expected = {"int": "an integer", "tuple[str, ...]": "a list of strings"}.get(ftype, "a string")
+        raise ConfigError(f"{key} (from {source}): {value!r} is not {expected}") from None
+    raise AssertionError(f"unhandled settings type {ftype}")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    values = _flatten(raw)
+    for key in values:
+        if key not in _FIELDS:
+            raise ConfigError(f"{path}: unknown setting {key!r}")
+    return {k: _coerce(k, v, str(path)) for k, v in values.items()}
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the Settings from defaults, file, environment and overrides (in rising precedence)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or env.get(f"{ENV_PREFIX}CONFIG")
+    if path:
+        values.update(_read_file(Path(path)))
+    elif Path("ivr.toml").is_file():
+        values.update(_read_file(Path("ivr.toml")))
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}CONFIG":
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in _FIELDS:
+            raise ConfigError(f"{name}: unknown setting {key!r} in the environment")
+        values[key] = _coerce(key, raw, f"environment variable {name}")
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in _FIELDS:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key] = value
+    return Settings(**values)

@@ -1,0 +1,134 @@
+"""Render catalogue prompts to 8 kHz WAV with pyttsx3 (espeak-ng), only those whose text changed.
+
+espeak-ng reads Chinese characters poorly (it spells tone numbers with English rules), so text is turned into
+tone-numbered pinyin (pypinyin) and read with the `cmn-latn-pinyin` voice; digits are first written as Chinese
+digits read one by one, as a hotline says numbers. Recorded WAVs in the recorded folder always win over TTS.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from asr.audio import read_wav, write_wav
+from prompts.catalogue import STYLES, Catalogue, PromptError
+
+__all__ = ["MANDARIN_VOICE", "RenderStats", "TtsEngine", "to_pinyin", "render_catalogue", "level_pcm"]
+
+log = logging.getLogger(__name__)
+
+MANDARIN_VOICE = "sit/cmn-latn-pinyin"
+BASE_RATE_WPM = 165
+STYLE_RATE = {"standard": 1.0, "elderly": 0.8}
+STYLE_LEVEL_DBFS = {"standard": -20.0, "elderly": -16.0}  # elderly prompts play louder
+_DIGITS = dict(zip("0123456789", "零幺二三四五六七八九"))
+
+
+def to_pinyin(text: str) -> str:
+    """Mandarin text -> tone-numbered pinyin for espeak-ng; digits become Chinese digits read one by one."""
+    from pypinyin import Style, lazy_pinyin
+
+    text = re.sub(r"\d", lambda m: _DIGITS[m.group()], text)
+    parts = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda s: list(s))
+    out = " ".join(p for p in parts if p.strip())
+    return re.sub(r"\s*([，。、；：！？,.;:!?])\s*", lambda m: ", " if m.group(1) in "，、；：,;:" else ". ", out)
+
+
+def level_pcm(pcm: bytes, target_dbfs: float) -> bytes:
+    """Scale speech to a target RMS level, never letting peaks clip."""
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    rms = float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
+    if rms <= 0:
+        return pcm
+    gain = (32768.0 * 10 ** (target_dbfs / 20)) / rms
+    peak = float(np.max(np.abs(x)))
+    gain = min(gain, 32000.0 / peak) if peak else gain
+    return np.clip(np.rint(x * gain), -32768, 32767).astype("<i2").tobytes()
+
+
+class TtsEngine:
+    """pyttsx3 driving espeak-ng, checked to really use the Mandarin voice."""
+
+    def __init__(self) -> None:
+        try:
+            import pyttsx3
+
+            self._engine = pyttsx3.init("espeak")
+        except Exception as exc:  # pyttsx3 raises bare errors when libespeak-ng is missing
+            raise PromptError(
+                f"no text-to-speech engine ({exc}); install espeak-ng (apt-get install espeak-ng) "
+                "or put recorded WAVs in the prompts' recorded folder"
+            ) from None
+        self._engine.setProperty("voice", MANDARIN_VOICE)
+        self._engine.runAndWait()  # pyttsx3 queues property changes until the loop runs
+        if self._engine.getProperty("voice") != MANDARIN_VOICE:
+            raise PromptError(f"espeak-ng has no Mandarin voice {MANDARIN_VOICE!r}; install the espeak-ng-data package")
+
+    def render(self, text: str, rate: float) -> bytes:
+        """Speak `text` and return it as 8 kHz PCM16."""
+        self._engine.setProperty("rate", int(BASE_RATE_WPM * rate))
+        with tempfile.TemporaryDirectory() as tmp:
+            wav = Path(tmp) / "p.wav"
+            with contextlib.redirect_stdout(io.StringIO()):  # the espeak driver prints "Audio saved to ..."
+                self._engine.save_to_file(to_pinyin(text), str(wav))
+                self._engine.runAndWait()
+            if not wav.is_file() or wav.stat().st_size <= 44:
+                raise PromptError(f"espeak-ng produced no audio for {text!r}")
+            return read_wav(wav)
+
+
+@dataclass(frozen=True)
+class RenderStats:
+    rendered: int
+    unchanged: int
+    recorded: int
+
+
+def render_catalogue(
+    catalogue: Catalogue,
+    cache_dir: Path,
+    recorded_dir: Path | None = None,
+    styles: Iterable[str] = STYLES,
+    engine_factory: Callable[[], TtsEngine] = TtsEngine,
+    progress: Callable[[str], None] | None = None,
+) -> RenderStats:
+    """Render what changed into `cache_dir/<style>/<id>.wav`; `manifest.json` keeps the text digests."""
+    manifest_path = cache_dir / "manifest.json"
+    manifest: dict[str, str] = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    engine: TtsEngine | None = None
+    rendered = unchanged = recorded = 0
+    for style in styles:
+        (cache_dir / style).mkdir(parents=True, exist_ok=True)
+        for prompt in catalogue.prompts.values():
+            key = f"{style}/{prompt.id}"
+            target = cache_dir / style / f"{prompt.id}.wav"
+            if recorded_dir is not None and recorded_path(recorded_dir, prompt.id, style) is not None:
+                recorded += 1
+            elif manifest.get(key) == prompt.digest(style) and target.is_file():
+                unchanged += 1
+            else:
+                engine = engine or engine_factory()
+                pcm = engine.render(prompt.for_style(style), STYLE_RATE[style])
+                write_wav(target, level_pcm(pcm, STYLE_LEVEL_DBFS[style]))
+                manifest[key] = prompt.digest(style)
+                manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+                rendered += 1
+            if progress:
+                progress(key)
+    return RenderStats(rendered, unchanged, recorded)
+
+
+def recorded_path(recorded_dir: Path, prompt_id: str, style: str) -> Path | None:
+    """A voice artist's recording for this prompt: `<dir>/<style>/<id>.wav`, else `<dir>/<id>.wav`."""
+    for p in (recorded_dir / style / f"{prompt_id}.wav", recorded_dir / f"{prompt_id}.wav"):
+        if p.is_file():
+            return p
+    return None
