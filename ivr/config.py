@@ -102,7 +102,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if ftype == "tuple[str, ...]":
             if isinstance(value, str):
                 return tuple(v.strip() for v in value.split(",") if v.strip())
-            if isinstance(value, list) and all(isinstance(v, (str, int)) for v in value):
+            if isinstance(value, (list, tuple)) and all(isinstance(v, (str, int)) for v in value):
                 return tuple(str(v) for v in value)
             raise ValueError
         if ftype in ("str", "str | None"):
@@ -154,5 +154,5 @@ def load_settings(
             continue
         if key not in _FIELDS:
             raise ConfigError(f"unknown setting {key!r}")
-        values[key] = value
+        values[key] = _coerce(key, value, "the command line")
     return Settings(**values)

@@ -1,0 +1,76 @@
+"""Settings precedence (overrides > environment > file > defaults) and clear errors naming the key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.config import ConfigError, Settings, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "ivr.toml"
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_defaults_work_on_one_machine(tmp_path: Path) -> None:
+    s = load_settings(overrides={"data_dir": tmp_path}, environ={})
+    assert s.database_url == f"sqlite:///{tmp_path / 'ivr.db'}"
+    assert s.recordings_dir == tmp_path / "recordings"
+    assert s.models_dir == tmp_path / "models"
+    assert s.flow.name == "hotline.yaml" and s.flow.is_file()
+
+
+def test_precedence_file_then_env_then_override(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "max_calls = 10\n[sip]\nport = 5070\nhost = '127.0.0.1'\n")
+    s = load_settings(cfg, environ={})
+    assert (s.sip_port, s.sip_host, s.max_calls) == (5070, "127.0.0.1", 10)
+    s = load_settings(cfg, environ={"IVR_SIP_PORT": "5080"})
+    assert (s.sip_port, s.sip_host) == (5080, "127.0.0.1")
+    s = load_settings(cfg, overrides={"sip_port": 5090}, environ={"IVR_SIP_PORT": "5080"})
+    assert s.sip_port == 5090
+
+
+def test_config_file_named_by_environment(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "console_port = 9000\n")
+    assert load_settings(environ={"IVR_CONFIG": str(cfg)}).console_port == 9000
+
+
+def test_list_settings_from_file_and_env(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "elderly_numbers = ['13900000001', 13900000002]\n")
+    assert load_settings(cfg, environ={}).elderly_numbers == ("13900000001", "13900000002")
+    env = {"IVR_ELDERLY_NUMBERS": "139 0000 0001, 13900000003"}
+    assert load_settings(environ=env).elderly_numbers == ("139 0000 0001", "13900000003")
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ("sip_prot = 5060\n", {}, "unknown setting 'sip_prot'"),
+        ("[sip]\nport = 'five'\n", {}, "sip_port (from {cfg}): 'five' is not an integer"),
+        ("max_calls = true\n", {}, "max_calls (from {cfg}): True is not an integer"),
+        ("data_dir = 3\n", {}, "data_dir (from {cfg}): 3 is not a string"),
+        ("", {"IVR_SIP_PORT": "x"}, "sip_port (from environment variable IVR_SIP_PORT): 'x' is not an integer"),
+        ("", {"IVR_SIPPORT": "5060"}, "IVR_SIPPORT: unknown setting 'sipport' in the environment"),
+        ("log_level = 'LOUD'\n", {}, "log_level: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR"),
+        ("rtp_port_min = 30000\nrtp_port_max = 20000\n", {}, "rtp_port_min (30000) is above rtp_port_max (20000)"),
+        ("port = [\n", {}, "{cfg}: not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
+    cfg = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg, environ=env)
+    assert message.format(cfg=cfg) in str(err.value)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_settings(tmp_path / "nope.toml", environ={})
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings()
+    with pytest.raises(AttributeError):
+        s.sip_port = 1  # type: ignore[misc]

@@ -1,0 +1,141 @@
+"""The walking skeleton end to end: `ivr simulate` -> flow -> VAD -> Vosk -> ticket in the store."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import wave
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from asr.audio import read_wav
+from ivr.cli import app
+from ivr.tickets import TicketStore
+
+REPO = Path(__file__).resolve().parents[2]
+C01 = REPO / "audio_fixtures" / "zh" / "c01.wav"
+
+
+@pytest.fixture
+def env(tmp_path: Path, prompt_cache: Path) -> dict[str, str]:
+    return {"IVR_DATA_DIR": str(tmp_path / "data"), "IVR_PROMPTS_CACHE": str(prompt_cache)}
+
+
+def run(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def store(env: dict[str, str]) -> TicketStore:
+    return TicketStore(f"sqlite:///{env['IVR_DATA_DIR']}/ivr.db")
+
+
+def test_complaint_call_with_real_vosk_model(env: dict[str, str], ko_model_dir: Path) -> None:
+    code, out = run(env, "simulate", "--keys", "1", "--caller", str(C01), "--model", str(ko_model_dir))
+    assert code == 0, out
+    assert "main_menu=complaint" in out
+    [ticket] = store(env).list()
+    assert ticket.kind == "complaint" and ticket.transcription.value == "done"
+    assert ticket.menu_path[:3] == ("welcome", "main_menu=complaint", "complaint")
+    assert ticket.caller == "13800138000"
+    t = ticket.transcript
+    assert t is not None and t.words and t.engine == "vosk"
+    assert all(0 <= w.start < w.end <= t.audio_ms / 1000 + 0.1 and 0 <= w.conf <= 1 for w in t.words)
+    # the words lie inside the caller's speech: c01 lasts 4.26 s
+    assert 4.0 < t.words[-1].end - t.words[0].start < 4.6
+    wav = Path(env["IVR_DATA_DIR"]) / "recordings" / ticket.recording
+    assert hashlib.sha256(wav.read_bytes()).hexdigest() == ticket.recording_sha256
+    with wave.open(str(wav)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+        assert w.getnframes() * 1000 // 8000 == ticket.audio_ms
+    assert ticket.number in out and "transcript" in out
+
+
+def test_without_a_model_the_ticket_waits_for_transcription(env: dict[str, str]) -> None:
+    code, out = run(env, "simulate", "--keys", "1", "--caller", str(C01))
+    assert code == 0, out
+    assert "ivr models download vosk-model-small-cn-0.22" in out
+    assert out.count("no Vosk model is installed") == 1
+    [ticket] = store(env).list()
+    assert ticket.transcription.value == "pending" and ticket.transcript is None
+    audio = read_wav(Path(env["IVR_DATA_DIR"]) / "recordings" / ticket.recording)
+    assert len(audio) >= len(read_wav(C01))  # the whole complaint was kept
+    code, out = run(env, "tickets", "list", "--pending")
+    assert ticket.number in out and "138****8000" in out
+    code, out = run(env, "tickets", "show", ticket.number, "--json")
+    assert json.loads(out)["transcription"] == "pending"
+
+
+@pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00\x00\x00WAVEjunk", b"not a wav at all" * 10])
+def test_corrupt_or_empty_wav_writes_nothing(env: dict[str, str], tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(content)
+    code, out = run(env, "simulate", "--keys", "1", "--caller", str(bad))
+    assert code == 2
+    assert f"{bad}: not a readable WAV file" in out or f"{bad}: the file holds no audio" in out
+    assert not (Path(env["IVR_DATA_DIR"]) / "ivr.db").exists()
+    assert not (Path(env["IVR_DATA_DIR"]) / "recordings").exists()
+
+
+def test_header_only_wav_is_refused(env: dict[str, str], tmp_path: Path) -> None:
+    empty = tmp_path / "empty.wav"
+    with wave.open(str(empty), "wb") as w:
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
+    code, out = run(env, "simulate", "--caller", str(empty))
+    assert code == 2 and f"{empty}: the file holds no audio" in out
+
+
+def test_missing_caller_file_and_bad_script(env: dict[str, str]) -> None:
+    code, out = run(env, "simulate", "--caller", "/nonexistent.wav")
+    assert code == 2 and "/nonexistent.wav: no such file" in out
+    code, out = run(env, "simulate", "--script", "press:1")
+    assert code == 2 and "unknown kind 'press'" in out
+
+
+def test_caller_hanging_up_after_speaking_keeps_the_complaint(env: dict[str, str], ko_model_dir: Path) -> None:
+    code, out = run(env, "simulate", "--script", f"keys:1; say:{C01}; hangup", "--model", str(ko_model_dir))
+    assert code == 0, out
+    assert "caller_hung_up" in out
+    [ticket] = store(env).list()
+    assert ticket.transcription.value == "done" and ticket.transcript and ticket.transcript.words
+    assert ticket.audio_ms >= 4000
+
+
+def test_recording_and_ticket_survive_a_crash(tmp_path: Path, prompt_cache: Path) -> None:
+    """The process dies (os._exit) in the middle of a complaint: the ticket and the audio so far are on disk."""
+    data = tmp_path / "data"
+    script = textwrap.dedent(f"""
+        import asyncio, os
+        from ivr.channel_file import FileChannel, parse_script
+        from ivr.config import load_settings
+        from ivr.service import HotlineService
+        s = load_settings(overrides={{"data_dir": {str(data)!r}, "prompts_cache": {str(prompt_cache)!r}}}, environ={{}})
+        svc = HotlineService.from_settings(s, load_engine=False)
+        class Dying(FileChannel):
+            async def exchange(self, out):
+                inbound = await super().exchange(out)
+                if svc.store.list() and self.frames_after_open() > 150:  # 3 s into the complaint
+                    os._exit(9)
+                return inbound
+            n = 0
+            def frames_after_open(self):
+                self.n += 1
+                return self.n
+        ch = Dying(parse_script("keys:1; say:{C01}"))
+        asyncio.run(svc.handle_call(ch))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 9, proc.stderr
+    [ticket] = TicketStore(f"sqlite:///{data}/ivr.db").list()
+    assert ticket.transcription.value == "recording"  # the call died while the caller spoke
+    from ivr.recording import repair
+
+    wav = data / "recordings" / ticket.recording
+    assert repair(wav) >= 2 * 8000  # at least 2 s of the caller survived
+    assert len(read_wav(wav)) >= 2 * 16000
