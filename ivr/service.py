@@ -8,7 +8,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.engine import Engine, ModelLoadError, VoskEngine
+from asr.engine import Engine, VoskEngine
+from asr.models import DEFAULT_MODEL, ModelNotFoundError, how_to_get, resolve_model
 from ivr.channel import Channel
 from ivr.config import Settings
 from ivr.flow import Flow, load_flow
@@ -18,32 +19,31 @@ from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore
 from prompts import PromptLibrary, load_catalogue
 
-__all__ = ["HotlineService", "NO_MODEL_MESSAGE", "resolve_model_dir"]
+__all__ = ["HotlineService", "no_model_message", "resolve_model_dir"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "vosk-model-small-cn-0.22"
 NO_MODEL_MESSAGE = (
     "no Vosk model is installed, so speech is recorded but not transcribed (tickets are marked "
-    "'transcription pending'). Install one with `ivr models download {default}` or, offline, "
-    "`ivr models install PATH/TO/{default}.zip`; or point IVR_VOSK_MODEL at a model directory."
+    "'transcription pending'); {how}"
 )
 
 
 def resolve_model_dir(settings: Settings) -> Path | None:
-    """The model to load: the configured one (a directory or a name in the models folder), else the default."""
-    name = settings.vosk_model
-    candidates = []
-    if name:
-        candidates = [Path(name), settings.models_dir / name]  # type: ignore[operator]
-    else:
-        candidates = [settings.models_dir / DEFAULT_MODEL]  # type: ignore[operator]
-    for c in candidates:
-        if c.is_dir():
-            return c
-    if name:
-        raise ModelLoadError(f"vosk_model {name!r}: no such model directory (looked in {settings.models_dir})")
-    return None
+    """The configured model (IVR_VOSK_MODEL / vosk_model), else the default one if installed, else None.
+
+    A model that is configured but missing or broken is an error; only the default may be absent.
+    """
+    try:
+        return resolve_model(settings.models_dir, config=settings.vosk_model).path  # type: ignore[arg-type]
+    except ModelNotFoundError:
+        if settings.vosk_model:
+            raise
+        return None
+
+
+def no_model_message() -> str:
+    return NO_MODEL_MESSAGE.format(how=how_to_get(DEFAULT_MODEL))
 
 
 @dataclass
@@ -63,7 +63,7 @@ class HotlineService:
         if load_engine:
             model_dir = resolve_model_dir(settings)
             if model_dir is None:
-                log.info(NO_MODEL_MESSAGE.format(default=DEFAULT_MODEL))
+                log.info(no_model_message())
             else:
                 engine = VoskEngine(model_dir)
         store = TicketStore(settings.database_url)

@@ -10,12 +10,13 @@ import typer
 
 from asr.audio import AudioFormatError, write_wav
 from asr.engine import ModelLoadError
+from asr.models import ModelError
 from ivr.channel import CallInfo
 from ivr.channel_file import FileChannel, ScriptError, parse_script
 from ivr.commands import context
 from ivr.commands.tickets import print_ticket
 from ivr.flow import FlowError
-from ivr.service import DEFAULT_MODEL, NO_MODEL_MESSAGE, HotlineService
+from ivr.service import HotlineService, no_model_message
 from prompts import PromptError
 
 
@@ -55,10 +56,10 @@ def simulate(
         if not steps:
             raise context.fail("give the caller something to do: --keys, --caller or --script", 2)
         service = HotlineService.from_settings(settings)
-    except (ScriptError, AudioFormatError, FlowError, PromptError, ModelLoadError) as exc:
+    except (ScriptError, AudioFormatError, FlowError, PromptError, ModelLoadError, ModelError) as exc:
         raise context.fail(str(exc), 2) from None
     if service.engine is None:
-        typer.secho("note: " + NO_MODEL_MESSAGE.format(default=DEFAULT_MODEL), fg="yellow", err=True)
+        typer.secho("note: " + no_model_message(), fg="yellow", err=True)
     channel = FileChannel(steps, CallInfo(call_id=f"sim-{uuid.uuid4().hex[:12]}", caller=number))
     record = asyncio.run(service.handle_call(channel))
     if save_audio:

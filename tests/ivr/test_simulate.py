@@ -139,3 +139,10 @@ def test_recording_and_ticket_survive_a_crash(tmp_path: Path, prompt_cache: Path
     wav = data / "recordings" / ticket.recording
     assert repair(wav) >= 2 * 8000  # at least 2 s of the caller survived
     assert len(read_wav(wav)) >= 2 * 16000
+
+
+def test_a_configured_model_that_is_missing_is_an_error(env: dict[str, str], tmp_path: Path) -> None:
+    code, out = run(env, "simulate", "--keys", "1", "--caller", str(C01), "--model", str(tmp_path / "nomodel"))
+    assert code == 2
+    assert f"Vosk model '{tmp_path / 'nomodel'}' (from the configured vosk_model) not found" in out
+    assert not (Path(env["IVR_DATA_DIR"]) / "ivr.db").exists()
