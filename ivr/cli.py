@@ -25,6 +25,7 @@ app = typer.Typer(
         "Settings come from --config / IVR_CONFIG / ./ivr.toml and IVR_* environment variables."
     ),
     no_args_is_help=True,
+    add_completion=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
@@ -47,7 +48,13 @@ def main_options(
     context.configure(config, {"data_dir": data_dir}, verbose)
 
 
-app.command(help="Run one call through the flow with a simulated caller (WAV files and key presses).")(simulate)
+app.command(
+    help="Run one call through the flow with a simulated caller (WAV files and key presses) and print its ticket.",
+    epilog=(
+        "Examples:  ivr simulate --keys 1 --caller audio_fixtures/zh/c01.wav  |  "
+        "ivr simulate --script 'say:audio_fixtures/zh/m01.wav; say:audio_fixtures/zh/c03.wav; hangup'"
+    ),
+)(simulate)
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")

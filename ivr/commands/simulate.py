@@ -35,12 +35,6 @@ def simulate(
     model: Optional[str] = typer.Option(None, "--model", help="Vosk model directory or name (default: configured)."),
     save_audio: Optional[Path] = typer.Option(None, "--save-audio", help="Write what the system played to this WAV."),
 ) -> None:
-    """Examples:
-
-      ivr simulate --keys 1 --caller audio_fixtures/zh/c01.wav
-
-      ivr simulate --script 'say:audio_fixtures/zh/m01.wav; say:audio_fixtures/zh/c03.wav'
-    """
     overrides = {k: v for k, v in {"flow": flow, "vosk_model": model}.items() if v is not None}
     settings = context.settings()
     if overrides:
