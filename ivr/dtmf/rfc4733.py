@@ -59,26 +59,49 @@ class KeyPress:
 class DtmfReceiver:
     """Turns telephone-event packets into key presses, each reported once despite repeats and retransmits."""
 
+    #: A start packet of an event that ended this long ago (seconds) is a new key press with a reused timestamp
+    #: (a replayed capture, as SIPp's play_pcap_audio does), never a network duplicate.
+    replay_gap = 0.3
+
     def __init__(self, remember: int = 16) -> None:
         self._seen: OrderedDict[tuple[int, int], bool] = OrderedDict()  # (ssrc, timestamp) -> ended
+        self._ended_at: dict[tuple[int, int], float] = {}
         self._remember = remember
         self.ended: list[KeyPress] = []
 
-    def feed(self, ssrc: int, timestamp: int, payload: bytes) -> KeyPress | None:
-        """Feed one packet's payload; returns a KeyPress when a new key press starts. Raises DtmfEventError."""
+    def feed(self, ssrc: int, timestamp: int, payload: bytes, now: float | None = None) -> KeyPress | None:
+        """Feed one packet's payload; returns a KeyPress when a new key press starts. Raises DtmfEventError.
+
+        `now` (seconds, any clock) lets a replayed event with an old timestamp count again after `replay_gap`.
+        """
         ev = TelephoneEvent.parse(payload)
         digit = ev.digit
         if digit is None:
             return None
         key = (ssrc, timestamp)
         if key in self._seen:
-            if ev.end and not self._seen[key]:
-                self._seen[key] = True
-                self.ended.append(KeyPress(digit, timestamp, ev.duration))
-            return None
+            ended_at = self._ended_at.get(key)
+            replay = (now is not None and ended_at is not None and not ev.end
+                      and now - ended_at > self.replay_gap)
+            if not replay:
+                if ev.end and not self._seen[key]:
+                    self._seen[key] = True
+                    self._mark_end(key, now)
+                    self.ended.append(KeyPress(digit, timestamp, ev.duration))
+                elif ev.end:
+                    self._mark_end(key, now)
+                return None
+            del self._seen[key]
+            self._ended_at.pop(key, None)
         self._seen[key] = ev.end
         while len(self._seen) > self._remember:
-            self._seen.popitem(last=False)
+            old, _ = self._seen.popitem(last=False)
+            self._ended_at.pop(old, None)
         if ev.end:
+            self._mark_end(key, now)
             self.ended.append(KeyPress(digit, timestamp, ev.duration))
         return KeyPress(digit, timestamp, ev.duration if ev.end else None)
+
+    def _mark_end(self, key: tuple[int, int], now: float | None) -> None:
+        if now is not None:
+            self._ended_at[key] = now

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -217,7 +218,7 @@ class RtpSession:
         self.stats.received += 1
         if pt == self.params.dtmf_payload_type:
             try:
-                press = self.dtmf.feed(pkt.ssrc, pkt.timestamp, pkt.payload)
+                press = self.dtmf.feed(pkt.ssrc, pkt.timestamp, pkt.payload, time.monotonic())
             except DtmfEventError:
                 self.stats.dropped_invalid += 1
                 return

@@ -43,3 +43,14 @@ def test_reordered_and_lost_start_packets() -> None:
     assert rx.feed(2, 2000, bytes(TelephoneEvent(7))) == KeyPress("7", 2000, None)  # new SSRC
     assert rx.feed(1, 3000, bytes(TelephoneEvent(200))) is None  # not a key
     assert [k.digit for k in rx.ended] == ["5"]
+
+
+def test_a_replayed_capture_counts_again_but_late_duplicates_do_not() -> None:
+    rx = DtmfReceiver()
+    start, end = bytes(TelephoneEvent(1)), bytes(TelephoneEvent(1, end=True, duration=800))
+    assert rx.feed(9, 500, start, now=10.0) is not None
+    assert rx.feed(9, 500, end, now=10.1) is None
+    assert rx.feed(9, 500, end, now=10.15) is None  # end retransmit
+    assert rx.feed(9, 500, start, now=10.2) is None  # a duplicate shortly after: not a key press
+    assert rx.feed(9, 500, start, now=11.0) == KeyPress("1", 500, None)  # the same capture played again
+    assert rx.feed(9, 500, bytes(TelephoneEvent(1, duration=160)), now=11.02) is None

@@ -1,0 +1,119 @@
+"""SIPp scenarios for the UAS tests and benchmarks, and a runner (SIPp is the Debian package sip-tester)."""
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import socket
+from pathlib import Path
+
+SIPP = shutil.which("sipp")
+
+HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="{name}">
+"""
+COMMON = """Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: caller <sip:13800138000@[local_ip]:[local_port]>;tag=[pid]T[call_number]
+      To: hotline <sip:12345@[remote_ip]:[remote_port]>{peer}
+      Call-ID: [call_id]
+      CSeq: {cseq} {method}
+      Contact: <sip:13800138000@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      User-Agent: SIPp test caller"""
+
+
+def sdp(formats: str, rtpmaps: str, direction: str = "sendrecv") -> str:
+    return ("\n      v=0\n      o=- 1 {v} IN IP[local_ip_type] [local_ip]\n      s=-\n"
+            "      c=IN IP[media_ip_type] [media_ip]\n      t=0 0\n"
+            f"      m=audio [media_port] RTP/AVP {formats}\n{rtpmaps}      a={direction}\n")
+
+
+def rtpmaps(*lines: str) -> str:
+    return "".join(f"      a={x}\n" for x in lines)
+
+
+PCMU_EVENTS = ("0 101", rtpmaps("rtpmap:0 PCMU/8000", "rtpmap:101 telephone-event/8000", "fmtp:101 0-15"))
+PCMU_ONLY = ("0", rtpmaps("rtpmap:0 PCMU/8000"))
+PCMA_ONLY = ("8", rtpmaps("rtpmap:8 PCMA/8000"))
+
+
+def request(method: str, cseq: int, body: str = "", in_dialog: bool = False, retrans: bool = True,
+            start_rtd: bool = False, extra: str = "") -> str:
+    headers = COMMON.format(peer="[peer_tag_param]" if in_dialog else "", cseq=cseq, method=method)
+    if extra:
+        headers += "\n      " + extra
+    ctype = "\n      Content-Type: application/sdp" if body else ""
+    uri = "sip:12345@[remote_ip]:[remote_port]"
+    attrs = (' retrans="500"' if retrans else "") + (' start_rtd="true"' if start_rtd else "")
+    return (f"  <send{attrs}>\n    <![CDATA[\n\n      {method} {uri} SIP/2.0\n      {headers}{ctype}\n"
+            f"      Content-Length: [len]\n{body}\n    ]]>\n  </send>\n")
+
+
+def recv(status: int | str, optional: bool = False, rtd: bool = False) -> str:
+    attrs = (' optional="true"' if optional else "") + (' rtd="true"' if rtd else "")
+    kind = "response" if isinstance(status, int) else "request"
+    return f'  <recv {kind}="{status}"{attrs}/>\n'
+
+
+def answer_ok() -> str:
+    """Answer the request just received (a BYE from the IVR) with 200."""
+    return ("  <send>\n    <![CDATA[\n\n      SIP/2.0 200 OK\n      [last_Via:]\n      [last_From:]\n"
+            "      [last_To:]\n      [last_Call-ID:]\n      [last_CSeq:]\n      Content-Length: 0\n\n    ]]>\n"
+            "  </send>\n")
+
+
+def play(pcap: str | Path, pause_ms: int) -> str:
+    return (f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
+            f'  <pause milliseconds="{pause_ms}"/>\n')
+
+
+def pause(ms: int) -> str:
+    return f'  <pause milliseconds="{ms}"/>\n'
+
+
+def invite_answered(offer: tuple[str, str] = PCMU_EVENTS, cseq: int = 1) -> str:
+    return (request("INVITE", cseq, sdp(*offer).replace("{v}", "1"), start_rtd=True) + recv(100, optional=True)
+            + recv(180, optional=True) + recv(200, rtd=True) + request("ACK", cseq, in_dialog=True, retrans=False))
+
+
+def caller_bye(cseq: int) -> str:
+    return request("BYE", cseq, in_dialog=True) + recv(200)
+
+
+def scenario(name: str, *steps: str) -> str:
+    return HEAD.format(name=name) + "".join(steps) + "</scenario>\n"
+
+
+def free_udp_port(even: bool = False) -> int:
+    for _ in range(200):
+        port = random.randrange(30000, 60000, 2) if even else 0
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.bind(("127.0.0.1", port))
+                port = s.getsockname()[1]
+            if even:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s2:
+                    s2.bind(("127.0.0.1", port + 2))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free UDP port")
+
+
+async def run_sipp(xml: str, workdir: Path, server_port: int, calls: int = 1, rate: float = 1.0,
+                   limit: int | None = None, extra: list[str] | None = None,
+                   timeout_s: int = 120) -> tuple[int, str]:
+    """Run SIPp against 127.0.0.1:server_port; returns (exit code, output). Exit code 0 = every call passed."""
+    assert SIPP is not None
+    path = workdir / "scenario.xml"
+    path.write_text(xml, encoding="iso-8859-1")
+    args = [SIPP, "-sf", str(path), f"127.0.0.1:{server_port}", "-i", "127.0.0.1", "-p", str(free_udp_port()),
+            "-mi", "127.0.0.1", "-mp", str(free_udp_port(even=True)), "-m", str(calls), "-r", str(rate),
+            "-l", str(limit or calls), "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error", "-trace_err",
+            "-error_file", str(workdir / "errors.log"), "-max_recv_loops", "1000", *(extra or [])]
+    proc = await asyncio.create_subprocess_exec(*args, cwd=workdir, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    errors = (workdir / "errors.log").read_text(errors="replace") if (workdir / "errors.log").exists() else ""
+    return proc.returncode or 0, out.decode(errors="replace")[-3000:] + errors[-3000:]
