@@ -38,12 +38,14 @@ _ADDRESS_CUES = re.compile(r"住在|家住|住址是|住址|地址是|地址|家
 
 _CN = "一二三四五六七八九十两零〇"
 _CN_VALUE = {"一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "零": 0, "〇": 0}
-_NAMECH = r"[^\W\d_我你他她的了在是有就都也还和把被给让吗呢吧啊这那个说要想太很不没住电话号]"
+_NAMECH = r"[^\W\d_我你他她的了在是有就都也还和把被给让吗呢吧啊这那个说要想太很不没住电话号楼屋]"
 _COMMUNITY = r"(?:小区|社区|家园|花园|公寓|大厦|新村|苑|园|里|村|庄|院|城|府|湾|寓)(?:小区|社区|家园|[东西南北中]区|[东西南北中]里)*"
+# an address goes from coarse to fine: a part may not be coarser than the one before it
+_RANK = {"district": 0, "area": 1, "road": 2, "community": 3, "number": 4, "room": 5}
 _PARTS = [
     ("number", re.compile(rf"(?:\d+|[{_CN}]{{1,3}})(?:号院|号楼|号门|栋|幢|座|单元|门|层|号|室|区|排|期|条|巷)")),
     ("room", re.compile(r"\d{3,4}(?![\d号层单元室])")),
-    ("road", re.compile(rf"{_NAMECH}{{1,6}}?(?:大街|路|街|胡同|巷|大道|道)(?!办|道)")),
+    ("road", re.compile(rf"{_NAMECH}{{2,6}}?(?:大街|路|街|胡同|巷|大道|道)(?!办|道)")),
     ("community", re.compile(rf"{_NAMECH}{{1,7}}?{_COMMUNITY}")),
 ]
 _AFTER_AREA = re.compile(rf"{_NAMECH}{{0,7}}?{_COMMUNITY}")  # 回龙观 + 龙泽苑: the area's own name may start it
@@ -277,7 +279,10 @@ def _parse_address(dv: _Digits, start: int, places: dict[int, PlaceMatch]) -> tu
                 parts.append(("community", piece + m.group()))
                 pos = m.end()
                 continue
+        last = _RANK[parts[-1][0]] if parts else -1
         for kind, rx in _PARTS:
+            if _RANK[kind] < last:
+                continue
             m = rx.match(text, pos)
             if m and m.end() > pos:
                 piece = m.group()

@@ -120,3 +120,10 @@ def test_mask_phone() -> None:
     assert mask_phone("13812345678") == "138****5678"
     assert mask_phone("84213365") == "842*3365"
     assert mask_phone("110") == "***"
+
+
+def test_address_does_not_swallow_the_words_after_the_building(gaz: Gazetteer) -> None:
+    text = "住在朝阳区望京花家地西里三区十二号楼楼道里有股味"
+    a = extract_autofill(text, gaz).address
+    assert a is not None and a.text == "朝阳区望京花家地西里3区12号楼"
+    assert a.evidence == Span(2, 18, "朝阳区望京花家地西里三区十二号楼")
