@@ -1,7 +1,12 @@
-"""`ivr tickets`: list and show tickets."""
+"""`ivr tickets`: list, show, verify and transcribe tickets."""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -9,33 +14,148 @@ from rich.table import Table
 
 from ivr.commands import context
 from ivr.logs import mask_number
+from asr.audio import AudioFormatError, FRAME_BYTES, read_wav
+from asr.engine import Engine
 from ivr.tickets import TicketNotFound, TicketStore
-from ivr.tickets.model import Ticket
+from ivr.tickets.model import Ticket, TicketFilter
+from ivr.tickets.store import Suggester, dispatch_suggester
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(help="List and show the tickets callers left.", no_args_is_help=True)
 
 
-def _store() -> TicketStore:
-    return TicketStore(context.settings().database_url)
+def _store(suggest: Suggester | None = None) -> TicketStore:
+    return TicketStore(context.settings().database_url, suggest=suggest)
 
 
 @app.command("list")
 def list_tickets(
     limit: int = typer.Option(20, "--limit", "-n", help="How many, newest first."),
     pending: bool = typer.Option(False, "--pending", help="Only tickets waiting for transcription."),
+    status: str = typer.Option(None, "--status", help="open, dispatched or closed."),
+    category: str = typer.Option(None, "--category", help="Only this category (e.g. 供暖)."),
+    district: str = typer.Option(None, "--district", help="Only this district (e.g. 朝阳区)."),
+    urgency: str = typer.Option(None, "--urgency", help="normal, urgent or emergency."),
+    since: str = typer.Option(None, "--since", help="Created on or after this day (YYYY-MM-DD)."),
+    until: str = typer.Option(None, "--until", help="Created on or before this day (YYYY-MM-DD)."),
+    search: str = typer.Option(None, "--search", "-s", help="Words the transcript contains."),
     full_numbers: bool = typer.Option(False, "--full-numbers", help="Show callers' numbers unmasked."),
 ) -> None:
     """The newest tickets, one line each."""
-    tickets = _store().list(limit=limit, transcription="pending" if pending else None)
-    if not tickets:
-        typer.echo("no tickets yet")
+    try:
+        flt = TicketFilter(status=status, category=category, district=district, urgency=urgency,
+                           transcription="pending" if pending else None, query=search,
+                           since=date.fromisoformat(since) if since else None,
+                           until=date.fromisoformat(until) if until else None)
+    except ValueError as exc:
+        raise context.fail(f"--since/--until: {exc}") from None
+    page = _store().search(flt, limit=limit)
+    if not page.rows:
+        typer.echo("no tickets match" if flt != TicketFilter() else "no tickets yet")
         return
-    table = Table("number", "created", "caller", "kind", "transcription", "text")
-    for t in tickets:
+    table = Table()
+    for name in ("number", "created", "caller"):
+        table.add_column(name, no_wrap=True)
+    for name in ("kind", "status", "category", "district", "transcription", "text"):
+        table.add_column(name)
+    for t in page.rows:
         table.add_row(t.number, t.created_at.strftime("%Y-%m-%d %H:%M"),
-                      t.caller if full_numbers else mask_number(t.caller), t.kind, t.transcription.value,
-                      (t.text[:40] + "…") if len(t.text) > 40 else t.text)
+                      t.caller if full_numbers else mask_number(t.caller), t.kind, t.status, t.category,
+                      t.district, t.transcription, (t.text[:40] + "…") if len(t.text) > 40 else t.text)
     Console().print(table)
+    if page.total > len(page.rows):
+        typer.echo(f"{len(page.rows)} of {page.total}")
+
+
+@dataclass(frozen=True)
+class BacklogResult:
+    done: tuple[str, ...]
+    failed: tuple[tuple[str, str], ...]  # (number, reason)
+
+
+def transcribe_backlog(store: TicketStore, engine: Engine, recordings_dir: Path, limit: int | None = None,
+                       progress: Callable[[str, str], None] | None = None) -> BacklogResult:
+    """Transcribe every pending ticket's recording; a recording that is missing, altered or unreadable marks
+    its ticket failed with the reason."""
+    done: list[str] = []
+    failed: list[tuple[str, str]] = []
+    for ticket in store.pending(limit):
+        check = store.verify_recording(ticket.number, recordings_dir)
+        reason = ""
+        if not check.ok and check.problem != "no checksum":
+            reason = f"recording {check.problem}"
+        else:
+            try:
+                pcm = read_wav(check.path)
+            except AudioFormatError as exc:
+                reason = str(exc)
+        if reason:
+            store.set_transcription_failed(ticket.number, reason)
+            failed.append((ticket.number, reason))
+            log.warning("ticket %s: %s", ticket.number, reason)
+            continue
+        rec = engine.recognizer()
+        for i in range(0, len(pcm), FRAME_BYTES * 25):
+            rec.accept(pcm[i:i + FRAME_BYTES * 25])
+        transcript = rec.final()
+        engine.release(rec)
+        store.set_transcript(ticket.number, transcript)
+        done.append(ticket.number)
+        if progress is not None:
+            progress(ticket.number, transcript.text)
+    return BacklogResult(tuple(done), tuple(failed))
+
+
+@app.command("transcribe")
+def transcribe(
+    pending: bool = typer.Option(False, "--pending", help="Transcribe every ticket waiting for a model."),
+    limit: int = typer.Option(0, "--limit", "-n", help="At most this many (0: all)."),
+    model: Path = typer.Option(None, "--model", help="Vosk model directory (default: the configured model)."),
+    suggest: bool = typer.Option(True, "--suggest/--no-suggest", help="Store a dispatch suggestion with each."),
+) -> None:
+    """Work off the transcription backlog once a model is available."""
+    from asr.engine import VoskEngine
+    from asr.models import ModelError
+    from ivr.service import no_model_message, resolve_model_dir
+
+    if not pending:
+        raise context.fail("say which tickets: --pending")
+    settings = context.settings()
+    try:
+        model_dir = model or resolve_model_dir(settings)
+    except ModelError as exc:
+        raise context.fail(str(exc)) from None
+    if model_dir is None:
+        raise context.fail(no_model_message())
+    store = _store(dispatch_suggester(settings.data_dir) if suggest else None)
+    engine = VoskEngine(model_dir)
+    result = transcribe_backlog(store, engine, settings.recordings_dir, limit or None,  # type: ignore[arg-type]
+                                progress=lambda n, text: typer.echo(f"{n}  {text or '(nothing recognised)'}"))
+    for number, reason in result.failed:
+        typer.secho(f"{number}  failed: {reason}", fg="red", err=True)
+    typer.echo(f"transcribed {len(result.done)}, failed {len(result.failed)}")
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command("verify")
+def verify(number: str = typer.Argument(None, help="One ticket (default: every ticket).")) -> None:
+    """Check recordings against the SHA-256 stored when each call ended."""
+    store = _store()
+    numbers = [number] if number else [r.number for r in store.iter_rows()]
+    bad = 0
+    for n in numbers:
+        try:
+            check = store.verify_recording(n, context.settings().recordings_dir)  # type: ignore[arg-type]
+        except TicketNotFound as exc:
+            raise context.fail(str(exc)) from None
+        if not check.ok:
+            bad += 1
+            typer.echo(f"{n}  {check.problem}  {check.path}")
+    typer.echo(f"{len(numbers) - bad} of {len(numbers)} recordings verified")
+    if bad:
+        raise typer.Exit(1)
 
 
 @app.command("show")
@@ -62,6 +182,11 @@ def ticket_dict(t: Ticket) -> dict[str, object]:
         "recording": str(context.settings().recordings_dir / t.recording) if t.recording else "",  # type: ignore[operator]
         "recording_sha256": t.recording_sha256, "audio_ms": t.audio_ms,
         "transcript": t.transcript.to_dict() if t.transcript else None,
+        "category": t.category, "department": t.department, "district": t.district, "urgency": t.urgency,
+        "contact_name": t.contact_name, "callback_number": t.callback_number, "address": t.address,
+        "note": t.note, "dispatched_by": t.dispatched_by,
+        "dispatched_at": t.dispatched_at.isoformat() if t.dispatched_at else None,
+        "suggestion": t.suggestion,
     }
 
 

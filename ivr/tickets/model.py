@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from asr.results import Transcript
 
-__all__ = ["TranscriptionStatus", "Ticket"]
+__all__ = [
+    "TranscriptionStatus", "TicketStatus", "Ticket", "TicketRow", "TicketFilter", "TicketPage",
+    "RecordingCheck", "StoredCorrection", "EDITABLE_FIELDS",
+]
 
 
 class TranscriptionStatus(str, enum.Enum):
@@ -15,6 +18,19 @@ class TranscriptionStatus(str, enum.Enum):
     PENDING = "pending"  # recorded, waiting for a model (`ivr tickets transcribe --pending`)
     DONE = "done"
     FAILED = "failed"
+
+
+class TicketStatus(str, enum.Enum):
+    OPEN = "open"
+    DISPATCHED = "dispatched"
+    CLOSED = "closed"
+
+
+# fields an operator may change, with their maximum length
+EDITABLE_FIELDS: dict[str, int] = {
+    "category": 64, "department": 128, "district": 32, "urgency": 16, "kind": 32,
+    "contact_name": 64, "callback_number": 32, "address": 500, "note": 4000,
+}
 
 
 @dataclass(frozen=True)
@@ -38,7 +54,86 @@ class Ticket:
     district: str = ""
     urgency: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    suggestion: dict[str, object] | None = None  # the dispatch suggestion made when the transcript arrived
+    contact_name: str = ""
+    callback_number: str = ""
+    address: str = ""
+    note: str = ""
+    updated_at: datetime | None = None
+    dispatched_at: datetime | None = None
+    dispatched_by: str = ""
 
     @property
     def text(self) -> str:
         return self.transcript.text if self.transcript else ""
+
+    @property
+    def spoken_number(self) -> str:
+        """The number as a caller hears it: digit by digit in Mandarin (一 is read 幺 on the telephone)."""
+        return " ".join("零幺二三四五六七八九"[int(d)] for d in self.number)
+
+
+@dataclass(frozen=True)
+class TicketRow:
+    """One line of the ticket list (no transcript words, no suggestion)."""
+
+    id: int
+    number: str
+    created_at: datetime
+    caller: str
+    kind: str
+    status: str
+    transcription: str
+    category: str
+    department: str
+    district: str
+    urgency: str
+    text: str
+    audio_ms: int
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    """What the list shows: every field is optional; `query` is searched in the transcripts."""
+
+    status: str | None = None
+    transcription: str | None = None
+    category: str | None = None
+    district: str | None = None
+    urgency: str | None = None
+    kind: str | None = None
+    since: date | None = None  # created on or after this day (UTC)
+    until: date | None = None  # created on or before this day (UTC)
+    query: str | None = None
+
+
+@dataclass(frozen=True)
+class TicketPage:
+    rows: tuple[TicketRow, ...]
+    total: int
+    offset: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class RecordingCheck:
+    """Whether a ticket's recording is still the file that was written during the call."""
+
+    number: str
+    path: str
+    ok: bool
+    problem: str = ""  # "missing", "checksum mismatch", "no checksum", "outside the recordings folder"
+    expected: str = ""
+    actual: str = ""
+
+
+@dataclass(frozen=True)
+class StoredCorrection:
+    """An operator put this transcript in a category other than the suggested one."""
+
+    ticket_number: str
+    at: datetime
+    user: str
+    text: str
+    suggested: str
+    category: str
