@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from asr.text import numerals_to_digits
 
-from .gazetteer import SUFFIXES, Gazetteer, PlaceMatch, Span, TextView
+from .gazetteer import SUFFIXES, Gazetteer, PlaceMatch, Span, TextView, default_gazetteer
 
 __all__ = ["CallerName", "PhoneNumber", "Address", "AutoFill", "extract_autofill", "mask_phone", "SURNAMES"]
 
@@ -346,7 +346,7 @@ def _address(dv: _Digits, gaz: Gazetteer) -> Address | None:
 
 def extract_autofill(transcript: str, gazetteer: Gazetteer | None = None) -> AutoFill:
     """Name, callback number and address found in ``transcript``, each with its evidence span."""
-    gaz = gazetteer or Gazetteer.load()
+    gaz = gazetteer or default_gazetteer()
     view = TextView(transcript)
     dv = _Digits(view)
     fill = AutoFill(name=_name(view), phone=_phone(dv), address=_address(dv, gaz))

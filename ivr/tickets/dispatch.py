@@ -13,6 +13,7 @@ The catalogue is a YAML file (``data/catalogue.yaml`` ships with a Beijing 12345
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -24,7 +25,7 @@ import yaml
 
 from .autofill import AutoFill, extract_autofill
 from .classifier import Prediction, TextClassifier, TrainConfig
-from .gazetteer import Gazetteer, Location
+from .gazetteer import Gazetteer, Location, default_gazetteer
 from .urgency import UrgencyResult, detect_urgency
 
 __all__ = [
@@ -95,6 +96,13 @@ class Catalogue:
 
     def departments(self) -> dict[str, str]:
         return {c.name: c.department for c in self.categories}
+
+    def fingerprint(self) -> str:
+        """A short hash of the categories, departments and examples (to tell which catalogue a model learnt)."""
+        h = hashlib.sha256()
+        for c in self.categories:
+            h.update("\x1f".join((c.name, c.department, *c.examples)).encode("utf-8") + b"\x1e")
+        return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -178,10 +186,10 @@ def retrain(
     texts: list[str] = []
     labels: list[str] = []
     weights: list[float] = []
-    for cat in catalogue.categories:
-        for ex in cat.examples:
+    for category in catalogue.categories:
+        for ex in category.examples:
             texts.append(ex)
-            labels.append(cat.name)
+            labels.append(category.name)
             weights.append(1.0)
     known = set(catalogue.names)
     skipped: Counter[str] = Counter()
@@ -200,7 +208,12 @@ def retrain(
     for cat, n in skipped.items():
         log.warning("skipped %d correction(s) to %r: not in the catalogue", n, cat)
     model = TextClassifier.fit(texts, labels, catalogue.departments(), weights, config)
-    model.meta.update({"n_corrections": n_corr, "n_skipped": sum(skipped.values()), "city": catalogue.city})
+    model.meta.update({
+        "n_corrections": n_corr,
+        "n_skipped": sum(skipped.values()),
+        "city": catalogue.city,
+        "catalogue": catalogue.fingerprint(),
+    })
     return model
 
 
@@ -300,16 +313,20 @@ class Dispatcher:
     """A trained classifier plus the gazetteer: turns a transcript into a :class:`Suggestion`."""
 
     model: TextClassifier
-    gazetteer: Gazetteer = field(default_factory=Gazetteer.load)
+    gazetteer: Gazetteer = field(default_factory=default_gazetteer)
 
     @classmethod
     def load_or_train(cls, path: str | Path, catalogue: Catalogue | None = None) -> Dispatcher:
         """Load the model at ``path``; when there is none, train one on the catalogue and save it there."""
         path = Path(path)
+        catalogue = catalogue or load_catalogue()
         if path.exists():
-            return cls(TextClassifier.load(path))
+            model = TextClassifier.load(path)
+            if model.meta.get("catalogue") != catalogue.fingerprint():
+                log.warning("dispatch model %s was trained on another catalogue: run `ivr dispatch retrain`", path)
+            return cls(model)
         log.info("no dispatch model at %s: training one from the catalogue", path)
-        model = retrain(catalogue or load_catalogue())
+        model = retrain(catalogue)
         model.save(path)
         return cls(model)
 

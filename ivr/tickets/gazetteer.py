@@ -10,13 +10,15 @@ words and keeps the way back to the original offsets.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["GazetteerError", "Span", "TextView", "Place", "PlaceMatch", "Location", "Gazetteer", "DEFAULT_GAZETTEER"]
+__all__ = ["GazetteerError", "Span", "TextView", "Place", "PlaceMatch", "Location", "Gazetteer", "DEFAULT_GAZETTEER",
+           "default_gazetteer"]
 
 log = logging.getLogger(__name__)
 
@@ -192,3 +194,9 @@ class Gazetteer:
             candidates=candidates,
             consistent=consistent,
         )
+
+
+@functools.lru_cache(maxsize=1)
+def default_gazetteer() -> Gazetteer:
+    """The shipped gazetteer, read once per process."""
+    return Gazetteer.load()

@@ -201,3 +201,17 @@ def test_cli_retrain_evaluate_suggest(tmp_path: Path) -> None:
     bad.write_text("only one column\n", encoding="utf-8")
     res = runner.invoke(app, ["evaluate", str(bad), "--model", str(other)], obj=settings)
     assert res.exit_code == 1 and "bad.tsv:1: expected text<TAB>category" in res.output
+
+
+def test_model_trained_on_another_catalogue_is_reported(
+    tmp_path: Path, catalogue: Catalogue, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "m.npz"
+    small = Catalogue(catalogue.categories[:3])
+    retrain(small).save(path)
+    with caplog.at_level(logging.WARNING, logger="ivr.tickets.dispatch"):
+        Dispatcher.load_or_train(path, small)
+    assert "another catalogue" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="ivr.tickets.dispatch"):
+        Dispatcher.load_or_train(path, catalogue)
+    assert f"dispatch model {path} was trained on another catalogue: run `ivr dispatch retrain`" in caplog.text
