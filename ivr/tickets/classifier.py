@@ -272,18 +272,26 @@ class TextClassifier:
         return out
 
     def _evidence(self, cols: np.ndarray, contrib: np.ndarray, n: int) -> tuple[Evidence, ...]:
+        """Surface terms by summed weight (a word and the same n-gram count once); terms of two or more
+        characters first, single characters only to fill up; a term inside a longer chosen one is left out."""
+        if n <= 0 or not len(cols):
+            return ()
         if len(self._terms) != len(self.vocab):
             self._terms = list(self.vocab)  # insertion order is the column order
-        terms = self._terms
+        weight: dict[str, float] = {}
+        for j in np.flatnonzero(contrib > 0):
+            term = self._terms[cols[j]][2:]
+            weight[term] = weight.get(term, 0.0) + float(contrib[j])
+        ranked = sorted(weight.items(), key=lambda kv: (-kv[1], kv[0]))
         chosen: list[Evidence] = []
-        for j in np.argsort(-contrib, kind="stable"):
-            if contrib[j] <= 0 or len(chosen) >= n:
-                break
-            term = terms[cols[j]][2:]
-            if any(term in e.term for e in chosen):
-                continue  # a longer term already shows it
-            chosen = [e for e in chosen if e.term not in term]
-            chosen.append(Evidence(term, round(float(contrib[j]), 4)))
+        for long_pass in (True, False):
+            for term, w in ranked:
+                if len(chosen) >= n:
+                    break
+                if (len(term) >= 2) != long_pass or any(term in e.term for e in chosen):
+                    continue
+                chosen = [e for e in chosen if e.term not in term]
+                chosen.append(Evidence(term, round(w, 4)))
         return tuple(chosen)
 
     # ------------------------------------------------------------------------------------------- persistence
