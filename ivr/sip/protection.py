@@ -42,12 +42,12 @@ class LogOnce:
         self._log = log
         self._limit = limit
 
-    def __call__(self, source: str, reason: str) -> None:
+    def __call__(self, source: str, reason: str, action: str = "dropped") -> None:
         key = (source, reason)
         if key not in self.counts:
             if len(self.counts) >= self._limit:
                 self.counts.clear()
-            self._log.warning("dropped from %s: %s (further ones counted, not logged)", source, reason)
+            self._log.warning("%s from %s: %s (further ones counted, not logged)", action, source, reason)
         self.counts[key] += 1
 
     @property

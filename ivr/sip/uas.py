@@ -247,7 +247,7 @@ class SipServer:
             return
         if verdict.reject is not None:
             self._count("rejected")
-            self.log_once(addr[0], f"{verdict.reject.status} {verdict.reason}")
+            self.log_once(addr[0], f"{verdict.reject.status} {verdict.reason}", "answered")
             self._send(bytes(self._stamp_via(verdict.reject, addr)), addr)
             return
         if verdict.response is not None:

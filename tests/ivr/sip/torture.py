@@ -2,7 +2,8 @@
 
 `EXPECTED` is our reading of MANIFEST.tsv's expected_behaviour for a UAS that is neither registrar nor proxy:
 REGISTER and MESSAGE get 405 (the manifest allows 405 for a non-registrar endpoint), well-formed INVITEs are
-processed (200), responses and unparseable responses are dropped (None).
+processed (200), responses and unparseable responses are dropped (None). wsinv is processed normally too, but
+its To carries a tag, so it is a re-INVITE for a dialog we do not have: 481, as RFC 3261 section 12.2.2 says.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 DIR = Path(__file__).resolve().parents[3] / "audio_fixtures" / "sip" / "rfc4475"
 
 EXPECTED: dict[str, int | None] = {
-    "wsinv": 200, "intmeth": 501, "esc01": 200, "escnull": 405, "esc02": 501, "lwsdisp": 200, "longreq": 200,
+    "wsinv": 481, "intmeth": 501, "esc01": 200, "escnull": 405, "esc02": 501, "lwsdisp": 200, "longreq": 200,
     "dblreq": 405, "semiuri": 200, "transports": 200, "mpart01": 405, "unreason": None, "noreason": None,
     "badinv01": 400, "clerr": 400, "ncl": 400, "scalar02": 400, "scalarlg": None, "quotbal": 400,
     "ltgtruri": 400, "lwsruri": 400, "lwsstart": 400, "trws": 400, "escruri": 400, "baddate": 200,
