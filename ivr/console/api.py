@@ -1,0 +1,291 @@
+"""The JSON API for the city's dispatch system (and the console's own scripts); OpenAPI at /api/openapi.json."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+
+from ivr.console.app import COOKIE, context_of, require
+from ivr.console.pages import csv_rows, filter_from, recording_response
+from ivr.console.users import SESSION_HOURS, Role, Session, UserError
+from ivr.tickets.model import Ticket, TicketRow
+from ivr.tickets.store import TicketEditError, TicketNotFound
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api", tags=["tickets"])
+MAX_LIMIT = 500
+
+
+class Credentials(BaseModel):
+    username: str
+    password: str
+
+
+class SessionOut(BaseModel):
+    username: str
+    role: str
+    csrf: str = Field(description="send as the X-CSRF-Token header on every POST/PATCH/DELETE")
+    expires_at: datetime
+
+
+class TicketRowOut(BaseModel):
+    number: str
+    created_at: datetime
+    caller: str
+    kind: str
+    status: str
+    transcription: str
+    category: str
+    department: str
+    district: str
+    urgency: str
+    text: str
+    audio_ms: int
+
+
+class TicketPageOut(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[TicketRowOut]
+
+
+class TicketOut(TicketRowOut):
+    call_id: str
+    menu_path: list[str]
+    flags: list[str]
+    recording_sha256: str
+    transcript: dict[str, Any] | None
+    suggestion: dict[str, Any] | None
+    contact_name: str
+    callback_number: str
+    address: str
+    note: str
+    dispatched_at: datetime | None
+    dispatched_by: str
+    audio_url: str
+
+
+class TicketChanges(BaseModel):
+    category: str | None = None
+    department: str | None = None
+    district: str | None = None
+    urgency: str | None = None
+    kind: str | None = None
+    contact_name: str | None = None
+    callback_number: str | None = None
+    address: str | None = None
+    note: str | None = None
+
+    def values(self) -> dict[str, str]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class WordFix(BaseModel):
+    text: str
+
+
+class StatusChange(BaseModel):
+    status: str = Field(description="open (reopen) or closed")
+
+
+class AuditOut(BaseModel):
+    at: datetime
+    user: str
+    action: str
+    field: str
+    before: str
+    after: str
+
+
+class CorrectionOut(BaseModel):
+    ticket_number: str
+    at: datetime
+    user: str
+    text: str
+    suggested: str
+    category: str
+
+
+class NewUser(BaseModel):
+    username: str
+    password: str
+    role: str = "operator"
+
+
+class UserOut(BaseModel):
+    username: str
+    role: str
+    active: bool
+    created_at: datetime
+
+
+def _row(r: TicketRow) -> TicketRowOut:
+    return TicketRowOut(**{k: getattr(r, k) for k in TicketRowOut.model_fields})
+
+
+def _ticket(t: Ticket) -> TicketOut:
+    base = {k: getattr(t, k) for k in TicketRowOut.model_fields if k not in ("transcription", "text")}
+    return TicketOut(
+        **base, transcription=t.transcription.value, text=t.text, call_id=t.call_id, menu_path=list(t.menu_path),
+        flags=list(t.flags), recording_sha256=t.recording_sha256,
+        transcript=t.transcript.to_dict() if t.transcript else None, suggestion=t.suggestion,
+        contact_name=t.contact_name, callback_number=t.callback_number, address=t.address, note=t.note,
+        dispatched_at=t.dispatched_at, dispatched_by=t.dispatched_by, audio_url=f"/api/tickets/{t.number}/audio",
+    )
+
+
+def _edit(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except TicketNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except TicketEditError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+@router.post("/session", response_model=SessionOut, tags=["session"])
+def sign_in(request: Request, creds: Credentials) -> Response:
+    """Sign in; the session cookie is set and the CSRF token returned."""
+    ctx = context_of(request)
+    user = ctx.users.authenticate(creds.username, creds.password)
+    if user is None:
+        raise HTTPException(401, "wrong user name or password")
+    s = ctx.users.start_session(user)
+    body = SessionOut(username=user.username, role=user.role.value, csrf=s.csrf, expires_at=s.expires_at)
+    response = JSONResponse(body.model_dump(mode="json"))
+    response.set_cookie(COOKIE, s.token, httponly=True, samesite="strict", secure=ctx.secure_cookies,
+                        max_age=SESSION_HOURS * 3600)
+    return response
+
+
+@router.delete("/session", status_code=204, tags=["session"])
+def sign_out(request: Request, session: Session = Depends(require(api=True))) -> Response:
+    context_of(request).users.end_session(session.token)
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request, session: Session = Depends(require(api=True))) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/tickets", response_model=TicketPageOut)
+def list_tickets(request: Request, limit: int = 50, offset: int = 0, status: str = "", category: str = "",
+                 district: str = "", urgency: str = "", transcription: str = "", kind: str = "", since: str = "",
+                 until: str = "", q: str = "",
+                 session: Session = Depends(require(api=True))) -> TicketPageOut:
+    """Tickets newest first; `q` finds transcripts containing every space-separated part."""
+    if not 1 <= limit <= MAX_LIMIT or offset < 0:
+        raise HTTPException(422, f"limit must be 1..{MAX_LIMIT} and offset at least 0")
+    flt = filter_from(dict(status=status, category=category, district=district, urgency=urgency,
+                           transcription=transcription, kind=kind, since=since, until=until, q=q))
+    page = context_of(request).store.search(flt, limit=limit, offset=offset)
+    return TicketPageOut(total=page.total, offset=offset, limit=limit, items=[_row(r) for r in page.rows])
+
+
+@router.get("/tickets/{number}", response_model=TicketOut)
+def get_ticket(request: Request, number: str, session: Session = Depends(require(api=True))) -> TicketOut:
+    return _ticket(_edit(context_of(request).store.get, number))
+
+
+@router.patch("/tickets/{number}", response_model=TicketOut)
+def edit_ticket(request: Request, number: str, changes: TicketChanges,
+                session: Session = Depends(require(api=True))) -> TicketOut:
+    """Change fields; each change is audited under the signed-in user."""
+    store = context_of(request).store
+    return _ticket(_edit(store.update, number, session.user.username, changes.values()))
+
+
+@router.post("/tickets/{number}/words/{index}", response_model=TicketOut)
+def fix_word(request: Request, number: str, index: int, fix: WordFix,
+             session: Session = Depends(require(api=True))) -> TicketOut:
+    store = context_of(request).store
+    return _ticket(_edit(store.correct_word, number, session.user.username, index, fix.text))
+
+
+@router.post("/tickets/{number}/dispatch", response_model=TicketOut)
+def dispatch(request: Request, number: str, changes: TicketChanges | None = None,
+             session: Session = Depends(require(api=True))) -> TicketOut:
+    """Apply the changes and dispatch; the ticket needs a category and a department."""
+    store = context_of(request).store
+    values = changes.values() if changes else {}
+    return _ticket(_edit(store.dispatch, number, session.user.username, values))
+
+
+@router.post("/tickets/{number}/status", response_model=TicketOut)
+def set_status(request: Request, number: str, change: StatusChange,
+               session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> TicketOut:
+    store = context_of(request).store
+    return _ticket(_edit(store.set_status, number, session.user.username, change.status))
+
+
+@router.post("/tickets/{number}/suggestion", response_model=TicketOut)
+def refresh_suggestion(request: Request, number: str,
+                       session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> TicketOut:
+    """Suggest again with the current model (after `ivr dispatch retrain`)."""
+    ctx = context_of(request)
+    ctx.suggest()
+    return _ticket(_edit(ctx.store.refresh_suggestion, number))
+
+
+@router.get("/tickets/{number}/audit", response_model=list[AuditOut])
+def audit(request: Request, number: str, session: Session = Depends(require(api=True))) -> list[AuditOut]:
+    entries = _edit(context_of(request).store.audit, number)
+    return [AuditOut(**e.__dict__) for e in entries]
+
+
+@router.get("/tickets/{number}/audio", response_class=Response,
+            responses={200: {"content": {"audio/wav": {}}}})
+def audio(request: Request, number: str, session: Session = Depends(require(api=True))) -> Response:
+    return recording_response(request, number)
+
+
+@router.get("/corrections", response_model=list[CorrectionOut])
+def corrections(request: Request, session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> list[CorrectionOut]:
+    """Operators' category corrections: the classifier's retraining data."""
+    return [CorrectionOut(**c.__dict__) for c in context_of(request).store.corrections()]
+
+
+@router.get("/export.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+def export(request: Request, session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> Response:
+    flt = filter_from(dict(request.query_params))
+    return StreamingResponse(csv_rows(context_of(request).store, flt), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="tickets.csv"'})
+
+
+@router.get("/live", tags=["live"])
+def live(request: Request, session: Session = Depends(require(api=True))) -> dict[str, Any]:
+    """Calls in progress, the queue and callbacks (callers' numbers masked)."""
+    from ivr.logs import mask_number
+
+    snap = context_of(request).live.snapshot()
+    return {
+        "at": snap.at.isoformat(),
+        "calls": [dict(c.__dict__, caller=mask_number(c.caller), started=c.started.isoformat()) for c in snap.calls],
+        "queue": [dict(e.__dict__, caller=mask_number(e.caller)) for e in snap.queue],
+        "callbacks": [dict(c.__dict__, caller=mask_number(c.caller), requested_at=c.requested_at.isoformat())
+                      for c in snap.callbacks],
+        "errors": list(snap.errors),
+    }
+
+
+@router.get("/users", response_model=list[UserOut], tags=["users"])
+def users(request: Request, session: Session = Depends(require(Role.ADMIN, api=True))) -> list[UserOut]:
+    return [UserOut(username=u.username, role=u.role.value, active=u.active, created_at=u.created_at)
+            for u in context_of(request).users.list()]
+
+
+@router.post("/users", response_model=UserOut, status_code=201, tags=["users"])
+def add_user(request: Request, new: NewUser, session: Session = Depends(require(Role.ADMIN, api=True))) -> UserOut:
+    try:
+        u = context_of(request).users.add(new.username, new.password, new.role)
+    except UserError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return UserOut(username=u.username, role=u.role.value, active=u.active, created_at=u.created_at)

@@ -1,0 +1,244 @@
+"""The console's server-rendered pages: sign-in, ticket list, ticket, live view, CSV export."""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from ivr.console.app import COOKIE, LOGIN_COOKIE, context_of, html, require
+from ivr.console.security import new_token, same
+from ivr.console.users import SESSION_HOURS, Role, Session
+from ivr.tickets.model import EDITABLE_FIELDS, TicketFilter
+from ivr.tickets.store import TicketEditError, TicketNotFound, TicketStore
+
+__all__ = ["router", "filter_from", "csv_rows"]
+
+router = APIRouter(include_in_schema=False)
+PAGE = 50
+LOW_CONFIDENCE = 0.6
+STATUSES = ("open", "dispatched", "closed")
+URGENCIES = ("normal", "urgent", "emergency")
+
+
+async def form_data(request: Request) -> dict[str, str]:
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def filter_from(params: dict[str, str]) -> TicketFilter:
+    """The list filter from query parameters; a malformed date is a 400 naming the parameter."""
+    def day(name: str) -> date | None:
+        value = params.get(name, "").strip()
+        if not value:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise HTTPException(400, f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+    def opt(name: str) -> str | None:
+        return params.get(name, "").strip() or None
+
+    return TicketFilter(status=opt("status"), category=opt("category"), district=opt("district"),
+                        urgency=opt("urgency"), transcription=opt("transcription"), kind=opt("kind"),
+                        since=day("since"), until=day("until"), query=opt("q"))
+
+
+def _safe_next(target: str) -> str:
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/tickets"
+
+
+@router.get("/login")
+def login_page(request: Request, next: str = "/tickets", error: str = "") -> Response:
+    ctx = context_of(request)
+    token = new_token()
+    response = html(ctx, request, "login.html", next=_safe_next(next), error=error, login_csrf=token)
+    response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", secure=ctx.secure_cookies,
+                        max_age=3600)
+    return response
+
+
+@router.post("/login")
+def login(request: Request, form: dict[str, str] = Depends(form_data)) -> Response:
+    ctx = context_of(request)
+    target = _safe_next(form.get("next", "/tickets"))
+    if not same(form.get("csrf"), request.cookies.get(LOGIN_COOKIE)):
+        raise HTTPException(403, "CSRF token missing or wrong")
+    user = ctx.users.authenticate(form.get("username", ""), form.get("password", ""))
+    if user is None:
+        return RedirectResponse(f"/login?next={quote(target, safe='')}&error=1", status_code=303)
+    session = ctx.users.start_session(user)
+    response = RedirectResponse(target, status_code=303)
+    response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", secure=ctx.secure_cookies,
+                        max_age=SESSION_HOURS * 3600)
+    response.delete_cookie(LOGIN_COOKIE)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: Session = Depends(require())) -> Response:
+    context_of(request).users.end_session(session.token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+@router.get("/")
+def home(session: Session = Depends(require())) -> Response:
+    return RedirectResponse("/tickets", status_code=303)
+
+
+@router.get("/tickets", response_class=HTMLResponse)
+def ticket_list(request: Request, page: int = 1, session: Session = Depends(require())) -> Response:
+    ctx = context_of(request)
+    params = dict(request.query_params)
+    flt = filter_from(params)
+    page = max(1, page)
+    result = ctx.store.search(flt, limit=PAGE, offset=(page - 1) * PAGE)
+    keep = {k: v for k, v in params.items() if k != "page" and v}
+    return html(ctx, request, "list.html", result=result, flt=flt, params=keep, page=page,
+                pages=max(1, -(-result.total // PAGE)), query=urlencode(keep), statuses=STATUSES,
+                urgencies=URGENCIES, categories=list(ctx.categories), districts=ctx.districts)
+
+
+def _ticket_or_404(store: TicketStore, number: str) -> Any:
+    try:
+        return store.get(number)
+    except TicketNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.get("/tickets/{number}", response_class=HTMLResponse)
+def ticket_page(request: Request, number: str, msg: str = "", error: str = "",
+                session: Session = Depends(require())) -> Response:
+    ctx = context_of(request)
+    ticket = _ticket_or_404(ctx.store, number)
+    check = ctx.store.verify_recording(number, ctx.recordings_dir) if ticket.recording else None
+    suggestion = ticket.suggestion or {}
+    autofill = suggestion.get("autofill") or {}
+    proposed = {
+        "contact_name": (autofill.get("name") or {}).get("display", ""),
+        "callback_number": (autofill.get("phone") or {}).get("digits", ""),
+        "address": (autofill.get("address") or {}).get("full", ""),
+    }
+    values = {k: getattr(ticket, k) or proposed.get(k, "") for k in EDITABLE_FIELDS}
+    categories = list(ctx.categories)
+    if ticket.category and ticket.category not in ctx.categories:
+        categories.append(ticket.category)
+    return html(ctx, request, "ticket.html", t=ticket, check=check, suggestion=suggestion, values=values,
+                proposed=proposed, categories=categories, departments=ctx.categories, districts=ctx.districts,
+                urgencies=URGENCIES, audit=ctx.store.audit(number), low=LOW_CONFIDENCE, msg=msg, error=error)
+
+
+def _back(number: str, msg: str = "", error: str = "") -> Response:
+    query = urlencode({k: v for k, v in (("msg", msg), ("error", error)) if v})
+    return RedirectResponse(f"/tickets/{number}" + (f"?{query}" if query else ""), status_code=303)
+
+
+@router.post("/tickets/{number}")
+def save_ticket(request: Request, number: str, form: dict[str, str] = Depends(form_data),
+                session: Session = Depends(require())) -> Response:
+    ctx = context_of(request)
+    _ticket_or_404(ctx.store, number)
+    changes = {k: v for k, v in form.items() if k in EDITABLE_FIELDS}
+    try:
+        if form.get("action") == "dispatch":
+            ctx.store.dispatch(number, session.user.username, changes)
+            return _back(number, msg="dispatched")
+        ctx.store.update(number, session.user.username, changes)
+    except TicketEditError as exc:
+        return _back(number, error=str(exc))
+    return _back(number, msg="saved")
+
+
+@router.post("/tickets/{number}/words")
+def correct_word(request: Request, number: str, form: dict[str, str] = Depends(form_data),
+                 session: Session = Depends(require())) -> Response:
+    ctx = context_of(request)
+    _ticket_or_404(ctx.store, number)
+    try:
+        index = int(form.get("index", ""))
+    except ValueError:
+        return _back(number, error="choose the word to correct")
+    try:
+        ctx.store.correct_word(number, session.user.username, index, form.get("text", ""))
+    except TicketEditError as exc:
+        return _back(number, error=str(exc))
+    return _back(number, msg="word corrected")
+
+
+@router.post("/tickets/{number}/status")
+def set_status(request: Request, number: str, form: dict[str, str] = Depends(form_data),
+               session: Session = Depends(require(Role.SUPERVISOR))) -> Response:
+    ctx = context_of(request)
+    _ticket_or_404(ctx.store, number)
+    try:
+        ctx.store.set_status(number, session.user.username, form.get("status", ""))
+    except TicketEditError as exc:
+        return _back(number, error=str(exc))
+    return _back(number, msg=f"status {form.get('status')}")
+
+
+@router.get("/tickets/{number}/audio")
+def audio(request: Request, number: str, session: Session = Depends(require())) -> Response:
+    return recording_response(request, number)
+
+
+def recording_response(request: Request, number: str) -> Response:
+    """The ticket's WAV (with range requests, so the player can seek); never a file outside the folder."""
+    ctx = context_of(request)
+    ticket = _ticket_or_404(ctx.store, number)
+    try:
+        path = TicketStore.recording_file(ticket, ctx.recordings_dir)
+    except TicketNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except PermissionError:
+        raise HTTPException(403, "that recording is not in the recordings folder") from None
+    if not path.is_file():
+        raise HTTPException(404, f"recording of ticket {number} is missing")
+    return FileResponse(path, media_type="audio/wav", filename=f"{number}.wav", content_disposition_type="inline")
+
+
+@router.get("/live", response_class=HTMLResponse)
+def live_page(request: Request, session: Session = Depends(require())) -> Response:
+    ctx = context_of(request)
+    return html(ctx, request, "live.html", snap=ctx.live.snapshot())
+
+
+CSV_COLUMNS = ("number", "created_at", "status", "kind", "category", "department", "district", "urgency",
+               "transcription", "audio_ms", "caller", "text")
+
+
+def _cell(value: object) -> str:
+    """Text that a spreadsheet will not run as a formula."""
+    s = "" if value is None else str(value)
+    return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
+
+
+def csv_rows(store: TicketStore, flt: TicketFilter) -> Iterator[str]:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    buf.write("\ufeff")  # so spreadsheet programs read the Chinese as UTF-8
+    writer.writerow(CSV_COLUMNS)
+    for n, row in enumerate(store.iter_rows(flt)):
+        writer.writerow([_cell(row.created_at.isoformat() if c == "created_at" else getattr(row, c))
+                         for c in CSV_COLUMNS])
+        if n % 200 == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+@router.get("/export.csv")
+def export(request: Request, session: Session = Depends(require(Role.SUPERVISOR))) -> Response:
+    ctx = context_of(request)
+    flt = filter_from(dict(request.query_params))
+    return StreamingResponse(csv_rows(ctx.store, flt), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="tickets.csv"'})
