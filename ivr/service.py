@@ -12,6 +12,7 @@ from asr.engine import Engine, VoskEngine
 from asr.models import DEFAULT_MODEL, ModelNotFoundError, how_to_get, resolve_model
 from ivr.channel import Channel
 from ivr.config import Settings
+from ivr.dtmf.inband import DtmfDetector
 from ivr.flow import Flow, load_flow
 from ivr.flow.runner import CallRecord, FlowRunner
 from ivr.media import CallIO
@@ -46,6 +47,16 @@ def no_model_message() -> str:
     return NO_MODEL_MESSAGE.format(how=how_to_get(DEFAULT_MODEL))
 
 
+class InbandDigits:
+    """The in-band DTMF detector as the media layer's DigitDetector."""
+
+    def __init__(self) -> None:
+        self._detector = DtmfDetector()
+
+    def process(self, frame: bytes) -> list[str]:
+        return [d.digit for d in self._detector.feed(frame)]
+
+
 @dataclass
 class HotlineService:
     settings: Settings
@@ -71,7 +82,7 @@ class HotlineService:
 
     async def handle_call(self, channel: Channel) -> CallRecord:
         """Run one call through the flow; tickets are written as the caller speaks."""
-        io = CallIO(channel, self.engine)
+        io = CallIO(channel, self.engine, InbandDigits() if channel.inband_dtmf else None)
         sink = StoreSink(self.store, self.settings.recordings_dir)  # type: ignore[arg-type]
         runner = FlowRunner(self.flow, io, self.prompts, sink, frozenset(self.settings.elderly_numbers))
         return await runner.run()

@@ -146,3 +146,24 @@ def test_a_configured_model_that_is_missing_is_an_error(env: dict[str, str], tmp
     assert code == 2
     assert f"Vosk model '{tmp_path / 'nomodel'}' (from the configured vosk_model) not found" in out
     assert not (Path(env["IVR_DATA_DIR"]) / "ivr.db").exists()
+
+
+def test_in_band_keys_are_heard_when_the_channel_has_no_out_of_band_digits(settings, tmp_path: Path) -> None:
+    """A caller whose phone sends keys only as tones: the flow still takes key 1."""
+    import asyncio
+
+    import numpy as np
+
+    from asr.audio import write_wav
+    from ivr.channel_file import FileChannel, parse_script
+    from ivr.service import HotlineService
+
+    t = np.arange(int(0.12 * 8000)) / 8000
+    tone = (6000 * (np.sin(2 * np.pi * 697 * t) + np.sin(2 * np.pi * 1209 * t))).astype("<i2")  # key 1
+    key = tmp_path / "key1.wav"
+    write_wav(key, np.concatenate([tone, np.zeros(1600, "<i2")]).tobytes())
+    svc = HotlineService.from_settings(settings, load_engine=False)
+    channel = FileChannel(parse_script(f"say:{key}; say:{C01}"), inband_dtmf=True)
+    record = asyncio.run(svc.handle_call(channel))
+    assert record.path[1] == "main_menu=complaint"
+    assert [t.kind for t in svc.store.list()] == ["complaint"]
