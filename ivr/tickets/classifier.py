@@ -75,6 +75,7 @@ class TrainConfig:
     epochs: int = 200
     learning_rate: float = 0.5
     min_df: int = 1
+    tolerance: float = 1e-3
 
 
 _jieba_lock = threading.Lock()
@@ -118,24 +119,29 @@ def features(text: str, char_ngrams: Sequence[int] = (1, 2)) -> Counter[str]:
     return counts
 
 
-@dataclass
-class _Csr:
-    """A sparse matrix in coordinate form: just the two products softmax regression needs."""
+class _Sparse:
+    """A sparse matrix (coordinate form) with the two products softmax regression needs, done as segment sums."""
 
-    rows: np.ndarray  # row index of each stored value
-    cols: np.ndarray
-    vals: np.ndarray
-    n_rows: int
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, n_rows: int, n_cols: int) -> None:
+        self.n_rows, self.n_cols = n_rows, n_cols
+        by_row = np.lexsort((cols, rows))
+        self.r_rows, self.r_cols, self.r_vals = rows[by_row], cols[by_row], vals[by_row]
+        self.r_ids, self.r_starts = np.unique(self.r_rows, return_index=True)
+        by_col = np.lexsort((rows, cols))
+        self.c_rows, self.c_cols, self.c_vals = rows[by_col], cols[by_col], vals[by_col]
+        self.c_ids, self.c_starts = np.unique(self.c_cols, return_index=True)
 
     def dot(self, w: np.ndarray) -> np.ndarray:
-        contrib = self.vals[:, None] * w[self.cols]
-        return np.stack(
-            [np.bincount(self.rows, contrib[:, k], self.n_rows) for k in range(w.shape[1])], axis=1
-        )
+        out = np.zeros((self.n_rows, w.shape[1]))
+        if len(self.r_vals):
+            out[self.r_ids] = np.add.reduceat(self.r_vals[:, None] * w[self.r_cols], self.r_starts, axis=0)
+        return out
 
-    def tdot(self, g: np.ndarray, n_cols: int) -> np.ndarray:
-        contrib = self.vals[:, None] * g[self.rows]
-        return np.stack([np.bincount(self.cols, contrib[:, k], n_cols) for k in range(g.shape[1])], axis=1)
+    def tdot(self, g: np.ndarray) -> np.ndarray:
+        out = np.zeros((self.n_cols, g.shape[1]))
+        if len(self.c_vals):
+            out[self.c_ids] = np.add.reduceat(self.c_vals[:, None] * g[self.c_rows], self.c_starts, axis=0)
+        return out
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -220,36 +226,44 @@ class TextClassifier:
         vals = np.array([p[1] for p in pairs]) * self.idf[cols]
         return cols, vals / np.linalg.norm(vals)
 
-    def _matrix(self, counted: Sequence[Counter[str]]) -> _Csr:
+    def _matrix(self, counted: Sequence[Counter[str]]) -> _Sparse:
         rows, cols, vals = [], [], []
         for r, counts in enumerate(counted):
             c, v = self._vector(counts)
             rows.append(np.full(len(c), r, dtype=np.int64))
             cols.append(c)
             vals.append(v)
-        return _Csr(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), len(counted))
+        return _Sparse(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), len(counted), len(self.vocab))
 
-    def _optimise(self, x: _Csr, y: np.ndarray, w: np.ndarray) -> None:
-        """Full-batch Adam on the weighted cross-entropy plus an L2 penalty (deterministic)."""
+    def _optimise(self, x: _Sparse, y: np.ndarray, w: np.ndarray) -> None:
+        """Full-batch Adam on the weighted cross-entropy plus an L2 penalty (deterministic).
+
+        Stops early when the objective improved by less than ``config.tolerance`` (relative) over ten steps.
+        """
         cfg = self.config
         params = [self.weights, self.bias]
         m = [np.zeros_like(p) for p in params]
         v = [np.zeros_like(p) for p in params]
         b1, b2, eps = 0.9, 0.999, 1e-8
-        n_feat = self.weights.shape[0]
+        previous = math.inf
+        step = 0
         for step in range(1, cfg.epochs + 1):
             p = _softmax(x.dot(self.weights) + self.bias)
             g = (p - y) * w[:, None]
-            grads = [x.tdot(g, n_feat) + cfg.l2 * self.weights, g.sum(axis=0)]
+            if step % 10 == 0:
+                objective = -float((w * np.log(np.maximum((p * y).sum(axis=1), 1e-12))).sum())
+                objective += 0.5 * cfg.l2 * float((self.weights**2).sum())
+                if previous - objective < cfg.tolerance * abs(previous):
+                    break
+                previous = objective
+            grads = [x.tdot(g) + cfg.l2 * self.weights, g.sum(axis=0)]
             for i, (param, grad) in enumerate(zip(params, grads)):
                 m[i] = b1 * m[i] + (1 - b1) * grad
                 v[i] = b2 * v[i] + (1 - b2) * grad * grad
                 mhat = m[i] / (1 - b1**step)
                 vhat = v[i] / (1 - b2**step)
                 param -= cfg.learning_rate * mhat / (np.sqrt(vhat) + eps)
-        p = _softmax(x.dot(self.weights) + self.bias)
-        loss = -float((w * np.log(np.maximum((p * y).sum(axis=1), 1e-12))).sum())
-        log.debug("final training loss %.4f", loss)
+        log.debug("training stopped after %d steps, objective %.5f", step, previous)
 
     # ---------------------------------------------------------------------------------------------- inference
     def predict(self, text: str, k: int = 3, n_evidence: int = 5) -> list[Prediction]:
@@ -308,6 +322,7 @@ class TextClassifier:
                 "epochs": self.config.epochs,
                 "learning_rate": self.config.learning_rate,
                 "min_df": self.config.min_df,
+                "tolerance": self.config.tolerance,
             },
             "meta": self.meta,
         }
@@ -365,6 +380,7 @@ class TextClassifier:
                 epochs=cfg["epochs"],
                 learning_rate=cfg["learning_rate"],
                 min_df=cfg["min_df"],
+                tolerance=cfg.get("tolerance", TrainConfig.tolerance),
             ),
             meta=dict(header.get("meta", {})),
         )
