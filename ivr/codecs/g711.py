@@ -1,13 +1,24 @@
-"""G.711 µ-law (PCMU) and A-law (PCMA) for 8 kHz PCM16, with numpy lookup tables built from ITU-T G.711.
+"""G.711 µ-law (PCMU) and A-law (PCMA) for 8 kHz PCM16.
 
-Encoding uses a 65,536-entry table indexed by the 16-bit sample, decoding a 256-entry table, so a 20 ms frame
-costs a couple of microseconds and the module works on Python versions without `audioop`.
+Two implementations with identical output: numpy lookup tables built here from the G.711 algorithm (a 65,536-entry
+table indexed by the 16-bit sample to encode, 256 entries to decode), which work on any Python, and the stdlib
+`audioop` (removed in Python 3.13), which is about five times faster on a 20 ms frame and is used when present.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-__all__ = ["ulaw_encode", "ulaw_decode", "alaw_encode", "alaw_decode", "encoder", "decoder", "silence_payload"]
+try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioop as _audioop
+except ImportError:  # Python 3.13+
+    _audioop = None
+
+__all__ = ["ulaw_encode", "ulaw_decode", "alaw_encode", "alaw_decode", "encoder", "decoder", "silence_payload",
+           "numpy_ulaw_encode", "numpy_ulaw_decode", "numpy_alaw_encode", "numpy_alaw_decode"]
 
 _BIAS = 0x84
 
@@ -72,22 +83,42 @@ def _decode(table: np.ndarray, data: bytes) -> bytes:
     return table[np.frombuffer(data, dtype=np.uint8)].tobytes()
 
 
-def ulaw_encode(pcm: bytes) -> bytes:
+def numpy_ulaw_encode(pcm: bytes) -> bytes:
     """PCM16 little-endian -> µ-law octets."""
     return _encode(_ULAW_ENC, pcm)
 
 
-def ulaw_decode(data: bytes) -> bytes:
+def numpy_ulaw_decode(data: bytes) -> bytes:
     """µ-law octets -> PCM16 little-endian."""
     return _decode(_ULAW_DEC, data)
 
 
-def alaw_encode(pcm: bytes) -> bytes:
+def numpy_alaw_encode(pcm: bytes) -> bytes:
     return _encode(_ALAW_ENC, pcm)
 
 
-def alaw_decode(data: bytes) -> bytes:
+def numpy_alaw_decode(data: bytes) -> bytes:
     return _decode(_ALAW_DEC, data)
+
+
+if _audioop is not None:
+    _lin2ulaw, _ulaw2lin, _lin2alaw, _alaw2lin = (_audioop.lin2ulaw, _audioop.ulaw2lin, _audioop.lin2alaw,
+                                                  _audioop.alaw2lin)
+
+    def ulaw_encode(pcm: bytes) -> bytes:
+        return _lin2ulaw(pcm, 2)
+
+    def ulaw_decode(data: bytes) -> bytes:
+        return _ulaw2lin(data, 2)
+
+    def alaw_encode(pcm: bytes) -> bytes:
+        return _lin2alaw(pcm, 2)
+
+    def alaw_decode(data: bytes) -> bytes:
+        return _alaw2lin(data, 2)
+else:
+    ulaw_encode, ulaw_decode = numpy_ulaw_encode, numpy_ulaw_decode
+    alaw_encode, alaw_decode = numpy_alaw_encode, numpy_alaw_decode
 
 
 def encoder(codec: str):  # type: ignore[no-untyped-def]

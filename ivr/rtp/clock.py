@@ -26,6 +26,8 @@ class MediaClock:
         self._loop: asyncio.AbstractEventLoop | None = None
         #: lateness of each tick in seconds (kept for the last `keep` ticks), for jitter figures
         self.lateness: list[float] = []
+        #: how long each tick took to serve every session (the last packet of a tick goes out this much later)
+        self.durations: list[float] = []
         self.keep = 15000
         self.ticks = 0
 
@@ -56,6 +58,7 @@ class MediaClock:
         self.ticks += 1
         if len(self.lateness) >= self.keep:
             del self.lateness[: self.keep // 2]
+            del self.durations[: self.keep // 2]
         self.lateness.append(late)
         if late > 5 * self.interval:  # the loop was stalled: skip the missed ticks rather than burst
             logger.warning("media clock stalled for %.0f ms", late * 1000)
@@ -65,6 +68,7 @@ class MediaClock:
                 callback()
             except Exception:  # one broken session must not stop the others
                 logger.exception("media tick failed")
+        self.durations.append(self._loop.time() - now)
         self._next += self.interval
         if self._subscribers:
             self._handle = self._loop.call_at(self._next, self._tick)

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import random
 import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from ivr.rtp.packet import RtpError, RtpPacket, is_rtcp
 __all__ = ["PortAllocator", "RtpSession", "MediaParams", "InboundFrame", "RtpStats", "NoFreePortError"]
 
 logger = logging.getLogger(__name__)
+_HEADER = struct.Struct("!BBHII")
 
 
 class NoFreePortError(RuntimeError):
@@ -178,10 +180,10 @@ class RtpSession:
         frame = self.outbound.popleft() if self.outbound else None
         if self.params.sending and self._transport is not None:
             payload = self._silence if frame is None else self._encode(frame)
-            pkt = RtpPacket(payload_type=self.params.payload_type, sequence_number=self.seq,
-                            timestamp=self.timestamp, ssrc=self.ssrc, marker=self._marker, payload=payload)
+            header = _HEADER.pack(0x80, (0x80 if self._marker else 0) | self.params.payload_type, self.seq,
+                                  self.timestamp, self.ssrc)  # RtpPacket's layout, without the object
             try:
-                self._transport.sendto(bytes(pkt), self.remote)
+                self._transport.sendto(header + payload, self.remote)
                 self.stats.sent += 1
             except OSError as exc:
                 logger.debug("RTP send failed: %s", exc)
@@ -204,12 +206,16 @@ class RtpSession:
             return
         if is_rtcp(data):
             return
-        try:
-            pkt = RtpPacket.parse(data)
-        except RtpError:
-            self.stats.dropped_invalid += 1
-            return
-        pt = pkt.payload_type
+        if len(data) > 12 and data[0] == 0x80:  # fast path: no padding, extension or CSRC (what phones send)
+            _, b1, _, timestamp, ssrc = _HEADER.unpack_from(data)
+            pt, payload = b1 & 0x7F, data[12:]
+        else:
+            try:
+                pkt = RtpPacket.parse(data)
+            except RtpError:
+                self.stats.dropped_invalid += 1
+                return
+            pt, payload, timestamp, ssrc = pkt.payload_type, pkt.payload, pkt.timestamp, pkt.ssrc
         if pt != self.params.payload_type and pt != self.params.dtmf_payload_type:
             self.stats.dropped_invalid += 1
             return
@@ -218,7 +224,7 @@ class RtpSession:
         self.stats.received += 1
         if pt == self.params.dtmf_payload_type:
             try:
-                press = self.dtmf.feed(pkt.ssrc, pkt.timestamp, pkt.payload, time.monotonic())
+                press = self.dtmf.feed(ssrc, timestamp, payload, time.monotonic())
             except DtmfEventError:
                 self.stats.dropped_invalid += 1
                 return
@@ -226,7 +232,7 @@ class RtpSession:
                 self.stats.dtmf_events += 1
                 self._digits.append(press.digit)
             return
-        self.jitter.push(pkt.ssrc, pkt.timestamp, self._decode(pkt.payload))
+        self.jitter.push(ssrc, timestamp, self._decode(payload))
 
     @property
     def t_ms(self) -> int:

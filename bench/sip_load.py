@@ -1,0 +1,197 @@
+"""SIP/RTP load benchmark with SIPp on loopback: calls per second, concurrent media calls, per-call cost, fd leaks.
+
+    .venv/bin/python bench/sip_load.py [--cps 50] [--cps-calls 500] [--media-calls 200] [--media-seconds 20]
+
+The UAS runs in this process with a handler that plays a prompt (a tone) back to back and passes every caller frame
+through webrtcvad (no ASR); SIPp places the calls and plays 20 ms PCMU RTP from a pcap. Prints figures; asserts none.
+RTP send jitter is the media clock's lateness plus the time a tick takes to serve every call (the last packet of a
+tick leaves that much later than its schedule); a packet counts as late when that exceeds 10 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import webrtcvad
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "ivr" / "sip"))
+
+from sipclient import rtp  # noqa: E402
+from sippkit import answer_ok, caller_bye, invite_answered, pause, run_sipp, scenario  # noqa: E402,F401
+
+from asr.audio import FRAME_BYTES  # noqa: E402
+from ivr.channel import CallerHungUp  # noqa: E402
+from ivr.codecs.g711 import ulaw_encode  # noqa: E402
+from ivr.rtp.pcap import UdpDatagram, write_udp  # noqa: E402
+from ivr.sip.protection import ProtectionConfig  # noqa: E402
+from ivr.sip.uas import SipServer, SipServerConfig  # noqa: E402
+
+
+class MediaHandler:
+    """Prompt out continuously, caller audio through VAD, until the caller hangs up."""
+
+    def __init__(self) -> None:
+        t = np.arange(8000) / 8000
+        pcm = (5000 * np.sin(2 * np.pi * 440 * t)).astype("<i2").tobytes()
+        self.prompt = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
+        self.frames = 0
+        self.speech = 0
+        self.vad = webrtcvad.Vad(2)
+
+    async def __call__(self, channel) -> None:  # type: ignore[no-untyped-def]
+        i = 0
+        try:
+            while True:
+                inbound = await channel.exchange(self.prompt[i % len(self.prompt)])
+                self.frames += 1
+                if self.vad.is_speech(inbound.audio, 8000):
+                    self.speech += 1
+                i += 1
+        except CallerHungUp:
+            pass
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def sipp_counts(out: str) -> tuple[int, int]:
+    ok = re.findall(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", out)
+    failed = re.findall(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", out)
+    return (int(ok[-1]) if ok else -1, int(failed[-1]) if failed else -1)
+
+
+def pcmu_pcap(path: Path, seconds: float) -> Path:
+    n = np.arange(int(8000 * seconds))
+    pcm = (4000 * np.sin(2 * np.pi * 300 * n / 8000) * (np.sin(2 * np.pi * 2 * n / 8000) > 0)).astype("<i2")
+    data = pcm.tobytes()
+    items = [UdpDatagram(100.0 + 0.02 * k, ("10.0.0.1", 6000), ("10.0.0.2", 7000),
+                         rtp(0, k, 160 * k, 0xBE7C, ulaw_encode(data[i : i + 320]), marker=k == 0))
+             for k, i in enumerate(range(0, len(data) - 319, 320))]
+    write_udp(path, items)
+    return path
+
+
+async def start(handler: MediaHandler, max_calls: int) -> SipServer:
+    cfg = SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=46000, rtp_port_max=49999, max_calls=max_calls,
+                          protection=ProtectionConfig(invite_rate=1000, invite_burst=1000))
+    server = SipServer(cfg, handler)
+    await server.start()
+    return server
+
+
+async def settle(server: SipServer) -> None:
+    for _ in range(1200):  # transactions linger 64*T1 = 32 s by design
+        if not any(server.resources().values()):
+            return
+        await asyncio.sleep(0.05)
+
+
+async def bench_cps(work: Path, rate: int, calls: int, hold_ms: int) -> None:
+    handler = MediaHandler()
+    server = await start(handler, max_calls=4000)
+    fd0 = fds()
+    cpu0, t0 = time.process_time(), time.monotonic()
+    xml = scenario("cps", invite_answered(), pause(hold_ms), caller_bye(2))
+    rc, out = await run_sipp(xml, work, server.port, calls=calls, rate=rate, limit=calls, timeout_s=300)
+    wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
+    ok, failed = sipp_counts(out)
+    await settle(server)
+    print(f"cps: {rate}/s offered, {calls} calls of {hold_ms} ms: {ok} ok, {failed} failed (sipp rc {rc}), "
+          f"{wall:.1f} s wall, server CPU {cpu:.1f} s = {1000 * cpu / max(calls, 1):.2f} ms per call; "
+          f"fds {fd0} -> {fds()}; left {server.resources()}")
+    if failed:
+        print(out[-1500:])
+    await server.stop()
+
+
+async def bench_media(work: Path, calls: int, seconds: int, rate: int) -> None:
+    handler = MediaHandler()
+    server = await start(handler, max_calls=calls + 10)
+    pcap = pcmu_pcap(work / "caller.pcap", seconds)
+    fd0, rss0 = fds(), rss_mb()
+    xml = scenario("media", invite_answered(),
+                   f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n', pause(seconds * 1000),
+                   caller_bye(2))
+    server.clock.lateness.clear()
+    server.clock.durations.clear()
+    peak = {"calls": 0, "rss": rss0}
+
+    async def sample() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            if len(server.calls) >= peak["calls"]:
+                peak["calls"] = len(server.calls)
+                peak["rss"] = max(peak["rss"], rss_mb())
+
+    sampler = asyncio.create_task(sample())
+    cpu0, t0 = time.process_time(), time.monotonic()
+    rc, out = await run_sipp(xml, work, server.port, calls=calls, rate=rate, limit=calls, timeout_s=seconds + 120)
+    wall, cpu = time.monotonic() - t0, time.process_time() - cpu0
+    sampler.cancel()
+    ok, failed = sipp_counts(out)
+    late = np.array(server.clock.lateness)
+    dur = np.array(server.clock.durations[: len(late)])
+    worst = (late[: len(dur)] + dur) * 1000
+    sent = [s for s in (0,)]
+    del sent
+    call_seconds = calls * seconds
+    await settle(server)
+    print(f"media: {calls} calls x {seconds} s (ramp {rate}/s): peak {peak['calls']} concurrent; {ok} ok, "
+          f"{failed} failed (sipp rc {rc})")
+    print(f"  RTP send jitter (tick lateness + tick time): p50 {np.percentile(worst, 50):.2f} ms, "
+          f"p99 {np.percentile(worst, 99):.2f} ms, max {worst.max():.1f} ms; ticks over 10 ms late "
+          f"{100 * np.mean(worst > 10):.2f} %; tick time p99 {np.percentile(dur * 1000, 99):.2f} ms")
+    print(f"  caller frames through VAD {handler.frames} ({handler.speech} speech); server CPU {cpu:.1f} s over "
+          f"{wall:.1f} s = {100 * cpu / wall:.0f} % of one core, {1000 * cpu / call_seconds:.2f} ms CPU per call-second")
+    print(f"  RSS {rss0:.1f} MB -> peak {peak['rss']:.1f} MB = {(peak['rss'] - rss0) * 1024 / max(peak['calls'], 1):.0f}"
+          f" kB per call; maxrss {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
+          f"fds {fd0} -> {fds()}; left {server.resources()}")
+    if failed:
+        print(out[-1500:])
+    await server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cps", type=int, nargs="*", default=[50])
+    ap.add_argument("--cps-calls", type=int, default=500)
+    ap.add_argument("--hold-ms", type=int, default=2000)
+    ap.add_argument("--media-calls", type=int, default=200)
+    ap.add_argument("--media-seconds", type=int, default=20)
+    ap.add_argument("--media-rate", type=int, default=20)
+    args = ap.parse_args()
+
+    async def run() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            for rate in args.cps:
+                d = Path(tmp) / f"cps{rate}"
+                d.mkdir()
+                await bench_cps(d, rate, args.cps_calls, args.hold_ms)
+            if args.media_calls:
+                d = Path(tmp) / "media"
+                d.mkdir()
+                await bench_media(d, args.media_calls, args.media_seconds, args.media_rate)
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
