@@ -1,0 +1,97 @@
+"""A console over a real store with real recordings, one user of each role, and signed-in clients."""
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from asr.results import Transcript, Word
+from ivr.config import load_settings
+from ivr.console import LiveState, create_app
+from ivr.console.app import ConsoleContext
+from ivr.tickets.store import TicketStore, dispatch_suggester
+
+REPO = Path(__file__).resolve().parents[3]
+ZH = REPO / "audio_fixtures" / "zh"
+PASSWORD = "correct horse 12345"
+
+
+def fixture_texts() -> dict[str, tuple[str, float]]:
+    """Fixture id -> (what the caller says, seconds of speech)."""
+    lines = (ZH / "transcripts.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    return {cols[0]: (cols[1], float(cols[3])) for cols in (line.split("\t") for line in lines)}
+
+
+def transcript_for(text: str, seconds: float, low: set[int] = frozenset()) -> Transcript:  # type: ignore[assignment]
+    """The fixture's text as two-character words spread evenly over the recording; words in `low` are
+    given a low confidence."""
+    chunks = [text[i:i + 2] for i in range(0, len(text), 2)]
+    step = seconds / len(chunks)
+    return Transcript(
+        text=text, engine="vosk", model="test", audio_ms=int(seconds * 1000), raw_text=" ".join(chunks),
+        words=tuple(Word(c, round(i * step, 3), round((i + 1) * step, 3), 0.35 if i in low else 0.93)
+                    for i, c in enumerate(chunks)))
+
+
+@dataclass
+class Console:
+    app: FastAPI
+    ctx: ConsoleContext
+    store: TicketStore
+    recordings: Path
+    numbers: dict[str, str]  # fixture id -> ticket number
+    password: str = PASSWORD  # every fixture user's password
+
+    def client(self, role: str | None = "operator") -> TestClient:
+        """A client signed in through the login form as the user of that role (None: not signed in)."""
+        c = TestClient(self.app)
+        if role is not None:
+            page = c.get("/login")
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+            r = c.post("/login", data={"username": role, "password": PASSWORD, "csrf": token, "next": "/tickets"},
+                       follow_redirects=False)
+            assert r.status_code == 303 and r.headers["location"] == "/tickets", r.text
+        return c
+
+    def api(self, role: str = "operator") -> tuple[TestClient, str]:
+        """A client signed in through the API, and its CSRF token."""
+        c = TestClient(self.app)
+        r = c.post("/api/session", json={"username": role, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        return c, r.json()["csrf"]
+
+
+@pytest.fixture(scope="session")
+def suggester(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    return dispatch_suggester(tmp_path_factory.mktemp("dispatch"))
+
+
+@pytest.fixture
+def console(tmp_path: Path, suggester) -> Console:  # type: ignore[no-untyped-def]
+    settings = load_settings(overrides={"data_dir": tmp_path / "data"}, environ={})
+    store = TicketStore(settings.database_url, suggest=suggester)
+    recordings = Path(settings.recordings_dir)  # type: ignore[arg-type]
+    (recordings / "20260305").mkdir(parents=True)
+    texts = fixture_texts()
+    numbers = {}
+    for fid in ("c01", "c02", "c03", "c04"):
+        wav = recordings / "20260305" / f"{fid}.wav"
+        shutil.copy(ZH / f"{fid}.wav", wav)
+        t = store.create(caller="13812345678", call_id=f"call-{fid}", kind="complaint", menu_path=["welcome"],
+                         flags=[], recording=f"20260305/{fid}.wav")
+        text, seconds = texts[fid]
+        store.complete_recording(t.number, audio_ms=int(seconds * 1000),
+                                 sha256=hashlib.sha256(wav.read_bytes()).hexdigest(),
+                                 transcript=transcript_for(text, seconds, low={2, 5}))
+        numbers[fid] = t.number
+    app = create_app(settings, store=store, live=LiveState(), suggester=suggester)
+    ctx: ConsoleContext = app.state.console
+    for role in ("operator", "supervisor", "admin"):
+        ctx.users.add(role, PASSWORD, role)
+    return Console(app, ctx, store, recordings, numbers)
