@@ -9,6 +9,7 @@ import typer
 
 from ivr import __version__
 from ivr.commands import context
+from ivr.commands.dispatch import app as dispatch_app
 from ivr.commands.models import app as models_app
 from ivr.commands.prompts import app as prompts_app
 from ivr.commands.simulate import simulate
@@ -58,6 +59,7 @@ app.command(
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
+app.add_typer(dispatch_app, name="dispatch")
 # subcommand groups of the other parts are added below as they land
 
 
