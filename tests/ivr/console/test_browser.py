@@ -1,0 +1,111 @@
+"""The console in a real headless Chromium (Debian's, driven by Playwright; no browser is downloaded):
+sign in, search, open a ticket, play the recording from a word, correct a word and the category, dispatch,
+and see the audit entries."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+CHROMIUM = os.environ.get("IVR_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(console: Any) -> Iterator[str]:
+    """The console app on a real HTTP server on 127.0.0.1."""
+    import uvicorn
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(console.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:  # start-up only; nothing is timed
+        if not thread.is_alive():
+            pytest.fail("the console server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright package is not installed (pip install playwright; no browser download)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield b
+        b.close()
+
+
+def test_operator_reviews_corrects_and_dispatches_a_ticket(console: Any, served: str, browser: Any) -> None:
+    number = console.numbers["c03"]  # 我们楼的电梯坏了一个星期了物业一直不修, 3.25 s
+    page = browser.new_page()
+    page.goto(f"{served}/tickets")
+    assert "/login" in page.url
+    page.fill("#username", "operator")
+    page.fill("#password", console.password)
+    page.click("#sign-in")
+    page.wait_for_url(f"{served}/tickets")
+
+    page.fill("#q", "电梯")
+    page.click("#search")
+    page.wait_for_url("**/tickets?q=*")
+    assert page.inner_text("#count").startswith("1 ")
+    page.click(f"a[href='/tickets/{number}']")
+    page.wait_for_url(f"{served}/tickets/{number}")
+
+    # transcript and audio are there; the recording loads and plays from the clicked word
+    assert page.inner_text("#transcript").replace("\n", "").replace(" ", "") == "我们楼的电梯坏了一个星期了物业一直不修"
+    page.wait_for_function("() => document.getElementById('audio').readyState >= 1")  # no eval: CSP
+    duration = page.evaluate("() => document.getElementById('audio').duration")
+    assert 3.1 < duration < 3.4
+    low = page.locator("#transcript .word.low")
+    assert low.count() == 2
+    word = page.locator("#transcript .word[data-i='5']")
+    start = float(word.get_attribute("data-start"))
+    old = word.inner_text()
+    word.click()
+    page.wait_for_function(f"() => document.getElementById('audio').currentTime > {start + 0.05}")
+    assert page.evaluate("() => document.getElementById('audio').error") is None
+
+    # the click prepared the correction of that word
+    assert page.input_value("#word-index") == "5" and page.input_value("#word-text") == old
+    page.fill("#word-text", "一周")
+    page.click("#word-save")
+    page.wait_for_selector("#msg")
+    assert "一周" in page.inner_text("#transcript")
+
+    # correct the category: the department follows it
+    page.select_option("#category", "市政设施")
+    assert page.input_value("#department") == console.ctx.categories["市政设施"]
+    page.click("#dispatch")
+    page.wait_for_selector("#msg")
+    assert page.inner_text("#msg") == "dispatched"
+    assert page.inner_text("#status").startswith("dispatched")
+
+    rows = [[c.strip() for c in r.split("\t")] for r in page.inner_text("#audit tbody").splitlines()]
+    assert rows[0][1:6] == ["operator", "word", "word 5", old, "一周"]
+    category_rows = [r for r in rows if r[3] == "category"]
+    assert category_rows and category_rows[0][1] == "operator" and category_rows[0][5] == "市政设施"
+    assert rows[-1][2:6] == ["dispatch", "status", "open", "dispatched"]
+    assert console.store.get(number).category == "市政设施"
+    page.close()
