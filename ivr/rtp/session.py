@@ -15,8 +15,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from asr.audio import FRAME_BYTES, FRAME_MS, SILENCE_FRAME
+from asr.audio import FRAME_MS, FRAME_SAMPLES, SILENCE_FRAME
 from ivr.codecs import g711
 from ivr.dtmf.rfc4733 import DtmfEventError, DtmfReceiver
 from ivr.rtp.clock import MediaClock
@@ -75,8 +76,7 @@ class MediaParams:
     sending: bool = True
 
 
-@dataclass(frozen=True)
-class InboundFrame:
+class InboundFrame(NamedTuple):
     audio: bytes
     tick: int
     digits: tuple[str, ...]
@@ -178,25 +178,30 @@ class RtpSession:
     def _tick(self) -> None:
         self.tick_count += 1
         frame = self.outbound.popleft() if self.outbound else None
-        if self.params.sending and self._transport is not None:
+        params = self.params
+        if params.sending and self._sock is not None and self._transport is not None:
             payload = self._silence if frame is None else self._encode(frame)
-            header = _HEADER.pack(0x80, (0x80 if self._marker else 0) | self.params.payload_type, self.seq,
+            header = _HEADER.pack(0x80, (0x80 if self._marker else 0) | params.payload_type, self.seq,
                                   self.timestamp, self.ssrc)  # RtpPacket's layout, without the object
             try:
-                self._transport.sendto(header + payload, self.remote)
+                self._sock.sendto(header + payload, self.latched or params.remote)  # non-blocking, no queueing
                 self.stats.sent += 1
-            except OSError as exc:
+            except OSError as exc:  # includes a full socket buffer: a late packet is a lost packet anyway
                 logger.debug("RTP send failed: %s", exc)
             self._marker = False
             self.seq = (self.seq + 1) & 0xFFFF
-        self.timestamp = (self.timestamp + FRAME_BYTES // 2) & 0xFFFFFFFF
+        self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
         audio = self.jitter.pop() or SILENCE_FRAME
-        digits = tuple(self._digits)
-        self._digits.clear()
-        if len(self.inbound) >= self.max_inbound:
-            self.inbound.popleft()
+        if self._digits:
+            digits = tuple(self._digits)
+            self._digits.clear()
+        else:
+            digits = ()
+        inbound = self.inbound
+        if len(inbound) >= self.max_inbound:
+            inbound.popleft()
             self.stats.inbound_overflow += 1
-        self.inbound.append(InboundFrame(audio, self.tick_count, digits))
+        inbound.append(InboundFrame(audio, self.tick_count, digits))
         if self.on_inbound is not None:
             self.on_inbound()
 
