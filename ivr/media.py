@@ -71,6 +71,14 @@ class CallIO:
                 inbound = Inbound(inbound.audio, inbound.t_ms, inbound.digits + tuple(found))
         return inbound
 
+    def next_key(self) -> str | None:
+        """The first key the caller typed ahead (during a prompt), without taking it."""
+        return self._typeahead[0] if self._typeahead else None
+
+    def take_key(self) -> str | None:
+        """Take the first typed-ahead key."""
+        return self._typeahead.pop(0) if self._typeahead else None
+
     async def silence(self, ms: int) -> None:
         for _ in range(ms // FRAME_MS):
             inbound = await self._step(None)

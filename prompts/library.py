@@ -6,11 +6,33 @@ from pathlib import Path
 
 import numpy as np
 
+from collections.abc import Sequence
+
 from asr.audio import SAMPLE_RATE, AudioFormatError, read_wav
 from prompts.catalogue import STYLES, Catalogue, PromptError
+from prompts.compose import Cardinal, Digits, Part, cardinal_pieces, digit_pieces
 from prompts.render import recorded_path
 
-__all__ = ["PromptLibrary", "beep"]
+__all__ = ["PromptLibrary", "beep", "trim_silence"]
+
+PIECE_GAP_MS = 60  # between the digits of a number read one by one
+WORD_GAP_MS = 150  # between a prompt and the number it introduces
+
+
+def trim_silence(pcm: bytes, threshold_dbfs: float = -45.0, keep_ms: int = 10) -> bytes:
+    """Cut leading and trailing silence (TTS pads both ends), keeping `keep_ms` either side."""
+    x = np.frombuffer(pcm, dtype="<i2")
+    if not len(x):
+        return pcm
+    loud = np.flatnonzero(np.abs(x.astype(np.int32)) > 32768 * 10 ** (threshold_dbfs / 20))
+    if not len(loud):
+        return b""
+    keep = SAMPLE_RATE * keep_ms // 1000
+    return x[max(0, loud[0] - keep): loud[-1] + 1 + keep].tobytes()
+
+
+def _silence(ms: int) -> bytes:
+    return bytes(2 * (SAMPLE_RATE * ms // 1000))
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +51,8 @@ class PromptLibrary:
     def __init__(self, catalogue: Catalogue, cache_dir: Path, recorded_dir: Path | None = None) -> None:
         self.catalogue = catalogue
         self._audio: dict[tuple[str, str], bytes] = {}
+        self._trimmed: dict[tuple[str, str], bytes] = {}
+        self.sources: dict[tuple[str, str], Path] = {}  # where each prompt's audio came from
         self.missing: list[str] = []
         for style in STYLES:
             for pid in catalogue.prompts:
@@ -36,6 +60,7 @@ class PromptLibrary:
                 path = path or cache_dir / style / f"{pid}.wav"
                 try:
                     self._audio[(pid, style)] = read_wav(path)
+                    self.sources[(pid, style)] = path
                 except AudioFormatError:
                     self.missing.append(f"{style}/{pid}")
         if self.missing:
@@ -52,3 +77,27 @@ class PromptLibrary:
 
     def text(self, prompt_id: str, style: str = "standard") -> str:
         return self.catalogue[prompt_id].for_style(style)
+
+    def piece(self, prompt_id: str, style: str = "standard") -> bytes:
+        """A prompt with its leading and trailing silence cut, for joining into sentences."""
+        key = (prompt_id, style)
+        if key not in self._trimmed:
+            self._trimmed[key] = trim_silence(self.get(prompt_id, style))
+        return self._trimmed[key]
+
+    def compose(self, parts: Sequence[Part], style: str = "standard") -> bytes:
+        """Prompts and numbers joined into one prompt: ``["queue_ahead", Cardinal(3), "queue_people"]``.
+
+        Ticket numbers (`Digits`) are read digit by digit, counts (`Cardinal`) as numbers; every piece is
+        already in memory, so composing never waits for disk or TTS.
+        """
+        out: list[bytes] = []
+        for part in parts:
+            if isinstance(part, Digits):
+                pieces = [self.piece(p, style) for p in digit_pieces(part.value)]
+                out.append(_silence(PIECE_GAP_MS).join(pieces))
+            elif isinstance(part, Cardinal):
+                out.append(b"".join(self.piece(p, style) for p in cardinal_pieces(part.value, part.counting)))
+            else:
+                out.append(self.piece(part, style))
+        return _silence(WORD_GAP_MS).join(out)

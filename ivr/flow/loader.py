@@ -1,63 +1,125 @@
-"""Load a flow file into the typed model, rejecting anything the runner could trip on.
+"""Load a flow file into the typed model and check it: every problem names file, line, node and reason.
 
-Every error names the file, the line, the node and the reason: ``flows/x.yaml:12: node 'menu': ...``.
+``check_flow`` returns every problem it finds (``ivr flows check`` prints them all); ``load_flow`` raises
+`FlowError` on the first. Messages look like ``flows/x.yaml:12: node 'menu': leads to unknown node 'nope'``.
 """
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Container
+from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ivr.flow.model import NODE_KINDS, Flow, Hangup, Menu, Node, Option, Record, Say, Transfer
+from ivr.flow.model import (
+    NODE_KINDS, TERMINAL_KINDS, Answer, Branch, BusinessHours, Case, Collect, Confirm, Flow, Goto, Hangup, Lookup,
+    Menu, Node, Option, Queue, Record, Say, Set, Transfer,
+)
 
-__all__ = ["FlowError", "load_flow"]
+__all__ = ["FlowError", "Problem", "check_flow", "load_flow", "parse_condition", "BUILTIN_VARIABLES"]
 
 DTMF_KEYS = set("0123456789*#ABCD")
 TIMEOUT_RANGE_MS = (1_000, 60_000)
 RECORD_RANGE_MS = (5_000, 600_000)
+BUILTIN_VARIABLES = ("elderly", "business_hours", "registered_elderly")
+_CONDITION = re.compile(r"^\s*(!?)\s*([A-Za-z_]\w*)\s*(?:(==|!=)\s*(\S+))?\s*$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    line: int
+    node: str  # "" for the flow as a whole
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}: "
+        return where + (f"node {self.node!r}: {self.reason}" if self.node else self.reason)
 
 
 class FlowError(ValueError):
-    """A flow file that cannot run; the message is ``file:line: node 'id': reason``."""
+    """A flow file that cannot run; the message is the first problem, `problems` has them all."""
+
+    def __init__(self, problems: list[Problem] | str) -> None:
+        self.problems = problems if isinstance(problems, list) else []
+        message = problems if isinstance(problems, str) else str(problems[0])
+        if isinstance(problems, list) and len(problems) > 1:
+            message += f" (and {len(problems) - 1} more problems)"
+        super().__init__(message)
+
+
+def parse_condition(text: str) -> tuple[bool, str, str | None, str | None]:
+    """``"!elderly"`` -> (negated, name, op, value); raises ValueError for anything else."""
+    m = _CONDITION.match(text)
+    if not m or (m.group(1) and m.group(3)):
+        raise ValueError(f"condition {text!r} is not `name`, `!name`, `name == value` or `name != value`")
+    return bool(m.group(1)), m.group(2), m.group(3), m.group(4)
 
 
 class _LineLoader(yaml.SafeLoader):
-    """Keeps the line of every mapping under the key ``__line__``."""
+    """Keeps the line of every mapping under ``__line__`` and keys given twice under ``__dupes__``."""
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    keys = [loader.construct_object(k) for k, _ in node.value]
-    dupes = {k for k in keys if keys.count(k) > 1}
-    if dupes:
-        raise yaml.constructor.ConstructorError(
-            None, None, f"duplicate key {sorted(map(str, dupes))[0]!r}", node.start_mark
-        )
+    seen: dict[Any, int] = {}
+    dupes: list[tuple[str, int, int]] = []
+    for k, _ in node.value:
+        key = loader.construct_object(k)
+        if key in seen:
+            dupes.append((str(key), seen[key], k.start_mark.line + 1))
+        else:
+            seen[key] = k.start_mark.line + 1
     mapping = loader.construct_mapping(node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
+    mapping["__keylines__"] = {str(k): v for k, v in seen.items()}
+    if dupes:
+        mapping["__dupes__"] = dupes
     return mapping
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_META = {"__line__", "__keylines__", "__dupes__"}
 
 
 def load_flow(path: str | Path, prompts: Container[str] | None = None) -> Flow:
-    """Parse and validate a flow; `prompts` (the catalogue's ids) enables the missing-prompt check."""
+    """Parse and check a flow; `prompts` (the catalogue's ids) enables the missing-prompt check."""
+    flow, problems = check_flow(path, prompts)
+    if problems or flow is None:
+        raise FlowError(problems)
+    return flow
+
+
+def check_flow(path: str | Path, prompts: Container[str] | None = None) -> tuple[Flow | None, list[Problem]]:
+    """The flow (None if it could not be built) and every problem found in it."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise FlowError(f"{path}: flow file not found") from None
+        return None, [Problem(path, 0, "", "flow file not found")]
+    try:
+        raw = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise FlowError(f"{path}{line}: not valid YAML ({problem})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("nodes"), dict) or not raw["nodes"]:
-        raise FlowError(f"{path}: a flow needs a `nodes` mapping with at least one node")
+        return None, [Problem(path, mark.line + 1 if mark else 0, "", f"not valid YAML ({problem})")]
+    if not isinstance(raw, dict) or not isinstance(raw.get("nodes"), dict) or len(set(raw["nodes"]) - _META) == 0:
+        return None, [Problem(path, 1, "", "a flow needs a `nodes` mapping with at least one node")]
     b = _Builder(path, prompts)
-    nodes = {str(nid): b.node(str(nid), spec) for nid, spec in raw["nodes"].items() if nid != "__line__"}
+    raw_nodes = raw["nodes"]
+    for nid, first, again in raw_nodes.get("__dupes__", []):
+        b.problems.append(Problem(path, again, nid, f"defined twice (first at line {first})"))
+    nodes: dict[str, Node] = {}
+    for nid, spec in raw_nodes.items():
+        if nid in _META:
+            continue
+        node = b.node(str(nid), spec, raw_nodes["__keylines__"].get(str(nid), 0))
+        if node is not None:
+            nodes[node.id] = node
+    line = raw.get("__line__", 1)
     flow = Flow(
         name=str(raw.get("name", path.stem)),
         path=path,
@@ -67,10 +129,39 @@ def load_flow(path: str | Path, prompts: Container[str] | None = None) -> Flow:
         agent_key=str(raw.get("agent_key", "0")),
         agent_node=str(raw.get("agent_node", "")),
         elderly_node=str(raw.get("elderly_node", "")),
+        business_hours=b.hours(raw.get("business_hours"), line),
         prompts_used=tuple(sorted(b.prompts_used)),
+        digest=hashlib.sha256(text.encode()).hexdigest(),
     )
-    _check_graph(flow, raw)
-    return flow
+    for attr in ("repeat_key", "agent_key"):
+        key = getattr(flow, attr)
+        if key and key not in DTMF_KEYS:
+            b.problems.append(Problem(path, line, "", f"`{attr}` {key!r} is not one DTMF key"))
+    _check_graph(flow, raw, set(map(str, raw_nodes)) - _META, b.problems, node_errors=bool(b.problems))
+    return flow, sorted(b.problems, key=lambda p: (p.line, p.node, p.reason))
+
+
+_FIELDS: dict[str, set[str]] = {
+    "say": {"prompt", "next", "interruptible"},
+    "menu": {"prompt", "options", "no_input_prompt", "no_match_prompt", "timeout_ms", "retries", "on_fail"},
+    "collect": {"prompt", "var", "next", "min_digits", "max_digits", "terminator", "timeout_ms", "interdigit_ms",
+                "readback_prompt", "confirm_prompt", "no_input_prompt", "no_match_prompt", "retries", "on_fail"},
+    "confirm": {"prompt", "yes", "no", "no_input_prompt", "no_match_prompt", "timeout_ms", "retries", "on_fail"},
+    "answer": {"prompt", "offer_prompt", "more", "agent", "done", "timeout_ms"},
+    "lookup": {"var", "found", "not_found", "prompt"},
+    "record": {"prompt", "next", "ticket", "max_ms", "end_silence_ms", "no_input_ms", "beep"},
+    "transfer": {"target", "prompt", "priority", "on_fail"},
+    "queue": {"group", "prompt", "priority", "on_fail"},
+    "set": {"values", "next"},
+    "branch": {"cases", "default"},
+    "goto": {"next"},
+    "hangup": {"prompt"},
+}
+PRIORITIES = ("normal", "elderly", "urgent")
+
+
+class _Invalid(Exception):
+    """One node problem, already recorded; the node is skipped."""
 
 
 class _Builder:
@@ -78,56 +169,123 @@ class _Builder:
         self.path = path
         self.prompts = prompts
         self.prompts_used: set[str] = set()
+        self.problems: list[Problem] = []
 
-    def fail(self, line: int, nid: str, reason: str) -> FlowError:
-        return FlowError(f"{self.path}:{line}: node {nid!r}: {reason}")
+    def fail(self, line: int, nid: str, reason: str) -> _Invalid:
+        self.problems.append(Problem(self.path, line, nid, reason))
+        return _Invalid()
 
-    def node(self, nid: str, spec: Any) -> Node:
+    def hours(self, spec: Any, line: int) -> BusinessHours:
+        if spec is None:
+            return BusinessHours()
+        try:
+            days = tuple(int(d) for d in spec.get("days", range(1, 8)))
+            opens, closes = (time.fromisoformat(str(spec.get(k, d))) for k, d in (("open", "08:00"),
+                                                                                    ("close", "20:00")))
+            if not all(1 <= d <= 7 for d in days) or opens >= closes:
+                raise ValueError
+        except (AttributeError, TypeError, ValueError):
+            self.problems.append(Problem(self.path, line, "", "`business_hours` needs days 1..7 and open < close "
+                                                              "as HH:MM"))
+            return BusinessHours()
+        return BusinessHours(days, opens, closes)
+
+    def node(self, nid: str, spec: Any, line: int) -> Node | None:
+        try:
+            return self._node(nid, spec, line)
+        except _Invalid:
+            return None
+
+    def _node(self, nid: str, spec: Any, line: int) -> Node:
         if not isinstance(spec, dict):
-            raise FlowError(f"{self.path}: node {nid!r}: expected a mapping")
-        line = spec.get("__line__", 0)
+            raise self.fail(line, nid, "expected a mapping")
+        line = spec.get("__line__", line)
         kind = spec.get("type")
         if kind not in NODE_KINDS:
             raise self.fail(line, nid, f"unknown type {kind!r}; use one of {', '.join(NODE_KINDS)}")
-        known = {"type", "__line__", *_FIELDS[kind]}
-        extra = sorted(set(spec) - known)
+        extra = sorted(set(spec) - {"type", *_META, *_FIELDS[kind]})
         if extra:
             raise self.fail(line, nid, f"unknown field {extra[0]!r} for a {kind} node")
-        get = _Getter(self, nid, line, spec)
+        for key, first, again in spec.get("__dupes__", []):
+            raise self.fail(again, nid, f"field {key!r} is given twice (first at line {first})")
+        g = _Getter(self, nid, line, spec)
         if kind == "say":
-            return Say(nid, line, get.prompt("prompt"), get.str("next"), get.bool("interruptible", True))
+            return Say(nid, line, g.prompt("prompt"), g.str("next"), g.bool("interruptible", True))
         if kind == "menu":
-            return Menu(
-                nid, line, get.prompt("prompt"), self.options(nid, line, spec.get("options")),
-                no_input_prompt=get.prompt("no_input_prompt", required=False),
-                no_match_prompt=get.prompt("no_match_prompt", required=False),
-                timeout_ms=get.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS),
-                retries=get.int("retries", 2, (0, 5)),
-                on_fail=get.str("on_fail", ""),
-            )
+            return Menu(nid, line, g.prompt("prompt"), self.options(nid, line, spec.get("options")),
+                        g.prompt("no_input_prompt", False), g.prompt("no_match_prompt", False),
+                        g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS), g.int("retries", 2, (0, 5)),
+                        g.str("on_fail", ""))
+        if kind == "collect":
+            lo, hi = g.int("min_digits", 1, (1, 32)), g.int("max_digits", 20, (1, 32))
+            if lo > hi:
+                raise self.fail(line, nid, f"`min_digits` {lo} is more than `max_digits` {hi}")
+            term = g.str("terminator", "#")
+            if term not in ("#", "*"):
+                raise self.fail(line, nid, f"`terminator` {term!r} must be '#' or '*'")
+            return Collect(nid, line, g.prompt("prompt"), g.str("var"), g.str("next"), lo, hi, term,
+                           g.ms("timeout_ms", 8000, TIMEOUT_RANGE_MS), g.ms("interdigit_ms", 4000, TIMEOUT_RANGE_MS),
+                           g.prompt("readback_prompt", False), g.prompt("confirm_prompt", False),
+                           g.prompt("no_input_prompt", False),
+                           g.prompt("no_match_prompt", False), g.int("retries", 2, (0, 5)), g.str("on_fail", ""))
+        if kind == "confirm":
+            return Confirm(nid, line, g.prompt("prompt"), g.str("yes"), g.str("no"),
+                           g.prompt("no_input_prompt", False), g.prompt("no_match_prompt", False),
+                           g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS), g.int("retries", 2, (0, 5)),
+                           g.str("on_fail", ""))
+        if kind == "answer":
+            return Answer(nid, line, g.prompt("prompt"), g.prompt("offer_prompt"), g.str("more"), g.str("agent"),
+                          g.str("done"), g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS))
+        if kind == "lookup":
+            return Lookup(nid, line, g.str("var"), g.str("found"), g.str("not_found"), g.prompt("prompt"))
         if kind == "record":
-            return Record(
-                nid, line, get.prompt("prompt"), get.str("next"),
-                ticket_kind=get.str("ticket", "complaint"),
-                max_ms=get.ms("max_ms", 120_000, RECORD_RANGE_MS),
-                end_silence_ms=get.ms("end_silence_ms", 3_000, TIMEOUT_RANGE_MS),
-                no_input_ms=get.ms("no_input_ms", 8_000, TIMEOUT_RANGE_MS),
-                beep=get.bool("beep", True),
-            )
-        if kind == "transfer":
-            return Transfer(
-                nid, line, get.str("target"), get.prompt("prompt", required=False),
-                priority=get.str("priority", "normal"), on_fail=get.str("on_fail", ""),
-            )
-        return Hangup(nid, line, get.prompt("prompt", required=False))
+            return Record(nid, line, g.prompt("prompt"), g.str("next"), ticket_kind=g.str("ticket", "complaint"),
+                          max_ms=g.ms("max_ms", 120_000, RECORD_RANGE_MS),
+                          end_silence_ms=g.ms("end_silence_ms", 3_000, TIMEOUT_RANGE_MS),
+                          no_input_ms=g.ms("no_input_ms", 8_000, TIMEOUT_RANGE_MS), beep=g.bool("beep", True))
+        if kind in ("transfer", "queue"):
+            cls = Queue if kind == "queue" else Transfer
+            priority = g.str("priority", "normal")
+            if priority not in PRIORITIES:
+                raise self.fail(line, nid, f"`priority` {priority!r} is not one of {', '.join(PRIORITIES)}")
+            return cls(nid, line, g.str("group" if kind == "queue" else "target"), g.prompt("prompt", False),
+                       priority=priority, on_fail=g.str("on_fail", ""))
+        if kind == "set":
+            values = spec.get("values")
+            if not isinstance(values, dict) or not set(values) - _META:
+                raise self.fail(line, nid, "`values` must map variable names to values")
+            pairs = tuple((str(k), v if isinstance(v, bool) else str(v)) for k, v in values.items() if k not in _META)
+            return Set(nid, line, pairs, g.str("next"))
+        if kind == "branch":
+            return Branch(nid, line, self.cases(nid, line, spec.get("cases")), g.str("default"))
+        if kind == "goto":
+            return Goto(nid, line, g.str("next"))
+        return Hangup(nid, line, g.prompt("prompt", False))
+
+    def cases(self, nid: str, line: int, raw: Any) -> tuple[Case, ...]:
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(line, nid, "`cases` must be a list of {when: condition, next: node}")
+        cases = []
+        for item in raw:
+            if not isinstance(item, dict) or not isinstance(item.get("when"), str) or not isinstance(
+                    item.get("next"), str):
+                raise self.fail(line, nid, "`cases` must be a list of {when: condition, next: node}")
+            try:
+                parse_condition(item["when"])
+            except ValueError as exc:
+                raise self.fail(item.get("__line__", line), nid, str(exc)) from None
+            cases.append(Case(item["when"], item["next"]))
+        return tuple(cases)
 
     def options(self, nid: str, line: int, raw: Any) -> tuple[Option, ...]:
-        if not isinstance(raw, dict) or len(raw) <= 1:
+        if not isinstance(raw, dict) or not set(raw) - _META:
             raise self.fail(line, nid, "a menu needs `options`, a mapping of choice name -> key/say/next")
         options: list[Option] = []
         keys: dict[str, str] = {}
+        for name, first, again in raw.get("__dupes__", []):
+            raise self.fail(again, nid, f"option {name!r} is given twice (first at line {first})")
         for name, spec in raw.items():
-            if name == "__line__":
+            if name in _META:
                 continue
             if not isinstance(spec, dict):
                 raise self.fail(line, nid, f"option {name!r}: expected a mapping with key/say/next")
@@ -140,93 +298,121 @@ class _Builder:
             if key:
                 keys[key] = str(name)
             phrases = spec.get("say", [])
-            if isinstance(phrases, str):
-                phrases = [phrases]
+            phrases = [phrases] if isinstance(phrases, str) else phrases
             if not key and not phrases:
                 raise self.fail(oline, nid, f"option {name!r} has neither a key nor phrases to say")
             if not isinstance(spec.get("next"), str):
                 raise self.fail(oline, nid, f"option {name!r} needs `next`")
             flags = spec.get("set", [])
             options.append(Option(str(name), key, tuple(map(str, phrases)), spec["next"],
-                                  tuple([flags] if isinstance(flags, str) else flags)))
+                                  tuple([flags] if isinstance(flags, str) else flags), oline))
         return tuple(options)
-
-
-_FIELDS = {
-    "say": {"prompt", "next", "interruptible"},
-    "menu": {"prompt", "options", "no_input_prompt", "no_match_prompt", "timeout_ms", "retries", "on_fail"},
-    "record": {"prompt", "next", "ticket", "max_ms", "end_silence_ms", "no_input_ms", "beep"},
-    "transfer": {"target", "prompt", "priority", "on_fail"},
-    "hangup": {"prompt"},
-}
 
 
 class _Getter:
     def __init__(self, b: _Builder, nid: str, line: int, spec: dict[str, Any]) -> None:
         self.b, self.nid, self.line, self.spec = b, nid, line, spec
 
+    def _line(self, name: str) -> int:
+        return self.spec.get("__keylines__", {}).get(name, self.line)
+
     def str(self, name: str, default: str | None = None) -> str:
         value = self.spec.get(name, default)
         if not isinstance(value, str) or (default is None and not value):
-            raise self.b.fail(self.line, self.nid, f"`{name}` must be a non-empty string")
+            raise self.b.fail(self._line(name), self.nid, f"`{name}` must be a non-empty string")
         return value
 
     def prompt(self, name: str, required: bool = True) -> str:
-        value = self.spec.get(name)
-        if value is None and not required:
+        if self.spec.get(name) is None and not required:
             return None  # type: ignore[return-value]
         pid = self.str(name)
         if self.b.prompts is not None and pid not in self.b.prompts:
-            raise self.b.fail(self.line, self.nid, f"prompt {pid!r} is not in the prompt catalogue")
+            raise self.b.fail(self._line(name), self.nid, f"prompt {pid!r} is not in the prompt catalogue")
         self.b.prompts_used.add(pid)
         return pid
 
-    def int(self, name: str, default: int, bounds: tuple[int, int]) -> int:
+    def int(self, name: str, default: int, bounds: tuple[int, int], unit: str = "") -> int:
         value = self.spec.get(name, default)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise self.b.fail(self.line, self.nid, f"`{name}` must be an integer")
+            raise self.b.fail(self._line(name), self.nid, f"`{name}` must be an integer")
         if not bounds[0] <= value <= bounds[1]:
-            raise self.b.fail(self.line, self.nid, f"`{name}` {value} is out of range {bounds[0]}..{bounds[1]}")
+            raise self.b.fail(self._line(name), self.nid,
+                              f"`{name}` {value}{unit} is out of range {bounds[0]}..{bounds[1]}{unit}")
         return value
 
     def ms(self, name: str, default: int, bounds: tuple[int, int]) -> int:
-        value = self.int(name, default, (-(2**31), 2**31))
-        if not bounds[0] <= value <= bounds[1]:
-            raise self.b.fail(self.line, self.nid, f"`{name}` {value} ms is out of range {bounds[0]}..{bounds[1]} ms")
-        return value
+        return self.int(name, default, bounds, " ms")
 
     def bool(self, name: str, default: bool) -> bool:
         value = self.spec.get(name, default)
         if not isinstance(value, bool):
-            raise self.b.fail(self.line, self.nid, f"`{name}` must be true or false")
+            raise self.b.fail(self._line(name), self.nid, f"`{name}` must be true or false")
         return value
 
 
-def _check_graph(flow: Flow, raw: dict[str, Any]) -> None:
+def _check_graph(flow: Flow, raw: dict[str, Any], ids: set[str], problems: list[Problem], node_errors: bool) -> None:
     path, nodes = flow.path, flow.nodes
-    line = raw.get("__line__", 1)
+    line = raw.get("__keylines__", {}).get
+    if not flow.start:
+        problems.append(Problem(path, 1, "", "the flow needs `start`"))
+        return
     for attr in ("start", "agent_node", "elderly_node"):
         target = getattr(flow, attr)
-        if attr == "start" and not target:
-            raise FlowError(f"{path}:{line}: the flow needs `start`")
-        if target and target not in nodes:
-            raise FlowError(f"{path}:{line}: `{attr}` names unknown node {target!r}")
+        if target and target not in ids:
+            problems.append(Problem(path, line(attr, 1), "", f"`{attr}` names unknown node {target!r}"))
+    set_vars = set(BUILTIN_VARIABLES)
+    for node in nodes.values():
+        if isinstance(node, Set):
+            set_vars.update(k for k, _ in node.values)
+        elif isinstance(node, (Collect, Lookup)):
+            set_vars.add(node.var)
+        elif isinstance(node, Menu):
+            set_vars.update(f for o in node.options for f in o.set_flags)
     for node in nodes.values():
         for target in node.targets():
-            if target not in nodes:
-                raise FlowError(f"{path}:{node.line}: node {node.id!r}: leads to unknown node {target!r}")
-        if isinstance(node, Menu) and not node.on_fail and not flow.agent_node:
-            raise FlowError(
-                f"{path}:{node.line}: node {node.id!r}: a menu needs `on_fail` (or the flow an `agent_node`) "
-                "so repeated no-input never ends the call"
-            )
-    seen: set[str] = set()
-    todo = [flow.start] + [n for n in (flow.agent_node, flow.elderly_node) if n]
-    while todo:
-        nid = todo.pop()
-        if nid not in seen:
-            seen.add(nid)
-            todo += nodes[nid].targets()
+            if target not in ids:
+                problems.append(Problem(path, node.line, node.id, f"leads to unknown node {target!r}"))
+        if isinstance(node, (Menu, Collect, Confirm)):
+            if not node.on_fail and not flow.agent_node:
+                problems.append(Problem(path, node.line, node.id, "needs `on_fail` (or the flow an `agent_node`) "
+                                                                  "so repeated no-input never ends the call"))
+            fail_to = nodes.get(node.on_fail or flow.agent_node)
+            if isinstance(fail_to, Hangup):
+                problems.append(Problem(path, node.line, node.id, f"`on_fail` leads to hang-up {fail_to.id!r}; "
+                                                                  "send the caller to a person or the elderly path"))
+        if isinstance(node, Menu):
+            for o in node.options:
+                if o.key and o.key == flow.repeat_key:
+                    problems.append(Problem(path, o.line, node.id,
+                                            f"option {o.name!r} uses key {o.key!r}, the flow's repeat key"))
+        if isinstance(node, Branch):
+            for case in node.cases:
+                name = parse_condition(case.when)[1]
+                if name not in set_vars:
+                    problems.append(Problem(path, node.line, node.id, f"variable {name!r} is never set"))
+    if node_errors or any(p.reason.startswith(("leads to unknown", "`")) for p in problems):
+        return  # reachability needs every node built and every target known
+    roots = [flow.start] + [n for n in (flow.agent_node, flow.elderly_node) if n]
+    seen = _reach(nodes, roots)
     for node in sorted(nodes.values(), key=lambda n: n.line):
         if node.id not in seen:
-            raise FlowError(f"{path}:{node.line}: node {node.id!r}: unreachable from {flow.start!r}")
+            problems.append(Problem(path, node.line, node.id, f"unreachable from {flow.start!r}"))
+    # dead ends: nodes from which no transfer or hang-up can be reached (a loop with no way out)
+    ending = {n.id for n in nodes.values() if isinstance(n, TERMINAL_KINDS)}
+    for node in nodes.values():
+        # a menu's global keys reach the agent node too
+        extra = [flow.agent_node] if isinstance(node, (Menu, Collect, Confirm)) and flow.agent_node else []
+        if not (_reach(nodes, node.targets() + extra) | {node.id}) & ending:
+            problems.append(Problem(path, node.line, node.id,
+                                    "dead end: no path from here reaches a person or the end of the call"))
+
+
+def _reach(nodes: dict[str, Node], roots: list[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        nid = todo.pop()
+        if nid not in seen and nid in nodes:
+            seen.add(nid)
+            todo += nodes[nid].targets()
+    return seen

@@ -1,31 +1,46 @@
 """Runs a flow over a CallIO: menus by key or speech, retries, the elderly path, records, transfers.
 
 The runner never talks to SIP or files: it plays prompts and listens through `ivr.media.CallIO`, and hands
-recordings to a `TicketSink`. No caller is ever stuck: after a menu's retries the caller moves on to `on_fail`
-(the elderly path or a person), never to a hang-up.
+recordings to a `TicketSink`. No caller is ever stuck: after a menu's retries the caller moves on to the elderly
+path (the first time) or to `on_fail` / a person, never to a hang-up. Spoken menu choices are matched with
+`asr.intents` (homophone tolerant); keys always work. The flow's repeat key (``*``) replays the current prompt
+anywhere and its agent key (``0``) reaches `agent_node` from any menu.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
+from asr import intents
 from asr.results import Transcript
+from asr.text import numerals_to_digits
 from asr.vad import VadConfig
 from ivr.channel import CallerHungUp
-from ivr.flow.model import Flow, Hangup, Menu, Option, Record, Say, Transfer
+from ivr.flow.loader import parse_condition
+from ivr.flow.model import (
+    CONTROL_KINDS, Answer, Branch, Collect, Confirm, Flow, Goto, Hangup, Lookup, Menu, Node, Option, Queue, Record,
+    Say, Set, Transfer,
+)
 from ivr.logs import mask_number
 from ivr.media import CallIO, Heard
 from ivr.recording import RecordingWriter
+from prompts.compose import Digits, Part
 from prompts.library import PromptLibrary, beep
 
-__all__ = ["CallRecord", "TicketSink", "FlowRunner", "match_option"]
+__all__ = ["CallRecord", "TicketSink", "TicketLookup", "FlowRunner", "match_option", "intent_menu"]
 
 log = logging.getLogger(__name__)
 
 MAX_STEPS = 200  # a guard against a flow that loops forever
+MAX_REPEATS = 4  # `*` more often than this counts as a failed try
+ELDERLY_TIMEOUT_FACTOR = 1.5
+TicketLookup = Callable[[str], "str | None"]  # ticket number -> its status ("open", ...), None if unknown
 
 
 @dataclass
@@ -35,11 +50,14 @@ class CallRecord:
     call_id: str
     caller: str
     started: datetime
-    path: list[str] = field(default_factory=list)  # "node" or "node=choice"
+    path: list[str] = field(default_factory=list)  # "node" or "node=choice"; set/branch/goto are left out
     flags: set[str] = field(default_factory=set)  # e.g. {"elderly"}
+    vars: dict[str, str] = field(default_factory=dict)  # collected digits, set values
     heard: list[dict[str, object]] = field(default_factory=list)
     outcome: str = ""  # "completed" | "caller_hung_up" | "transferred:<target>" | "error"
+    priority: str = ""  # the queue priority of a transfer: normal | elderly | urgent
     tickets: list[str] = field(default_factory=list)
+    flow_digest: str = ""  # which version of the flow file the call ran
 
 
 class TicketSink(Protocol):
@@ -53,31 +71,56 @@ class TicketSink(Protocol):
                transcript: Transcript | None) -> None: ...
 
 
+@lru_cache(maxsize=512)
+def intent_menu(options: tuple[Option, ...]) -> intents.Menu:
+    """The `asr.intents` menu for a flow menu's options (built once per distinct menu)."""
+    return intents.Menu(tuple(intents.MenuOption(o.name, o.key or None, o.phrases) for o in options),
+                        builtins=("agent", "repeat"))
+
+
+_CONFIRM = intents.Menu.confirm()
+_ANSWER = intents.Menu((intents.MenuOption("more", "1", ("其他问题", "还有问题", "继续咨询", "别的问题")),
+                        intents.MenuOption("done", "2", ("没有了", "没有问题", "不用了", "结束", "再见", "清楚了",
+                                                         "知道了", "明白了"))), builtins=("agent", "repeat"))
+_GLOBAL = intents.Menu((), builtins=("agent", "repeat"))
+
+
 def match_option(options: tuple[Option, ...], heard: Heard) -> Option | None:
     """The option a key press or transcript chose, or None."""
+    by_name = {o.name: o for o in options}
     if heard.kind == "dtmf":
         return next((o for o in options if o.key and o.key == heard.digits[:1]), None)
     if heard.kind == "speech" and heard.transcript is not None:
-        text = heard.transcript.text
-        for option in options:
-            if any(p and p in text for p in option.phrases):
-                return option
+        m = intent_menu(options).match_text(heard.transcript.text)
+        if isinstance(m, intents.IntentMatch):
+            return by_name.get(m.intent)
     return None
 
 
+def _local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
 class FlowRunner:
-    """Executes one call of a flow."""
+    """Executes one call of a flow.
+
+    `clock` gives the local time for business hours (injected so tests choose the hour); `ticket_lookup`
+    answers lookup nodes (see `ivr.flow.lookup.store_lookup`).
+    """
 
     def __init__(self, flow: Flow, io: CallIO, prompts: PromptLibrary, tickets: TicketSink,
-                 elderly_numbers: frozenset[str] = frozenset()) -> None:
+                 elderly_numbers: frozenset[str] = frozenset(), *, clock: Callable[[], datetime] = _local_now,
+                 ticket_lookup: TicketLookup | None = None) -> None:
         self.flow = flow
         self.io = io
         self.prompts = prompts
         self.tickets = tickets
+        self.clock = clock
+        self.ticket_lookup = ticket_lookup
         info = io.channel.info
-        self.call = CallRecord(info.call_id, info.caller, datetime.now(timezone.utc))
+        self.call = CallRecord(info.call_id, info.caller, datetime.now(timezone.utc), flow_digest=flow.digest)
         if info.caller in elderly_numbers:
-            self.call.flags.add("elderly")
+            self.call.flags.update({"elderly", "registered_elderly"})
 
     @property
     def style(self) -> str:
@@ -85,17 +128,19 @@ class FlowRunner:
 
     def _vad(self, no_input_ms: int) -> VadConfig:
         if self.style == "elderly":  # elderly callers get longer to answer and to pause
-            return VadConfig(no_input_ms=min(60_000, no_input_ms * 3 // 2), stop_ms=1_200)
+            return VadConfig(no_input_ms=min(60_000, int(no_input_ms * ELDERLY_TIMEOUT_FACTOR)), stop_ms=1_200)
         return VadConfig(no_input_ms=no_input_ms)
 
     async def run(self) -> CallRecord:
         """Run the call to its end; never raises for a caller hanging up."""
         nid = self.flow.start
-        log.info("call %s from %s: flow %s", self.call.call_id, mask_number(self.call.caller), self.flow.name)
+        log.info("call %s from %s: flow %s (%s)", self.call.call_id, mask_number(self.call.caller), self.flow.name,
+                 self.flow.digest[:12])
         try:
             for _ in range(MAX_STEPS):
                 node = self.flow.nodes[nid]
-                self.call.path.append(nid)
+                if not isinstance(node, CONTROL_KINDS):
+                    self.call.path.append(nid)
                 nxt = await self._step(node)
                 if nxt is None:
                     break
@@ -111,59 +156,295 @@ class FlowRunner:
             log.info("call %s: caller hung up at node %s", self.call.call_id, nid)
         return self.call
 
+    # -- playing
+
     async def _play(self, prompt: str | None, interruptible: bool = True) -> str | None:
         if not prompt:
             return None
         return await self.io.play(self.prompts.get(prompt, self.style), interruptible=interruptible)
 
-    async def _step(self, node: object) -> str | None:
+    async def _play_parts(self, parts: list[Part], interruptible: bool = True) -> str | None:
+        return await self.io.play(self.prompts.compose(parts, self.style), interruptible=interruptible)
+
+    async def _say(self, play: Callable[[], object]) -> None:
+        """Play, then replay as long as the caller pressed the repeat key during it."""
+        for _ in range(MAX_REPEATS + 1):
+            await play()  # type: ignore[misc]
+            if self.io.next_key() != self.flow.repeat_key:
+                return
+            self.io.take_key()
+
+    # -- nodes
+
+    async def _step(self, node: Node) -> str | None:
         if isinstance(node, Say):
-            await self._play(node.prompt, node.interruptible)
+            await self._say(lambda: self._play(node.prompt, node.interruptible))
             return node.next
         if isinstance(node, Menu):
             return await self._menu(node)
+        if isinstance(node, Collect):
+            return await self._collect(node)
+        if isinstance(node, Confirm):
+            return await self._confirm(node)
+        if isinstance(node, Answer):
+            return await self._answer(node)
+        if isinstance(node, Lookup):
+            return await self._lookup(node)
         if isinstance(node, Record):
             await self._record(node)
             return node.next
         if isinstance(node, Transfer):
-            await self._play(node.prompt, interruptible=False)
-            result = await self.io.channel.transfer(node.target)
-            if result.ok:
-                self.call.outcome = f"transferred:{node.target}"
-                return None
-            log.warning("call %s: transfer to %s failed: %s", self.call.call_id, node.target, result.reason)
-            return node.on_fail or None
+            return await self._transfer(node)
+        if isinstance(node, Set):
+            for name, value in node.values:
+                self._set(name, value)
+            return node.next
+        if isinstance(node, Branch):
+            return next((c.next for c in node.cases if self._holds(c.when)), node.default)
+        if isinstance(node, Goto):
+            return node.next
         if isinstance(node, Hangup):
             await self._play(node.prompt, interruptible=False)
             await self.io.channel.hangup()
             return None
         raise AssertionError(f"unknown node {node!r}")
 
+    def _set(self, name: str, value: str | bool) -> None:
+        if value is True:
+            self.call.flags.add(name)
+        elif value is False:
+            self.call.flags.discard(name)
+        else:
+            self.call.vars[name] = str(value)
+
+    def _value(self, name: str) -> str | bool:
+        if name == "business_hours":
+            now = self.clock()
+            return self.flow.business_hours.contains(now.isoweekday(), now.time())
+        if name in self.call.vars:
+            return self.call.vars[name]
+        return name in self.call.flags
+
+    def _holds(self, condition: str) -> bool:
+        negated, name, op, value = parse_condition(condition)
+        current = self._value(name)
+        if op is None:
+            return bool(current) != negated
+        equal = str(current).lower() == str(value).lower()
+        return equal if op == "==" else not equal
+
+    async def _fail(self, node: Menu | Collect | Confirm) -> str:
+        """Where a caller goes after the last failed try: the elderly path once, then a person."""
+        if self.flow.elderly_node and "elderly" not in self.call.flags:
+            self.call.flags.add("elderly")  # repeated trouble: the simpler, slower path
+            log.info("call %s: repeated no-input/no-match at %s; elderly path", self.call.call_id, node.id)
+            return self.flow.elderly_node
+        return node.on_fail or self.flow.agent_node
+
+    def _agent(self, node_id: str) -> str:
+        self.call.path[-1] = f"{node_id}=agent"
+        return self.flow.agent_node
+
     async def _menu(self, node: Menu) -> str:
         prompt = node.prompt
-        failures = 0
+        failures = repeats = 0
         while True:
             await self._play(prompt)
             heard = await self.io.listen(self._vad(node.timeout_ms))
             self._log_heard(node.id, heard)
-            if heard.kind == "dtmf" and heard.digits == self.flow.repeat_key:
+            choice = self._menu_choice(node, heard)
+            if choice == "repeat" and repeats < MAX_REPEATS:
+                repeats += 1
                 prompt = node.prompt
                 continue
-            option = match_option(node.options, heard)
-            if option is None and heard.kind == "dtmf" and heard.digits == self.flow.agent_key and self.flow.agent_node:
-                self.call.path[-1] = f"{node.id}=agent"
-                return self.flow.agent_node
-            if option is not None:
-                self.call.flags.update(option.set_flags)
-                self.call.path[-1] = f"{node.id}={option.name}"
-                return option.next
+            if choice == "agent" and self.flow.agent_node:
+                return self._agent(node.id)
+            if isinstance(choice, Option):
+                self.call.flags.update(choice.set_flags)
+                self.call.path[-1] = f"{node.id}={choice.name}"
+                return choice.next
             failures += 1
             if failures > node.retries:
-                if self.flow.elderly_node and "elderly" not in self.call.flags:
-                    self.call.flags.add("elderly")  # repeated trouble: the simpler, slower path
-                    return self.flow.elderly_node
-                return node.on_fail or self.flow.agent_node
+                return await self._fail(node)
             prompt = (node.no_input_prompt if heard.kind == "no_input" else node.no_match_prompt) or node.prompt
+
+    def _menu_choice(self, node: Menu, heard: Heard) -> Option | str | None:
+        if heard.kind == "dtmf":
+            key = heard.digits[:1]
+            option = next((o for o in node.options if o.key == key), None)
+            if option is not None:
+                return option
+            if key == self.flow.repeat_key:
+                return "repeat"
+            if key and key == self.flow.agent_key:
+                return "agent"
+            return None
+        if heard.kind == "speech" and heard.transcript is not None:
+            m = intent_menu(node.options).match_text(heard.transcript.text)
+            if isinstance(m, intents.IntentMatch):
+                option = next((o for o in node.options if o.name == m.intent), None)
+                return option or m.intent
+        return None
+
+    async def _collect(self, node: Collect) -> str:
+        prompt = node.prompt
+        failures = repeats = 0
+        while True:
+            await self._play(prompt)
+            heard = await self.io.listen(self._vad(node.timeout_ms), max_digits=node.max_digits,
+                                         terminator=node.terminator, interdigit_ms=node.interdigit_ms)
+            self._log_heard(node.id, heard)
+            digits, special = self._digits_heard(heard)
+            if special == "repeat" and repeats < MAX_REPEATS:
+                repeats += 1
+                prompt = node.prompt
+                continue
+            if special == "agent" and self.flow.agent_node:
+                return self._agent(node.id)
+            if digits and node.min_digits <= len(digits) <= node.max_digits:
+                if node.readback_prompt is None:
+                    self.call.vars[node.var] = digits
+                    return node.next
+                answer = await self._yes_no(node.id, [node.readback_prompt, Digits(digits)]
+                                            + ([node.confirm_prompt] if node.confirm_prompt else []),
+                                            node.timeout_ms, node.retries)
+                if answer == "yes":
+                    self.call.vars[node.var] = digits
+                    return node.next
+                if answer == "agent":
+                    return self._agent(node.id)
+                if answer == "no":
+                    prompt = node.prompt  # re-enter: not the caller's fault
+                    continue
+            failures += 1
+            if failures > node.retries:
+                return await self._fail(node)
+            prompt = (node.no_input_prompt if heard.kind == "no_input" else node.no_match_prompt) or node.prompt
+
+    def _digits_heard(self, heard: Heard) -> tuple[str, str]:
+        """(digits, "" | "repeat" | "agent") from keys or from a spoken number."""
+        if heard.kind == "dtmf":
+            if heard.digits == self.flow.repeat_key:
+                return "", "repeat"
+            if heard.digits == self.flow.agent_key:
+                return "", "agent"
+            return heard.digits if heard.digits.isdigit() else "", ""
+        if heard.kind == "speech" and heard.transcript is not None:
+            found = numerals_to_digits(heard.transcript.text).numbers
+            runs = [n.value for n in found if n.value.isdigit()]
+            if runs:
+                return max(runs, key=len), ""
+            m = _GLOBAL.match_text(heard.transcript.text)
+            if isinstance(m, intents.IntentMatch):
+                return "", m.intent
+        return "", ""
+
+    async def _yes_no(self, nid: str, parts: list[Part], timeout_ms: int, retries: int,
+                      no_input_prompt: str | None = None, no_match_prompt: str | None = None) -> str | None:
+        """"yes", "no", "agent", or None after `retries` failed tries. Keys 1 (yes) and 2 (no), or speech."""
+        failures = repeats = 0
+        current: list[Part] = parts
+        while True:
+            await self._play_parts(current)
+            heard = await self.io.listen(self._vad(timeout_ms))
+            self._log_heard(nid, heard)
+            if heard.kind == "dtmf":
+                key = heard.digits[:1]
+                m = _CONFIRM.match_dtmf(key)
+                intent = m.intent if isinstance(m, intents.IntentMatch) else (
+                    "repeat" if key == self.flow.repeat_key else "agent" if key == self.flow.agent_key else "")
+            elif heard.kind == "speech" and heard.transcript is not None:
+                m = _CONFIRM.match_text(heard.transcript.text)
+                intent = m.intent if isinstance(m, intents.IntentMatch) else ""
+            else:
+                intent = ""
+            if intent == "repeat" and repeats < MAX_REPEATS:
+                repeats += 1
+                current = parts
+                continue
+            if intent in ("yes", "no") or (intent == "agent" and self.flow.agent_node):
+                return intent
+            failures += 1
+            if failures > retries:
+                return None
+            retry = no_input_prompt if heard.kind == "no_input" else no_match_prompt
+            current = [retry] if retry else parts
+
+    async def _confirm(self, node: Confirm) -> str:
+        answer = await self._yes_no(node.id, [node.prompt], node.timeout_ms, node.retries,
+                                    node.no_input_prompt, node.no_match_prompt)
+        if answer == "agent":
+            return self._agent(node.id)
+        if answer is None:
+            return await self._fail(node)
+        self.call.path[-1] = f"{node.id}={answer}"
+        return node.yes if answer == "yes" else node.no
+
+    async def _answer(self, node: Answer) -> str:
+        failures = repeats = 0
+        replay = True
+        while True:
+            if replay:
+                await self._play(node.prompt)
+            await self._play(node.offer_prompt)
+            heard = await self.io.listen(self._vad(node.timeout_ms))
+            self._log_heard(node.id, heard)
+            if heard.kind == "dtmf":
+                key = heard.digits[:1]
+                m = _ANSWER.match_dtmf(key)
+                intent = m.intent if isinstance(m, intents.IntentMatch) else (
+                    "repeat" if key == self.flow.repeat_key else "agent" if key == self.flow.agent_key else "")
+            elif heard.kind == "speech" and heard.transcript is not None:
+                m = _ANSWER.match_text(heard.transcript.text)
+                intent = m.intent if isinstance(m, intents.IntentMatch) else ""
+            else:
+                intent = ""
+            if intent == "repeat" and repeats < MAX_REPEATS:
+                repeats += 1
+                replay = True
+                continue
+            targets = {"more": node.more, "agent": node.agent, "done": node.done}
+            if intent in targets:
+                self.call.path[-1] = f"{node.id}={intent}"
+                return targets[intent]
+            failures += 1
+            replay = False
+            if failures > 1:  # they heard the answer; silence or confusion twice: a person helps
+                self.call.path[-1] = f"{node.id}=agent"
+                return node.agent
+
+    async def _lookup(self, node: Lookup) -> str:
+        number = self.call.vars.get(node.var, "")
+        status: str | None = None
+        if self.ticket_lookup is None:
+            log.warning("call %s: no ticket lookup configured for node %s", self.call.call_id, node.id)
+        elif number:
+            status = await asyncio.to_thread(self.ticket_lookup, number)
+        if status is None:
+            self.call.path[-1] = f"{node.id}=not_found"
+            return node.not_found
+        self.call.vars["ticket_status"] = status
+        self.call.path[-1] = f"{node.id}=found"
+        status_prompt = f"ticket_status_{status}"
+        if status_prompt not in self.prompts.catalogue:
+            status_prompt = "ticket_status_unknown"
+        parts: list[Part] = [node.prompt, Digits(number)]
+        if status_prompt in self.prompts.catalogue:
+            parts.append(status_prompt)
+        await self._say(lambda: self._play_parts(parts))
+        return node.found
+
+    async def _transfer(self, node: Transfer) -> str | None:
+        await self._play(node.prompt, interruptible=False)
+        self.call.priority = node.priority
+        result = await self.io.channel.transfer(node.target)
+        if result.ok:
+            self.call.outcome = f"transferred:{node.target}"
+            kind = "queue" if isinstance(node, Queue) else "transfer"
+            log.info("call %s: %s to %s, priority %s", self.call.call_id, kind, node.target, node.priority)
+            return None
+        log.warning("call %s: transfer to %s failed: %s", self.call.call_id, node.target, result.reason)
+        return node.on_fail or None
 
     async def _record(self, node: Record) -> None:
         await self._play(node.prompt, interruptible=False)
