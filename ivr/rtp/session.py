@@ -107,6 +107,9 @@ class RtpSession:
     """The media of one call. Create with `open()`, feed with `queue_frame()`, read `inbound`, `close()` at the end."""
 
     max_inbound = 100  # frames (2 s) kept for a channel that is not reading
+    #: Benchmarks set this to a list: every session then logs its send times (perf_counter) and appends the log
+    #: here when it closes. None (the default) costs nothing.
+    send_logs: list[list[float]] | None = None
 
     def __init__(self, clock: MediaClock, ports: PortAllocator, params: MediaParams,
                  on_inbound: Callable[[], None] | None = None) -> None:
@@ -133,6 +136,7 @@ class RtpSession:
         self._decode = g711.decoder(params.codec)
         self._silence = g711.silence_payload(params.codec)
         self.closed = False
+        self._send_log: list[float] | None = [] if RtpSession.send_logs is not None else None
 
     def bind(self, host: str) -> int:
         """Take a port of the range (raises NoFreePortError); returns it. Call `start()` next."""
@@ -186,6 +190,8 @@ class RtpSession:
             try:
                 self._sock.sendto(header + payload, self.latched or params.remote)  # non-blocking, no queueing
                 self.stats.sent += 1
+                if self._send_log is not None:
+                    self._send_log.append(time.perf_counter())
             except OSError as exc:  # includes a full socket buffer: a late packet is a lost packet anyway
                 logger.debug("RTP send failed: %s", exc)
             self._marker = False
@@ -248,6 +254,8 @@ class RtpSession:
             return
         self.closed = True
         self.clock.unsubscribe(id(self))
+        if self._send_log and RtpSession.send_logs is not None:
+            RtpSession.send_logs.append(self._send_log)
         if self._transport is not None:
             self._transport.close()
             self._transport = None
