@@ -1,6 +1,8 @@
 """Console users (operator, supervisor, admin) and their sessions, in the ticket database."""
 from __future__ import annotations
 
+import builtins
+
 import enum
 import re
 from dataclasses import dataclass

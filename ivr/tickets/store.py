@@ -7,6 +7,8 @@ arrives the dispatch suggestion is computed and stored with it. Operator changes
 """
 from __future__ import annotations
 
+import builtins
+
 import dataclasses
 import enum
 import hashlib
@@ -180,21 +182,21 @@ class TicketStore:
         now = now or _now()
         day = now.strftime("%Y%m%d")
         for _ in range(20):
-            with self.engine.begin() as conn:
-                seq = (conn.execute(select(func.max(tickets_table.c.seq)).where(tickets_table.c.day == day))
-                       .scalar() or 0) + 1
-                row = dict(
-                    number=f"{day}{seq:03d}", day=day, seq=seq, created_at=now, updated_at=now, caller=caller,
-                    call_id=call_id, kind=kind, status=TicketStatus.OPEN.value,
-                    transcription=TranscriptionStatus.RECORDING.value,
-                    menu_path=json.dumps(menu_path, ensure_ascii=False), flags=json.dumps(sorted(flags)),
-                    recording=recording,
-                )
-                try:
-                    conn.execute(insert(tickets_table).values(**row))
-                except IntegrityError:
-                    continue  # another writer took that number; try the next
-            return self.get(row["number"])
+            try:
+                with self.engine.begin() as conn:
+                    seq = (conn.execute(select(func.max(tickets_table.c.seq)).where(tickets_table.c.day == day))
+                           .scalar() or 0) + 1
+                    number = f"{day}{seq:03d}"
+                    conn.execute(insert(tickets_table).values(
+                        number=number, day=day, seq=seq, created_at=now, updated_at=now, caller=caller,
+                        call_id=call_id, kind=kind, status=TicketStatus.OPEN.value,
+                        transcription=TranscriptionStatus.RECORDING.value,
+                        menu_path=json.dumps(menu_path, ensure_ascii=False), flags=json.dumps(sorted(flags)),
+                        recording=recording,
+                    ))
+            except IntegrityError:
+                continue  # another writer took that number (its transaction is rolled back); try the next
+            return self.get(number)
         raise RuntimeError(f"could not allocate a ticket number for {day}")
 
     def complete_recording(self, number: str, *, audio_ms: int, sha256: str, transcript: Transcript | None,
@@ -275,7 +277,7 @@ class TicketStore:
         with self.engine.connect() as conn:
             return [_to_ticket(r) for r in conn.execute(q).mappings()]
 
-    def pending(self, limit: int | None = None) -> list[Ticket]:
+    def pending(self, limit: int | None = None) -> builtins.list[Ticket]:
         """Tickets waiting for transcription, oldest first."""
         q = (select(tickets_table).where(tickets_table.c.transcription == TranscriptionStatus.PENDING.value)
              .order_by(tickets_table.c.id))
@@ -475,11 +477,11 @@ class TicketStore:
                     status=status, updated_at=_now()))
         return self.get(number)
 
-    def audit(self, number: str) -> list[audit.AuditEntry]:
+    def audit(self, number: str) -> builtins.list[audit.AuditEntry]:
         with self.engine.connect() as conn:
             return audit.entries(conn, self._id(conn, number))
 
-    def corrections(self) -> list[StoredCorrection]:
+    def corrections(self) -> builtins.list[StoredCorrection]:
         """Operators' category corrections, oldest first."""
         q = (select(corrections_table, tickets_table.c.number)
              .join(tickets_table, tickets_table.c.id == corrections_table.c.ticket_id)
@@ -488,7 +490,7 @@ class TicketStore:
             return [StoredCorrection(r["number"], _utc(r["at"]), r["user"], r["text"], r["suggested"],  # type: ignore[arg-type]
                                      r["category"]) for r in conn.execute(q).mappings()]
 
-    def training_pairs(self) -> list[tuple[str, str]]:
+    def training_pairs(self) -> builtins.list[tuple[str, str]]:
         """(transcript, category) of every correction: what `ivr dispatch retrain` learns from."""
         return [(c.text, c.category) for c in self.corrections()]
 
@@ -504,7 +506,7 @@ class TicketStore:
                          {"id": tid, "uni": uni, "bi": bi})
 
     @staticmethod
-    def _row(conn: Connection, number: str) -> Mapping[str, Any]:
+    def _row(conn: Connection, number: str) -> Any:
         row = conn.execute(select(tickets_table).where(tickets_table.c.number == number)).mappings().first()
         if row is None:
             raise TicketNotFound(f"no ticket {number}")

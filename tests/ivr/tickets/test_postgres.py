@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,25 +125,6 @@ def test_the_schema_is_made_by_migrations(store_url: str) -> None:
     tables = set(inspect(s.engine).get_table_names())
     assert {"tickets", "audit", "corrections", "users", "sessions", "alembic_version"} <= tables
     TicketStore(store_url)  # a second start is a no-op
-
-
-def test_concurrent_writers_get_distinct_numbers(store_url: str) -> None:
-    s = TicketStore(store_url)
-    numbers: list[str] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        for _ in range(10):
-            t = s.create(caller="1", call_id="c", kind="complaint", menu_path=[], flags=[], recording="a.wav")
-            with lock:
-                numbers.append(t.number)
-
-    threads = [threading.Thread(target=worker) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert len(numbers) == 40 and len(set(numbers)) == 40
 
 
 def test_search_escapes_like_wildcards(store_url: str) -> None:

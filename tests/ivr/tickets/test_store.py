@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+import threading
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -245,6 +246,25 @@ def test_a_skeleton_database_is_upgraded_in_place(tmp_path: Path) -> None:
     version = sqlite3.connect(path).execute("SELECT version_num FROM alembic_version").fetchone()[0]
     assert version == "0002"
     TicketStore(f"sqlite:///{path}")  # opening again is a no-op
+
+
+def test_concurrent_writers_get_distinct_numbers(store_url: str) -> None:
+    s = TicketStore(store_url)
+    numbers: list[str] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(10):
+            t = s.create(caller="1", call_id="c", kind="complaint", menu_path=[], flags=[], recording="a.wav")
+            with lock:
+                numbers.append(t.number)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(numbers) == 40 and len(set(numbers)) == 40
 
 
 @pytest.mark.vosk_model
