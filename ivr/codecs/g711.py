@@ -15,7 +15,7 @@ try:
         warnings.simplefilter("ignore", DeprecationWarning)
         import audioop as _audioop
 except ImportError:  # Python 3.13+
-    _audioop = None
+    _audioop = None  # type: ignore[assignment]
 
 __all__ = ["ulaw_encode", "ulaw_decode", "alaw_encode", "alaw_decode", "encoder", "decoder", "silence_payload",
            "numpy_ulaw_encode", "numpy_ulaw_decode", "numpy_alaw_encode", "numpy_alaw_decode"]

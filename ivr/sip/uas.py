@@ -220,9 +220,13 @@ class SipServer:
     def _new_tx(self, summary: RequestSummary, addr: tuple[str, int]) -> ServerTransaction:
         key = transaction_key(summary)
         tx = ServerTransaction(key, summary.method, lambda data: self._send(data, addr), self.config.timers,
-                               lambda t: self.server_tx.pop(t.key, None))
+                               self._forget_tx)
         self.server_tx[key] = tx
         return tx
+
+    def _forget_tx(self, tx: ServerTransaction) -> None:
+        if self.server_tx.get(tx.key) is tx:
+            del self.server_tx[tx.key]
 
     # ----- receiving --------------------------------------------------------------------------------------
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
