@@ -259,3 +259,39 @@ def test_mask_number() -> None:
     assert mask_number("sip:13800138000@10.0.0.1") == "sip:138******00@10.0.0.1"
     assert mask_number("sip:12345@x") == "sip:12345@x"
     _ = np, Peer
+
+
+def test_reinvite_codec_change_and_session_refresh_without_sdp() -> None:
+    async def main() -> None:
+        server = await serve(ToneHandler(frames=0, hang_up=False))
+        sip, media = await open_peer(), await open_peer()
+        d = Dialog(sip, ("127.0.0.1", server.port), rtp_port=media.port)
+        ok = await answer_call(d)
+        d.send(d.ack())
+        version = int(re.search(r"o=- \d+ (\d+) ", ok).group(1))  # type: ignore[union-attr]
+        d.cseq += 1
+        d.send(d.request("INVITE", d.offer(fmts="8 101", codec_lines=(
+            "a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"))))
+        changed = await sip.expect(r"SIP/2.0 200")
+        assert "m=audio" in changed and re.search(r"RTP/AVP 8 101\r\n", changed)
+        assert int(re.search(r"o=- \d+ (\d+) ", changed).group(1)) == version + 1  # type: ignore[union-attr]
+        d.send(d.ack())
+        await asyncio.sleep(0.2)
+        media.drain()
+        pkt = await media.recv()
+        assert pkt[1] & 0x7F == 8  # now sending PCMA
+        d.cseq += 1
+        d.send(d.request("INVITE"))  # session refresh without an offer: our current description, same version
+        refresh = await sip.expect(r"SIP/2.0 200")
+        assert refresh.split("\r\n\r\n", 1)[1] == changed.split("\r\n\r\n", 1)[1]
+        d.send(d.ack())
+        d.cseq -= 1
+        d.send(d.request("INVITE", d.offer()))  # an older CSeq: refused
+        assert (await sip.expect(r"SIP/2.0 [45]")).startswith("SIP/2.0 500")
+        d.cseq += 2
+        d.send(d.request("BYE"))
+        await sip.expect(r"SIP/2.0 200 OK\r\n(?s:.*)CSeq: \d+ BYE")
+        assert not any((await idle(server)).values())
+        await server.stop()
+
+    run(main())
