@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MANDARIN_VOICE = "sit/cmn-latn-pinyin"
 BASE_RATE_WPM = 165
+RENDER_ATTEMPTS = 3
 STYLE_RATE = {"standard": 1.0, "elderly": 0.8}
 STYLE_LEVEL_DBFS = {"standard": -20.0, "elderly": -16.0}  # elderly prompts play louder
 _DIGITS = dict(zip("0123456789", "零幺二三四五六七八九"))
@@ -76,13 +77,15 @@ class TtsEngine:
         """Speak `text` and return it as 8 kHz PCM16."""
         self._engine.setProperty("rate", int(BASE_RATE_WPM * rate))
         with tempfile.TemporaryDirectory() as tmp:
-            wav = Path(tmp) / "p.wav"
-            with contextlib.redirect_stdout(io.StringIO()):  # the espeak driver prints "Audio saved to ..."
-                self._engine.save_to_file(to_pinyin(text), str(wav))
-                self._engine.runAndWait()
-            if not wav.is_file() or wav.stat().st_size <= 44:
-                raise PromptError(f"espeak-ng produced no audio for {text!r}")
-            return read_wav(wav)
+            for attempt in range(RENDER_ATTEMPTS):  # the espeak driver now and then writes nothing for one-syllable texts
+                wav = Path(tmp) / f"p{attempt}.wav"
+                with contextlib.redirect_stdout(io.StringIO()):  # the espeak driver prints "Audio saved to ..."
+                    self._engine.save_to_file(to_pinyin(text), str(wav))
+                    self._engine.runAndWait()
+                if wav.is_file() and wav.stat().st_size > 44:
+                    return read_wav(wav)
+                log.warning("espeak-ng wrote no audio for %r (attempt %d)", text, attempt + 1)
+            raise PromptError(f"espeak-ng produced no audio for {text!r}")
 
 
 @dataclass(frozen=True)
