@@ -5,7 +5,8 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+import hashlib
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import typer
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from ivr.commands import context
 from ivr.logs import mask_number
-from asr.audio import AudioFormatError, FRAME_BYTES, read_wav
+from asr.audio import FRAME_BYTES, SAMPLE_RATE, AudioFormatError, read_wav
 from asr.engine import Engine
 from ivr.tickets import TicketNotFound, TicketStore
 from ivr.tickets.model import Ticket, TicketFilter
@@ -107,9 +108,36 @@ def transcribe_backlog(store: TicketStore, engine: Engine, recordings_dir: Path,
     return BacklogResult(tuple(done), tuple(failed))
 
 
+def recover_interrupted(store: TicketStore, recordings_dir: Path, older_than: timedelta) -> list[str]:
+    """Tickets whose call died while the caller spoke: repair the WAV header, store its length and checksum,
+    and queue them for transcription. Returns their numbers."""
+    from ivr.recording import repair
+
+    recovered = []
+    for ticket in store.interrupted(datetime.now(timezone.utc) - older_than):
+        try:
+            path = store.recording_file(ticket, recordings_dir)
+        except (PermissionError, TicketNotFound) as exc:
+            store.set_transcription_failed(ticket.number, str(exc))
+            continue
+        if not path.is_file():
+            store.set_transcription_failed(ticket.number, "recording missing")
+            continue
+        data = repair(path)
+        store.complete_recording(ticket.number, audio_ms=data * 1000 // (2 * SAMPLE_RATE),
+                                 sha256=hashlib.sha256(path.read_bytes()).hexdigest(), transcript=None)
+        recovered.append(ticket.number)
+        log.info("ticket %s: recovered an interrupted recording (%d bytes of audio)", ticket.number, data)
+    return recovered
+
+
 @app.command("transcribe")
 def transcribe(
     pending: bool = typer.Option(False, "--pending", help="Transcribe every ticket waiting for a model."),
+    interrupted: bool = typer.Option(False, "--interrupted", help="First recover tickets whose call died while "
+                                     "the caller spoke (still 'recording' after --older-than minutes)."),
+    older_than: int = typer.Option(60, "--older-than", help="Minutes after which a 'recording' ticket counts as "
+                                   "interrupted."),
     limit: int = typer.Option(0, "--limit", "-n", help="At most this many (0: all)."),
     model: Path = typer.Option(None, "--model", help="Vosk model directory (default: the configured model)."),
     suggest: bool = typer.Option(True, "--suggest/--no-suggest", help="Store a dispatch suggestion with each."),
@@ -129,6 +157,9 @@ def transcribe(
     if model_dir is None:
         raise context.fail(no_model_message())
     store = _store(dispatch_suggester(settings.data_dir) if suggest else None)
+    if interrupted:
+        for number in recover_interrupted(store, settings.recordings_dir, timedelta(minutes=older_than)):  # type: ignore[arg-type]
+            typer.echo(f"{number}  recovered an interrupted recording")
     engine = VoskEngine(model_dir)
     result = transcribe_backlog(store, engine, settings.recordings_dir, limit or None,  # type: ignore[arg-type]
                                 progress=lambda n, text: typer.echo(f"{n}  {text or '(nothing recognised)'}"))

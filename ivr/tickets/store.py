@@ -286,6 +286,15 @@ class TicketStore:
         with self.engine.connect() as conn:
             return [_to_ticket(r) for r in conn.execute(q).mappings()]
 
+    def interrupted(self, before: datetime) -> builtins.list[Ticket]:
+        """Tickets still "recording" that were created before ``before``: their call died mid-message."""
+        q = (select(tickets_table)
+             .where(tickets_table.c.transcription == TranscriptionStatus.RECORDING.value,
+                    tickets_table.c.created_at < before)
+             .order_by(tickets_table.c.id))
+        with self.engine.connect() as conn:
+            return [_to_ticket(r) for r in conn.execute(q).mappings()]
+
     def search(self, flt: TicketFilter = TicketFilter(), *, limit: int = 50, offset: int = 0) -> TicketPage:
         """One page of list rows matching the filter, newest first, with the total count."""
         cond = self._where(flt)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from asr.audio import read_wav
 from asr.results import Transcript, Word
 from ivr.tickets.model import TicketFilter
 from ivr.tickets.store import TicketEditError, TicketNotFound, TicketStore, dispatch_suggester, fts_query
@@ -304,6 +305,39 @@ def test_transcribe_pending_backlog_with_the_real_model(tmp_path: Path, ko_model
     assert store.pending() == []
 
 
+@pytest.mark.vosk_model
+def test_interrupted_recordings_are_recovered_and_transcribed(tmp_path: Path, ko_model_dir: Path) -> None:
+    """A call that died mid-message leaves a "recording" ticket and a WAV whose header says 0 bytes."""
+    from typer.testing import CliRunner
+
+    from ivr.cli import app
+    from ivr.recording import HEADER_BYTES, RecordingWriter
+
+    data = tmp_path / "data"
+    store = TicketStore(f"sqlite:///{data / 'ivr.db'}")
+    pcm = read_wav(C01)
+    path = data / "recordings" / "20260305" / "died.wav"
+    writer = RecordingWriter(path, flush_every=1)
+    for i in range(0, len(pcm), 320):
+        writer.write(pcm[i:i + 320])
+    writer._f.flush()  # the process dies here: the header still says 0 bytes
+    assert path.read_bytes()[40:44] == b"\x00\x00\x00\x00"
+    old = store.create(caller="1", call_id="died", kind="complaint", menu_path=[], flags=[],
+                       recording="20260305/died.wav", now=datetime(2026, 3, 5, tzinfo=timezone.utc))
+    fresh = store.create(caller="1", call_id="live", kind="complaint", menu_path=[], flags=[],
+                         recording="20260305/live.wav")  # a call still in progress is left alone
+    result = CliRunner().invoke(app, ["tickets", "transcribe", "--pending", "--interrupted", "--no-suggest",
+                                      "--model", str(ko_model_dir)], env={"IVR_DATA_DIR": str(data)})
+    writer._f.close()
+    assert result.exit_code == 0, result.output
+    assert f"{old.number}  recovered an interrupted recording" in result.output
+    t = store.get(old.number)
+    assert t.transcription.value == "done" and t.transcript is not None and t.transcript.audio_ms > 4000
+    assert t.audio_ms == len(pcm) * 1000 // 16000 and path.stat().st_size == HEADER_BYTES + len(pcm)
+    assert store.verify_recording(old.number, data / "recordings").ok
+    assert store.get(fresh.number).transcription.value == "recording"
+
+
 def test_transcribe_needs_pending_flag(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
@@ -311,3 +345,27 @@ def test_transcribe_needs_pending_flag(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(app, ["tickets", "transcribe"], env={"IVR_DATA_DIR": str(tmp_path)})
     assert result.exit_code == 1 and "ivr: say which tickets: --pending" in result.output
+
+
+def test_verify_command_reports_altered_recordings(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ivr.cli import app
+
+    data = tmp_path / "data"
+    (data / "recordings").mkdir(parents=True)
+    store = TicketStore(f"sqlite:///{data / 'ivr.db'}")
+    numbers = []
+    for name in ("a", "b"):
+        shutil.copy(C01, data / "recordings" / f"{name}.wav")
+        t = store.create(caller="1", call_id=name, kind="complaint", menu_path=[], flags=[], recording=f"{name}.wav")
+        store.complete_recording(t.number, audio_ms=1, sha256=hashlib.sha256(C01.read_bytes()).hexdigest(),
+                                 transcript=None)
+        numbers.append(t.number)
+    env = {"IVR_DATA_DIR": str(data)}
+    result = CliRunner().invoke(app, ["tickets", "verify"], env=env)
+    assert result.exit_code == 0 and "2 of 2 recordings verified" in result.output
+    (data / "recordings" / "b.wav").write_bytes(b"RIFF....")
+    result = CliRunner().invoke(app, ["tickets", "verify"], env=env)
+    assert result.exit_code == 1 and f"{numbers[1]}  checksum mismatch" in result.output
+    assert "1 of 2 recordings verified" in result.output
