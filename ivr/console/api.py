@@ -152,7 +152,7 @@ def _edit(fn: Any, *args: Any) -> Any:
 def sign_in(request: Request, creds: Credentials) -> Response:
     """Sign in; the session cookie is set and the CSRF token returned."""
     ctx = context_of(request)
-    user = ctx.users.authenticate(creds.username, creds.password)
+    user = ctx.sign_in(creds.username, creds.password)
     if user is None:
         raise HTTPException(401, "wrong user name or password")
     s = ctx.users.start_session(user)

@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from ivr.config import Settings
 from ivr.console.live import LiveState
-from ivr.console.security import same
-from ivr.console.users import Role, Session, UserStore
+from ivr.console.security import LoginThrottle, same
+from ivr.console.users import Role, Session, User, UserStore
 from ivr.logs import mask_number
 from ivr.tickets.store import Suggester, TicketStore
 
@@ -52,6 +52,18 @@ class ConsoleContext:
     districts: tuple[str, ...] = ()
     templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(HERE / "templates")))
     suggester: Suggester | None = None
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+
+    def sign_in(self, username: str, password: str) -> User | None:
+        """The user, if the password is right and the name is not locked out by repeated failures."""
+        if self.throttle.blocked(username):
+            raise HTTPException(429, "too many failed sign-ins for this user; try again in 15 minutes")
+        user = self.users.authenticate(username, password)
+        if user is None:
+            self.throttle.failed(username)
+        else:
+            self.throttle.succeeded(username)
+        return user
 
     def suggest(self) -> Suggester:
         """The dispatch suggester, loaded (or trained) on first use."""

@@ -70,7 +70,7 @@ def login(request: Request, form: dict[str, str] = Depends(form_data)) -> Respon
     target = _safe_next(form.get("next", "/tickets"))
     if not same(form.get("csrf"), request.cookies.get(LOGIN_COOKIE)):
         raise HTTPException(403, "CSRF token missing or wrong")
-    user = ctx.users.authenticate(form.get("username", ""), form.get("password", ""))
+    user = ctx.sign_in(form.get("username", ""), form.get("password", ""))
     if user is None:
         return RedirectResponse(f"/login?next={quote(target, safe='')}&error=1", status_code=303)
     session = ctx.users.start_session(user)
