@@ -48,7 +48,8 @@ class FlowError(ValueError):
         self.problems = problems if isinstance(problems, list) else []
         message = problems if isinstance(problems, str) else str(problems[0])
         if isinstance(problems, list) and len(problems) > 1:
-            message += f" (and {len(problems) - 1} more problems)"
+            more = len(problems) - 1
+            message += f" (and {more} more problem{'s' if more > 1 else ''})"
         super().__init__(message)
 
 
@@ -74,11 +75,18 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
         else:
             seen[key] = k.start_mark.line + 1
     mapping = loader.construct_mapping(node, deep=True)
+    for flag, word in ((True, "yes"), (False, "no")):  # YAML 1.1 reads the keys yes/no as booleans
+        if flag in mapping and word not in mapping:
+            mapping[word] = mapping.pop(flag)
     mapping["__line__"] = node.start_mark.line + 1
-    mapping["__keylines__"] = {str(k): v for k, v in seen.items()}
+    mapping["__keylines__"] = {_key_name(k): v for k, v in seen.items()}
     if dupes:
         mapping["__dupes__"] = dupes
     return mapping
+
+
+def _key_name(key: Any) -> str:
+    return {True: "yes", False: "no"}.get(key, str(key)) if isinstance(key, bool) else str(key)
 
 
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -199,7 +207,7 @@ class _Builder:
     def _node(self, nid: str, spec: Any, line: int) -> Node:
         if not isinstance(spec, dict):
             raise self.fail(line, nid, "expected a mapping")
-        line = spec.get("__line__", line)
+        line = line or spec.get("__line__", 0)  # the line of the node's id
         kind = spec.get("type")
         if kind not in NODE_KINDS:
             raise self.fail(line, nid, f"unknown type {kind!r}; use one of {', '.join(NODE_KINDS)}")

@@ -1,0 +1,80 @@
+"""FlowRegistry: edited flows serve new calls, calls in progress keep theirs, bad edits are rejected."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from ivr.flow import FlowError
+from ivr.flow.registry import FlowRegistry
+
+FLOW = """\
+name: t
+start: hello
+nodes:
+  hello: {type: say, prompt: %s, next: bye}
+  bye: {type: hangup}
+"""
+PROMPTS = {"a", "b"}
+
+
+def edit(path: Path, text: str, bump_ns: int) -> None:
+    path.write_text(text)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + bump_ns))  # coarse file-system clocks
+
+
+def test_reload_for_new_calls_keeps_old_flow_objects(tmp_path: Path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text(FLOW % "a")
+    reg = FlowRegistry(path, PROMPTS)
+    in_progress = reg.current()
+    assert reg.current() is in_progress  # unchanged file: no reload
+    edit(path, FLOW % "b", 1_000_000)
+    new = reg.current()
+    assert new.nodes["hello"].prompt == "b" and new.digest != in_progress.digest
+    assert in_progress.nodes["hello"].prompt == "a"  # the call that started before keeps its version
+    assert reg.reloads == 1
+
+
+def test_touch_without_change_does_not_reload(tmp_path: Path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text(FLOW % "a")
+    reg = FlowRegistry(path, PROMPTS)
+    first = reg.current()
+    edit(path, FLOW % "a", 2_000_000)
+    assert reg.current() is first and reg.reloads == 0
+
+
+def test_bad_edit_is_rejected_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text(FLOW % "a")
+    reg = FlowRegistry(path, PROMPTS)
+    good = reg.current()
+    edit(path, FLOW % "nosuch", 3_000_000)
+    with caplog.at_level(logging.ERROR, logger="ivr.flow.registry"):
+        assert reg.current() is good
+    expected = (f"{path}:4: node 'hello': prompt 'nosuch' is not in the prompt catalogue; keeping version "
+                f"{good.digest[:12]}")
+    assert reg.last_error == expected
+    assert caplog.records[0].getMessage() == "flow edit rejected: " + expected
+    edit(path, FLOW % "b", 4_000_000)  # fixed: the next call gets it
+    assert reg.current().nodes["hello"].prompt == "b" and reg.last_error == ""
+
+
+def test_deleted_file_keeps_the_last_version(tmp_path: Path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text(FLOW % "a")
+    reg = FlowRegistry(path, PROMPTS)
+    good = reg.current()
+    path.unlink()
+    assert reg.current() is good and "cannot read the flow" in reg.last_error
+
+
+def test_first_version_must_be_good(tmp_path: Path) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text(FLOW % "nosuch")
+    with pytest.raises(FlowError):
+        FlowRegistry(path, PROMPTS)
