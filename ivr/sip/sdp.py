@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "SdpError", "SdpNegotiationError", "Media", "SessionDescription", "Negotiated", "parse_sdp",
-    "answer_offer", "make_offer", "STATIC_PAYLOAD_TYPES", "reverse_direction",
+    "answer_offer", "make_offer", "accept_answer", "STATIC_PAYLOAD_TYPES", "reverse_direction",
 ]
 
 #: RFC 3551 static payload types we can use.
@@ -252,3 +252,25 @@ def make_offer(
                ("c", f"IN {family} {local_host}"), ("t", "0 0")],
         media=[Media("audio", local_port, "RTP/AVP", formats, lines)],
     )
+
+
+def accept_answer(answer: SessionDescription, codecs: tuple[str, ...] = ("PCMU", "PCMA")) -> Negotiated:
+    """Read the answer to our own offer (a delayed-offer INVITE answered in the ACK)."""
+    for media in answer.media:
+        if media.kind != "audio" or media.port == 0:
+            continue
+        table = media.rtpmap()
+        pick = next(((int(f), table[int(f)][0].upper()) for f in media.formats
+                     if f.isdigit() and int(f) in table and table[int(f)][0].upper() in codecs
+                     and table[int(f)][1] == 8000), None)
+        if pick is None:
+            break
+        dtmf = next((int(f) for f in media.formats if f.isdigit() and int(f) in table
+                     and table[int(f)][0].lower() == "telephone-event"), None)
+        host = _connection_address(media.connection or answer.connection)
+        if host is None:
+            raise SdpNegotiationError("the audio stream has no usable connection address")
+        direction = media.direction or answer.direction or "sendrecv"
+        return Negotiated(codec=pick[1], payload_type=pick[0], dtmf_payload_type=dtmf, remote_host=host,
+                          remote_port=media.port, direction=reverse_direction(direction), remote_ptime=media.ptime)
+    raise SdpNegotiationError("the answer accepts no audio codec we offered")

@@ -5,7 +5,8 @@ session, answers 100/180/200 and, once the ACK arrives, runs `await handler(chan
 ends with the caller's BYE (the channel then raises CallerHungUp), with `channel.hangup()` or when the handler
 returns (we send BYE). CANCEL before the answer gets 487; OPTIONS 200; re-INVITE changes codec/direction/address;
 unknown methods 501, Require 420, offers without PCMU/PCMA 488, other versions 505, the call limit 503 with
-Retry-After. Nothing raises into the event loop: every datagram is handled inside a guard, bad ones are answered
+Retry-After. An INVITE without SDP (delayed offer) gets our offer in the 200 and its answer is read from the ACK.
+We only ever send BYE, and never answer an authentication challenge (the front end holds no credentials). Nothing raises into the event loop: every datagram is handled inside a guard, bad ones are answered
 statelessly or dropped and logged once.
 """
 from __future__ import annotations
@@ -24,7 +25,8 @@ from ivr.sip.headers import MAGIC_COOKIE, RequestSummary, parse_via
 from ivr.sip.message import Request, Response, SipParseError, split_values
 from ivr.sip.protection import Guard, LogOnce, ProtectionConfig
 from ivr.sip.screen import ALLOW, build_response, screen
-from ivr.sip.sdp import Negotiated, SdpError, SdpNegotiationError, answer_offer, parse_sdp
+from ivr.sip.sdp import (Negotiated, SdpError, SdpNegotiationError, accept_answer, answer_offer, make_offer,
+                         parse_sdp)
 from ivr.sip.transaction import ClientTransaction, ServerTransaction, SipTimers, transaction_key
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSession
@@ -80,6 +82,7 @@ class Call:
     task: asyncio.Task[None] | None = None
     ring_handle: asyncio.TimerHandle | None = None
     end_reason: str = ""
+    awaiting_answer: bool = False  # we offered in the 200 (delayed offer): the answer comes in the ACK
 
     @property
     def remote_tag(self) -> str | None:
@@ -260,7 +263,7 @@ class SipServer:
         req, summary = verdict.request, verdict.summary
         assert req is not None and summary is not None
         if req.method == "ACK":
-            self._on_ack(summary)
+            self._on_ack(req, summary)
             return
         tx = self.server_tx.get(transaction_key(summary))
         if tx is not None:
@@ -320,14 +323,10 @@ class SipServer:
         if reason:
             self._reject_invite(req, summary, addr, 503, reason, busy)
             return
-        if not req.body:
-            self._reject_invite(req, summary, addr, 488, "INVITE without an SDP offer",
-                                [("Warning", '399 - "an SDP offer is required"')])
-            return
         local_host = self._local_ip(addr)
         session_id = random.randint(1, 2**31)
         try:
-            offer = parse_sdp(req.body)
+            offer = parse_sdp(req.body) if req.body else None
             session = RtpSession(self.clock, self.ports, MediaParams("PCMU", 0, None, ("0.0.0.0", 0), False))
             port = session.bind("0.0.0.0" if ":" not in local_host else "::")
         except SdpError as exc:
@@ -336,21 +335,28 @@ class SipServer:
         except NoFreePortError as exc:
             self._reject_invite(req, summary, addr, 503, str(exc), busy)
             return
-        try:
-            answer, neg = answer_offer(offer, local_host, port, session_id, 1, self.config.codecs)
-        except SdpNegotiationError as exc:
-            session.close()
-            self._reject_invite(req, summary, addr, 488, str(exc), [("Warning", '304 - "no common codec"')])
-            return
-        session.update(_media_params(neg))
+        if offer is None:  # delayed offer: we offer in the 200, the caller answers in the ACK
+            answer = make_offer(local_host, port, session_id, 1, self.config.codecs)
+            neg = Negotiated(self.config.codecs[0], 0 if self.config.codecs[0] == "PCMU" else 8, None, "0.0.0.0", 0,
+                             "inactive")
+        else:
+            try:
+                answer, neg = answer_offer(offer, local_host, port, session_id, 1, self.config.codecs)
+            except SdpNegotiationError as exc:
+                session.close()
+                self._reject_invite(req, summary, addr, 488, str(exc), [("Warning", '304 - "no common codec"')])
+                return
+            session.update(_media_params(neg))
         tx = self._new_tx(summary, addr)
         call = Call(call_id=summary.call_id, peer=addr, invite=req, summary=summary, local_tag=_tag(),
                     local_host=local_host, invite_tx=tx, session=session, negotiated=neg,
-                    answer_sdp=bytes(answer), session_id=session_id, remote_cseq=summary.cseq.number)
+                    answer_sdp=bytes(answer), session_id=session_id, remote_cseq=summary.cseq.number,
+                    awaiting_answer=offer is None)
         self.calls[call.call_id] = call
         self._count("calls")
-        logger.info("call %s from %s to %s (%s, DTMF %s)", call.call_id, mask_number(summary.from_.uri),
-                    mask_number(req.uri), neg.codec, "RFC 4733" if neg.dtmf_payload_type is not None else "in-band")
+        logger.info("call %s from %s to %s (%s)", call.call_id, mask_number(summary.from_.uri), mask_number(req.uri),
+                    "delayed offer" if offer is None else f"{neg.codec}, DTMF "
+                    + ("RFC 4733" if neg.dtmf_payload_type is not None else "in-band"))
         tx.respond(100, self._response(req, 100, addr))
         self._spawn(self._setup(call))
 
@@ -447,7 +453,7 @@ class SipServer:
         tx.respond(200, self._response(req, 200, addr, to_tag=call.local_tag, body=call.answer_sdp,
                                        extra=[("Contact", self._contact(call)), ("Allow", ALLOW)]))
 
-    def _on_ack(self, summary: RequestSummary) -> None:
+    def _on_ack(self, req: Request, summary: RequestSummary) -> None:
         tx = self.server_tx.get(transaction_key(summary))
         if tx is not None and tx.final_status is not None and tx.final_status >= 300:
             tx.ack()
@@ -455,6 +461,16 @@ class SipServer:
         call = self.calls.get(summary.call_id)
         if call is None or summary.to.tag != call.local_tag or call.pending_tx is None:
             return
+        if call.awaiting_answer:
+            try:
+                neg = accept_answer(parse_sdp(req.body), self.config.codecs)
+            except SdpError as exc:
+                call.pending_tx.terminate()
+                self._end_call(call, f"no usable SDP answer in the ACK ({exc})", send_bye=True)
+                return
+            call.awaiting_answer = False
+            call.negotiated = neg
+            call.session.update(_media_params(neg))
         pending, call.pending_tx = call.pending_tx, None
         pending.ack()
 

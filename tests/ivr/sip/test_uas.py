@@ -295,3 +295,39 @@ def test_reinvite_codec_change_and_session_refresh_without_sdp() -> None:
         await server.stop()
 
     run(main())
+
+
+def test_delayed_offer_answered_in_the_ack() -> None:
+    async def main() -> None:
+        handler = ToneHandler(frames=0, hang_up=False)
+        server = await serve(handler)
+        sip, media = await open_peer(), await open_peer()
+        d = Dialog(sip, ("127.0.0.1", server.port), rtp_port=media.port)
+        d.send(d.request("INVITE"))
+        ok = await sip.expect(r"SIP/2.0 200")
+        assert re.search(r"m=audio \d+ RTP/AVP 0 8 101\r\n", ok) and header(ok, "Content-Type") == "application/sdp"
+        d.to_tag = re.search(r"^To:.*;tag=([^;\r]+)", ok, re.M).group(1)  # type: ignore[union-attr]
+        d.send(d.request("ACK", d.offer(fmts="8", codec_lines="a=rtpmap:8 PCMA/8000\r\n")))
+        pkt = await media.recv()
+        assert pkt[1] & 0x7F == 8
+        await asyncio.sleep(0.1)
+        assert handler.channels[0].inband_dtmf and handler.channels[0].info.extra["codec"] == "PCMA"
+        # a second call whose ACK answers nothing usable is hung up at once
+        d2 = Dialog(sip, d.server, rtp_port=media.port)
+        d2.send(d2.request("INVITE"))
+        ok2 = await sip.expect(r"SIP/2.0 200(?s:.*)" + re.escape(d2.call_id))
+        d2.to_tag = re.search(r"^To:.*;tag=([^;\r]+)", ok2, re.M).group(1)  # type: ignore[union-attr]
+        d2.send(d2.request("ACK", d2.offer(fmts="18", codec_lines="a=rtpmap:18 G729/8000\r\n")))
+        bye = await sip.expect(r"BYE ")
+        assert header(bye, "Call-ID") == d2.call_id
+        assert server.ended_calls[-1][1].startswith("no usable SDP answer in the ACK")
+        d.cseq += 1
+        d.send(d.request("BYE"))
+        await sip.expect(r"SIP/2.0 200 OK\r\n(?s:.*)CSeq: \d+ BYE")
+        sip.send("SIP/2.0 200 OK\r\n" + "\r\n".join(
+            line for line in bye.split("\r\n") if re.match(r"(Via|From|To|Call-ID|CSeq):", line)) +
+            "\r\nContent-Length: 0\r\n\r\n", d.server)
+        assert not any((await idle(server)).values())
+        await server.stop()
+
+    run(main())
