@@ -77,3 +77,11 @@ def test_sdp_errors(data: bytes, reason: str) -> None:
     with pytest.raises(SdpError) as info:
         parse_sdp(data)
     assert str(info.value) == reason
+
+
+def test_accept_answer_to_our_offer() -> None:
+    from ivr.sip.sdp import accept_answer
+    neg = accept_answer(parse_sdp(OFFER.replace(b"RTP/AVP 18 8 0 96", b"RTP/AVP 8 96")))
+    assert (neg.codec, neg.payload_type, neg.dtmf_payload_type, neg.remote_port) == ("PCMA", 8, 96, 40000)
+    with pytest.raises(SdpNegotiationError, match="^the answer accepts no audio codec we offered$"):
+        accept_answer(parse_sdp(OFFER.replace(b"RTP/AVP 18 8 0 96", b"RTP/AVP 18")))
