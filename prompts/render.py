@@ -43,26 +43,31 @@ def to_pinyin(text: str) -> str:
     return re.sub(r"\s*([，。、；：！？,.;:!?])\s*", lambda m: ", " if m.group(1) in "，、；：,;:" else ". ", out)
 
 
-def level_pcm(pcm: bytes, target_dbfs: float) -> bytes:
-    """Scale speech to a target RMS level, never letting peaks clip."""
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+def level_pcm(pcm: bytes, target_dbfs: float, knee: float = 0.5) -> bytes:
+    """Scale speech to a target RMS level; peaks above `knee` (of full scale) are rounded off softly, never clipped.
+
+    espeak's output has a high crest factor, so reaching a loud level (the elderly style) by gain alone would
+    clip; the soft knee is what a telephone-prompt limiter does.
+    """
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768.0
     rms = float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
     if rms <= 0:
         return pcm
-    gain = (32768.0 * 10 ** (target_dbfs / 20)) / rms
-    peak = float(np.max(np.abs(x)))
-    gain = min(gain, 32000.0 / peak) if peak else gain
-    return np.clip(np.rint(x * gain), -32768, 32767).astype("<i2").tobytes()
+    y = x * (10 ** (target_dbfs / 20) / rms)
+    over = np.abs(y) > knee
+    head = 0.97 - knee
+    y[over] = np.sign(y[over]) * (knee + head * np.tanh((np.abs(y[over]) - knee) / head))
+    return np.rint(y * 32768.0).astype("<i2").tobytes()
 
 
 class TtsEngine:
     """pyttsx3 driving espeak-ng, checked to really use the Mandarin voice."""
 
-    def __init__(self) -> None:
+    def __init__(self, driver: str = "espeak") -> None:
         try:
             import pyttsx3
 
-            self._engine = pyttsx3.init("espeak")
+            self._engine = pyttsx3.init(driver)
         except Exception as exc:  # pyttsx3 raises bare errors when libespeak-ng is missing
             raise PromptError(
                 f"no text-to-speech engine ({exc}); install espeak-ng (apt-get install espeak-ng) "

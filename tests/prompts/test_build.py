@@ -1,0 +1,81 @@
+"""`ivr prompts build` with the real espeak-ng: only changed prompts render, elderly style slower and louder."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from asr.audio import read_wav
+from ivr.cli import app
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+
+CATALOGUE = """\
+welcome:
+  text: 您好，这里是12345市民服务热线。
+menu:
+  text: 投诉举报请按1，政策咨询请按2。
+  elderly: 反映问题，请按1。
+num_5: 五
+"""
+
+
+def rms_dbfs(pcm: bytes) -> float:
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    x = x[np.abs(x) > 30]  # speech, not the padding
+    return 20 * np.log10(np.sqrt(np.mean(x * x)) / 32768)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "catalogue.yaml").write_text(CATALOGUE, encoding="utf-8")
+    (tmp_path / "recorded").mkdir()
+    return {"IVR_DATA_DIR": str(tmp_path / "data"), "IVR_PROMPTS_CATALOGUE": str(tmp_path / "catalogue.yaml"),
+            "IVR_PROMPTS_RECORDED_DIR": str(tmp_path / "recorded")}
+
+
+def build(env: dict[str, str]) -> str:
+    result = CliRunner().invoke(app, ["prompts", "build"], env=env)
+    assert result.exit_code == 0, result.output
+    return result.output.strip().splitlines()[-1]
+
+
+def test_build_renders_only_what_changed(env: dict[str, str], tmp_path: Path) -> None:
+    cache = tmp_path / "data" / "prompts"
+    assert build(env) == f"prompts: 6 rendered, 0 unchanged, 0 recorded -> {cache}"
+    manifest = json.loads((cache / "manifest.json").read_text())
+    assert sorted(manifest) == ["elderly/menu", "elderly/num_5", "elderly/welcome", "standard/menu",
+                                "standard/num_5", "standard/welcome"]
+    before = {p: p.stat().st_mtime_ns for p in cache.rglob("*.wav")}
+    assert build(env) == f"prompts: 0 rendered, 6 unchanged, 0 recorded -> {cache}"
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.wav")} == before
+    # change only the elderly text of one prompt: exactly one file is rendered again
+    cat = Path(env["IVR_PROMPTS_CATALOGUE"])
+    cat.write_text(CATALOGUE.replace("反映问题，请按1。", "反映问题，请按1。找人工，请按0。"), encoding="utf-8")
+    assert build(env) == f"prompts: 1 rendered, 5 unchanged, 0 recorded -> {cache}"
+    changed = [p.relative_to(cache) for p in cache.rglob("*.wav") if p.stat().st_mtime_ns != before[p]]
+    assert changed == [Path("elderly/menu.wav")]
+    # a voice artist's recording replaces TTS for that prompt
+    shutil.copy(cache / "standard" / "num_5.wav", Path(env["IVR_PROMPTS_RECORDED_DIR"]) / "num_5.wav")
+    assert build(env) == f"prompts: 0 rendered, 4 unchanged, 2 recorded -> {cache}"
+
+
+def test_elderly_style_is_slower_and_louder(env: dict[str, str], tmp_path: Path) -> None:
+    build(env)
+    cache = tmp_path / "data" / "prompts"
+    std, old = read_wav(cache / "standard" / "welcome.wav"), read_wav(cache / "elderly" / "welcome.wav")
+    ratio = len(old) / len(std)
+    assert 1.1 < ratio < 1.45  # ~0.8x speaking rate: 1.25x as long
+    assert rms_dbfs(old) > rms_dbfs(std) + 2.5  # louder (target +4 dB, the soft limiter takes some)
+    assert all(np.max(np.abs(np.frombuffer(p, dtype="<i2"))) < 32767 for p in (std, old))  # never clipped
+
+
+def test_bad_catalogue_is_one_clear_error(env: dict[str, str]) -> None:
+    Path(env["IVR_PROMPTS_CATALOGUE"]).write_text("welcome:\n  text: ''\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["prompts", "build"], env=env)
+    assert result.exit_code == 1
+    assert result.output.strip() == f"ivr: {env['IVR_PROMPTS_CATALOGUE']}: prompt 'welcome' needs a non-empty text"

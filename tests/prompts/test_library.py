@@ -1,0 +1,100 @@
+"""PromptLibrary: recorded WAVs win over TTS, calls never wait for TTS, composition from pieces."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr.audio import read_wav
+from asr.audio import write_wav as _write_wav
+from prompts import PromptLibrary, load_catalogue
+from prompts.catalogue import PromptError
+from prompts.compose import Cardinal, Digits
+from prompts.library import PIECE_GAP_MS, WORD_GAP_MS, beep, trim_silence
+from prompts.render import STYLES, TtsEngine, render_catalogue
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tone(ms: int, hz: float) -> bytes:
+    return beep(ms, hz, -10)
+
+
+def write_wav(path: Path, pcm: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_wav(path, pcm)
+
+
+def test_recorded_wav_wins_over_rendered(tmp_path: Path, prompt_cache: Path) -> None:
+    catalogue = load_catalogue(REPO / "prompts" / "catalogue.yaml")
+    recorded = tmp_path / "recorded"
+    write_wav(recorded / "welcome.wav", tone(500, 440))  # a voice artist's take for both styles
+    write_wav(recorded / "elderly" / "goodbye.wav", tone(300, 330))  # only the elderly style
+    lib = PromptLibrary(catalogue, prompt_cache, recorded)
+    assert lib.get("welcome") == tone(500, 440) and lib.get("welcome", "elderly") == tone(500, 440)
+    assert lib.get("goodbye", "elderly") == tone(300, 330)
+    assert lib.get("goodbye") == read_wav(prompt_cache / "standard" / "goodbye.wav")
+    assert lib.sources[("welcome", "standard")] == recorded / "welcome.wav"
+
+
+def test_render_skips_recorded_prompts(tmp_path: Path) -> None:
+    catalogue = load_catalogue(REPO / "prompts" / "catalogue.yaml")
+    recorded = tmp_path / "recorded"
+    for pid in catalogue.prompts:
+        write_wav(recorded / f"{pid}.wav", tone(100, 500))
+
+    def no_tts() -> TtsEngine:
+        raise AssertionError("TTS must not run when every prompt is recorded")
+
+    stats = render_catalogue(catalogue, tmp_path / "cache", recorded, engine_factory=no_tts)
+    assert (stats.rendered, stats.recorded) == (0, len(catalogue.prompts) * len(STYLES))
+
+
+def test_unrendered_prompt_plays_a_tone_without_tts(tmp_path: Path) -> None:
+    catalogue = load_catalogue(REPO / "prompts" / "catalogue.yaml")
+    lib = PromptLibrary(catalogue, tmp_path / "empty")  # nothing rendered: the call goes on
+    assert lib.get("welcome") == beep(200, 600)
+    assert len(lib.missing) == len(catalogue.prompts) * len(STYLES)
+    with pytest.raises(PromptError, match=r"^prompt 'nope' is not in .*catalogue.yaml$"):
+        lib.get("nope")
+
+
+def test_missing_tts_engine_is_one_clear_error() -> None:
+    with pytest.raises(PromptError) as err:
+        TtsEngine(driver="no_such_driver")
+    assert str(err.value).startswith("no text-to-speech engine (")
+    assert str(err.value).endswith("); install espeak-ng (apt-get install espeak-ng) or put recorded WAVs in the "
+                                   "prompts' recorded folder")
+
+
+def test_trim_silence() -> None:
+    pcm = bytes(1600) + tone(200, 440) + bytes(3200)
+    out = trim_silence(pcm)
+    assert 200 * 16 <= len(out) <= 220 * 16
+    assert trim_silence(bytes(800)) == b""
+
+
+def test_compose_ticket_number_and_queue_position(tmp_path: Path) -> None:
+    catalogue = load_catalogue(REPO / "prompts" / "catalogue.yaml")
+    recorded = tmp_path / "rec"
+    hz = {pid: 300 + 20 * i for i, pid in enumerate(sorted(catalogue.prompts))}
+    for pid, f in hz.items():
+        write_wav(recorded / f"{pid}.wav", bytes(800) + tone(100, f) + bytes(800))
+    lib = PromptLibrary(catalogue, tmp_path / "cache", recorded)
+    got = lib.compose(["ticket_status_intro", Digits("2011")], "standard")
+    piece = {pid: trim_silence(lib.get(pid)) for pid in hz}
+    gap, word_gap = bytes(16 * PIECE_GAP_MS), bytes(16 * WORD_GAP_MS)
+    expected = (piece["ticket_status_intro"] + word_gap + piece["num_2"] + gap + piece["num_0"] + gap
+                + piece["num_yao"] + gap + piece["num_yao"])
+    assert got == expected
+    assert lib.compose([Cardinal(12)]) == piece["num_10"] + piece["num_2"]
+    assert lib.compose([Cardinal(2)]) == piece["num_liang"]
+
+
+def test_composed_numbers_from_real_rendered_pieces(prompt_cache: Path) -> None:
+    lib = PromptLibrary(load_catalogue(REPO / "prompts" / "catalogue.yaml"), prompt_cache)
+    five = lib.compose([Digits("20261128001")])
+    x = np.frombuffer(five, dtype="<i2")
+    assert 11 * 100 * 8 < len(x) < 11 * 900 * 8  # eleven spoken digits, each under a second
+    assert lib.missing == []
