@@ -74,6 +74,7 @@ class MediaParams:
     dtmf_payload_type: int | None
     remote: tuple[str, int]
     sending: bool = True
+    receiving: bool = True  # the caller is expected to send (not on hold with us receive-only... or inactive)
 
 
 class InboundFrame(NamedTuple):
@@ -112,7 +113,8 @@ class RtpSession:
     send_logs: list[list[float]] | None = None
 
     def __init__(self, clock: MediaClock, ports: PortAllocator, params: MediaParams,
-                 on_inbound: Callable[[], None] | None = None) -> None:
+                 on_inbound: Callable[[], None] | None = None, rx_timeout_ticks: int = 0,
+                 on_rx_timeout: Callable[[], None] | None = None) -> None:
         self.clock = clock
         self.ports = ports
         self.params = params
@@ -136,6 +138,10 @@ class RtpSession:
         self._decode = g711.decoder(params.codec)
         self._silence = g711.silence_payload(params.codec)
         self.closed = False
+        #: after this many ticks without a packet from the caller (while we expect some), `on_rx_timeout` fires once
+        self.rx_timeout_ticks = rx_timeout_ticks
+        self.on_rx_timeout = on_rx_timeout
+        self._last_rx_tick = 0
         self._send_log: list[float] | None = [] if RtpSession.send_logs is not None else None
 
     def bind(self, host: str) -> int:
@@ -170,6 +176,8 @@ class RtpSession:
             self.latched = None
         if params.sending and not self.params.sending:
             self._marker = True
+        if params.receiving and not self.params.receiving:
+            self._last_rx_tick = self.tick_count  # the caller resumes sending: restart the inactivity count
         self.params = params
 
     def queue_frame(self, frame: bytes | None) -> None:
@@ -210,6 +218,10 @@ class RtpSession:
         inbound.append(InboundFrame(audio, self.tick_count, digits))
         if self.on_inbound is not None:
             self.on_inbound()
+        if (self.rx_timeout_ticks and params.receiving and self.on_rx_timeout is not None
+                and self.tick_count - self._last_rx_tick > self.rx_timeout_ticks):
+            callback, self.on_rx_timeout = self.on_rx_timeout, None
+            callback()
 
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
         if self.latched is not None and addr[:2] != self.latched:
@@ -233,6 +245,7 @@ class RtpSession:
         if self.latched is None:
             self.latched = (addr[0], addr[1])  # symmetric RTP: answer where the caller really sends from
         self.stats.received += 1
+        self._last_rx_tick = self.tick_count
         if pt == self.params.dtmf_payload_type:
             try:
                 press = self.dtmf.feed(ssrc, timestamp, payload, time.monotonic())

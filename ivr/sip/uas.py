@@ -58,6 +58,7 @@ class SipServerConfig:
     protection: ProtectionConfig = field(default_factory=ProtectionConfig)
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
     user_agent: str = "hotline-ivr"
+    rtp_timeout: float = 60.0  # hang up after this long without RTP from a caller who should be sending (0 = off)
 
 
 @dataclass
@@ -327,7 +328,8 @@ class SipServer:
         session_id = random.randint(1, 2**31)
         try:
             offer = parse_sdp(req.body) if req.body else None
-            session = RtpSession(self.clock, self.ports, MediaParams("PCMU", 0, None, ("0.0.0.0", 0), False))
+            session = RtpSession(self.clock, self.ports, MediaParams("PCMU", 0, None, ("0.0.0.0", 0), False, False),
+                                 rx_timeout_ticks=int(self.config.rtp_timeout / 0.02))
             port = session.bind("0.0.0.0" if ":" not in local_host else "::")
         except SdpError as exc:
             self._reject_invite(req, summary, addr, 400, f"bad SDP: {exc}")
@@ -353,6 +355,7 @@ class SipServer:
                     answer_sdp=bytes(answer), session_id=session_id, remote_cseq=summary.cseq.number,
                     awaiting_answer=offer is None)
         self.calls[call.call_id] = call
+        session.on_rx_timeout = lambda: self._end_call(call, "no RTP from the caller (timeout)", send_bye=True)
         self._count("calls")
         logger.info("call %s from %s to %s (%s)", call.call_id, mask_number(summary.from_.uri), mask_number(req.uri),
                     "delayed offer" if offer is None else f"{neg.codec}, DTMF "
@@ -566,7 +569,7 @@ def _tag() -> str:
 
 def _media_params(neg: Negotiated) -> MediaParams:
     return MediaParams(neg.codec, neg.payload_type, neg.dtmf_payload_type, (neg.remote_host, neg.remote_port),
-                       neg.sending)
+                       neg.sending, neg.direction in ("sendrecv", "recvonly"))
 
 
 def _without_origin(sdp: bytes) -> bytes:

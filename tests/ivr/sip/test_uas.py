@@ -331,3 +331,27 @@ def test_delayed_offer_answered_in_the_ack() -> None:
         await server.stop()
 
     run(main())
+
+
+def test_silent_caller_is_hung_up_after_the_rtp_timeout_but_not_while_holding() -> None:
+    async def main() -> None:
+        handler = ToneHandler(frames=0, hang_up=False)
+        server = await serve(handler, rtp_timeout=0.4)
+        sip, media = await open_peer(), await open_peer()
+        d = Dialog(sip, ("127.0.0.1", server.port), rtp_port=media.port)
+        await answer_call(d, direction="inactive")  # held from the start: no RTP expected from the caller
+        d.send(d.ack())
+        await asyncio.sleep(0.8)
+        assert len(server.calls) == 1
+        d.cseq += 1
+        d.send(d.request("INVITE", d.offer(direction="sendrecv")))
+        await sip.expect(r"SIP/2.0 200")
+        d.send(d.ack())
+        bye = await sip.expect(r"BYE ")  # the caller never sends: hung up after 0.4 s
+        assert server.ended_calls[-1] == (d.call_id, "no RTP from the caller (timeout)")
+        sip.send(_ok_for(bye), d.server)
+        await handler.done.wait()
+        assert not any((await idle(server)).values())
+        await server.stop()
+
+    run(main())
