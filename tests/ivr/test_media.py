@@ -1,0 +1,78 @@
+"""CallIO over FileChannel: barge-in by key and speech, type-ahead, listening for digits, no-input."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from asr.audio import read_wav
+from asr.vad import VadConfig
+from ivr.channel import CallInfo
+from ivr.channel_file import FileChannel, parse_script
+from ivr.media import CallIO
+from prompts.library import beep
+
+REPO = Path(__file__).resolve().parents[2]
+M01 = REPO / "audio_fixtures" / "zh" / "m01.wav"
+PROMPT = beep(3000, 500, -20)
+
+
+def io_for(script: str) -> CallIO:
+    return CallIO(FileChannel(parse_script(script), CallInfo("m-1", "13800000000")), engine=None)
+
+
+def test_prompt_plays_to_the_end_without_input() -> None:
+    io = io_for("")
+    assert asyncio.run(io.play(PROMPT)) is None
+    assert bytes(io.channel.played) == PROMPT  # whole frames: 3000 ms
+
+
+def test_key_barges_in_and_is_kept_for_the_next_listen() -> None:
+    io = io_for("!wait:1000; !keys:5")
+
+    async def go():
+        return await io.play(PROMPT), io.next_key(), await io.listen()
+
+    how, pending, heard = asyncio.run(go())
+    assert how == "dtmf" and pending == "5"
+    assert heard.kind == "dtmf" and heard.digits == "5"
+    assert len(io.channel.played) < len(PROMPT)
+
+
+def test_keys_during_a_non_interruptible_prompt_are_type_ahead() -> None:
+    io = io_for("!wait:500; !keys:*1")
+
+    async def go():
+        return await io.play(PROMPT, interruptible=False), io.take_key(), io.next_key()
+
+    assert asyncio.run(go()) == (None, "*", "1")
+    assert bytes(io.channel.played) == PROMPT
+
+
+def test_speech_barges_in_and_the_utterance_is_kept() -> None:
+    io = io_for(f"!wait:500; !say:{M01}")
+
+    async def go():
+        return await io.play(PROMPT), await io.listen()
+
+    how, heard = asyncio.run(go())
+    assert how == "speech" and heard.kind == "speech"
+    # the utterance holds the caller's whole word, from before the barge-in was declared
+    assert len(heard.audio) >= len(read_wav(M01)) * 0.6
+
+
+def test_listen_collects_digits_until_the_terminator() -> None:
+    io = io_for("keys:2026#")
+    heard = asyncio.run(io.listen(max_digits=14, terminator="#"))
+    assert (heard.kind, heard.digits, heard.terminated) == ("dtmf", "2026", True)
+
+
+def test_listen_ends_digits_on_the_interdigit_timeout() -> None:
+    io = io_for("keys:12; wait:5000; keys:3")
+    heard = asyncio.run(io.listen(max_digits=14, interdigit_ms=2000))
+    assert (heard.digits, heard.terminated) == ("12", False)
+
+
+def test_no_input_after_the_timeout() -> None:
+    io = io_for("")
+    heard = asyncio.run(io.listen(VadConfig(no_input_ms=2000)))
+    assert heard.kind == "no_input" and 2000 <= heard.t_ms <= 2100
