@@ -103,7 +103,7 @@ def free_udp_port(even: bool = False) -> int:
 
 async def run_sipp(xml: str, workdir: Path, server_port: int, calls: int = 1, rate: float = 1.0,
                    limit: int | None = None, extra: list[str] | None = None,
-                   timeout_s: int = 120) -> tuple[int, str]:
+                   timeout_s: int = 120, nice: int = 0) -> tuple[int, str]:
     """Run SIPp against 127.0.0.1:server_port; returns (exit code, output). Exit code 0 = every call passed."""
     assert SIPP is not None
     path = workdir / "scenario.xml"
@@ -112,6 +112,8 @@ async def run_sipp(xml: str, workdir: Path, server_port: int, calls: int = 1, ra
             "-mi", "127.0.0.1", "-mp", str(free_udp_port(even=True)), "-m", str(calls), "-r", str(rate),
             "-l", str(limit or calls), "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error", "-trace_err",
             "-error_file", str(workdir / "errors.log"), "-max_recv_loops", "1000", *(extra or [])]
+    if nice:  # let the load generator yield to the server under test
+        args = ["nice", "-n", str(nice), *args]
     proc = await asyncio.create_subprocess_exec(*args, cwd=workdir, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)
     out, _ = await proc.communicate()
