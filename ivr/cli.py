@@ -9,11 +9,17 @@ import typer
 
 from ivr import __version__
 from ivr.commands import context
+from ivr.commands.call import app as call_app
+from ivr.commands.console import app as console_app
 from ivr.commands.dispatch import app as dispatch_app
+from ivr.commands.dtmf import app as dtmf_app
+from ivr.commands.flows import app as flows_app
 from ivr.commands.models import app as models_app
 from ivr.commands.prompts import app as prompts_app
+from ivr.commands.serve import app as serve_app
 from ivr.commands.simulate import simulate
 from ivr.commands.tickets import app as tickets_app
+from ivr.commands.users import app as users_app
 from ivr.config import ConfigError
 
 app = typer.Typer(
@@ -56,11 +62,16 @@ app.command(
         "ivr simulate --script 'say:audio_fixtures/zh/m01.wav; say:audio_fixtures/zh/c03.wav; hangup'"
     ),
 )(simulate)
+app.add_typer(serve_app, name="serve")
+app.add_typer(call_app, name="call")
 app.add_typer(tickets_app, name="tickets")
+app.add_typer(flows_app, name="flows")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
 app.add_typer(dispatch_app, name="dispatch")
-# subcommand groups of the other parts are added below as they land
+app.add_typer(users_app, name="users")
+app.add_typer(console_app, name="console")
+app.add_typer(dtmf_app, name="dtmf")
 
 
 def main() -> None:

@@ -5,19 +5,20 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from asr.engine import Engine, VoskEngine
 from asr.models import DEFAULT_MODEL, ModelNotFoundError, how_to_get, resolve_model
 from ivr.channel import Channel
 from ivr.config import Settings
+from ivr.console.live import LiveState
 from ivr.dtmf.inband import DtmfDetector
 from ivr.flow import Flow, load_flow
 from ivr.flow.runner import CallRecord, FlowRunner
 from ivr.media import CallIO
 from ivr.tickets.sink import StoreSink
-from ivr.tickets.store import TicketStore
+from ivr.tickets.store import TicketStore, dispatch_suggester
 from prompts import PromptLibrary, load_catalogue
 
 __all__ = ["HotlineService", "no_model_message", "resolve_model_dir"]
@@ -64,6 +65,7 @@ class HotlineService:
     prompts: PromptLibrary
     engine: Engine | None
     store: TicketStore
+    live: LiveState = field(default_factory=LiveState)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, load_engine: bool = True) -> "HotlineService":
@@ -77,7 +79,7 @@ class HotlineService:
                 log.info(no_model_message())
             else:
                 engine = VoskEngine(model_dir)
-        store = TicketStore(settings.database_url)
+        store = TicketStore(settings.database_url, suggest=dispatch_suggester(settings.data_dir))
         return cls(settings, flow, prompts, engine, store)
 
     async def handle_call(self, channel: Channel) -> CallRecord:
@@ -85,4 +87,10 @@ class HotlineService:
         io = CallIO(channel, self.engine, InbandDigits() if channel.inband_dtmf else None)
         sink = StoreSink(self.store, self.settings.recordings_dir)  # type: ignore[arg-type]
         runner = FlowRunner(self.flow, io, self.prompts, sink, frozenset(self.settings.elderly_numbers))
-        return await runner.run()
+        info = channel.info
+        self.live.call_started(info.call_id, info.caller, state=self.flow.start,
+                               elderly=info.caller in self.settings.elderly_numbers)
+        try:
+            return await runner.run()
+        finally:
+            self.live.call_ended(info.call_id)

@@ -54,6 +54,7 @@ def test_complaint_call_with_real_vosk_model(env: dict[str, str], ko_model_dir: 
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
         assert w.getnframes() * 1000 // 8000 == ticket.audio_ms
     assert ticket.number in out and "transcript" in out
+    assert ticket.suggestion is not None and len(ticket.suggestion["categories"]) == 3  # dispatch ran on arrival
 
 
 def test_without_a_model_the_ticket_waits_for_transcription(env: dict[str, str]) -> None:
