@@ -7,6 +7,7 @@ digits read one by one, as a hotline says numbers. Recorded WAVs in the recorded
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import logging
@@ -26,8 +27,9 @@ __all__ = ["MANDARIN_VOICE", "RenderStats", "TtsEngine", "to_pinyin", "render_ca
 log = logging.getLogger(__name__)
 
 MANDARIN_VOICE = "sit/cmn-latn-pinyin"
-BASE_RATE_WPM = 165
+BASE_RATE_WPM = 210  # espeak counts each pinyin syllable as a word: ~3.5 syllables/s, a clear hotline pace
 RENDER_ATTEMPTS = 3
+EDGE_MS = 120  # silence kept before and after a rendered prompt
 STYLE_RATE = {"standard": 1.0, "elderly": 0.8}
 STYLE_LEVEL_DBFS = {"standard": -20.0, "elderly": -16.0}  # elderly prompts play louder
 _DIGITS = dict(zip("0123456789", "零幺二三四五六七八九"))
@@ -120,18 +122,34 @@ def render_catalogue(
             target = cache_dir / style / f"{prompt.id}.wav"
             if recorded_dir is not None and recorded_path(recorded_dir, prompt.id, style) is not None:
                 recorded += 1
-            elif manifest.get(key) == prompt.digest(style) and target.is_file():
+            elif manifest.get(key) == _render_key(prompt.digest(style), style) and target.is_file():
                 unchanged += 1
             else:
                 engine = engine or engine_factory()
                 pcm = engine.render(prompt.for_style(style), STYLE_RATE[style])
-                write_wav(target, level_pcm(pcm, STYLE_LEVEL_DBFS[style]))
-                manifest[key] = prompt.digest(style)
+                write_wav(target, level_pcm(trim_edges(pcm), STYLE_LEVEL_DBFS[style]))
+                manifest[key] = _render_key(prompt.digest(style), style)
                 manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
                 rendered += 1
             if progress:
                 progress(key)
     return RenderStats(rendered, unchanged, recorded)
+
+
+def _render_key(text_digest: str, style: str) -> str:
+    """The text's digest plus the render settings: a new rate, level or voice renders everything again."""
+    settings = f"{MANDARIN_VOICE}|{BASE_RATE_WPM}|{STYLE_RATE[style]}|{STYLE_LEVEL_DBFS[style]}|{EDGE_MS}"
+    return f"{text_digest}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
+
+
+def trim_edges(pcm: bytes, keep_ms: int = EDGE_MS, threshold: int = 200) -> bytes:
+    """Cut the TTS engine's leading and trailing silence down to `keep_ms`."""
+    x = np.frombuffer(pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(x.astype(np.int32)) > threshold)
+    if not len(loud):
+        return pcm
+    keep = 8 * keep_ms
+    return x[max(0, loud[0] - keep): loud[-1] + 1 + keep].tobytes()
 
 
 def recorded_path(recorded_dir: Path, prompt_id: str, style: str) -> Path | None:
