@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Digits", "Cardinal", "Part", "PIECES", "digit_pieces", "cardinal_pieces", "pieces_text"]
+__all__ = ["Digits", "Cardinal", "Part", "PIECES", "digit_pieces", "cardinal_pieces", "pieces_text",
+           "queue_announcement"]
 
 PIECES: dict[str, str] = {
     **{f"num_{d}": c for d, c in zip("0123456789", "零一二三四五六七八九")},
@@ -89,3 +90,19 @@ def _below_10000(n: int, first: bool) -> list[str]:
 def pieces_text(pieces: list[str]) -> str:
     """What the pieces say, e.g. for logs and tests: ``['num_10', 'num_5']`` -> 十五."""
     return "".join(PIECES[p] for p in pieces)
+
+
+def queue_announcement(position: int, wait_s: float) -> list[Part]:
+    """What a queued caller hears: 您前面还有 N 位来电在等待，预计等待 M 分钟 (or 您是下一位 / 不到一分钟).
+
+    `position` counts the callers ahead (0: this caller is next); the wait is rounded up to whole minutes.
+    """
+    if position < 0 or wait_s < 0:
+        raise ValueError(f"position {position} and wait {wait_s} s must not be negative")
+    parts: list[Part] = ["queue_next"] if position == 0 else ["queue_ahead", Cardinal(position), "queue_callers"]
+    minutes = int(-(-wait_s // 60))
+    if position and minutes <= 1:
+        parts.append("queue_under_a_minute")
+    elif position:
+        parts += ["queue_wait", Cardinal(minutes), "queue_minutes"]
+    return parts

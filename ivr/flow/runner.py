@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 MAX_STEPS = 200  # a guard against a flow that loops forever
 MAX_REPEATS = 4  # `*` more often than this counts as a failed try
+ASK_AGAIN_SLOWER = 2  # a caller who asks this often to hear a menu again gets the elderly style
 ELDERLY_TIMEOUT_FACTOR = 1.5
 TicketLookup = Callable[[str], "str | None"]  # ticket number -> its status ("open", ...), None if unknown
 
@@ -256,6 +257,9 @@ class FlowRunner:
             if choice == "repeat" and repeats < MAX_REPEATS:
                 repeats += 1
                 prompt = node.prompt
+                if repeats >= ASK_AGAIN_SLOWER and "elderly" not in self.call.flags:
+                    self.call.flags.add("elderly")  # asked twice to hear it again: slower, louder prompts
+                    log.info("call %s: repeated requests to repeat at %s; elderly style", self.call.call_id, node.id)
                 continue
             if choice == "agent" and self.flow.agent_node:
                 return self._agent(node.id)
