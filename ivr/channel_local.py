@@ -13,7 +13,7 @@ import queue
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from asr.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE_FRAME
 from ivr.channel import CallerHungUp, CallInfo, Channel, Inbound, TransferResult
@@ -62,7 +62,8 @@ class _Resampler:
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
-        self._up = self._down = None
+        self._up: Any = None  # audioop.ratecv state
+        self._down: Any = None
         self._pending = b""
 
     def to_device(self, pcm: bytes) -> bytes:

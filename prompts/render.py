@@ -40,7 +40,7 @@ def to_pinyin(text: str) -> str:
     from pypinyin import Style, lazy_pinyin
 
     text = re.sub(r"\d", lambda m: _DIGITS[m.group()], text)
-    parts = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda s: list(s))
+    parts = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda s: list(s))  # type: ignore[arg-type,return-value]
     out = " ".join(p for p in parts if p.strip())
     return re.sub(r"\s*([，。、；：！？,.;:!?])\s*", lambda m: ", " if m.group(1) in "，、；：,;:" else ". ", out)
 

@@ -58,7 +58,7 @@ def call(
     settings = context.settings()
     overrides = {k: v for k, v in {"flow": flow, "vosk_model": model}.items() if v is not None}
     if overrides:
-        settings = replace(settings, **overrides)
+        settings = replace(settings, **overrides)  # type: ignore[arg-type]
     try:
         audio = open_backend(backend, _device(input_device), _device(output_device))
     except SoundDeviceError as exc:

@@ -218,56 +218,56 @@ class _Builder:
             raise self.fail(again, nid, f"field {key!r} is given twice (first at line {first})")
         g = _Getter(self, nid, line, spec)
         if kind == "say":
-            return Say(nid, line, g.prompt("prompt"), g.str("next"), g.bool("interruptible", True))
+            return Say(nid, line, g.prompt("prompt"), g.text("next"), g.bool("interruptible", True))
         if kind == "menu":
             return Menu(nid, line, g.prompt("prompt"), self.options(nid, line, spec.get("options")),
                         g.prompt("no_input_prompt", False), g.prompt("no_match_prompt", False),
-                        g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS), g.int("retries", 2, (0, 5)),
-                        g.str("on_fail", ""))
+                        g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS), g.num("retries", 2, (0, 5)),
+                        g.text("on_fail", ""))
         if kind == "collect":
-            lo, hi = g.int("min_digits", 1, (1, 32)), g.int("max_digits", 20, (1, 32))
+            lo, hi = g.num("min_digits", 1, (1, 32)), g.num("max_digits", 20, (1, 32))
             if lo > hi:
                 raise self.fail(line, nid, f"`min_digits` {lo} is more than `max_digits` {hi}")
-            term = g.str("terminator", "#")
+            term = g.text("terminator", "#")
             if term not in ("#", "*"):
                 raise self.fail(line, nid, f"`terminator` {term!r} must be '#' or '*'")
-            return Collect(nid, line, g.prompt("prompt"), g.str("var"), g.str("next"), lo, hi, term,
+            return Collect(nid, line, g.prompt("prompt"), g.text("var"), g.text("next"), lo, hi, term,
                            g.ms("timeout_ms", 8000, TIMEOUT_RANGE_MS), g.ms("interdigit_ms", 4000, TIMEOUT_RANGE_MS),
                            g.prompt("readback_prompt", False), g.prompt("confirm_prompt", False),
                            g.prompt("no_input_prompt", False),
-                           g.prompt("no_match_prompt", False), g.int("retries", 2, (0, 5)), g.str("on_fail", ""))
+                           g.prompt("no_match_prompt", False), g.num("retries", 2, (0, 5)), g.text("on_fail", ""))
         if kind == "confirm":
-            return Confirm(nid, line, g.prompt("prompt"), g.str("yes"), g.str("no"),
+            return Confirm(nid, line, g.prompt("prompt"), g.text("yes"), g.text("no"),
                            g.prompt("no_input_prompt", False), g.prompt("no_match_prompt", False),
-                           g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS), g.int("retries", 2, (0, 5)),
-                           g.str("on_fail", ""))
+                           g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS), g.num("retries", 2, (0, 5)),
+                           g.text("on_fail", ""))
         if kind == "answer":
-            return Answer(nid, line, g.prompt("prompt"), g.prompt("offer_prompt"), g.str("more"), g.str("agent"),
-                          g.str("done"), g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS))
+            return Answer(nid, line, g.prompt("prompt"), g.prompt("offer_prompt"), g.text("more"), g.text("agent"),
+                          g.text("done"), g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS))
         if kind == "lookup":
-            return Lookup(nid, line, g.str("var"), g.str("found"), g.str("not_found"), g.prompt("prompt"))
+            return Lookup(nid, line, g.text("var"), g.text("found"), g.text("not_found"), g.prompt("prompt"))
         if kind == "record":
-            return Record(nid, line, g.prompt("prompt"), g.str("next"), ticket_kind=g.str("ticket", "complaint"),
+            return Record(nid, line, g.prompt("prompt"), g.text("next"), ticket_kind=g.text("ticket", "complaint"),
                           max_ms=g.ms("max_ms", 120_000, RECORD_RANGE_MS),
                           end_silence_ms=g.ms("end_silence_ms", 3_000, TIMEOUT_RANGE_MS),
                           no_input_ms=g.ms("no_input_ms", 8_000, TIMEOUT_RANGE_MS), beep=g.bool("beep", True))
         if kind in ("transfer", "queue"):
             cls = Queue if kind == "queue" else Transfer
-            priority = g.str("priority", "normal")
+            priority = g.text("priority", "normal")
             if priority not in PRIORITIES:
                 raise self.fail(line, nid, f"`priority` {priority!r} is not one of {', '.join(PRIORITIES)}")
-            return cls(nid, line, g.str("group" if kind == "queue" else "target"), g.prompt("prompt", False),
-                       priority=priority, on_fail=g.str("on_fail", ""))
+            return cls(nid, line, g.text("group" if kind == "queue" else "target"), g.prompt("prompt", False),
+                       priority=priority, on_fail=g.text("on_fail", ""))
         if kind == "set":
             values = spec.get("values")
             if not isinstance(values, dict) or not set(values) - _META:
                 raise self.fail(line, nid, "`values` must map variable names to values")
             pairs = tuple((str(k), v if isinstance(v, bool) else str(v)) for k, v in values.items() if k not in _META)
-            return Set(nid, line, pairs, g.str("next"))
+            return Set(nid, line, pairs, g.text("next"))
         if kind == "branch":
-            return Branch(nid, line, self.cases(nid, line, spec.get("cases")), g.str("default"))
+            return Branch(nid, line, self.cases(nid, line, spec.get("cases")), g.text("default"))
         if kind == "goto":
-            return Goto(nid, line, g.str("next"))
+            return Goto(nid, line, g.text("next"))
         return Hangup(nid, line, g.prompt("prompt", False))
 
     def cases(self, nid: str, line: int, raw: Any) -> tuple[Case, ...]:
@@ -324,7 +324,7 @@ class _Getter:
     def _line(self, name: str) -> int:
         return self.spec.get("__keylines__", {}).get(name, self.line)
 
-    def str(self, name: str, default: str | None = None) -> str:
+    def text(self, name: str, default: str | None = None) -> str:
         value = self.spec.get(name, default)
         if not isinstance(value, str) or (default is None and not value):
             raise self.b.fail(self._line(name), self.nid, f"`{name}` must be a non-empty string")
@@ -333,13 +333,13 @@ class _Getter:
     def prompt(self, name: str, required: bool = True) -> str:
         if self.spec.get(name) is None and not required:
             return None  # type: ignore[return-value]
-        pid = self.str(name)
+        pid = self.text(name)
         if self.b.prompts is not None and pid not in self.b.prompts:
             raise self.b.fail(self._line(name), self.nid, f"prompt {pid!r} is not in the prompt catalogue")
         self.b.prompts_used.add(pid)
         return pid
 
-    def int(self, name: str, default: int, bounds: tuple[int, int], unit: str = "") -> int:
+    def num(self, name: str, default: int, bounds: tuple[int, int], unit: str = "") -> int:
         value = self.spec.get(name, default)
         if not isinstance(value, int) or isinstance(value, bool):
             raise self.b.fail(self._line(name), self.nid, f"`{name}` must be an integer")
@@ -349,7 +349,7 @@ class _Getter:
         return value
 
     def ms(self, name: str, default: int, bounds: tuple[int, int]) -> int:
-        return self.int(name, default, bounds, " ms")
+        return self.num(name, default, bounds, " ms")
 
     def bool(self, name: str, default: bool) -> bool:
         value = self.spec.get(name, default)

@@ -309,9 +309,10 @@ class FlowRunner:
                 if node.readback_prompt is None:
                     self.call.vars[node.var] = digits
                     return node.next
-                answer = await self._yes_no(node.id, [node.readback_prompt, Digits(digits)]
-                                            + ([node.confirm_prompt] if node.confirm_prompt else []),
-                                            node.timeout_ms, node.retries)
+                readback: list[Part] = [node.readback_prompt, Digits(digits)]
+                if node.confirm_prompt:
+                    readback.append(node.confirm_prompt)
+                answer = await self._yes_no(node.id, readback, node.timeout_ms, node.retries)
                 if answer == "yes":
                     self.call.vars[node.var] = digits
                     return node.next
