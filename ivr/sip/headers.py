@@ -254,11 +254,14 @@ def validate_request(req: Request, known_methods: frozenset[str] | None = None) 
     `known_methods`: when given, the CSeq method is checked against the request method only for methods in it
     (an unknown method is answered 501 by the caller instead).
     """
+    counts: dict[str, int] = {}
+    for h in req.headers:
+        counts[h.key] = counts.get(h.key, 0) + 1
     for name in _MANDATORY:
-        if req.count(name) == 0:
+        if counts.get(name.lower(), 0) == 0:
             raise SipParseError(f"missing {name} header field", message=req)
     for name in _SINGLE:
-        if req.count(name) > 1:
+        if counts.get(name.lower(), 0) > 1:
             raise SipParseError(f"multiple {name} header fields", message=req)
     scheme = req.uri.split(":", 1)[0].lower() if ":" in req.uri else ""
     if not _URI_RE.fullmatch(req.uri):

@@ -8,6 +8,7 @@ Text is decoded as UTF-8 with `surrogateescape`, so any octet survives the round
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -61,6 +62,8 @@ def unfold(value: str) -> str:
 
 def split_values(value: str) -> list[str]:
     """Split a header value at top-level commas (outside quoted strings and <...>), stripping each part."""
+    if '"' not in value and "<" not in value:  # the common case: no quoting to respect
+        return [p.strip(" \t") for p in value.split(",")]
     parts: list[str] = []
     cur: list[str] = []
     in_quote = False
@@ -99,8 +102,9 @@ class Header:
     value: str
     sep: str = ": "
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """Lower-case full name (computed once; header names are not changed after creation)."""
         return canonical_name(self.name)
 
     @property
