@@ -87,11 +87,15 @@ class CallIO:
     async def play(self, pcm: bytes, *, interruptible: bool = True, vad: VadConfig | None = None) -> str | None:
         """Play a prompt. Returns None when it played to the end, "dtmf" or "speech" when the caller interrupted.
 
-        Keys pressed during a non-interruptible prompt are kept for the next `listen()`.
+        Keys pressed during a non-interruptible prompt are kept for the next `listen()`. Like keys, speech that
+        barged in on one prompt carries over: the next interruptible prompt is skipped and `listen()` goes on
+        with the same utterance.
         """
-        endpointer = Endpointer(vad or VadConfig()) if interruptible else None
         if interruptible and self._typeahead:
             return "dtmf"
+        if interruptible and self._endpointer is not None:
+            return "speech"  # the caller is still speaking over the previous prompt: listen on
+        endpointer = Endpointer(vad or VadConfig()) if interruptible else None
         for frame in frames(pcm):
             inbound = await self._step(frame)
             if inbound.digits:

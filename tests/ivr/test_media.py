@@ -76,3 +76,14 @@ def test_no_input_after_the_timeout() -> None:
     io = io_for("")
     heard = asyncio.run(io.listen(VadConfig(no_input_ms=2000)))
     assert heard.kind == "no_input" and 2000 <= heard.t_ms <= 2100
+
+
+def test_speech_barge_in_carries_over_to_the_next_prompt() -> None:
+    io = io_for(f"!wait:500; !say:{M01}")
+
+    async def go():
+        return await io.play(PROMPT), await io.play(PROMPT), await io.listen()
+
+    first, second, heard = asyncio.run(go())
+    assert (first, second, heard.kind) == ("speech", "speech", "speech")
+    assert len(io.channel.played) < len(PROMPT)

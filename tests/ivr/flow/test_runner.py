@@ -216,3 +216,11 @@ def test_spoken_no_at_the_readback_asks_again(hotline, library, fake_engine, tmp
 def test_frames_are_whole(hotline, library, tmp_path: Path) -> None:
     call = run_call(hotline, library, "keys:0", tmp_path)
     assert len(call.played) % (16 * FRAME_MS) == 0
+
+
+def test_speech_over_the_welcome_answers_the_menu(hotline, library, fake_engine, tmp_path: Path) -> None:
+    call = run_call(hotline, library, f"!wait:1000; !say:{fixture('m01')}; wait:1500; say:{fixture('c08')}",
+                    tmp_path, engine=fake_engine)
+    assert call.record.path[:3] == ["welcome", "main_menu=complaint", "complaint"]
+    assert call.record.heard[0]["text"] == "投诉"
+    assert count(call.played, library.get("main_menu"), probe_ms=200) == 0  # the caller never had to hear it
