@@ -78,3 +78,35 @@ def test_first_version_must_be_good(tmp_path: Path) -> None:
     path.write_text(FLOW % "nosuch")
     with pytest.raises(FlowError):
         FlowRegistry(path, PROMPTS)
+
+
+def test_call_in_progress_keeps_its_version_while_new_calls_get_the_edit(tmp_path: Path, catalogue, library) -> None:
+    import asyncio
+
+    from flow_harness import run_call
+
+    from ivr.channel import CallInfo
+    from ivr.channel_file import FileChannel, parse_script
+    from ivr.flow.runner import FlowRunner
+    from ivr.media import CallIO
+    from ivr.tickets.sink import StoreSink
+    from ivr.tickets.store import TicketStore
+
+    path = tmp_path / "f.yaml"
+    path.write_text(FLOW % "welcome")
+    reg = FlowRegistry(path, catalogue.prompts)
+    store = TicketStore(f"sqlite:///{tmp_path}/ivr.db")
+
+    async def both():
+        old_flow = reg.current()
+        channel = FileChannel(parse_script(""), CallInfo("old", "1"))
+        runner = FlowRunner(old_flow, CallIO(channel, None), library, StoreSink(store, tmp_path / "rec"))
+        task = asyncio.create_task(runner.run())
+        await asyncio.sleep(0)  # the old call is under way
+        edit(path, FLOW % "goodbye", 5_000_000)
+        new = await asyncio.to_thread(run_call, reg.current(), library, "", tmp_path / "new")
+        return await task, new.record, old_flow
+
+    old_record, new_record, old_flow = asyncio.run(both())
+    assert old_record.flow_digest == old_flow.digest != new_record.flow_digest
+    assert reg.current().nodes["hello"].prompt == "goodbye"
