@@ -128,3 +128,19 @@ def test_call_on_a_null_sink(backend: str, null_sink: Path, tmp_path: Path, prom
     assert lines[0].endswith("transferred:elderly; path: welcome > main_menu=elderly > elderly_agent")
     played = float(lines[1].split()[1])
     assert played > 1.0  # the elderly "connecting you" prompt went out, frame by frame
+
+
+def test_device_choice_on_a_null_sink(null_sink: Path, tmp_path: Path, prompt_cache: Path) -> None:
+    env = _env(tmp_path, prompt_cache, null_sink)
+    listed = subprocess.run(IVR + ["call", "--list-devices"], env=env, capture_output=True, text=True, cwd=REPO)
+    index = next(line.split(":")[0] for line in listed.stdout.splitlines() if ": pulse" in line)
+    out = subprocess.run(IVR + ["call", "--local", "--input", "pulse", "--output", index], env=env, input="q\n",
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert "caller_hung_up; path: welcome" in out.stdout
+    bad = subprocess.run(IVR + ["call", "--local", "--output", "no-such-speaker"], env=env, capture_output=True,
+                         text=True, cwd=REPO)
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "ivr: cannot open the sound device (No output device matching 'no-such-speaker'); plug in a headset, or on "
+        "a server start a PulseAudio null sink (see STACK-NOTES), or use `ivr simulate` with WAV files")
