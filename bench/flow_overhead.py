@@ -117,6 +117,7 @@ def main() -> None:
     flow = load_flow(REPO / "flows" / "hotline.yaml", catalogue.prompts)
     fake = FixtureEngine()
     welcome_ms = len(library.get("welcome")) // 16
+    elderly_welcome_ms = len(library.get("welcome", "elderly")) // 16
     tmp = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
 
     def lookup(number: str) -> str | None:
@@ -134,6 +135,8 @@ def main() -> None:
         "elderly: key 0 after the whole main menu": ("keys:0", None, frozenset()),
         "elderly: key 0 when 老年人请按0 is heard": (f"!wait:{welcome_ms + 2500}; !keys:0", None, frozenset()),
         "elderly: registered number, key 0 after the menu": ("keys:0", None, frozenset({"13800138000"})),
+        "elderly: registered, key 0 when 找人工请按0 heard": (f"!wait:{elderly_welcome_ms + 3000}; !keys:0", None,
+                                                           frozenset({"13800138000"})),
         "elderly: registered number, key 0 at once": ("!keys:0", None, frozenset({"13800138000"})),
         "elderly: recognised by silence (no key at all)": ("", None, frozenset()),
     }
