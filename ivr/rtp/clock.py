@@ -30,6 +30,8 @@ class MediaClock:
         self.durations: list[float] = []
         self.keep = 15000
         self.ticks = 0
+        self.stalls = 0
+        self._last_stall_log = float("-inf")
 
     def subscribe(self, key: int, callback: Callable[[], None]) -> None:
         self._subscribers[key] = callback
@@ -61,7 +63,10 @@ class MediaClock:
             del self.durations[: self.keep // 2]
         self.lateness.append(late)
         if late > 5 * self.interval:  # the loop was stalled: skip the missed ticks rather than burst
-            logger.warning("media clock stalled for %.0f ms", late * 1000)
+            self.stalls += 1
+            if now - self._last_stall_log > 10.0:  # overload must not flood the log
+                logger.warning("media clock stalled for %.0f ms (%d stalls so far)", late * 1000, self.stalls)
+                self._last_stall_log = now
             self._next = now
         for callback in list(self._subscribers.values()):
             try:

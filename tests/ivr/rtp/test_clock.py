@@ -1,0 +1,29 @@
+import asyncio
+
+from ivr.rtp.clock import MediaClock
+
+
+def test_one_clock_ticks_every_subscriber_and_stops_when_empty() -> None:
+    async def main() -> None:
+        clock = MediaClock(interval=0.005)
+        seen: dict[str, int] = {"a": 0, "b": 0}
+
+        def bump(key: str) -> None:
+            seen[key] += 1
+            if seen[key] == 10:
+                clock.unsubscribe(hash(key))
+
+        def broken() -> None:
+            raise RuntimeError("a session bug")
+
+        clock.subscribe(hash("a"), lambda: bump("a"))
+        clock.subscribe(hash("b"), lambda: bump("b"))
+        clock.subscribe(99, broken)  # one failing session does not stop the others
+        while clock.running and len(clock) > 1:
+            await asyncio.sleep(0.01)
+        clock.unsubscribe(99)
+        assert seen == {"a": 10, "b": 10}
+        assert not clock.running and clock.ticks >= 10
+        assert len(clock.lateness) == len(clock.durations) == clock.ticks
+
+    asyncio.run(main())
