@@ -121,3 +121,15 @@ def test_cli_detect(tmp_path: Path) -> None:
     assert lines[-1] == "2 key(s): 12"
     missing = CliRunner().invoke(app, ["detect", str(tmp_path / "nope.wav")])
     assert missing.exit_code == 2
+
+
+def test_no_false_digits_on_sipps_recorded_call_audio() -> None:
+    from ivr.codecs.g711 import alaw_decode
+    from ivr.rtp.packet import RtpPacket
+    from ivr.rtp.pcap import read_udp
+
+    capture = Path("/usr/share/sip-tester/g711a.pcap")
+    if not capture.exists():
+        pytest.skip("SIPp's sample capture is not installed (apt-get install sip-tester)")
+    pcm = b"".join(alaw_decode(RtpPacket.parse(d.payload).payload) for d in read_udp(capture))
+    assert len(pcm) > 100_000 and keys(pcm) == ""
