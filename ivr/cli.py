@@ -16,7 +16,7 @@ from ivr.commands.dtmf import app as dtmf_app
 from ivr.commands.flows import app as flows_app
 from ivr.commands.models import app as models_app
 from ivr.commands.prompts import app as prompts_app
-from ivr.commands.serve import app as serve_app
+from ivr.commands.serve import serve
 from ivr.commands.simulate import simulate
 from ivr.commands.tickets import app as tickets_app
 from ivr.commands.users import app as users_app
@@ -62,7 +62,10 @@ app.command(
         "ivr simulate --script 'say:audio_fixtures/zh/m01.wav; say:audio_fixtures/zh/c03.wav; hangup'"
     ),
 )(simulate)
-app.add_typer(serve_app, name="serve")
+app.command(
+    help="Answer SIP calls (UDP), run the call flow on each, write tickets, and serve the operator console.",
+    epilog="Example:  ivr serve --port 5060 --allow 10.1.0.0/16   (Ctrl-C drains calls in progress)",
+)(serve)
 app.add_typer(call_app, name="call")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(flows_app, name="flows")

@@ -1,8 +1,7 @@
-"""`ivr serve`: run the SIP endpoint and hand every answered call to a call handler.
+"""`ivr serve`: answer SIP calls, run the call flow on each, and serve the operator console beside it.
 
-The handler comes from a factory, `handler_factory(settings) -> async handler(channel)`. The shipped flow runner
-is plugged in with `set_handler_factory()` (or by passing `handler=` to `run_server`); until then a small demo
-handler answers with a beep, logs the keys pressed and hangs up on `#`. Ctrl-C (SIGINT) or SIGTERM stops taking
+`serve_hotline()` is the production path (HotlineService.handle_call on every call); `run_server()` takes any
+handler, and `--demo` answers with a beep and logs the keys (a line check without the flow). Ctrl-C (SIGINT) or SIGTERM stops taking
 calls (503) and lets the calls in progress finish for up to `--drain` seconds before hanging them up.
 """
 from __future__ import annotations
@@ -11,7 +10,6 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import typer
@@ -19,16 +17,14 @@ import typer
 from asr.audio import FRAME_BYTES
 from ivr.channel import CallerHungUp
 from ivr.channel_sip import SipChannel
-from ivr.config import ConfigError, Settings, load_settings
+from ivr.config import ConfigError, Settings
 from ivr.dtmf.inband import DtmfDetector
 from ivr.sip.protection import ProtectionConfig
 from ivr.sip.uas import CallHandler, SipServer, SipServerConfig, mask_number
 
-__all__ = ["app", "HandlerFactory", "set_handler_factory", "server_config", "run_server", "demo_handler"]
+__all__ = ["app", "server_config", "run_server", "serve_hotline", "demo_handler"]
 
 logger = logging.getLogger(__name__)
-
-HandlerFactory = Callable[[Settings], CallHandler]
 
 app = typer.Typer(help="Run the SIP/RTP endpoint that answers hotline calls.")
 
@@ -55,19 +51,6 @@ async def demo_handler(channel: SipChannel) -> None:
     except CallerHungUp:
         pass
     logger.info("call %s from %s: keys %s", channel.info.call_id, mask_number(channel.info.caller), "".join(keys))
-
-
-def _demo_factory(settings: Settings) -> CallHandler:
-    return demo_handler
-
-
-_factory: HandlerFactory = _demo_factory
-
-
-def set_handler_factory(factory: HandlerFactory) -> None:
-    """Make `ivr serve` run calls with `factory(settings)` (the lead's flow runner)."""
-    global _factory
-    _factory = factory
 
 
 def server_config(settings: Settings, allow: tuple[str, ...] = (), ring_seconds: float = 0.0,
@@ -106,27 +89,71 @@ async def run_server(config: SipServerConfig, handler: CallHandler, stop: asynci
     return server
 
 
+async def serve_hotline(settings: Settings, config: SipServerConfig, *, console: bool = True,
+                        drain_seconds: float = 30.0, stop: asyncio.Event | None = None,
+                        ready: Callable[[SipServer], None] | None = None) -> SipServer:
+    """The production path: the shipped flow on every SIP call, and the operator console beside it."""
+    from ivr.service import HotlineService, no_model_message
+
+    service = HotlineService.from_settings(settings)
+    if service.engine is None:
+        logger.warning(no_model_message())
+    console_task: asyncio.Task[None] | None = None
+    web = None
+    if console:
+        import uvicorn
+
+        from ivr.console.app import create_app
+
+        web = uvicorn.Server(uvicorn.Config(create_app(settings, store=service.store, live=service.live),
+                                            host=settings.console_host, port=settings.console_port,
+                                            log_level="warning"))
+        web.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # run_server owns Ctrl-C
+        console_task = asyncio.create_task(web.serve())
+        logger.info("operator console on http://%s:%d/", settings.console_host, settings.console_port)
+
+    async def handler(channel: SipChannel) -> None:
+        await service.handle_call(channel)
+
+    try:
+        return await run_server(config, handler, stop, drain_seconds, ready)
+    finally:
+        if web is not None and console_task is not None:
+            web.should_exit = True
+            await console_task
+
+
 @app.callback(invoke_without_command=True)
 def serve(
-    config: Path | None = typer.Option(None, "--config", help="settings file (TOML)"),
-    host: str | None = typer.Option(None, help="SIP listen address"),
-    port: int | None = typer.Option(None, help="SIP UDP port"),
-    allow: list[str] = typer.Option([], "--allow", help="trunk allow-list: address or CIDR (repeatable)"),
-    advertise: str | None = typer.Option(None, help="address to put in SDP/Contact (default: route to caller)"),
-    ring_seconds: float = typer.Option(0.0, help="ring this long (180) before answering"),
-    max_calls_per_source: int = typer.Option(0, help="concurrent calls allowed per source address (0 = no cap)"),
-    drain: float = typer.Option(30.0, help="seconds to let calls finish on Ctrl-C"),
+    host: str | None = typer.Option(None, help="SIP listen address (default: the sip_host setting)."),
+    port: int | None = typer.Option(None, help="SIP UDP port (default: the sip_port setting)."),
+    allow: list[str] = typer.Option([], "--allow", help="Trunk allow-list: an address or CIDR (repeatable)."),
+    advertise: str | None = typer.Option(None, help="Address to put in SDP/Contact (default: route to caller)."),
+    ring_seconds: float = typer.Option(0.0, help="Ring this long (180) before answering."),
+    max_calls_per_source: int = typer.Option(0, help="Concurrent calls allowed per source address (0 = no cap)."),
+    drain: float = typer.Option(30.0, help="Seconds to let calls finish on Ctrl-C."),
+    console: bool = typer.Option(True, "--console/--no-console", help="Run the operator console beside SIP."),
+    demo: bool = typer.Option(False, "--demo", help="Answer with a beep and log keys instead of running the flow."),
 ) -> None:
-    """Answer SIP calls over UDP and run the call flow on each."""
-    try:
-        settings = load_settings(config, overrides={"sip_host": host, "sip_port": port})
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """Answer SIP calls over UDP, run the call flow on each and write tickets; Ctrl-C drains calls."""
+    from dataclasses import replace
+
+    from ivr.commands import context
+    from ivr.flow import FlowError
+    from prompts import PromptError
+
+    settings = context.settings()
+    settings = replace(settings, sip_host=host or settings.sip_host, sip_port=port or settings.sip_port)
+    if settings.log_level == "WARNING":
+        logging.getLogger().setLevel(logging.INFO)  # a server says what it is doing
     cfg = server_config(settings, tuple(allow), ring_seconds, max_calls_per_source, advertise)
+    logger.info("SIP listening on %s:%d (udp)", cfg.host, cfg.port)
     try:
-        asyncio.run(run_server(cfg, _factory(settings), drain_seconds=drain))
+        if demo:
+            asyncio.run(run_server(cfg, demo_handler, drain_seconds=drain))
+        else:
+            asyncio.run(serve_hotline(settings, cfg, console=console, drain_seconds=drain))
+    except (FlowError, PromptError, ConfigError) as exc:
+        raise context.fail(str(exc), 2) from None
     except OSError as exc:
-        typer.echo(f"error: cannot listen on {cfg.host}:{cfg.port} ({exc})", err=True)
-        raise typer.Exit(1) from None
+        raise context.fail(f"cannot listen on {cfg.host}:{cfg.port} ({exc})") from None
