@@ -62,6 +62,15 @@ def level_pcm(pcm: bytes, target_dbfs: float, knee: float = 0.5) -> bytes:
     return np.rint(y * 32768.0).astype("<i2").tobytes()
 
 
+def _espeak_library():  # noqa: ANN202 - the ctypes binding pyttsx3 loaded, or None
+    try:
+        from pyttsx3.drivers import _espeak
+
+        return _espeak
+    except ImportError:
+        return None
+
+
 class TtsEngine:
     """pyttsx3 driving espeak-ng, checked to really use the Mandarin voice."""
 
@@ -70,6 +79,7 @@ class TtsEngine:
             import pyttsx3
 
             self._engine = pyttsx3.init(driver)
+            self._espeak = _espeak_library() if driver == "espeak" else None
         except Exception as exc:  # pyttsx3 raises bare errors when libespeak-ng is missing
             raise PromptError(
                 f"no text-to-speech engine ({exc}); install espeak-ng (apt-get install espeak-ng) "
@@ -82,7 +92,11 @@ class TtsEngine:
 
     def render(self, text: str, rate: float) -> bytes:
         """Speak `text` and return it as 8 kHz PCM16."""
-        self._engine.setProperty("rate", int(BASE_RATE_WPM * rate))
+        wpm = int(BASE_RATE_WPM * rate)
+        if self._espeak is not None:  # pyttsx3's queued setProperty("rate") now and then lands a prompt late
+            self._espeak.SetParameter(self._espeak.RATE, wpm, 0)
+        else:
+            self._engine.setProperty("rate", wpm)
         with tempfile.TemporaryDirectory() as tmp:
             for attempt in range(RENDER_ATTEMPTS):  # the espeak driver now and then writes nothing for one-syllable texts
                 wav = Path(tmp) / f"p{attempt}.wav"

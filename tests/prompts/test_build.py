@@ -79,3 +79,13 @@ def test_bad_catalogue_is_one_clear_error(env: dict[str, str]) -> None:
     result = CliRunner().invoke(app, ["prompts", "build"], env=env)
     assert result.exit_code == 1
     assert result.output.strip() == f"ivr: {env['IVR_PROMPTS_CATALOGUE']}: prompt 'welcome' needs a non-empty text"
+
+
+def test_rate_applies_to_each_render() -> None:
+    from prompts.render import TtsEngine
+
+    engine = TtsEngine()
+    text = "您好，这里是12345市民服务热线。"
+    lengths = [len(engine.render(text, r)) for r in (1.0, 0.8, 1.0, 0.8)]
+    assert lengths[0] == lengths[2] and lengths[1] == lengths[3]
+    assert 1.15 < lengths[1] / lengths[0] < 1.4
