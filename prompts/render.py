@@ -62,15 +62,6 @@ def level_pcm(pcm: bytes, target_dbfs: float, knee: float = 0.5) -> bytes:
     return np.rint(y * 32768.0).astype("<i2").tobytes()
 
 
-def _espeak_library():  # noqa: ANN202 - the ctypes binding pyttsx3 loaded, or None
-    try:
-        from pyttsx3.drivers import _espeak
-
-        return _espeak
-    except ImportError:
-        return None
-
-
 class TtsEngine:
     """pyttsx3 driving espeak-ng, checked to really use the Mandarin voice."""
 
@@ -79,7 +70,6 @@ class TtsEngine:
             import pyttsx3
 
             self._engine = pyttsx3.init(driver)
-            self._espeak = _espeak_library() if driver == "espeak" else None
         except Exception as exc:  # pyttsx3 raises bare errors when libespeak-ng is missing
             raise PromptError(
                 f"no text-to-speech engine ({exc}); install espeak-ng (apt-get install espeak-ng) "
@@ -92,16 +82,14 @@ class TtsEngine:
 
     def render(self, text: str, rate: float) -> bytes:
         """Speak `text` and return it as 8 kHz PCM16."""
-        wpm = int(BASE_RATE_WPM * rate)
-        if self._espeak is not None:  # pyttsx3's queued setProperty("rate") now and then lands a prompt late
-            self._espeak.SetParameter(self._espeak.RATE, wpm, 0)
-        else:
-            self._engine.setProperty("rate", wpm)
+        # the rate goes inside the utterance as an espeak embedded command (Ctrl-A, value, S): pyttsx3's
+        # setProperty("rate") is queued and now and then reached espeak only after the next prompt started
+        spoken = f"\x01{int(BASE_RATE_WPM * rate)}S " + to_pinyin(text)
         with tempfile.TemporaryDirectory() as tmp:
             for attempt in range(RENDER_ATTEMPTS):  # the espeak driver now and then writes nothing for one-syllable texts
                 wav = Path(tmp) / f"p{attempt}.wav"
                 with contextlib.redirect_stdout(io.StringIO()):  # the espeak driver prints "Audio saved to ..."
-                    self._engine.save_to_file(to_pinyin(text), str(wav))
+                    self._engine.save_to_file(spoken, str(wav))
                     self._engine.runAndWait()
                 if wav.is_file() and wav.stat().st_size > 44:
                     return read_wav(wav)
@@ -152,7 +140,7 @@ def render_catalogue(
 
 def _render_key(text_digest: str, style: str) -> str:
     """The text's digest plus the render settings: a new rate, level or voice renders everything again."""
-    settings = f"{MANDARIN_VOICE}|{BASE_RATE_WPM}|{STYLE_RATE[style]}|{STYLE_LEVEL_DBFS[style]}|{EDGE_MS}"
+    settings = f"{MANDARIN_VOICE}|{BASE_RATE_WPM}|{STYLE_RATE[style]}|{STYLE_LEVEL_DBFS[style]}|{EDGE_MS}|embedded-rate"
     return f"{text_digest}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
 
