@@ -1,36 +1,37 @@
 """Recogniser interface and the Vosk engine.
 
-One `vosk.Model` per model directory per process, shared by every call. Recognisers are pooled: a fresh Kaldi
-recogniser is several times slower than one that has decoded before (its look-ahead graph cache starts empty),
-so finished recognisers are reset and reused instead of thrown away.
+One `vosk.Model` per model directory per process, shared by every call and thread. Recognisers are pooled: a fresh
+Kaldi recogniser was measured 3-5x slower on its first audio than one that has decoded before (its look-ahead graph
+cache starts empty), so a finished recogniser is `Reset()` and reused instead of thrown away. Phrase lists (run-time
+grammars) are used only when the model's graph supports them (HCLr.fst + Gr.fst, detected at load); otherwise the
+recogniser is free-form and the phrase list is ignored, never required.
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from asr.audio import SAMPLE_RATE
-from asr.resample import make_upsampler
+from asr.errors import EngineError, ModelLoadError
+from asr.models import validate_model_dir
+from asr.resample import RESAMPLERS, make_upsampler
 from asr.results import Alternative, Partial, Transcript, Word
+from asr.text import join_words, normalize
 
 __all__ = [
-    "Recognizer", "Engine", "VoskEngine", "EngineError", "ModelLoadError", "join_words", "model_sample_rate",
-    "supports_grammar",
+    "Recognizer", "Engine", "VoskEngine", "VoskRecognizer", "EngineError", "ModelLoadError", "DEFAULT_RESAMPLER",
+    "join_words", "written_text", "model_sample_rate", "supports_grammar",
 ]
 
 log = logging.getLogger(__name__)
 
-
-class EngineError(Exception):
-    """Base of the engine's errors."""
-
-
-class ModelLoadError(EngineError):
-    """The model directory could not be loaded by Vosk."""
+DEFAULT_RESAMPLER = "vosk"
+"""8 kHz -> model rate at the recogniser boundary; chosen from bench/asr_resample.py (see VoskEngine)."""
 
 
 class Recognizer(Protocol):
@@ -51,18 +52,28 @@ class Engine(Protocol):
     def release(self, rec: Recognizer) -> None: ...
 
 
-def join_words(words: Sequence[str]) -> str:
-    """Join recogniser words: no space between CJK words, one space between Latin words."""
-    out = ""
-    for w in words:
-        if out and _is_latin(out[-1]) and _is_latin(w[0]):
-            out += " "
-        out += w
-    return out
+_IDEOGRAPH = re.compile(r"[\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff"
+                        r"\uf900-\ufaff\U00020000-\U0003134f]")
 
 
-def _is_latin(ch: str) -> bool:
-    return ch.isascii() and ch.isalnum()
+def _spaced(a: str, b: str) -> bool:
+    """Words keep a space unless one side of the gap is a CJK ideograph (Chinese is written without spaces)."""
+    return not (_IDEOGRAPH.match(a[-1]) or _IDEOGRAPH.match(b[0]))
+
+
+def written_text(words: Iterable[str]) -> str:
+    """Recogniser words as written text, normalised by `asr.text.normalize` (numerals to digits, half-width).
+
+    Chinese words are joined; words of spaced scripts (Latin, Hangul) keep one space between them.
+    """
+    runs: list[list[str]] = []
+    for w in (t for word in words for t in word.split()):
+        if runs and not _spaced(runs[-1][-1], w):
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    parts = (normalize(run).text for run in runs)
+    return " ".join(p for p in parts if p)
 
 
 def model_sample_rate(model_dir: Path) -> int:
@@ -81,11 +92,11 @@ def supports_grammar(model_dir: Path) -> bool:
     return (g / "HCLr.fst").is_file() and (g / "Gr.fst").is_file()
 
 
-_models: dict[Path, object] = {}
+_models: dict[Path, Any] = {}
 _models_lock = threading.Lock()
 
 
-def _load_model(path: Path) -> object:
+def _load_model(path: Path) -> Any:
     import vosk
 
     with _models_lock:
@@ -102,23 +113,23 @@ def _load_model(path: Path) -> object:
 class VoskRecognizer:
     """One utterance at a time on a Kaldi recogniser; reusable after `final()`."""
 
-    def __init__(self, engine: "VoskEngine", phrases: Sequence[str] | None) -> None:
+    def __init__(self, engine: VoskEngine, phrases: tuple[str, ...] | None) -> None:
         import vosk
 
         self.engine = engine
-        self.phrases = tuple(phrases) if phrases else None
+        self.phrases = phrases
         rate = SAMPLE_RATE if engine.resampler == "vosk" else engine.sample_rate
-        if self.phrases:
-            self._rec = vosk.KaldiRecognizer(engine.model, rate, json.dumps(list(self.phrases), ensure_ascii=False))
+        if phrases:
+            self._rec = vosk.KaldiRecognizer(engine.model, rate, json.dumps(list(phrases), ensure_ascii=False))
         else:
             self._rec = vosk.KaldiRecognizer(engine.model, rate)
         self._rec.SetWords(True)
         if engine.max_alternatives:
             self._rec.SetMaxAlternatives(engine.max_alternatives)
-        self._up = make_upsampler(engine.resampler)
+        self._up = make_upsampler(engine.resampler, engine.sample_rate // SAMPLE_RATE)
         self._partial = ""
         self._samples = 0
-        self._segments: list[dict] = []  # results Vosk finalised on its own mid-utterance
+        self._segments: list[dict[str, Any]] = []  # results Vosk finalised on its own mid-utterance
 
     def accept(self, pcm: bytes) -> Partial | None:
         self._samples += len(pcm) // 2
@@ -130,7 +141,7 @@ class VoskRecognizer:
         text = json.loads(self._rec.PartialResult()).get("partial", "")
         if text != self._partial:
             self._partial = text
-            return Partial(join_words(text.split()))
+            return Partial(written_text([text]))
         return None
 
     def final(self) -> Transcript:
@@ -138,69 +149,81 @@ class VoskRecognizer:
         words: list[Word] = []
         alternatives: list[Alternative] = []
         for seg in self._segments:
-            if "alternatives" in seg:
+            if "alternatives" in seg:  # n-best mode: no per-word confidences, one score per hypothesis
                 alts = seg["alternatives"]
                 if alts:
-                    best = alts[0]
-                    words += [Word(w["word"], w["start"], w["end"], 1.0) for w in best.get("result", [])]
-                    alternatives += [Alternative(join_words(a["text"].split()), a["confidence"]) for a in alts[1:]]
+                    words += [Word(w["word"], w["start"], w["end"], 1.0) for w in alts[0].get("result", [])]
+                    alternatives += [Alternative(written_text([a["text"]]), a["confidence"]) for a in alts[1:]]
             else:
                 words += [Word(w["word"], w["start"], w["end"], w["conf"]) for w in seg.get("result", [])]
-        raw = " ".join(w.text for w in words)
         result = Transcript(
-            text=join_words([w.text for w in words]),
+            text=written_text(w.text for w in words),
             words=tuple(words),
             alternatives=tuple(alternatives),
             engine="vosk",
             model=self.engine.model_name,
             audio_ms=self._samples * 1000 // SAMPLE_RATE,
-            raw_text=raw,
+            raw_text=" ".join(w.text for w in words),
         )
         self._rec.Reset()
         self._segments = []
         self._partial = ""
         self._samples = 0
-        self._up = make_upsampler(self.engine.resampler)
+        self._up = make_upsampler(self.engine.resampler, self.engine.sample_rate // SAMPLE_RATE)
         return result
 
 
 class VoskEngine:
-    """A Vosk model shared by every call, with a pool of reusable recognisers."""
+    """A Vosk model shared by every call, with pools of reusable recognisers (one per phrase list).
+
+    `resampler` picks how 8 kHz telephone audio reaches the model's rate: "vosk" (Kaldi's own windowed-sinc
+    resampler inside the recogniser), "sinc" (ours, numpy) or "linear". The default is "vosk": in
+    bench/asr_resample.py (Korean model, 24 Mandarin fixtures, agreement with a decode of FFT-ideal 16 kHz
+    upsampling) it agreed as well as "sinc" and better than "linear", and costs no Python-side CPU at all.
+    """
 
     name = "vosk"
 
-    def __init__(self, model_dir: str | Path, *, resampler: str = "vosk", max_alternatives: int = 0,
+    def __init__(self, model_dir: str | Path, *, resampler: str = DEFAULT_RESAMPLER, max_alternatives: int = 0,
                  pool_size: int = 64) -> None:
-        self.model_dir = Path(model_dir).resolve()
-        if not self.model_dir.is_dir():
-            raise ModelLoadError(f"{self.model_dir}: no such model directory")
+        if resampler not in RESAMPLERS:
+            raise ValueError(f"unknown resampler {resampler!r}; choose one of {', '.join(RESAMPLERS)}")
+        self.model_dir = validate_model_dir(model_dir)
         self.model_name = self.model_dir.name if self.model_dir.name != "model" else self.model_dir.parent.name
         self.resampler = resampler
-        make_upsampler(resampler)  # validates the name
         self.max_alternatives = max_alternatives
         self.sample_rate = model_sample_rate(self.model_dir)
+        if resampler != "vosk" and self.sample_rate % SAMPLE_RATE:
+            raise ValueError(f"the {resampler!r} resampler needs a model rate that is a multiple of {SAMPLE_RATE} Hz,"
+                             f" not {self.sample_rate}")
         self.supports_grammar = supports_grammar(self.model_dir)
         self.model = _load_model(self.model_dir)
-        self._pool: list[VoskRecognizer] = []
+        self._pools: dict[tuple[str, ...] | None, list[VoskRecognizer]] = {}
         self._pool_size = pool_size
         self._lock = threading.Lock()
 
     def recognizer(self, phrases: Sequence[str] | None = None) -> VoskRecognizer:
         """A recogniser for one utterance; a phrase list is used only when the model supports grammars."""
-        if phrases and self.supports_grammar:
-            return VoskRecognizer(self, phrases)
+        key = tuple(phrases) if phrases and self.supports_grammar else None
         with self._lock:
-            if self._pool:
-                return self._pool.pop()
-        return VoskRecognizer(self, None)
+            pool = self._pools.get(key)
+            if pool:
+                return pool.pop()
+        return VoskRecognizer(self, key)
 
-    def release(self, rec: VoskRecognizer) -> None:
+    def release(self, rec: Recognizer) -> None:
         """Return a recogniser after `final()` so the next utterance starts warm."""
-        if rec.phrases is not None:
+        if not isinstance(rec, VoskRecognizer) or rec.engine is not self:
             return
         with self._lock:
-            if len(self._pool) < self._pool_size:
-                self._pool.append(rec)
+            pool = self._pools.setdefault(rec.phrases, [])
+            if sum(len(p) for p in self._pools.values()) < self._pool_size:
+                pool.append(rec)
+
+    def pooled(self) -> int:
+        """How many idle recognisers are waiting in the pools."""
+        with self._lock:
+            return sum(len(p) for p in self._pools.values())
 
     def warm(self, pcm: bytes, count: int = 1) -> None:
         """Decode `pcm` (speech, e.g. a prompt) on `count` recognisers and pool them, so first callers do not wait."""

@@ -1,33 +1,38 @@
-"""Streaming 8 kHz -> 16 kHz upsamplers for the recogniser boundary.
+"""Streaming integer-factor upsamplers (8 kHz -> 16 kHz) for the recogniser boundary.
 
 Three choices, compared by `bench/asr_resample.py`:
 - "vosk": hand 8 kHz to Vosk, which resamples inside Kaldi (windowed-sinc LinearResample);
-- "sinc": our polyphase windowed-sinc 2x interpolator (numpy, state kept across frames);
-- "linear": sample-and-average interpolation, the cheapest and the worst.
+- "sinc": our polyphase Kaiser-windowed-sinc interpolator (numpy, filter state kept across frames);
+- "linear": straight-line interpolation between neighbouring samples, the cheapest and the worst.
+Both of ours delay nothing (the sinc filter is applied with a look-back only, half its length late), keep state
+between calls so frame edges are seamless, and return PCM16 bytes.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["RESAMPLERS", "Upsampler", "make_upsampler"]
+__all__ = ["RESAMPLERS", "Upsampler", "make_upsampler", "fft_upsample"]
 
 RESAMPLERS = ("vosk", "sinc", "linear")
 
 
 class Upsampler:
-    """Doubles the rate of a PCM16 stream; `process()` keeps filter state between calls."""
+    """Multiplies the rate of a PCM16 stream by `factor`; `process()` keeps filter state between calls."""
 
-    def __init__(self, kind: str = "sinc", taps_per_phase: int = 16) -> None:
+    def __init__(self, kind: str = "sinc", factor: int = 2, taps_per_phase: int = 16) -> None:
         if kind not in ("sinc", "linear"):
             raise ValueError(f"unknown upsampler {kind!r}; choose sinc or linear")
+        if factor < 1:
+            raise ValueError(f"upsampling factor must be at least 1, not {factor}")
         self.kind = kind
-        n = 2 * taps_per_phase
-        t = np.arange(n) - (n - 1) / 2.0  # centred on half-sample positions
-        h = np.sinc(t / 2.0) * np.kaiser(n, 8.0)
-        self._even = h[0::2][::-1].astype(np.float32)
-        self._odd = h[1::2][::-1].astype(np.float32)
-        self._even *= 1.0 / self._even.sum()
-        self._odd *= 1.0 / self._odd.sum()
+        self.factor = factor
+        n = factor * taps_per_phase
+        t = (np.arange(n) - n // 2) / factor  # tap positions in input samples; phase 0 falls on whole samples
+        half = taps_per_phase / 2.0
+        h = np.sinc(t) * np.i0(8.0 * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, 1.0))) / np.i0(8.0)
+        # phase p produces output sample k*factor + p from the last taps_per_phase inputs
+        self._phases = [h[p::factor][::-1].astype(np.float32) for p in range(factor)]
+        self._phases = [ph / ph.sum() for ph in self._phases]
         self._hist = np.zeros(taps_per_phase - 1, dtype=np.float32)
         self._last = 0.0
 
@@ -35,22 +40,39 @@ class Upsampler:
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
         if len(x) == 0:
             return b""
-        out = np.empty(2 * len(x), dtype=np.float32)
+        f = self.factor
+        out = np.empty(f * len(x), dtype=np.float32)
         if self.kind == "linear":
             prev = np.concatenate(([self._last], x[:-1]))
-            out[0::2] = (prev + x) / 2.0
-            out[1::2] = x
+            for p in range(f):
+                w = (p + 1) / f
+                out[p::f] = prev + (x - prev) * w
             self._last = float(x[-1])
         else:
             buf = np.concatenate((self._hist, x))
-            out[0::2] = np.convolve(buf, self._even[::-1], mode="valid")
-            out[1::2] = np.convolve(buf, self._odd[::-1], mode="valid")
+            for p, ph in enumerate(self._phases):
+                out[p::f] = np.convolve(buf, ph[::-1], mode="valid")
             self._hist = buf[len(buf) - len(self._hist):]
         return np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes()
 
 
-def make_upsampler(kind: str) -> Upsampler | None:
-    """None for "vosk" (the recogniser resamples itself)."""
+def make_upsampler(kind: str, factor: int = 2) -> Upsampler | None:
+    """An upsampler by name; None for "vosk" (the recogniser resamples itself)."""
     if kind not in RESAMPLERS:
         raise ValueError(f"unknown resampler {kind!r}; choose one of {', '.join(RESAMPLERS)}")
-    return None if kind == "vosk" else Upsampler(kind)
+    return None if kind == "vosk" else Upsampler(kind, factor)
+
+
+def fft_upsample(pcm: bytes, factor: int = 2) -> bytes:
+    """Offline band-limited upsampling of a whole recording (zero-padded spectrum): a reference, not for streams."""
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    if len(x) == 0:
+        return b""
+    spec = np.fft.rfft(x)
+    n_out = factor * len(x)
+    padded = np.zeros(n_out // 2 + 1, dtype=complex)
+    padded[: len(spec)] = spec
+    if len(x) % 2 == 0:  # the Nyquist bin of the input is split between +/- frequencies
+        padded[len(spec) - 1] *= 0.5
+    y = np.fft.irfft(padded, n_out) * factor
+    return np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import webrtcvad
 
-from asr.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE
+from asr.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, AudioFormatError
+from asr.errors import VadConfigError
 
 __all__ = [
     "VadConfig", "VadState", "VadAnalyser", "Endpointer",
@@ -35,7 +36,7 @@ class VadConfig:
     stop_ms: int = 800  # unvoiced time that ends an utterance (hang-over)
     preroll_ms: int = 300  # audio kept from before the start, so the first syllable is not cut
     max_utterance_ms: int = 30_000
-    no_input_ms: int = 5_000  # nothing said for this long after listening began
+    no_input_ms: int = 5_000  # nothing said for this long after listening began (0: never)
     barge_in_ms: int = 240  # voiced time before speech interrupts a prompt (coughs and clicks are shorter)
     energy_margin_db: float = 9.0  # a voiced frame must stand this far above the noise floor
     min_energy_dbfs: float = -50.0  # and above this absolute level
@@ -43,11 +44,11 @@ class VadConfig:
 
     def __post_init__(self) -> None:
         if self.mode not in (0, 1, 2, 3):
-            raise ValueError(f"VadConfig.mode must be 0..3, not {self.mode}")
+            raise VadConfigError(f"VadConfig.mode must be 0..3, not {self.mode}")
         for name in ("start_ms", "stop_ms", "preroll_ms", "max_utterance_ms", "no_input_ms", "barge_in_ms"):
             value = getattr(self, name)
             if value < 0 or value % FRAME_MS:
-                raise ValueError(f"VadConfig.{name} must be a non-negative multiple of {FRAME_MS} ms, not {value}")
+                raise VadConfigError(f"VadConfig.{name} must be a non-negative multiple of {FRAME_MS} ms, not {value}")
 
     @staticmethod
     def frames(ms: int) -> int:
@@ -81,7 +82,7 @@ class VadAnalyser:
 
     def is_speech(self, frame: bytes) -> bool:
         if len(frame) != FRAME_BYTES:
-            raise ValueError(f"a frame must be {FRAME_BYTES} bytes (20 ms at 8 kHz), not {len(frame)}")
+            raise AudioFormatError(f"a frame must be {FRAME_BYTES} bytes (20 ms at 8 kHz), not {len(frame)}")
         energy = frame_dbfs(frame)
         self._energies.append(energy)
         threshold = max(self.config.min_energy_dbfs, self.noise_floor_dbfs + self.config.energy_margin_db)
@@ -200,7 +201,8 @@ class Endpointer:
             self._barged = True
             events.append(BargeIn(t))
         if (
-            not self._heard_speech
+            cfg.no_input_ms
+            and not self._heard_speech
             and not self._no_input_sent
             and self.state is VadState.QUIET
             and self._t >= cfg.no_input_ms
