@@ -1,5 +1,8 @@
 """Offline speech recognition for telephone audio: VAD endpointing, Vosk engine, Mandarin text, menu intents.
 
 `asr` is a library: it never imports `ivr`. Audio enters as 8 kHz mono PCM16 in 20 ms frames
-(see `asr.audio`); only the engine resamples, at its own boundary.
+(see `asr.audio`); only the engine resamples, at its own boundary. Errors: see `asr.errors`.
+
+Main entry points: `asr.vad.Endpointer` (+ `VadConfig` per prompt), `asr.engine.VoskEngine`,
+`asr.stream.AsyncDecoder`, `asr.results.Transcript`, `asr.text.normalize`, `asr.intents`, `asr.models`.
 """

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from asr.engine import Engine, Recognizer
+from asr.errors import DecoderClosedError
 from asr.results import Partial, Transcript
 
 __all__ = ["AsyncDecoder", "decode_executor"]
@@ -49,7 +50,7 @@ class AsyncDecoder:
     def feed(self, pcm: bytes) -> None:
         """Queue audio for decoding; returns at once."""
         if self._finished:
-            raise RuntimeError("AsyncDecoder.feed() after finish()")
+            raise DecoderClosedError("AsyncDecoder.feed() after finish() or cancel()")
         self._buffer.append(pcm)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
