@@ -129,6 +129,7 @@ class VoskRecognizer:
         self._up = make_upsampler(engine.resampler, engine.sample_rate // SAMPLE_RATE)
         self._partial = ""
         self._samples = 0
+        self._base_s = 0.0  # Vosk keeps counting time across Reset(): audio decoded before this utterance
         self._segments: list[dict[str, Any]] = []  # results Vosk finalised on its own mid-utterance
 
     def accept(self, pcm: bytes) -> Partial | None:
@@ -144,6 +145,10 @@ class VoskRecognizer:
             return Partial(written_text([text]))
         return None
 
+    def _word(self, w: dict[str, Any], conf: float) -> Word:
+        return Word(w["word"], round(max(0.0, w["start"] - self._base_s), 6), round(max(0.0, w["end"] - self._base_s), 6),
+                    conf)
+
     def final(self) -> Transcript:
         self._segments.append(json.loads(self._rec.FinalResult()))
         words: list[Word] = []
@@ -152,10 +157,10 @@ class VoskRecognizer:
             if "alternatives" in seg:  # n-best mode: no per-word confidences, one score per hypothesis
                 alts = seg["alternatives"]
                 if alts:
-                    words += [Word(w["word"], w["start"], w["end"], 1.0) for w in alts[0].get("result", [])]
+                    words += [self._word(w, 1.0) for w in alts[0].get("result", [])]
                     alternatives += [Alternative(written_text([a["text"]]), a["confidence"]) for a in alts[1:]]
             else:
-                words += [Word(w["word"], w["start"], w["end"], w["conf"]) for w in seg.get("result", [])]
+                words += [self._word(w, w["conf"]) for w in seg.get("result", [])]
         result = Transcript(
             text=written_text(w.text for w in words),
             words=tuple(words),
@@ -166,6 +171,7 @@ class VoskRecognizer:
             raw_text=" ".join(w.text for w in words),
         )
         self._rec.Reset()
+        self._base_s += self._samples / SAMPLE_RATE
         self._segments = []
         self._partial = ""
         self._samples = 0
