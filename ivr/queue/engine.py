@@ -1,0 +1,291 @@
+"""The call queue: pure logic driven by an injected clock; the caller's channel plays the events it returns."""
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ivr.queue.estimate import HandleTimes, projected_wait
+from ivr.queue.model import (
+    Agent, AgentGroup, AgentState, Announce, Connect, OfferCallback, Priority, QueuedCall, QueueError, QueueEvent,
+    QueueFull, Rejected, UnknownAgent, UnknownCall,
+)
+
+__all__ = ["QueuePolicy", "QueueStats", "CallQueue"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How the queue behaves. `age_credit_s[p]` is how far ahead of a NORMAL caller of the same age class p ranks:
+    an elderly caller overtakes normal callers who came at most that many seconds earlier (so nobody starves)."""
+    max_length: int = 200
+    announce_every_s: float = 60.0
+    offer_callback_over_s: float = 180.0
+    age_credit_s: dict[Priority, float] = field(default_factory=lambda: {
+        Priority.URGENT: 600.0, Priority.ELDERLY: 300.0, Priority.NORMAL: 0.0})
+    service_levels_s: tuple[float, ...] = (15.0, 20.0)
+
+
+@dataclass
+class QueueStats:
+    """Counters since start; `estimate_errors` are |actual - estimate| / max(actual, 1 s) at entry, per answered call."""
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    rejected: int = 0
+    callbacks_booked: int = 0
+    answered_within: dict[float, int] = field(default_factory=dict)
+    estimate_errors: list[float] = field(default_factory=list)
+    abs_errors_s: list[float] = field(default_factory=list)
+
+    def service_level(self, within_s: float) -> float:
+        """Share of live calls reaching a person within `within_s` among answered + abandoned (after 5 s grace)."""
+        base = self.answered + self.abandoned
+        return self.answered_within.get(within_s, 0) / base if base else 1.0
+
+
+class CallQueue:
+    """Priority queue of callers and callbacks per agent group, with agents and expected waits.
+
+    Every mutating call returns the events to play/act on; `tick()` must be called regularly (e.g. every second)
+    to emit due announcements, end wrap-ups and hand callers to free agents.
+    """
+
+    def __init__(self, groups: list[AgentGroup], clock: Callable[[], float],
+                 policy: QueuePolicy | None = None, handle_prior_s: float = 240.0) -> None:
+        if not groups:
+            raise QueueError("at least one agent group is needed")
+        self.groups = {g.name: g for g in groups}
+        self.clock = clock
+        self.policy = policy or QueuePolicy()
+        self.agents: dict[str, Agent] = {}
+        self.stats = QueueStats(answered_within={s: 0 for s in self.policy.service_levels_s})
+        self._handle = {g.name: HandleTimes(handle_prior_s) for g in groups}
+        self._keys: dict[str, list[tuple[float, int]]] = {g.name: [] for g in groups}
+        self._calls: dict[str, QueuedCall] = {}
+        self._by_key: dict[tuple[float, int], str] = {}
+        self._started: dict[str, float] = {}  # agent id -> start of current call
+        self._seq = 0
+        self._held_calls: dict[str, QueuedCall] = {}
+
+    # -- agents -----------------------------------------------------------------------------------------------
+    def add_agent(self, agent_id: str, uri: str, groups: tuple[str, ...],
+                  state: AgentState = AgentState.AVAILABLE) -> Agent:
+        for g in groups:
+            if g not in self.groups:
+                raise QueueError(f"unknown agent group {g!r}")
+        agent = Agent(agent_id, uri, tuple(groups), state, self.clock())
+        self.agents[agent_id] = agent
+        return agent
+
+    def set_state(self, agent_id: str, state: AgentState) -> None:
+        """Sign an agent in (AVAILABLE) or out; ON_CALL and WRAP_UP are set by the queue itself."""
+        agent = self._agent(agent_id)
+        if state in (AgentState.ON_CALL, AgentState.WRAP_UP):
+            raise QueueError(f"state {state.value} is set by the queue, not by hand")
+        if agent.state == AgentState.ON_CALL and state == AgentState.SIGNED_OUT:
+            raise QueueError(f"agent {agent_id} is on a call")
+        agent.state, agent.since = state, self.clock()
+
+    def call_ended(self, agent_id: str) -> None:
+        """The agent's call ended: record the handle time and start wrap-up."""
+        agent = self._agent(agent_id)
+        if agent.state != AgentState.ON_CALL:
+            raise QueueError(f"agent {agent_id} is not on a call")
+        now = self.clock()
+        wrap = max(self.groups[g].wrap_up_s for g in agent.groups)
+        handled = now - self._started.pop(agent_id, now) + wrap
+        for g in agent.groups:
+            self._handle[g].observe(handled)
+        agent.state, agent.since, agent.wrap_up_until, agent.call_id = AgentState.WRAP_UP, now, now + wrap, None
+
+    def connect_failed(self, call_id: str, agent_id: str) -> None:
+        """The agent did not answer: free the agent (signed out) and put the call back at its old place."""
+        agent = self._agent(agent_id)
+        agent.state, agent.call_id = AgentState.SIGNED_OUT, None
+        self._started.pop(agent_id, None)
+        call = self._held_calls.pop(call_id, None)
+        if call is None:
+            raise UnknownCall(f"no call {call_id} being connected")
+        self._insert(call)
+        self.stats.answered -= 1
+
+    # -- callers ----------------------------------------------------------------------------------------------
+    def enqueue(self, call_id: str, group: str, priority: Priority = Priority.NORMAL, ticket: str = "",
+                callback: bool = False, entered: float | None = None) -> list[QueueEvent]:
+        """Queue a caller; returns Rejected, or Announce (+ OfferCallback when the wait is over the threshold).
+        A callback restored after a restart passes its original `entered` time to keep its place."""
+        if group not in self.groups:
+            raise QueueError(f"unknown agent group {group!r}")
+        if call_id in self._calls:
+            raise QueueError(f"call {call_id} is already queued")
+        now = self.clock()
+        if not callback and len(self._keys[group]) >= self.policy.max_length:
+            self.stats.rejected += 1
+            return [Rejected(call_id, "queue full")]
+        self._seq += 1
+        call = QueuedCall(call_id, group, priority, now if entered is None else entered, self._seq, ticket, callback)
+        self._insert(call)
+        if callback:
+            return []
+        self.stats.offered += 1
+        wait = self.expected_wait(call_id)
+        call.estimate_at_entry = wait
+        call.next_announce = now + self.policy.announce_every_s
+        events: list[QueueEvent] = [self._announce(call, wait)]
+        if wait > self.policy.offer_callback_over_s:
+            call.offered = True
+            events.append(OfferCallback(call_id, wait, "threshold"))
+        return events
+
+    def offer_on_key(self, call_id: str) -> OfferCallback:
+        """The caller pressed the callback key."""
+        return OfferCallback(call_id, self.expected_wait(call_id), "key")
+
+    def to_callback(self, call_id: str) -> None:
+        """The caller booked a callback (already stored durably): the call keeps its place as a callback."""
+        call = self._call(call_id)
+        call.callback = True
+        self.stats.callbacks_booked += 1
+
+    def abandon(self, call_id: str) -> None:
+        """The caller hung up while waiting."""
+        call = self._call(call_id)
+        self._remove(call)
+        if not call.callback:
+            self.stats.abandoned += 1
+
+    def remove(self, call_id: str) -> None:
+        """Drop a queued call without counting it (e.g. a cancelled callback)."""
+        self._remove(self._call(call_id))
+
+    def position(self, call_id: str) -> int:
+        call = self._call(call_id)
+        return bisect.bisect_left(self._keys[call.group], self._key(call)) + 1
+
+    def expected_wait(self, call_id: str) -> float:
+        call = self._call(call_id)
+        return self.wait_at(call.group, self.position(call_id))
+
+    def wait_at(self, group: str, position: int) -> float:
+        """Expected seconds until position `position` of `group` is served, from staffing and handle times."""
+        now = self.clock()
+        handle = self._handle[group].mean
+        free_at: list[float] = []
+        for a in self.agents.values():
+            if group not in a.groups or a.state == AgentState.SIGNED_OUT:
+                continue
+            if a.state == AgentState.ON_CALL:
+                started = self._started.get(a.agent_id, now)
+                # a call already past the mean is expected to end soon, not at once
+                free_at.append(max(started + handle, now + handle * 0.25))
+            elif a.state == AgentState.WRAP_UP:
+                free_at.append(a.wrap_up_until)
+            else:
+                free_at.append(now)
+        return projected_wait(now, free_at, position, handle)
+
+    def length(self, group: str | None = None, priority: Priority | None = None) -> int:
+        calls = self._calls.values() if group is None else (c for c in self._calls.values() if c.group == group)
+        return sum(1 for c in calls if priority is None or c.priority == priority)
+
+    def oldest_wait(self, now: float | None = None) -> float:
+        now = self.clock() if now is None else now
+        return max((now - c.entered for c in self._calls.values()), default=0.0)
+
+    def queued(self) -> list[QueuedCall]:
+        """Queued calls in service order per group."""
+        return [self._calls[self._by_key[k]] for g in self._keys for k in self._keys[g]]
+
+    # -- time -------------------------------------------------------------------------------------------------
+    def tick(self) -> list[QueueEvent]:
+        """End due wrap-ups, connect free agents to the best waiting calls and emit due announcements."""
+        now = self.clock()
+        events: list[QueueEvent] = []
+        for agent in self.agents.values():
+            if agent.state == AgentState.WRAP_UP and now >= agent.wrap_up_until:
+                agent.state, agent.since = AgentState.AVAILABLE, now
+        for agent in sorted(self.agents.values(), key=lambda a: a.since):
+            if agent.state != AgentState.AVAILABLE:
+                continue
+            best: tuple[float, int] | None = None
+            for g in agent.groups:
+                keys = self._keys[g]
+                if keys and (best is None or keys[0] < best):
+                    best = keys[0]
+            if best is None:
+                continue
+            call = self._calls[self._by_key[best]]
+            self._remove(call)
+            self._held_calls[call.call_id] = call
+            agent.state, agent.since, agent.call_id = AgentState.ON_CALL, now, call.call_id
+            self._started[agent.agent_id] = now
+            waited = now - call.entered
+            if not call.callback:
+                self._count_answer(call, waited)
+            events.append(Connect(call.call_id, agent.agent_id, agent.uri, waited, call.callback, call.ticket))
+        for call in list(self._calls.values()):
+            if call.callback or now < call.next_announce:
+                continue
+            call.next_announce = now + self.policy.announce_every_s
+            wait = self.expected_wait(call.call_id)
+            events.append(self._announce(call, wait))
+            if not call.offered and wait > self.policy.offer_callback_over_s:
+                call.offered = True
+                events.append(OfferCallback(call.call_id, wait, "threshold"))
+        return events
+
+    def connected(self, call_id: str) -> QueuedCall:
+        """Forget the bookkeeping of a call handed to an agent (after its Connect was acted on)."""
+        try:
+            return self._held_calls.pop(call_id)
+        except KeyError:
+            raise UnknownCall(f"no call {call_id} being connected") from None
+
+    # -- internals --------------------------------------------------------------------------------------------
+    def _count_answer(self, call: QueuedCall, waited: float) -> None:
+        self.stats.answered += 1
+        for s in self.policy.service_levels_s:
+            if waited <= s:
+                self.stats.answered_within[s] += 1
+        if math.isfinite(call.estimate_at_entry):
+            err = abs(waited - call.estimate_at_entry)
+            self.stats.abs_errors_s.append(err)
+            self.stats.estimate_errors.append(err / max(waited, 1.0))
+
+    def _announce(self, call: QueuedCall, wait: float) -> Announce:
+        minutes = max(1, math.ceil(wait / 60.0)) if math.isfinite(wait) else 0
+        call.announced.append(self.clock())
+        return Announce(call.call_id, self.position(call.call_id), wait, minutes)
+
+    def _key(self, call: QueuedCall) -> tuple[float, int]:
+        return (call.entered - self.policy.age_credit_s.get(call.priority, 0.0), call.seq)
+
+    def _insert(self, call: QueuedCall) -> None:
+        key = self._key(call)
+        bisect.insort(self._keys[call.group], key)
+        self._by_key[key] = call.call_id
+        self._calls[call.call_id] = call
+
+    def _remove(self, call: QueuedCall) -> None:
+        key = self._key(call)
+        keys = self._keys[call.group]
+        del keys[bisect.bisect_left(keys, key)]
+        del self._by_key[key]
+        del self._calls[call.call_id]
+
+    def _call(self, call_id: str) -> QueuedCall:
+        try:
+            return self._calls[call_id]
+        except KeyError:
+            raise UnknownCall(f"no queued call {call_id}") from None
+
+    def _agent(self, agent_id: str) -> Agent:
+        try:
+            return self.agents[agent_id]
+        except KeyError:
+            raise UnknownAgent(f"no agent {agent_id}") from None

@@ -1,0 +1,156 @@
+import math
+
+import pytest
+
+from ivr.queue import (
+    AgentGroup, AgentState, Announce, CallQueue, Connect, OfferCallback, Priority, QueueError, QueuePolicy,
+    Rejected, UnknownCall, erlang_c, erlang_c_wait, projected_wait,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def make(policy: QueuePolicy | None = None, agents: int = 2) -> tuple[CallQueue, Clock]:
+    clock = Clock()
+    q = CallQueue([AgentGroup("general", wrap_up_s=10), AgentGroup("elderly", wrap_up_s=20)], clock,
+                  policy or QueuePolicy(), handle_prior_s=120)
+    for i in range(agents):
+        q.add_agent(f"a{i}", f"sip:op{i}@127.0.0.1", ("general",))
+    return q, clock
+
+
+def connects(events):
+    return [e for e in events if isinstance(e, Connect)]
+
+
+def test_fifo_within_class_and_free_agents_take_the_head():
+    q, clock = make()
+    for n in range(4):
+        q.enqueue(f"c{n}", "general")
+        clock.t += 1
+    got = connects(q.tick())
+    assert [(c.call_id, c.agent_id) for c in got] == [("c0", "a0"), ("c1", "a1")]
+    assert q.position("c2") == 1 and q.position("c3") == 2
+    clock.t += 50
+    q.call_ended("a1")
+    assert q.agents["a1"].state == AgentState.WRAP_UP
+    assert connects(q.tick()) == []  # wrap-up
+    clock.t += 10
+    assert [c.call_id for c in connects(q.tick())] == ["c2"]
+
+
+def test_elderly_overtakes_but_ageing_prevents_starvation():
+    q, clock = make(agents=0)
+    q.enqueue("old-normal", "general")
+    clock.t += 400  # waited longer than the elderly credit (300 s)
+    q.enqueue("n1", "general")
+    clock.t += 5
+    q.enqueue("eld", "general", Priority.ELDERLY)
+    assert [c.call_id for c in q.queued()] == ["old-normal", "eld", "n1"]
+    assert q.position("eld") == 2
+
+
+def test_max_length_rejects():
+    q, _ = make(QueuePolicy(max_length=2), agents=0)
+    q.enqueue("a", "general")
+    q.enqueue("b", "general")
+    assert q.enqueue("c", "general") == [Rejected("c", "queue full")]
+    assert q.stats.rejected == 1
+
+
+def test_announcements_on_entry_and_every_n_seconds_with_offer_over_threshold():
+    q, clock = make(QueuePolicy(announce_every_s=30, offer_callback_over_s=200), agents=1)
+    q.enqueue("w", "general")
+    q.tick()  # w is with the only agent for an expected 120 s
+    q.enqueue("x", "general")
+    ev = q.enqueue("y", "general")
+    ann = ev[0]
+    assert isinstance(ann, Announce) and ann.position == 2
+    assert ann.wait_minutes == math.ceil(ann.wait_s / 60)
+    assert ann.wait_s == pytest.approx(120 + 120)  # agent busy for 120 s, then x for 120 s
+    assert isinstance(ev[1], OfferCallback) and ev[1].reason == "threshold"
+    clock.t += 29
+    assert [e for e in q.tick() if isinstance(e, Announce)] == []
+    clock.t += 1
+    again = [e for e in q.tick() if isinstance(e, Announce)]
+    assert [(a.call_id, a.position) for a in again] == [("x", 1), ("y", 2)]
+    assert q.offer_on_key("x").reason == "key"
+
+
+def test_callback_keeps_place_and_is_not_announced():
+    q, clock = make(agents=1)
+    q.tick()  # nothing
+    q.enqueue("a", "general")
+    q.enqueue("b", "general")
+    q.enqueue("c", "general")
+    assert connects(q.tick())[0].call_id == "a"
+    q.to_callback("b")
+    clock.t += 60
+    assert [e.call_id for e in q.tick() if isinstance(e, Announce)] == ["c"]
+    q.call_ended("a0")
+    clock.t += 10
+    got = connects(q.tick())
+    assert got[0].call_id == "b" and got[0].callback
+    assert q.stats.callbacks_booked == 1
+
+
+def test_abandon_counts_and_unknown_call_message():
+    q, _ = make(agents=0)
+    q.enqueue("a", "general")
+    q.abandon("a")
+    assert q.stats.abandoned == 1 and q.length() == 0
+    with pytest.raises(UnknownCall, match="^no queued call a$"):
+        q.abandon("a")
+    with pytest.raises(QueueError, match="^unknown agent group 'x'$"):
+        q.enqueue("b", "x")
+
+
+def test_service_level_and_estimate_error_recorded():
+    q, clock = make(agents=1)
+    q.enqueue("a", "general")
+    q.tick()
+    q.enqueue("b", "general")
+    clock.t += 100
+    q.call_ended("a0")
+    clock.t += 10
+    q.tick()
+    assert q.stats.answered == 2
+    assert q.stats.service_level(15) == 0.5
+    # b was estimated 120 s, waited 110 s
+    assert q.stats.abs_errors_s[-1] == pytest.approx(10)
+
+
+def test_signed_out_agents_give_infinite_wait_and_cannot_be_set_on_call():
+    q, _ = make(agents=1)
+    q.set_state("a0", AgentState.SIGNED_OUT)
+    q.enqueue("a", "general")
+    assert q.expected_wait("a") == math.inf
+    with pytest.raises(QueueError, match="^state on_call is set by the queue, not by hand$"):
+        q.set_state("a0", AgentState.ON_CALL)
+
+
+def test_connect_failed_puts_call_back_at_its_place():
+    q, _ = make(agents=2)
+    q.enqueue("a", "general")
+    q.enqueue("b", "general")
+    q.enqueue("c", "general")
+    got = connects(q.tick())
+    q.connect_failed(got[0].call_id, got[0].agent_id)
+    assert [c.call_id for c in q.queued()] == ["a", "c"]
+    assert q.agents["a0"].state == AgentState.SIGNED_OUT
+
+
+def test_erlang_c_known_value_and_projection():
+    # 10 agents, 8 erlangs: P(wait) ~ 0.409 (standard table)
+    assert erlang_c(10, 8.0) == pytest.approx(0.4092, abs=1e-3)
+    assert erlang_c_wait(10, 8.0 / 180, 180) == pytest.approx(0.4092 * 180 / 2, rel=1e-3)
+    assert projected_wait(0, [0, 50], 1, 100) == 0
+    assert projected_wait(0, [0, 50], 2, 100) == 50
+    assert projected_wait(0, [0, 50], 3, 100) == 100
+    assert projected_wait(0, [0, 50], 7, 100) == 300
