@@ -1,0 +1,88 @@
+"""Prometheus metrics and a JSON snapshot of the queue (for `ivr queue status` from another process)."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from ivr.queue.callbacks import CallbackStore
+from ivr.queue.engine import CallQueue
+from ivr.queue.model import AgentState, Priority
+
+__all__ = ["QueueMetrics", "snapshot", "write_snapshot", "read_snapshot"]
+
+
+def snapshot(queue: CallQueue) -> dict[str, Any]:
+    """Plain-data view of the queue: lengths per group and class, oldest wait, agents, service level, errors."""
+    st = queue.stats
+    errs = sorted(st.estimate_errors)
+    return {
+        "time": queue.clock(),
+        "length": {g: {p.name.lower(): queue.length(g, p) for p in Priority} for g in queue.groups},
+        "oldest_wait_s": queue.oldest_wait(),
+        "agents": {a.agent_id: {"uri": a.uri, "state": a.state.value, "groups": list(a.groups)}
+                   for a in queue.agents.values()},
+        "offered": st.offered, "answered": st.answered, "abandoned": st.abandoned, "rejected": st.rejected,
+        "callbacks_booked": st.callbacks_booked,
+        "service_level": {str(int(s)): st.service_level(s) for s in queue.policy.service_levels_s},
+        "estimate_error_mean": statistics.fmean(errs) if errs else 0.0,
+        "estimate_error_p90": errs[int(0.9 * (len(errs) - 1))] if errs else 0.0,
+    }
+
+
+def write_snapshot(queue: CallQueue, path: Path) -> None:
+    """Write the snapshot atomically (temp file + rename)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(snapshot(queue), ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_snapshot(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+class QueueMetrics:
+    """Gauges refreshed from the queue and the callback store; serve `registry` with prometheus_client."""
+
+    def __init__(self, queue: CallQueue, store: CallbackStore | None = None,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.queue, self.store = queue, store
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.length = Gauge("ivr_queue_length", "Calls waiting", ["group", "priority"], registry=r)
+        self.oldest = Gauge("ivr_queue_oldest_wait_seconds", "Longest current wait", registry=r)
+        self.agents = Gauge("ivr_queue_agents", "Agents by state", ["state"], registry=r)
+        self.service = Gauge("ivr_queue_service_level", "Share answered by a person within the threshold",
+                             ["within_seconds"], registry=r)
+        self.calls = Gauge("ivr_queue_calls", "Calls since start by outcome", ["outcome"], registry=r)
+        self.abandon = Gauge("ivr_queue_abandonment_ratio", "Abandoned / (answered + abandoned)", registry=r)
+        self.callbacks = Gauge("ivr_queue_callbacks", "Callbacks by status", ["status"], registry=r)
+        self.est_err = Gauge("ivr_queue_wait_estimate_error", "Relative error of the wait estimate at entry",
+                             ["stat"], registry=r)
+
+    def refresh(self) -> None:
+        snap = snapshot(self.queue)
+        for g, per in snap["length"].items():
+            for p, n in per.items():
+                self.length.labels(g, p).set(n)
+        self.oldest.set(snap["oldest_wait_s"])
+        for s in AgentState:
+            self.agents.labels(s.value).set(sum(1 for a in self.queue.agents.values() if a.state == s))
+        for s, v in snap["service_level"].items():
+            self.service.labels(s).set(v)
+        for k in ("offered", "answered", "abandoned", "rejected", "callbacks_booked"):
+            self.calls.labels(k).set(snap[k])
+        base = snap["answered"] + snap["abandoned"]
+        self.abandon.set(snap["abandoned"] / base if base else 0.0)
+        if self.store is not None:
+            for status, n in self.store.counts().items():
+                self.callbacks.labels(status).set(n)
+        self.est_err.labels("mean").set(snap["estimate_error_mean"])
+        self.est_err.labels("p90").set(snap["estimate_error_p90"])
