@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import bisect
+import heapq
 import logging
 import math
 from collections.abc import Callable
@@ -41,6 +42,7 @@ class QueueStats:
     answered_within: dict[float, int] = field(default_factory=dict)
     estimate_errors: list[float] = field(default_factory=list)
     abs_errors_s: list[float] = field(default_factory=list)
+    estimate_pairs: list[tuple[float, float]] = field(default_factory=list)  # (estimate at entry, actual wait)
 
     def service_level(self, within_s: float) -> float:
         """Share of live calls reaching a person within `within_s` among answered + abandoned (after 5 s grace)."""
@@ -71,6 +73,9 @@ class CallQueue:
         self._started: dict[str, float] = {}  # agent id -> start of current call
         self._seq = 0
         self._held_calls: dict[str, QueuedCall] = {}
+        self._wrapping: set[str] = set()
+        self._announce_due: list[tuple[float, int, str]] = []  # heap of (due, seq, call id)
+        self._available: set[str] = set()
 
     # -- agents -----------------------------------------------------------------------------------------------
     def add_agent(self, agent_id: str, uri: str, groups: tuple[str, ...],
@@ -78,9 +83,19 @@ class CallQueue:
         for g in groups:
             if g not in self.groups:
                 raise QueueError(f"unknown agent group {g!r}")
-        agent = Agent(agent_id, uri, tuple(groups), state, self.clock())
+        agent = Agent(agent_id, uri, tuple(groups), AgentState.SIGNED_OUT, self.clock())
         self.agents[agent_id] = agent
+        self._set(agent, state)
         return agent
+
+    def _set(self, agent: Agent, state: AgentState) -> None:
+        agent.state, agent.since = state, self.clock()
+        self._wrapping.discard(agent.agent_id)
+        self._available.discard(agent.agent_id)
+        if state == AgentState.WRAP_UP:
+            self._wrapping.add(agent.agent_id)
+        elif state == AgentState.AVAILABLE:
+            self._available.add(agent.agent_id)
 
     def set_state(self, agent_id: str, state: AgentState) -> None:
         """Sign an agent in (AVAILABLE) or out; ON_CALL and WRAP_UP are set by the queue itself."""
@@ -89,7 +104,7 @@ class CallQueue:
             raise QueueError(f"state {state.value} is set by the queue, not by hand")
         if agent.state == AgentState.ON_CALL and state == AgentState.SIGNED_OUT:
             raise QueueError(f"agent {agent_id} is on a call")
-        agent.state, agent.since = state, self.clock()
+        self._set(agent, state)
 
     def call_ended(self, agent_id: str) -> None:
         """The agent's call ended: record the handle time and start wrap-up."""
@@ -101,12 +116,14 @@ class CallQueue:
         handled = now - self._started.pop(agent_id, now) + wrap
         for g in agent.groups:
             self._handle[g].observe(handled)
-        agent.state, agent.since, agent.wrap_up_until, agent.call_id = AgentState.WRAP_UP, now, now + wrap, None
+        agent.wrap_up_until, agent.call_id = now + wrap, None
+        self._set(agent, AgentState.WRAP_UP)
 
     def connect_failed(self, call_id: str, agent_id: str) -> None:
         """The agent did not answer: free the agent (signed out) and put the call back at its old place."""
         agent = self._agent(agent_id)
-        agent.state, agent.call_id = AgentState.SIGNED_OUT, None
+        agent.call_id = None
+        self._set(agent, AgentState.SIGNED_OUT)
         self._started.pop(agent_id, None)
         call = self._held_calls.pop(call_id, None)
         if call is None:
@@ -136,6 +153,7 @@ class CallQueue:
         wait = self.expected_wait(call_id)
         call.estimate_at_entry = wait
         call.next_announce = now + self.policy.announce_every_s
+        heapq.heappush(self._announce_due, (call.next_announce, call.seq, call_id))
         events: list[QueueEvent] = [self._announce(call, wait)]
         if wait > self.policy.offer_callback_over_s:
             call.offered = True
@@ -206,12 +224,14 @@ class CallQueue:
         """End due wrap-ups, connect free agents to the best waiting calls and emit due announcements."""
         now = self.clock()
         events: list[QueueEvent] = []
-        for agent in self.agents.values():
-            if agent.state == AgentState.WRAP_UP and now >= agent.wrap_up_until:
-                agent.state, agent.since = AgentState.AVAILABLE, now
-        for agent in sorted(self.agents.values(), key=lambda a: a.since):
-            if agent.state != AgentState.AVAILABLE:
-                continue
+        for aid in list(self._wrapping):
+            agent = self.agents[aid]
+            if now >= agent.wrap_up_until:
+                self._set(agent, AgentState.AVAILABLE)
+        waiting = bool(self._calls)
+        for agent in sorted((self.agents[a] for a in self._available), key=lambda a: (a.since, a.agent_id)):
+            if not waiting:
+                break
             best: tuple[float, int] | None = None
             for g in agent.groups:
                 keys = self._keys[g]
@@ -222,16 +242,22 @@ class CallQueue:
             call = self._calls[self._by_key[best]]
             self._remove(call)
             self._held_calls[call.call_id] = call
-            agent.state, agent.since, agent.call_id = AgentState.ON_CALL, now, call.call_id
+            agent.call_id = call.call_id
+            self._set(agent, AgentState.ON_CALL)
+            waiting = bool(self._calls)
             self._started[agent.agent_id] = now
             waited = now - call.entered
             if not call.callback:
                 self._count_answer(call, waited)
             events.append(Connect(call.call_id, agent.agent_id, agent.uri, waited, call.callback, call.ticket))
-        for call in list(self._calls.values()):
-            if call.callback or now < call.next_announce:
+        due = self._announce_due
+        while due and due[0][0] <= now:
+            _, seq, call_id = heapq.heappop(due)
+            call = self._calls.get(call_id)
+            if call is None or call.seq != seq or call.callback:
                 continue
             call.next_announce = now + self.policy.announce_every_s
+            heapq.heappush(due, (call.next_announce, seq, call_id))
             wait = self.expected_wait(call.call_id)
             events.append(self._announce(call, wait))
             if not call.offered and wait > self.policy.offer_callback_over_s:
@@ -255,6 +281,7 @@ class CallQueue:
         if math.isfinite(call.estimate_at_entry):
             err = abs(waited - call.estimate_at_entry)
             self.stats.abs_errors_s.append(err)
+            self.stats.estimate_pairs.append((call.estimate_at_entry, waited))
             self.stats.estimate_errors.append(err / max(waited, 1.0))
 
     def _announce(self, call: QueuedCall, wait: float) -> Announce:
