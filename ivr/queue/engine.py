@@ -5,6 +5,8 @@ import bisect
 import heapq
 import logging
 import math
+import statistics
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -72,6 +74,9 @@ class CallQueue:
         self._by_key: dict[tuple[float, int], str] = {}
         self._started: dict[str, float] = {}  # agent id -> start of current call
         self._seq = 0
+        # observed actual/projected wait ratios (people ahead abandon or book callbacks, so waits run short)
+        self._ratios: dict[str, deque[float]] = {g.name: deque(maxlen=500) for g in groups}
+        self._factor: dict[str, float] = {g.name: 1.0 for g in groups}
         self._held_calls: dict[str, QueuedCall] = {}
         self._wrapping: set[str] = set()
         self._announce_due: list[tuple[float, int, str]] = []  # heap of (due, seq, call id)
@@ -152,6 +157,7 @@ class CallQueue:
         self.stats.offered += 1
         wait = self.expected_wait(call_id)
         call.estimate_at_entry = wait
+        call.raw_estimate_at_entry = wait / self._factor[group]
         call.next_announce = now + self.policy.announce_every_s
         heapq.heappush(self._announce_due, (call.next_announce, call.seq, call_id))
         events: list[QueueEvent] = [self._announce(call, wait)]
@@ -187,10 +193,11 @@ class CallQueue:
 
     def expected_wait(self, call_id: str) -> float:
         call = self._call(call_id)
-        return self.wait_at(call.group, self.position(call_id))
+        return self.wait_at(call.group, self.position(call_id)) * self._factor[call.group]
 
     def wait_at(self, group: str, position: int) -> float:
-        """Expected seconds until position `position` of `group` is served, from staffing and handle times."""
+        """Projected seconds until position `position` of `group` is served, from staffing and handle times
+        (before the calibration `expected_wait` applies for callers ahead who leave)."""
         now = self.clock()
         handle = self._handle[group].mean
         free_at: list[float] = []
@@ -282,6 +289,12 @@ class CallQueue:
             err = abs(waited - call.estimate_at_entry)
             self.stats.abs_errors_s.append(err)
             self.stats.estimate_pairs.append((call.estimate_at_entry, waited))
+            raw = call.raw_estimate_at_entry
+            if raw >= 30.0:
+                ratios = self._ratios[call.group]
+                ratios.append(waited / raw)
+                if len(ratios) >= 20 and len(ratios) % 10 == 0:
+                    self._factor[call.group] = statistics.median(ratios)
             self.stats.estimate_errors.append(err / max(waited, 1.0))
 
     def _announce(self, call: QueuedCall, wait: float) -> Announce:

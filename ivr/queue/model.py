@@ -81,6 +81,7 @@ class QueuedCall:
     next_announce: float = 0.0
     offered: bool = False
     estimate_at_entry: float = 0.0
+    raw_estimate_at_entry: float = 0.0
     announced: list[float] = field(default_factory=list)
 
 
