@@ -1,8 +1,6 @@
 """Callbacks dialled through the real UAC against SIPp callees (answer, busy, ring without answer)."""
 import asyncio
 import shutil
-import socket
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -14,33 +12,15 @@ HERE = Path(__file__).parent / "sipp"
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sipp(args: list[str], calls: int, tmp_path: Path) -> tuple[subprocess.Popen, int]:
-    port = free_port()
-    proc = subprocess.Popen(["sipp", "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-nostdin",
-                             "-trace_msg", "-message_file", str(tmp_path / f"msgs{port}.log"), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    return proc, port
-
-
-def wait(proc: subprocess.Popen) -> int:
-    return proc.wait()
-
-
 def test_outcome_mapping():
     assert [outcome_of(s) for s in (200, 486, 603, 480, 487, None, 404)] == [
         "answered", "busy", "busy", "no_answer", "no_answer", "no_answer", "failed"]
 
 
-def test_callbacks_dialled_in_order_against_sipp_uas(tmp_path):
+def test_callbacks_dialled_in_order_against_sipp_uas(tmp_path, sipp):
     store = CallbackStore(f"sqlite:///{tmp_path / 'cb.db'}")
     ids = [store.book(f"1390000{i:04d}", "general", 2, float(i), float(i), ticket=f"T-{i}") for i in range(3)]
-    proc, port = sipp(["-sn", "uas"], 3, tmp_path)
+    proc, port = sipp(["-sn", "uas"], 3)
 
     async def run() -> list[str]:
         await asyncio.sleep(0.3)  # sipp binding
@@ -52,7 +32,7 @@ def test_callbacks_dialled_in_order_against_sipp_uas(tmp_path):
         return got
 
     assert asyncio.run(run()) == [f"{i}:answered" for i in ids]
-    assert wait(proc) == 0  # sipp saw 3 successful calls
+    assert proc.wait() == 0  # sipp saw 3 successful calls
     log = (tmp_path / f"msgs{port}.log").read_text()
     assert [n for n in ("13900000000", "13900000001", "13900000002") if f"INVITE sip:{n}@" in log] == [
         "13900000000", "13900000001", "13900000002"]
@@ -61,13 +41,13 @@ def test_callbacks_dialled_in_order_against_sipp_uas(tmp_path):
     assert store.counts()["done"] == 3
 
 
-def test_busy_then_no_answer_retried_then_failed(tmp_path):
+def test_busy_then_no_answer_retried_then_failed(tmp_path, sipp):
     clock = [1000.0]
     store = CallbackStore(f"sqlite:///{tmp_path / 'cb.db'}", clock=lambda: clock[0],
                           policy=RetryPolicy(max_attempts=2, backoff_s=(60.0,)))
     cb = store.book("13911112222", "general", 2, 0, 0, ticket="T-42")
-    busy, bport = sipp(["-sf", str(HERE / "busy.xml")], 1, tmp_path)
-    ring, rport = sipp(["-sf", str(HERE / "noanswer.xml")], 1, tmp_path)
+    busy, bport = sipp(["-sf", str(HERE / "busy.xml")], 1)
+    ring, rport = sipp(["-sf", str(HERE / "noanswer.xml")], 1)
 
     async def attempt(port: int) -> str:
         await asyncio.sleep(0.3)
@@ -78,6 +58,6 @@ def test_busy_then_no_answer_retried_then_failed(tmp_path):
     assert asyncio.run(attempt(bport)) == "pending:busy"
     clock[0] += 60
     assert asyncio.run(attempt(rport)) == "failed:no_answer"
-    assert wait(busy) == 0 and wait(ring) == 0
+    assert busy.wait() == 0 and ring.wait() == 0
     final = store.get(cb)
     assert (final.attempts, final.last_result, final.ticket) == (2, "no_answer", "T-42")
