@@ -125,7 +125,9 @@ class CallbackStore:
             res = conn.execute(callbacks.insert().values(
                 ticket=ticket, number=number, grp=group, priority=priority, entered=entered, rank=rank,
                 status=PENDING, attempts=0, next_attempt_at=0.0, last_result="", updated=now))
-            cb_id = int(res.inserted_primary_key[0])
+            key = res.inserted_primary_key
+            assert key is not None
+            cb_id = int(key[0])
         log.info("callback %d booked for %s (ticket %s)", cb_id, mask_number(number), ticket or "-")
         return cb_id
 

@@ -260,9 +260,10 @@ class CallQueue:
         due = self._announce_due
         while due and due[0][0] <= now:
             _, seq, call_id = heapq.heappop(due)
-            call = self._calls.get(call_id)
-            if call is None or call.seq != seq or call.callback:
+            due_call = self._calls.get(call_id)
+            if due_call is None or due_call.seq != seq or due_call.callback:
                 continue
+            call = due_call
             call.next_announce = now + self.policy.announce_every_s
             heapq.heappush(due, (call.next_announce, seq, call_id))
             wait = self.expected_wait(call.call_id)
