@@ -75,8 +75,9 @@ class CallQueue:
         self._started: dict[str, float] = {}  # agent id -> start of current call
         self._seq = 0
         # observed actual/projected wait ratios (people ahead abandon or book callbacks, so waits run short)
-        self._ratios: dict[str, deque[float]] = {g.name: deque(maxlen=500) for g in groups}
-        self._factor: dict[str, float] = {g.name: 1.0 for g in groups}
+        # per group and position band, as more callers ahead means more of them leave before being served
+        self._ratios: dict[tuple[str, int], deque[float]] = {}
+        self._factor: dict[tuple[str, int], float] = {}
         self._held_calls: dict[str, QueuedCall] = {}
         self._wrapping: set[str] = set()
         self._announce_due: list[tuple[float, int, str]] = []  # heap of (due, seq, call id)
@@ -157,7 +158,8 @@ class CallQueue:
         self.stats.offered += 1
         wait = self.expected_wait(call_id)
         call.estimate_at_entry = wait
-        call.raw_estimate_at_entry = wait / self._factor[group]
+        call.raw_estimate_at_entry = self.wait_at(group, self.position(call_id))
+        call.band = _band(self.position(call_id))
         call.next_announce = now + self.policy.announce_every_s
         heapq.heappush(self._announce_due, (call.next_announce, call.seq, call_id))
         events: list[QueueEvent] = [self._announce(call, wait)]
@@ -193,7 +195,8 @@ class CallQueue:
 
     def expected_wait(self, call_id: str) -> float:
         call = self._call(call_id)
-        return self.wait_at(call.group, self.position(call_id)) * self._factor[call.group]
+        pos = self.position(call_id)
+        return self.wait_at(call.group, pos) * self._factor.get((call.group, _band(pos)), 1.0)
 
     def wait_at(self, group: str, position: int) -> float:
         """Projected seconds until position `position` of `group` is served, from staffing and handle times
@@ -292,10 +295,11 @@ class CallQueue:
             self.stats.estimate_pairs.append((call.estimate_at_entry, waited))
             raw = call.raw_estimate_at_entry
             if raw >= 30.0:
-                ratios = self._ratios[call.group]
+                key = (call.group, call.band)
+                ratios = self._ratios.setdefault(key, deque(maxlen=500))
                 ratios.append(waited / raw)
                 if len(ratios) >= 20 and len(ratios) % 10 == 0:
-                    self._factor[call.group] = statistics.median(ratios)
+                    self._factor[key] = statistics.median(ratios)
             self.stats.estimate_errors.append(err / max(waited, 1.0))
 
     def _announce(self, call: QueuedCall, wait: float) -> Announce:
@@ -330,3 +334,8 @@ class CallQueue:
             return self.agents[agent_id]
         except KeyError:
             raise UnknownAgent(f"no agent {agent_id}") from None
+
+
+def _band(position: int) -> int:
+    """Position bands for calibration: 1, 2-3, 4-7, 8-15, ... (powers of two)."""
+    return position.bit_length()

@@ -82,6 +82,7 @@ class QueuedCall:
     offered: bool = False
     estimate_at_entry: float = 0.0
     raw_estimate_at_entry: float = 0.0
+    band: int = 0
     announced: list[float] = field(default_factory=list)
 
 
