@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from ivr.queue.callbacks import CallbackStore
-from ivr.queue.dialer import DialResult, dial
+from ivr.queue.dialer import dial
 from ivr.queue.engine import CallQueue
 from ivr.queue.model import AgentState, Connect, Priority, QueueEvent
 
 __all__ = ["QueueRunner", "callback_call_id"]
 
 log = logging.getLogger(__name__)
-
-Dialer = Callable[[str], Awaitable[DialResult]]
-
 
 def callback_call_id(cb_id: int) -> str:
     return f"cb-{cb_id}"
@@ -46,7 +42,7 @@ class QueueRunner:
         n = 0
         for cb in self.store.outstanding():
             cid = callback_call_id(cb.id)
-            if cid in self.queue._calls:  # already queued in this process
+            if any(c.call_id == cid for c in self.queue.queued()):  # already queued in this process
                 continue
             self.queue.enqueue(cid, cb.group, Priority(cb.priority), cb.ticket, callback=True, entered=cb.entered)
             n += 1
@@ -68,9 +64,6 @@ class QueueRunner:
                 pass
         if self._tasks:
             await asyncio.gather(*self._tasks)
-
-    async def _dial(self, uri: str) -> DialResult:
-        return await dial(uri, self.trunk, hold_s=self.hold_s)
 
     async def _connect(self, event: Connect) -> None:
         self.queue.connected(event.call_id)
@@ -104,7 +97,3 @@ def _uri_hostport(uri: str) -> tuple[str, int] | None:
         if p.isdigit():
             return h, int(p)
     return None
-
-
-def monotonic() -> float:
-    return time.monotonic()
