@@ -14,7 +14,8 @@ from ivr.channel import Channel
 from ivr.config import Settings
 from ivr.console.live import LiveState
 from ivr.dtmf.inband import DtmfDetector
-from ivr.flow import Flow, load_flow
+from ivr.flow.lookup import store_lookup
+from ivr.flow.registry import FlowRegistry
 from ivr.flow.runner import CallRecord, FlowRunner
 from ivr.media import CallIO
 from ivr.tickets.sink import StoreSink
@@ -61,7 +62,7 @@ class InbandDigits:
 @dataclass
 class HotlineService:
     settings: Settings
-    flow: Flow
+    flows: FlowRegistry
     prompts: PromptLibrary
     engine: Engine | None
     store: TicketStore
@@ -70,7 +71,7 @@ class HotlineService:
     @classmethod
     def from_settings(cls, settings: Settings, *, load_engine: bool = True) -> "HotlineService":
         catalogue = load_catalogue(settings.prompts_catalogue)
-        flow = load_flow(settings.flow, catalogue.prompts)
+        flows = FlowRegistry(settings.flow, catalogue.prompts)
         prompts = PromptLibrary(catalogue, settings.prompts_cache, settings.prompts_recorded_dir)  # type: ignore[arg-type]
         engine: Engine | None = None
         if load_engine:
@@ -80,15 +81,17 @@ class HotlineService:
             else:
                 engine = VoskEngine(model_dir)
         store = TicketStore(settings.database_url, suggest=dispatch_suggester(settings.data_dir))
-        return cls(settings, flow, prompts, engine, store)
+        return cls(settings, flows, prompts, engine, store)
 
     async def handle_call(self, channel: Channel) -> CallRecord:
         """Run one call through the flow; tickets are written as the caller speaks."""
+        flow = self.flows.current()  # a call keeps the version it started with
         io = CallIO(channel, self.engine, InbandDigits() if channel.inband_dtmf else None)
         sink = StoreSink(self.store, self.settings.recordings_dir)  # type: ignore[arg-type]
-        runner = FlowRunner(self.flow, io, self.prompts, sink, frozenset(self.settings.elderly_numbers))
+        runner = FlowRunner(flow, io, self.prompts, sink, frozenset(self.settings.elderly_numbers),
+                            ticket_lookup=store_lookup(self.store))
         info = channel.info
-        self.live.call_started(info.call_id, info.caller, state=self.flow.start,
+        self.live.call_started(info.call_id, info.caller, state=flow.start,
                                elderly=info.caller in self.settings.elderly_numbers)
         try:
             return await runner.run()

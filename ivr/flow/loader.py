@@ -25,7 +25,7 @@ __all__ = ["FlowError", "Problem", "check_flow", "load_flow", "parse_condition",
 DTMF_KEYS = set("0123456789*#ABCD")
 TIMEOUT_RANGE_MS = (1_000, 60_000)
 RECORD_RANGE_MS = (5_000, 600_000)
-BUILTIN_VARIABLES = ("elderly", "business_hours", "registered_elderly")
+BUILTIN_VARIABLES = ("elderly", "business_hours", "registered_elderly", "urgent")
 _CONDITION = re.compile(r"^\s*(!?)\s*([A-Za-z_]\w*)\s*(?:(==|!=)\s*(\S+))?\s*$")
 
 

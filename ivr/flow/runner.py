@@ -69,7 +69,8 @@ class TicketSink(Protocol):
     def open(self, call: CallRecord, kind: str, recording: Path) -> str: ...
 
     def finish(self, ticket_id: str, call: CallRecord, audio_ms: int, sha256: str,
-               transcript: Transcript | None) -> None: ...
+               transcript: Transcript | None) -> bool:
+        """Store the finished recording; True when what the caller said is an emergency to put through now."""
 
 
 @lru_cache(maxsize=512)
@@ -234,8 +235,15 @@ class FlowRunner:
         equal = str(current).lower() == str(value).lower()
         return equal if op == "==" else not equal
 
-    async def _fail(self, node: Menu | Collect | Confirm) -> str:
-        """Where a caller goes after the last failed try: the elderly path once, then a person."""
+    async def _fail(self, node: Menu | Collect | Confirm, silent: bool = False) -> str:
+        """Where a caller goes after the last failed try: the elderly path once, then a person.
+
+        A caller who stayed silent through every try is not helped by another menu: a person, with the elderly
+        desk's priority."""
+        if silent and self.flow.agent_node:
+            self.call.flags.add("elderly")
+            log.info("call %s: no input at %s on every try; a person, with priority", self.call.call_id, node.id)
+            return self.flow.agent_node
         if self.flow.elderly_node and "elderly" not in self.call.flags:
             self.call.flags.add("elderly")  # repeated trouble: the simpler, slower path
             log.info("call %s: repeated no-input/no-match at %s; elderly path", self.call.call_id, node.id)
@@ -249,6 +257,7 @@ class FlowRunner:
     async def _menu(self, node: Menu) -> str:
         prompt = node.prompt
         failures = repeats = 0
+        silent = True
         while True:
             await self._play(prompt)
             heard = await self.io.listen(self._vad(node.timeout_ms))
@@ -268,8 +277,9 @@ class FlowRunner:
                 self.call.path[-1] = f"{node.id}={choice.name}"
                 return choice.next
             failures += 1
+            silent = silent and heard.kind == "no_input"
             if failures > node.retries:
-                return await self._fail(node)
+                return await self._fail(node, silent)
             prompt = (node.no_input_prompt if heard.kind == "no_input" else node.no_match_prompt) or node.prompt
 
     def _menu_choice(self, node: Menu, heard: Heard) -> Option | str | None:
@@ -293,6 +303,7 @@ class FlowRunner:
     async def _collect(self, node: Collect) -> str:
         prompt = node.prompt
         failures = repeats = 0
+        silent = True
         while True:
             await self._play(prompt)
             heard = await self.io.listen(self._vad(node.timeout_ms), max_digits=node.max_digits,
@@ -322,8 +333,9 @@ class FlowRunner:
                     prompt = node.prompt  # re-enter: not the caller's fault
                     continue
             failures += 1
+            silent = silent and heard.kind == "no_input"
             if failures > node.retries:
-                return await self._fail(node)
+                return await self._fail(node, silent)
             prompt = (node.no_input_prompt if heard.kind == "no_input" else node.no_match_prompt) or node.prompt
 
     def _digits_heard(self, heard: Heard) -> tuple[str, str]:
@@ -462,7 +474,9 @@ class FlowRunner:
         result = await self.io.record(writer, max_ms=node.max_ms, end_silence_ms=node.end_silence_ms,
                                       no_input_ms=node.no_input_ms)
         self.call.heard.append({"node": node.id, "kind": "recording", "ms": result.audio_ms, "end": result.reason})
-        self.tickets.finish(ticket_id, self.call, result.audio_ms, result.sha256, result.transcript)
+        if self.tickets.finish(ticket_id, self.call, result.audio_ms, result.sha256, result.transcript):
+            self.call.flags.add("urgent")  # the flow branches on it: a person at once, ahead of the queue
+            log.warning("call %s: ticket %s is urgent; putting the caller through", self.call.call_id, ticket_id)
         if result.reason == "hangup":
             raise CallerHungUp(self.call.call_id)
 

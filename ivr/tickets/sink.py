@@ -30,6 +30,7 @@ class StoreSink:
         return ticket.number
 
     def finish(self, ticket_id: str, call: CallRecord, audio_ms: int, sha256: str,
-               transcript: Transcript | None) -> None:
-        self.store.complete_recording(ticket_id, audio_ms=audio_ms, sha256=sha256, transcript=transcript,
-                                      menu_path=call.path)
+               transcript: Transcript | None) -> bool:
+        ticket = self.store.complete_recording(ticket_id, audio_ms=audio_ms, sha256=sha256, transcript=transcript,
+                                               menu_path=call.path)
+        return bool((ticket.suggestion or {}).get("transfer_now"))

@@ -104,16 +104,45 @@ def test_speech_barge_in_on_the_menu(hotline, library, fake_engine, tmp_path: Pa
     assert heard["t_ms"] < welcome + menu  # answered before the menu would have ended
 
 
-def test_two_no_inputs_lead_to_the_elderly_path_never_a_hangup(hotline, library, tmp_path: Path) -> None:
+def test_two_no_inputs_reach_a_person_with_elderly_priority_never_a_hangup(hotline, library, tmp_path: Path) -> None:
     call = run_call(hotline, library, "", tmp_path, idle_hangup_ms=10 * 60_000)
-    assert call.record.path == ["welcome", "main_menu", "elderly_menu", "elderly_agent"]
-    assert [h["kind"] for h in call.record.heard] == ["no_input"] * 3  # the elderly menu gives one try
+    assert call.record.path == ["welcome", "main_menu", "elderly_agent"]  # no third menu for a silent caller
+    assert [h["kind"] for h in call.record.heard] == ["no_input"] * 2
     assert call.record.outcome == "transferred:elderly" and call.record.priority == "elderly"
     assert "elderly" in call.record.flags
     assert count(call.played, library.get("main_menu_no_input")) == 1
-    assert count(call.played, library.get("elderly_menu", "elderly")) == 1  # slower, louder style
-    assert count(call.played, library.get("transfer_agent", "elderly")) == 1
+    assert count(call.played, library.get("elderly_menu", "elderly")) == 0
+    assert count(call.played, library.get("transfer_agent", "elderly")) == 1  # slower, louder style
     assert not call.channel.hung_up_by_system
+
+
+def test_silence_then_a_wrong_key_goes_to_the_elderly_menu(hotline, library, tmp_path: Path) -> None:
+    call = run_call(hotline, library, "wait:7000; keys:9; keys:0", tmp_path)
+    assert call.record.path == ["welcome", "main_menu", "elderly_menu=agent", "elderly_agent"]
+    assert [h["kind"] for h in call.record.heard][:2] == ["no_input", "dtmf"]
+
+
+def test_an_urgent_complaint_is_put_through_at_once_ahead_of_the_queue(hotline, library, fake_engine,
+                                                                        tmp_path: Path) -> None:
+    from ivr.tickets.store import TicketStore
+
+    store = TicketStore(f"sqlite:///{tmp_path}/ivr.db", suggest=lambda text: {"transfer_now": True,
+                                                                                "urgency_level": "emergency"})
+    call = run_call(hotline, library, f"keys:1; say:{fixture('c04')}", tmp_path, engine=fake_engine, store=store)
+    assert call.record.path == ["welcome", "main_menu=complaint", "complaint", "urgent_agent"]
+    assert "urgent" in call.record.flags and call.record.priority == "urgent"
+    assert call.channel.transfers == ["general"]
+    assert count(call.played, library.get("transfer_urgent")) == 1
+    [ticket] = call.store.list()
+    assert ticket.urgency == "emergency"
+
+
+def test_a_complaint_that_is_not_urgent_ends_with_thanks(hotline, library, fake_engine, tmp_path: Path) -> None:
+    from ivr.tickets.store import TicketStore, dispatch_suggester
+
+    store = TicketStore(f"sqlite:///{tmp_path}/ivr.db", suggest=dispatch_suggester(tmp_path))
+    call = run_call(hotline, library, f"keys:1; say:{fixture('c04')}", tmp_path, engine=fake_engine, store=store)
+    assert call.record.path[-2:] == ["complaint_thanks", "goodbye"] and "urgent" not in call.record.flags
 
 
 def test_no_match_keys_then_elderly_path_by_behaviour(hotline, library, tmp_path: Path) -> None:
