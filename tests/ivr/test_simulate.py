@@ -168,3 +168,29 @@ def test_in_band_keys_are_heard_when_the_channel_has_no_out_of_band_digits(setti
     record = asyncio.run(svc.handle_call(channel))
     assert record.path[1] == "main_menu=complaint"
     assert [t.kind for t in svc.store.list()] == ["complaint"]
+
+
+def test_an_edited_flow_serves_new_calls_while_a_bad_edit_keeps_the_last_good_one(settings, tmp_path: Path) -> None:
+    import asyncio
+    import dataclasses
+    import hashlib
+    import shutil
+
+    from ivr.channel_file import FileChannel, parse_script
+    from ivr.service import HotlineService
+
+    flow = tmp_path / "hotline.yaml"
+    shutil.copy(settings.flow, flow)
+    svc = HotlineService.from_settings(dataclasses.replace(settings, flow=flow), load_engine=False)
+    first = asyncio.run(svc.handle_call(FileChannel(parse_script("keys:0"))))
+    assert first.path == ["welcome", "main_menu=elderly", "elderly_agent"]
+
+    edited = flow.read_text(encoding="utf-8").replace('elderly: {key: "0"', 'elderly: {key: "9"')
+    flow.write_text(edited + "# edited\n", encoding="utf-8")
+    second = asyncio.run(svc.handle_call(FileChannel(parse_script("keys:9"))))
+    assert second.path == ["welcome", "main_menu=elderly", "elderly_agent"]
+    assert second.flow_digest == hashlib.sha256(flow.read_bytes()).hexdigest() != first.flow_digest
+
+    flow.write_text("nodes: {}\n", encoding="utf-8")  # a broken edit: rejected, the last good version serves
+    third = asyncio.run(svc.handle_call(FileChannel(parse_script("keys:0"))))
+    assert third.flow_digest == second.flow_digest and svc.flows.last_error
