@@ -6,6 +6,7 @@ from pathlib import Path
 import typer
 
 from asr.audio import AudioFormatError, read_wav
+from ivr.commands import context
 from ivr.dtmf.inband import detect_digits
 
 app = typer.Typer(help="DTMF tools: find the keys pressed in a recording.")
@@ -22,8 +23,7 @@ def detect(wav: Path = typer.Argument(..., help="a WAV recording (any rate; mixe
     try:
         pcm = read_wav(wav)
     except AudioFormatError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        raise context.fail(str(exc), 2) from None
     found = detect_digits(pcm)
     for d in found:
         typer.echo(f"{d.t_ms / 1000:.2f}\t{d.digit}")
