@@ -35,12 +35,10 @@ def simulate(
     model: Optional[str] = typer.Option(None, "--model", help="Vosk model directory or name (default: configured)."),
     save_audio: Optional[Path] = typer.Option(None, "--save-audio", help="Write what the system played to this WAV."),
 ) -> None:
-    overrides = {k: v for k, v in {"flow": flow, "vosk_model": model}.items() if v is not None}
-    settings = context.settings()
-    if overrides:
-        from dataclasses import replace
+    from dataclasses import replace
 
-        settings = replace(settings, **overrides)
+    settings = context.settings()
+    settings = replace(settings, flow=flow or settings.flow, vosk_model=model or settings.vosk_model)
     try:
         if script is not None:
             steps = parse_script(script)

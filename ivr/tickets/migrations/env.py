@@ -15,7 +15,10 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise SystemExit("alembic: set sqlalchemy.url (the ticket database URL)")
+    engine = create_engine(url)
     with engine.begin() as conn:
         context.configure(connection=conn, render_as_batch=conn.dialect.name == "sqlite")
         with context.begin_transaction():
