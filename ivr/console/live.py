@@ -79,14 +79,16 @@ class LiveState:
         with self._lock:
             self._calls[call_id] = LiveCall(call_id, caller, started or _now(), state, line, elderly)
 
-    def call_updated(self, call_id: str, *, state: str | None = None, urgent: bool | None = None) -> None:
+    def call_updated(self, call_id: str, *, state: str | None = None, urgent: bool | None = None,
+                     elderly: bool | None = None) -> None:
         """Change a call's state; unknown calls are ignored (they may have just ended)."""
         with self._lock:
             call = self._calls.get(call_id)
             if call is None:
                 return
             self._calls[call_id] = replace(call, state=call.state if state is None else state,
-                                           urgent=call.urgent if urgent is None else urgent)
+                                           urgent=call.urgent if urgent is None else urgent,
+                                           elderly=call.elderly if elderly is None else elderly)
 
     def call_ended(self, call_id: str) -> None:
         with self._lock:

@@ -107,18 +107,21 @@ class FlowRunner:
     """Executes one call of a flow.
 
     `clock` gives the local time for business hours (injected so tests choose the hour); `ticket_lookup`
-    answers lookup nodes (see `ivr.flow.lookup.store_lookup`).
+    answers lookup nodes (see `ivr.flow.lookup.store_lookup`); `on_node(node_id, flags)` hears each node the
+    caller reaches (the console's live page shows it).
     """
 
     def __init__(self, flow: Flow, io: CallIO, prompts: PromptLibrary, tickets: TicketSink,
                  elderly_numbers: frozenset[str] = frozenset(), *, clock: Callable[[], datetime] = _local_now,
-                 ticket_lookup: TicketLookup | None = None) -> None:
+                 ticket_lookup: TicketLookup | None = None,
+                 on_node: Callable[[str, frozenset[str]], None] | None = None) -> None:
         self.flow = flow
         self.io = io
         self.prompts = prompts
         self.tickets = tickets
         self.clock = clock
         self.ticket_lookup = ticket_lookup
+        self.on_node = on_node
         info = io.channel.info
         self.call = CallRecord(info.call_id, info.caller, datetime.now(timezone.utc), flow_digest=flow.digest)
         if info.caller in elderly_numbers:
@@ -143,6 +146,8 @@ class FlowRunner:
                 node = self.flow.nodes[nid]
                 if not isinstance(node, CONTROL_KINDS):
                     self.call.path.append(nid)
+                    if self.on_node is not None:
+                        self.on_node(nid, frozenset(self.call.flags))
                 nxt = await self._step(node)
                 if nxt is None:
                     break

@@ -2,12 +2,19 @@
 barge-in, no-input, no-match, retries, the elderly path, repeat, hang-up during a prompt."""
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from flow_harness import at, count, fixture, run_call
 
 from asr.audio import FRAME_MS
+from ivr.channel import CallInfo
+from ivr.channel_file import FileChannel, parse_script
 from ivr.flow.lookup import store_lookup
+from ivr.flow.runner import FlowRunner
+from ivr.media import CallIO
+from ivr.tickets.sink import StoreSink
+from ivr.tickets.store import TicketStore, dispatch_suggester
 from prompts.compose import Digits
 
 
@@ -124,8 +131,6 @@ def test_silence_then_a_wrong_key_goes_to_the_elderly_menu(hotline, library, tmp
 
 def test_an_urgent_complaint_is_put_through_at_once_ahead_of_the_queue(hotline, library, fake_engine,
                                                                         tmp_path: Path) -> None:
-    from ivr.tickets.store import TicketStore
-
     store = TicketStore(f"sqlite:///{tmp_path}/ivr.db", suggest=lambda text: {"transfer_now": True,
                                                                                 "urgency_level": "emergency"})
     call = run_call(hotline, library, f"keys:1; say:{fixture('c04')}", tmp_path, engine=fake_engine, store=store)
@@ -138,8 +143,6 @@ def test_an_urgent_complaint_is_put_through_at_once_ahead_of_the_queue(hotline, 
 
 
 def test_a_complaint_that_is_not_urgent_ends_with_thanks(hotline, library, fake_engine, tmp_path: Path) -> None:
-    from ivr.tickets.store import TicketStore, dispatch_suggester
-
     store = TicketStore(f"sqlite:///{tmp_path}/ivr.db", suggest=dispatch_suggester(tmp_path))
     call = run_call(hotline, library, f"keys:1; say:{fixture('c04')}", tmp_path, engine=fake_engine, store=store)
     assert call.record.path[-2:] == ["complaint_thanks", "goodbye"] and "urgent" not in call.record.flags
@@ -193,8 +196,6 @@ def _seed_ticket(store) -> str:
 
 
 def test_ticket_progress_by_keys_read_back_digit_by_digit(hotline, library, tmp_path: Path) -> None:
-    from ivr.tickets.store import TicketStore
-
     store = TicketStore(f"sqlite:///{tmp_path}/ivr.db")
     number = _seed_ticket(store)
     call = run_call(hotline, library, f"keys:3; keys:{number}#; keys:1", tmp_path, store=store,
@@ -253,3 +254,14 @@ def test_speech_over_the_welcome_answers_the_menu(hotline, library, fake_engine,
     assert call.record.path[:3] == ["welcome", "main_menu=complaint", "complaint"]
     assert call.record.heard[0]["text"] == "投诉"
     assert count(call.played, library.get("main_menu"), probe_ms=200) == 0  # the caller never had to hear it
+
+
+def test_each_node_reached_is_reported_with_the_callers_flags(hotline, library, tmp_path: Path) -> None:
+    seen: list[tuple[str, frozenset[str]]] = []
+    channel = FileChannel(parse_script("keys:0"), CallInfo(call_id="t-2", caller="13800138000"))
+    runner = FlowRunner(hotline, CallIO(channel, None), library,
+                        StoreSink(TicketStore(f"sqlite:///{tmp_path}/ivr.db"), tmp_path / "rec"),
+                        on_node=lambda nid, flags: seen.append((nid, flags)))
+    asyncio.run(runner.run())
+    assert [n for n, _ in seen] == ["welcome", "main_menu", "elderly_agent"]
+    assert "elderly" not in seen[1][1] and "elderly" in seen[2][1]
