@@ -1,63 +1,127 @@
-"""Drives a CallQueue in real time: ticks it, dials operators for queued callers and dials callbacks back.
+"""Drives a CallQueue in real time: ticks it, hands live callers' events to the desk and dials callbacks back.
 
-Live callers: on Connect the operator's SIP URI is dialled (the media bridge to the caller's leg is the B2BUA's job;
-here the operator leg is held for `hold_s`, as a stand-in, when `hold_s` is set). Callbacks: the callback is claimed
-in the store, the caller's number is dialled through the trunk, then the operator; the store records the outcome.
-Announce/OfferCallback events go to `on_event` (the flow plays them).
+Live callers: every event for a call waiting on the desk (Announce, OfferCallback, Connect) goes to
+`desk.deliver()`; the desk plays it on the caller's own task and calls the operator. A Connect for a caller who
+has already gone frees the operator again. Callbacks: the callback is claimed in the store, `dialback` calls the
+citizen and then the operator, and the store records the outcome (busy / no answer are retried on the store's
+policy; `on_failed` hears of a callback given up, e.g. to note it on the ticket). A callback that is not due yet
+(retry back-off, calling hours) leaves the queue and comes back at its place when it is due.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
 
-from ivr.queue.callbacks import CallbackStore
-from ivr.queue.dialer import dial
+from ivr.queue.callbacks import FAILED, PENDING, Callback, CallbackStore
 from ivr.queue.engine import CallQueue
-from ivr.queue.model import AgentState, Connect, Priority, QueueEvent
+from ivr.queue.model import AgentState, Connect, Priority, QueueEvent, UnknownCall
 
-__all__ = ["QueueRunner", "callback_call_id"]
+__all__ = ["QueueRunner", "EventSink", "Dialback", "DialbackResult", "callback_call_id", "release"]
 
 log = logging.getLogger(__name__)
+
+REQUEUE_EVERY_S = 1.0
+
 
 def callback_call_id(cb_id: int) -> str:
     return f"cb-{cb_id}"
 
 
+def release(queue: CallQueue, event: Connect, talked: bool = False) -> None:
+    """Free the agent of a Connect whose caller has gone: wrap-up if the operator answered, else available."""
+    try:
+        queue.connected(event.call_id)
+    except UnknownCall:
+        pass
+    if talked:
+        queue.call_ended(event.agent_id)
+    else:
+        queue.set_state(event.agent_id, AgentState.AVAILABLE)
+
+
+class EventSink(Protocol):
+    def deliver(self, event: QueueEvent) -> bool:
+        """Take the event if it is for a caller waiting here."""
+
+
+@dataclass(frozen=True)
+class DialbackResult:
+    """How a callback attempt went. `outcome` goes to CallbackStore.finish ('answered' completes it);
+    `operator`: "talked" (bridged: the agent wraps up), "missed" (rang, no answer: signed out), "" (not rung)."""
+    outcome: str
+    operator: str = ""
+
+
+Dialback = Callable[[Connect, Callback], Awaitable[DialbackResult]]
+
+
 class QueueRunner:
-    def __init__(self, queue: CallQueue, store: CallbackStore | None, trunk: tuple[str, int],
-                 owner: str = "node1", hold_s: float = 0.0, tick_s: float = 0.05,
-                 on_event: Callable[[QueueEvent], None] | None = None) -> None:
-        self.queue, self.store, self.trunk, self.owner = queue, store, trunk, owner
-        self.hold_s, self.tick_s = hold_s, tick_s
+    def __init__(self, queue: CallQueue, store: CallbackStore | None, *, desk: EventSink | None = None,
+                 dialback: Dialback | None = None, owner: str = "node1", tick_s: float = 0.05,
+                 on_event: Callable[[QueueEvent], None] | None = None,
+                 on_failed: Callable[[Callback], None] | None = None) -> None:
+        self.queue, self.store, self.desk, self.dialback = queue, store, desk, dialback
+        self.owner, self.tick_s = owner, tick_s
         self.on_event = on_event or (lambda e: None)
+        self.on_failed = on_failed or (lambda cb: None)
         self.connects: list[Connect] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._dialling: set[int] = set()
+        self._requeued_at = 0.0
 
     def restore(self) -> int:
         """Put every outstanding callback back in the queue at its original place (after a restart)."""
         if self.store is None:
             return 0
         self.store.recover()
+        return self._requeue(self.store.outstanding())
+
+    def _requeue(self, callbacks: list[Callback]) -> int:
+        queued = {c.call_id for c in self.queue.queued()}
         n = 0
-        for cb in self.store.outstanding():
+        for cb in callbacks:
             cid = callback_call_id(cb.id)
-            if any(c.call_id == cid for c in self.queue.queued()):  # already queued in this process
+            if cid in queued or cb.id in self._dialling:
                 continue
             self.queue.enqueue(cid, cb.group, Priority(cb.priority), cb.ticket, callback=True, entered=cb.entered)
             n += 1
         return n
 
+    def _requeue_due(self) -> None:
+        """Callbacks whose retry is due again (or booked by another process) rejoin the queue at their place."""
+        assert self.store is not None
+        now = self.store.clock()
+        if self.store.hours is not None and not self.store.hours.allowed(now):
+            return
+        self._requeue([cb for cb in self.store.outstanding()
+                       if cb.status == PENDING and cb.next_attempt_at <= now])
+
+    def step(self) -> None:
+        """One tick: hand the queue's events to the desk, start callback calls, requeue due callbacks."""
+        if self.store is not None and self.queue.clock() - self._requeued_at >= REQUEUE_EVERY_S:
+            self._requeued_at = self.queue.clock()
+            self._requeue_due()
+        for event in self.queue.tick():
+            if isinstance(event, Connect):
+                self.connects.append(event)
+            if self.desk is not None and self.desk.deliver(event):
+                continue
+            if isinstance(event, Connect) and event.callback:
+                task = asyncio.create_task(self._callback(event))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            elif isinstance(event, Connect):
+                log.info("call %s left before operator %s was free", event.call_id, event.agent_id)
+                release(self.queue, event)
+            else:
+                self.on_event(event)
+
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            for event in self.queue.tick():
-                if isinstance(event, Connect):
-                    self.connects.append(event)
-                    task = asyncio.create_task(self._connect(event))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                else:
-                    self.on_event(event)
+            self.step()
             try:
                 await asyncio.wait_for(stop.wait(), self.tick_s)
             except asyncio.TimeoutError:
@@ -65,35 +129,31 @@ class QueueRunner:
         if self._tasks:
             await asyncio.gather(*self._tasks)
 
-    async def _connect(self, event: Connect) -> None:
+    async def _callback(self, event: Connect) -> None:
         self.queue.connected(event.call_id)
-        if event.callback and self.store is not None:
-            cb_id = int(event.call_id.removeprefix("cb-"))
-            if not self.store.claim(cb_id, self.owner):
-                self.queue.set_state(event.agent_id, AgentState.AVAILABLE)
-                return
-            cb = self.store.get(cb_id)
-            caller = await dial(f"sip:{cb.number}@{self.trunk[0]}:{self.trunk[1]}", self.trunk, hold_s=0.0)
-            self.store.finish(cb_id, self.owner, caller.outcome)
-            if caller.outcome != "answered":
-                after = self.store.get(cb_id)
-                if after.status == "pending":  # retry later at its place
-                    self.queue.enqueue(event.call_id, self.queue.agents[event.agent_id].groups[0],
-                                       Priority(cb.priority), cb.ticket, callback=True, entered=cb.entered)
-                self.queue.set_state(event.agent_id, AgentState.AVAILABLE)
-                return
-        result = await dial(event.agent_uri, _uri_hostport(event.agent_uri) or self.trunk, hold_s=self.hold_s)
-        if result.outcome == "answered":
-            self.queue.call_ended(event.agent_id)
-        else:
-            log.warning("operator %s did not answer (%s)", event.agent_id, result.status)
+        cb_id = int(event.call_id.removeprefix("cb-"))
+        if self.store is None or self.dialback is None or not self.store.claim(cb_id, self.owner):
+            # not due (retry back-off, calling hours) or another node has it: it comes back when due
             self.queue.set_state(event.agent_id, AgentState.AVAILABLE)
-
-
-def _uri_hostport(uri: str) -> tuple[str, int] | None:
-    host = uri.split("@", 1)[-1].split(";", 1)[0]
-    if ":" in host:
-        h, p = host.rsplit(":", 1)
-        if p.isdigit():
-            return h, int(p)
-    return None
+            return
+        self._dialling.add(cb_id)
+        try:
+            try:
+                result = await self.dialback(event, self.store.get(cb_id))
+            except Exception:
+                log.exception("callback %d: dialling failed", cb_id)
+                result = DialbackResult("failed")
+            after = self.store.finish(cb_id, self.owner, result.outcome)
+        finally:
+            self._dialling.discard(cb_id)
+        log.info("callback %d: %s (attempt %d, now %s)", cb_id, result.outcome, after.attempts, after.status)
+        if result.operator == "talked":
+            self.queue.call_ended(event.agent_id)
+        elif result.operator == "missed":
+            log.warning("operator %s did not answer a callback; signing them out", event.agent_id)
+            self.queue.set_state(event.agent_id, AgentState.AVAILABLE)  # off the call, then out
+            self.queue.set_state(event.agent_id, AgentState.SIGNED_OUT)
+        else:
+            self.queue.set_state(event.agent_id, AgentState.AVAILABLE)
+        if after.status == FAILED:
+            self.on_failed(after)

@@ -5,12 +5,43 @@ import time
 
 import pytest
 
-from ivr.queue import AgentGroup, Announce, CallQueue, Priority, QueuePolicy
-from ivr.queue.callbacks import CallbackStore
-from ivr.queue.runner import QueueRunner, callback_call_id
+from ivr.queue import AgentGroup, Announce, CallQueue, Connect, Priority, QueuePolicy, QueueEvent
+from ivr.queue.callbacks import Callback, CallbackStore
+from ivr.queue.dialer import dial
+from ivr.queue.legs import proxy_of
+from ivr.queue.runner import DialbackResult, QueueRunner, callback_call_id
 
 
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+
+
+class Operators:
+    """Live callers' side without media: on Connect the operator (SIPp) is dialled and held for a while."""
+
+    def __init__(self, queue: CallQueue, live: set[str]) -> None:
+        self.queue, self.live = queue, live
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def deliver(self, event: QueueEvent) -> bool:
+        if event.call_id not in self.live or not isinstance(event, Connect):
+            return False
+        self.tasks.append(asyncio.create_task(self._talk(event)))
+        return True
+
+    async def _talk(self, event: Connect) -> None:
+        self.queue.connected(event.call_id)
+        await dial(event.agent_uri, proxy_of(event.agent_uri, ("127.0.0.1", 5060)), hold_s=0.5)
+        self.queue.call_ended(event.agent_id)
+
+
+def dialback_to(trunk: tuple[str, int]):
+    async def dialback(event: Connect, cb: Callback) -> DialbackResult:
+        citizen = await dial(f"sip:{cb.number}@{trunk[0]}:{trunk[1]}", trunk)
+        if citizen.outcome != "answered":
+            return DialbackResult(citizen.outcome)
+        await dial(event.agent_uri, proxy_of(event.agent_uri, trunk), hold_s=0.5)
+        return DialbackResult("answered", operator="talked")
+    return dialback
 
 
 def test_two_operators_saturated_elderly_first_then_callback(tmp_path, sipp):
@@ -23,8 +54,9 @@ def test_two_operators_saturated_elderly_first_then_callback(tmp_path, sipp):
     q.add_agent("op1", f"sip:op1@127.0.0.1:{p1}", ("general",))
     q.add_agent("op2", f"sip:op2@127.0.0.1:{p2}", ("general",))
     announced: list[Announce] = []
-    runner = QueueRunner(q, store, ("127.0.0.1", pc), hold_s=0.5, on_event=lambda e: announced.append(e)
-                         if isinstance(e, Announce) else None)
+    runner = QueueRunner(q, store, desk=Operators(q, {"c0", "c1", "c2", "eld"}),
+                         dialback=dialback_to(("127.0.0.1", pc)),
+                         on_event=lambda e: announced.append(e) if isinstance(e, Announce) else None)
     cb_holder = []
 
     async def main() -> None:

@@ -1,0 +1,277 @@
+"""The queue as a waiting caller hears it: hold music, position and wait, a callback that keeps the place, a person.
+
+`QueueDesk.handle(io, call, group)` runs on the caller's own task when the flow hands the call to a queue. The
+queue's ticker (QueueRunner) sends this call's events to `deliver()`; the desk plays them between 100 ms steps of
+hold music:
+
+- Announce: "您前面还有N位来电在等待，预计等待M分钟" (or 您是下一位 / 不到一分钟);
+- OfferCallback (wait over the threshold, or the callback key pressed at any time): "按1预约回拨，为您保留排队位置";
+  the caller ID (if it looks like a phone number) or a keyed number is read back digit by digit and confirmed, the
+  callback is stored (CallbackStore.book) and keeps the caller's place, and only then the caller hears it is booked;
+- Connect: "正在为您接通", the operator is called and the two legs bridged; an operator who does not answer
+  frees the caller's place back at the head of the queue.
+
+A caller who hangs up while waiting is counted abandoned. Every step is noted in the call record's `heard` list
+(kind ``queue_*``) and logged.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from asr.vad import VadConfig
+from ivr.channel import CallerHungUp, TransferResult
+from ivr.console.live import LiveState
+from ivr.flow.runner import CallRecord
+from ivr.logs import mask_number
+from ivr.media import CallIO
+from ivr.queue.callbacks import CallbackStore
+from ivr.queue.engine import CallQueue
+from ivr.queue.legs import Bridge, HoldAudio, PlaceCall, proxy_of
+from ivr.queue.model import (
+    AgentState, Announce, Connect, OfferCallback, Priority, QueueEvent, Rejected, UnknownCall,
+)
+from ivr.queue.runner import callback_call_id, release
+from prompts.compose import Cardinal, Digits, Part, queue_announcement
+from prompts.library import PromptLibrary
+
+__all__ = ["DeskPolicy", "QueueDesk", "plausible_number"]
+
+log = logging.getLogger(__name__)
+
+_PHONE = re.compile(r"1[3-9]\d{9}|0\d{9,11}|[2-9]\d{6,7}")  # mobile, landline with area code, local landline
+
+
+def plausible_number(number: str) -> bool:
+    """A number worth calling back: a mainland mobile, a landline with its area code, or a local landline."""
+    return _PHONE.fullmatch(number) is not None
+
+
+@dataclass(frozen=True)
+class DeskPolicy:
+    callback_key: str = "1"  # pressed while waiting: the callback offer at once
+    number_min_digits: int = 7
+    number_max_digits: int = 12
+    number_tries: int = 3
+    answer_ms: int = 6_000  # time to answer the offer and the read-back
+    keying_ms: int = 10_000  # time to start keying a number
+
+
+@dataclass
+class _Call:
+    io: CallIO
+    record: CallRecord
+    group: str
+    style: str
+    inbox: deque[QueueEvent] = field(default_factory=deque)
+
+    @property
+    def call_id(self) -> str:
+        return self.record.call_id
+
+
+class QueueDesk:
+    """Queues live callers and looks after them until they reach a person or book a callback.
+
+    `store` None means callbacks are not offered. `trunk` is where operator calls go when an agent's URI names
+    no port.
+    """
+
+    def __init__(self, queue: CallQueue, prompts: PromptLibrary, *, store: CallbackStore | None,
+                 place_call: PlaceCall, bridge: Bridge, trunk: tuple[str, int], policy: DeskPolicy | None = None,
+                 live: LiveState | None = None, hold: bytes | None = None) -> None:
+        self.queue, self.prompts, self.store = queue, prompts, store
+        self.place_call, self.bridge, self.trunk = place_call, bridge, trunk
+        self.policy = policy or DeskPolicy()
+        self.live = live or LiveState()
+        self.hold = hold
+        self._calls: dict[str, _Call] = {}
+
+    def deliver(self, event: QueueEvent) -> bool:
+        """Hand a queue event to the waiting caller it is for; False when no caller here waits for it."""
+        call = self._calls.get(event.call_id)
+        if call is None:
+            return False
+        call.inbox.append(event)
+        return True
+
+    async def handle(self, io: CallIO, record: CallRecord, group: str) -> TransferResult:
+        """Queue the call in `group` with the flow's priority and ticket; returns when the caller has been put
+        through (ok), has booked a callback (ok, call ended) or cannot be queued (not ok: the flow's on_fail).
+        Raises CallerHungUp when the caller hangs up (the call is counted abandoned)."""
+        if group not in self.queue.groups:
+            return TransferResult(False, group, f"no queue group {group!r}")
+        call = _Call(io, record, group, "elderly" if "elderly" in record.flags else "standard")
+        if not any(group in a.groups and a.state != AgentState.SIGNED_OUT for a in self.queue.agents.values()):
+            log.warning("call %s: no operator is signed in for %s", call.call_id, group)
+            await self._say(call, ["queue_no_operator"])
+            return TransferResult(False, group, "no operator signed in")
+        ticket = record.tickets[-1] if record.tickets else ""
+        events = self.queue.enqueue(call.call_id, group, Priority.parse(record.priority), ticket)
+        if any(isinstance(e, Rejected) for e in events):
+            self._note(call, "queue_rejected")
+            await self._say(call, ["queue_full"])
+            return TransferResult(False, group, "queue full")
+        self._calls[call.call_id] = call
+        self.live.call_updated(call.call_id, state="queued")
+        call.inbox.extend(events)
+        try:
+            return await self._wait(call)
+        except CallerHungUp:
+            self._left(call)
+            raise
+        finally:
+            del self._calls[call.call_id]
+
+    # -- waiting ----------------------------------------------------------------------------------------------
+    async def _wait(self, call: _Call) -> TransferResult:
+        hold = HoldAudio(self.hold)
+        hinted = self.store is None
+        while True:
+            while call.inbox:
+                event = call.inbox.popleft()
+                if isinstance(event, Announce):
+                    await self._announce(call, event)
+                    if not hinted and not any(isinstance(e, OfferCallback) for e in call.inbox):
+                        hinted = True
+                        await self._say(call, ["queue_hold_hint"])
+                elif isinstance(event, OfferCallback):
+                    if await self._offer(call, event):
+                        return TransferResult(True, call.group, "callback booked")
+                elif isinstance(event, Connect):
+                    if await self._connect(call, event):
+                        return TransferResult(True, call.group, "connected")
+            key = call.io.take_key()
+            if key == self.policy.callback_key and self.store is not None:
+                try:
+                    call.inbox.append(self.queue.offer_on_key(call.call_id))
+                except UnknownCall:
+                    pass  # an operator has just been found: the Connect is on its way
+            elif key is None:
+                await hold.step(call.io)
+
+    def _left(self, call: _Call) -> None:
+        """The caller hung up: abandoned if still waiting; an operator already found for them is freed."""
+        try:
+            self.queue.abandon(call.call_id)
+            self._note(call, "queue_abandoned")
+        except UnknownCall:
+            pass  # being connected, or booked as a callback
+        for event in call.inbox:
+            if isinstance(event, Connect):
+                release(self.queue, event)
+
+    async def _announce(self, call: _Call, event: Announce) -> None:
+        ahead = event.position - 1
+        if math.isfinite(event.wait_s):
+            parts = queue_announcement(ahead, event.wait_s)
+        else:  # no projection (no operator on duty): the position alone
+            parts = ["queue_next"] if ahead == 0 else ["queue_ahead", Cardinal(ahead), "queue_callers"]
+        self._note(call, "queue_announce", position=event.position, minutes=event.wait_minutes,
+                   prompts=[p for p in parts if isinstance(p, str)])
+        await self._say(call, parts)
+
+    # -- callback ---------------------------------------------------------------------------------------------
+    async def _offer(self, call: _Call, event: OfferCallback) -> bool:
+        if self.store is None or self._connect_pending(call):
+            return False
+        self._note(call, "queue_offer", reason=event.reason,
+                   wait_s=round(event.wait_s) if math.isfinite(event.wait_s) else None)
+        await self._say(call, ["callback_offer"])
+        if await self._key(call, self.policy.answer_ms) != "1":
+            return False
+        number = await self._number(call)
+        if number is None:
+            await self._say(call, ["callback_not_booked"])
+            return False
+        if self._connect_pending(call):
+            return False  # a person is free right now: put the caller through instead
+        cb_id = self._book(call, number)
+        self._note(call, "queue_callback", callback=cb_id)
+        await self._say(call, ["callback_booked"])
+        await call.io.channel.hangup()
+        return True
+
+    async def _number(self, call: _Call) -> str | None:
+        """The number to call back, confirmed by the caller; None after the tries."""
+        p = self.policy
+        candidate = call.record.caller if plausible_number(call.record.caller) else None
+        for _ in range(p.number_tries):
+            if candidate is None:
+                await self._say(call, ["callback_enter_number"])
+                heard = await call.io.listen(VadConfig(no_input_ms=p.keying_ms), max_digits=p.number_max_digits,
+                                             terminator="#", interdigit_ms=5_000, speech=False)
+                if not (heard.kind == "dtmf" and heard.digits.isdigit()
+                        and p.number_min_digits <= len(heard.digits) <= p.number_max_digits):
+                    await self._say(call, ["callback_bad_number"])
+                    continue
+                candidate = heard.digits
+            await self._say(call, ["callback_number_is", Digits(candidate), "callback_confirm"])
+            answer = await self._key(call, p.answer_ms)
+            if answer == "1":
+                return candidate
+            candidate = None
+        return None
+
+    def _book(self, call: _Call, number: str) -> int:
+        """Store the callback (committed before the caller is told) and let it hold the caller's place."""
+        assert self.store is not None
+        queued = next(c for c in self.queue.queued() if c.call_id == call.call_id)
+        rank = queued.entered - self.queue.policy.age_credit_s.get(queued.priority, 0.0)
+        cb_id = self.store.book(number, queued.group, int(queued.priority), queued.entered, rank, queued.ticket)
+        self.queue.to_callback(call.call_id)
+        self.queue.remove(call.call_id)
+        self.queue.enqueue(callback_call_id(cb_id), queued.group, queued.priority, queued.ticket, callback=True,
+                           entered=queued.entered)
+        log.info("call %s: callback %d to %s keeps the caller's place", call.call_id, cb_id, mask_number(number))
+        return cb_id
+
+    # -- a person ---------------------------------------------------------------------------------------------
+    async def _connect(self, call: _Call, event: Connect) -> bool:
+        """Ring the operator while the caller hears hold music; bridge on answer. False: back in the queue."""
+        self._note(call, "queue_connect", agent=event.agent_id, waited_s=round(event.waited_s, 1))
+        await self._say(call, ["queue_connecting"])
+        ringing = asyncio.ensure_future(self.place_call(event.agent_uri, proxy_of(event.agent_uri, self.trunk)))
+        try:
+            await HoldAudio(self.hold).until_done(call.io, ringing)
+        except CallerHungUp:
+            result = await ringing
+            if result.channel is not None:
+                await result.channel.hangup()
+            release(self.queue, event, talked=result.channel is not None)
+            raise
+        result = ringing.result()
+        if result.outcome != "answered" or result.channel is None:
+            log.warning("call %s: operator %s did not answer (%s, %s); the caller keeps their place",
+                        call.call_id, event.agent_id, result.outcome, result.status)
+            self.queue.connect_failed(call.call_id, event.agent_id)
+            self._note(call, "queue_operator_missed", agent=event.agent_id, outcome=result.outcome)
+            await self._say(call, ["queue_operator_missed"])
+            return False
+        self.queue.connected(call.call_id)
+        self.live.call_updated(call.call_id, state="with agent")
+        try:
+            await self.bridge(call.io.channel, result.channel)
+        finally:
+            self.queue.call_ended(event.agent_id)
+        return True
+
+    # -- helpers ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _connect_pending(call: _Call) -> bool:
+        return any(isinstance(e, Connect) for e in call.inbox)
+
+    async def _key(self, call: _Call, within_ms: int) -> str:
+        heard = await call.io.listen(VadConfig(no_input_ms=within_ms), max_digits=1, speech=False)
+        return heard.digits if heard.kind == "dtmf" else ""
+
+    async def _say(self, call: _Call, parts: list[Part]) -> None:
+        await call.io.play(self.prompts.compose(parts, call.style), interruptible=False)
+
+    def _note(self, call: _Call, kind: str, **fields: object) -> None:
+        call.record.heard.append({"node": "queue", "kind": kind, "t_ms": call.io.t_ms, **fields})
+        log.info("call %s: %s %s", call.call_id, kind, " ".join(f"{k}={v}" for k, v in fields.items()))

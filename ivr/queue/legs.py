@@ -1,0 +1,88 @@
+"""What the queue needs from outbound calls and the media bridge, and the hold audio a waiting caller hears.
+
+`PlaceCall` and `Bridge` are the shapes of `place_call(uri, proxy)` (an outbound SIP call whose answered leg is a
+Channel) and `bridge(caller, operator)` (relay media until one side hangs up); the desk and the callback dialler
+take them injected, so either can be replaced (e.g. a stand-in in tests).
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from functools import lru_cache
+from typing import Any, Protocol
+
+import numpy as np
+
+from asr.audio import FRAME_BYTES, SAMPLE_RATE
+from ivr.channel import Channel
+from ivr.media import CallIO
+
+__all__ = ["Outbound", "PlaceCall", "Bridge", "HoldAudio", "hold_music", "proxy_of"]
+
+
+class Outbound(Protocol):
+    """The result of an outbound call attempt: outcome answered | busy | no_answer | failed."""
+
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def status(self) -> int | None: ...
+
+    @property
+    def channel(self) -> Channel | None: ...
+
+
+PlaceCall = Callable[[str, tuple[str, int]], Awaitable[Outbound]]
+Bridge = Callable[[Channel, Channel], Awaitable[object]]
+
+HOLD_CHUNK_FRAMES = 5  # 100 ms: how often the hold loop looks at keys and queue events
+# a slow pentatonic phrase (C D E G A), one note a beat; 0 is a rest
+_MELODY = (261.63, 329.63, 392.0, 440.0, 392.0, 329.63, 293.66, 0.0,
+           293.66, 392.0, 440.0, 523.25, 440.0, 392.0, 329.63, 0.0)
+_BEAT_S = 0.5
+
+
+@lru_cache(maxsize=1)
+def hold_music(dbfs: float = -26.0) -> bytes:
+    """A quiet generated melody (8 kHz PCM16, 8 s, loops seamlessly): soft notes with a fundamental and one
+    weaker octave, each with a raised-cosine swell, so the line never sounds dead."""
+    n = int(_BEAT_S * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    envelope = np.sin(np.pi * t / _BEAT_S) ** 2
+    amp = 32768 * 10 ** (dbfs / 20)
+    notes = [np.zeros(n) if hz == 0.0 else
+             amp * envelope * (0.8 * np.sin(2 * np.pi * hz * t) + 0.2 * np.sin(4 * np.pi * hz * t))
+             for hz in _MELODY]
+    return np.concatenate(notes).astype("<i2").tobytes()
+
+
+class HoldAudio:
+    """Plays the hold music in 100 ms steps, carrying on where the last step stopped."""
+
+    def __init__(self, audio: bytes | None = None) -> None:
+        self.audio = audio or hold_music()
+        self._pos = 0
+
+    async def step(self, io: CallIO) -> None:
+        """Play the next 100 ms (keys are kept for `io.next_key()`), then let other tasks run."""
+        size = HOLD_CHUNK_FRAMES * FRAME_BYTES
+        chunk = self.audio[self._pos:self._pos + size]
+        self._pos = (self._pos + size) % len(self.audio)
+        await io.play(chunk, interruptible=False)
+        await asyncio.sleep(0)  # a channel in virtual time never waits: give the queue's ticker its turn
+
+    async def until_done(self, io: CallIO, task: "asyncio.Future[Any]") -> None:
+        """Hold the caller until `task` is done. CallerHungUp propagates and leaves `task` running."""
+        while not task.done():
+            await self.step(io)
+
+
+def proxy_of(uri: str, default: tuple[str, int]) -> tuple[str, int]:
+    """Where to send an INVITE for `uri`: its host:port when it names a port, else `default` (the trunk)."""
+    host = uri.split("@", 1)[-1].split(";", 1)[0]
+    if ":" in host:
+        h, p = host.rsplit(":", 1)
+        if p.isdigit():
+            return h, int(p)
+    return default
