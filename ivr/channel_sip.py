@@ -11,20 +11,25 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from asr.audio import FRAME_BYTES, FRAME_MS
-from ivr.channel import CallerHungUp, CallInfo, Channel, Inbound
+from ivr.channel import CallerHungUp, CallInfo, Channel, Inbound, TransferResult
 from ivr.rtp.session import RtpSession
 
-__all__ = ["SipChannel"]
+__all__ = ["SipChannel", "TransferHook"]
 
 logger = logging.getLogger(__name__)
+
+TransferHook = Callable[[str], Awaitable[TransferResult]]
 
 
 class SipChannel(Channel):
     """One answered SIP call as the flow runner sees it.
 
     `hangup_cb` is the UAS's way to end the call (sends BYE); `mark_hung_up()` is called by the UAS when the
-    caller hangs up, which wakes a pending `exchange()` with CallerHungUp.
+    caller hangs up, which wakes a pending `exchange()` with CallerHungUp. `transfer_to`, when set (by the
+    service that runs the call), is what `transfer(target)` does, e.g. queue the caller for a person.
     """
+
+    transfer_to: TransferHook | None = None
 
     def __init__(self, info: CallInfo, session: RtpSession, hangup_cb: Callable[[], Awaitable[None]],
                  inband_dtmf: bool) -> None:
@@ -68,6 +73,11 @@ class SipChannel(Channel):
                 raise CallerHungUp(self.info.call_id)
         frame = self.session.inbound.popleft()
         return Inbound(audio=frame.audio, t_ms=(frame.tick - self._start_tick - 1) * FRAME_MS, digits=frame.digits)
+
+    async def transfer(self, target: str) -> TransferResult:
+        if self.transfer_to is None:
+            return await super().transfer(target)
+        return await self.transfer_to(target)
 
     async def hangup(self) -> None:
         if self._gone:
