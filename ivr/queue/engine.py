@@ -5,12 +5,12 @@ import bisect
 import heapq
 import logging
 import math
-import statistics
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ivr.queue.estimate import HandleTimes, projected_wait
+from ivr.queue.estimate import (
+    ERROR_FLOOR_S, DrainRates, DrainView, HandleTimes, projected_wait, relative_error, spoken_minutes,
+)
 from ivr.queue.model import (
     Agent, AgentGroup, AgentState, Announce, Connect, OfferCallback, Priority, QueuedCall, QueueError, QueueEvent,
     QueueFull, Rejected, UnknownAgent, UnknownCall,
@@ -35,7 +35,15 @@ class QueuePolicy:
 
 @dataclass
 class QueueStats:
-    """Counters since start; `estimate_errors` are |actual - estimate| / max(actual, 1 s) at entry, per answered call."""
+    """Counters since start, and how the waits callers were told compare with the waits they had.
+
+    `estimate_pairs` holds (told at entry, actual wait) for every answered live caller; `estimate_errors` the
+    relative error |told - actual| / max(actual, 30 s) of those whose told or actual wait was at least 30 s (chosen
+    on both, so short waits told long are kept); `abs_errors_s` |told - actual| of every answered live caller.
+    Abandoned callers' actual wait is censored (it would have been at least what they waited): `censored_pairs`
+    holds (told at entry, waited before hanging up). `reestimate_pairs` holds (told at a later announcement,
+    actual wait from then) for answered live callers.
+    """
     offered: int = 0
     answered: int = 0
     abandoned: int = 0
@@ -44,7 +52,9 @@ class QueueStats:
     answered_within: dict[float, int] = field(default_factory=dict)
     estimate_errors: list[float] = field(default_factory=list)
     abs_errors_s: list[float] = field(default_factory=list)
-    estimate_pairs: list[tuple[float, float]] = field(default_factory=list)  # (estimate at entry, actual wait)
+    estimate_pairs: list[tuple[float, float]] = field(default_factory=list)
+    censored_pairs: list[tuple[float, float]] = field(default_factory=list)
+    reestimate_pairs: list[tuple[float, float]] = field(default_factory=list)
 
     def service_level(self, within_s: float) -> float:
         """Share of live calls reaching a person within `within_s` among answered + abandoned (after 5 s grace)."""
@@ -74,10 +84,9 @@ class CallQueue:
         self._by_key: dict[tuple[float, int], str] = {}
         self._started: dict[str, float] = {}  # agent id -> start of current call
         self._seq = 0
-        # observed actual/projected wait ratios (people ahead abandon or book callbacks, so waits run short)
-        # per group and position band, as more callers ahead means more of them leave before being served
-        self._ratios: dict[tuple[str, int], deque[float]] = {}
-        self._factor: dict[tuple[str, int], float] = {}
+        self.rates = {g.name: DrainRates() for g in groups}
+        self._idle = {g.name: 0 for g in groups}  # available agents per group
+        self._staffed = {g.name: 0 for g in groups}  # signed-in agents per group
         self._held_calls: dict[str, QueuedCall] = {}
         self._wrapping: set[str] = set()
         self._announce_due: list[tuple[float, int, str]] = []  # heap of (due, seq, call id)
@@ -95,6 +104,10 @@ class CallQueue:
         return agent
 
     def _set(self, agent: Agent, state: AgentState) -> None:
+        self._advance()
+        for g in agent.groups:
+            self._idle[g] += (state == AgentState.AVAILABLE) - (agent.state == AgentState.AVAILABLE)
+            self._staffed[g] += (state != AgentState.SIGNED_OUT) - (agent.state != AgentState.SIGNED_OUT)
         agent.state, agent.since = state, self.clock()
         self._wrapping.discard(agent.agent_id)
         self._available.discard(agent.agent_id)
@@ -150,16 +163,16 @@ class CallQueue:
         if not callback and len(self._keys[group]) >= self.policy.max_length:
             self.stats.rejected += 1
             return [Rejected(call_id, "queue full")]
+        self._advance()
         self._seq += 1
         call = QueuedCall(call_id, group, priority, now if entered is None else entered, self._seq, ticket, callback)
         self._insert(call)
         if callback:
             return []
+        self.rates[group].arrived(priority)
         self.stats.offered += 1
         wait = self.expected_wait(call_id)
         call.estimate_at_entry = wait
-        call.raw_estimate_at_entry = self.wait_at(group, self.position(call_id))
-        call.band = _band(self.position(call_id))
         call.next_announce = now + self.policy.announce_every_s
         heapq.heappush(self._announce_due, (call.next_announce, call.seq, call_id))
         events: list[QueueEvent] = [self._announce(call, wait)]
@@ -181,26 +194,49 @@ class CallQueue:
     def abandon(self, call_id: str) -> None:
         """The caller hung up while waiting."""
         call = self._call(call_id)
+        self._advance()
         self._remove(call)
         if not call.callback:
             self.stats.abandoned += 1
+            self.rates[call.group].abandoned()
+            if math.isfinite(call.estimate_at_entry):
+                self.stats.censored_pairs.append((call.estimate_at_entry, self.clock() - call.entered))
 
     def remove(self, call_id: str) -> None:
         """Drop a queued call without counting it (e.g. a cancelled callback)."""
-        self._remove(self._call(call_id))
+        call = self._call(call_id)
+        self._advance()
+        self._remove(call)
 
     def position(self, call_id: str) -> int:
         call = self._call(call_id)
         return bisect.bisect_left(self._keys[call.group], self._key(call)) + 1
 
     def expected_wait(self, call_id: str) -> float:
+        """Seconds until this caller is expected to reach an agent, from how the queue ahead is seen to drain."""
         call = self._call(call_id)
-        pos = self.position(call_id)
-        return self.wait_at(call.group, pos) * self._factor.get((call.group, _band(pos)), 1.0)
+        return self.drain_view(call.group, call.priority).wait(self.position(call_id))
+
+    def drain_view(self, group: str, priority: Priority = Priority.NORMAL) -> DrainView:
+        """How `group`'s queue drains for a caller of class `priority`: idle agents, the rate agents take the head
+        (seen; staffed agents / mean handle time until seen), the hang-up hazard of queued callers and the arrival
+        rates of the classes that overtake this one."""
+        if group not in self.groups:
+            raise QueueError(f"unknown agent group {group!r}")
+        staffed = self._staffed[group]
+        if not staffed:
+            return DrainView(0, 0.0)
+        rates = self.rates[group]
+        credit = self.policy.age_credit_s
+        mine = credit.get(priority, 0.0)
+        overtakers = tuple((rates.arrivals_per_s(p), credit.get(p, 0.0) - mine) for p in Priority
+                           if credit.get(p, 0.0) > mine and rates.arrivals_per_s(p) > 0)
+        return DrainView(self._idle[group], rates.served_per_s(staffed / self._handle[group].mean),
+                         rates.abandon_hazard, overtakers)
 
     def wait_at(self, group: str, position: int) -> float:
-        """Projected seconds until position `position` of `group` is served, from staffing and handle times
-        (before the calibration `expected_wait` applies for callers ahead who leave)."""
+        """Projected seconds until position `position` of `group` is served, from staffing and handle times alone
+        (agents free when their calls reach the mean handle time; nobody ahead leaves): for comparison."""
         now = self.clock()
         handle = self._handle[group].mean
         free_at: list[float] = []
@@ -233,6 +269,7 @@ class CallQueue:
     def tick(self) -> list[QueueEvent]:
         """End due wrap-ups, connect free agents to the best waiting calls and emit due announcements."""
         now = self.clock()
+        self._advance()
         events: list[QueueEvent] = []
         for aid in list(self._wrapping):
             agent = self.agents[aid]
@@ -250,6 +287,8 @@ class CallQueue:
             if best is None:
                 continue
             call = self._calls[self._by_key[best]]
+            if agent.since > call.entered:  # an agent came free while the call waited: the head moved
+                self.rates[call.group].served()
             self._remove(call)
             self._held_calls[call.call_id] = call
             agent.call_id = call.call_id
@@ -285,27 +324,31 @@ class CallQueue:
 
     # -- internals --------------------------------------------------------------------------------------------
     def _count_answer(self, call: QueuedCall, waited: float) -> None:
-        self.stats.answered += 1
+        st = self.stats
+        st.answered += 1
         for s in self.policy.service_levels_s:
             if waited <= s:
-                self.stats.answered_within[s] += 1
-        if math.isfinite(call.estimate_at_entry):
-            err = abs(waited - call.estimate_at_entry)
-            self.stats.abs_errors_s.append(err)
-            self.stats.estimate_pairs.append((call.estimate_at_entry, waited))
-            raw = call.raw_estimate_at_entry
-            if raw >= 30.0:
-                key = (call.group, call.band)
-                ratios = self._ratios.setdefault(key, deque(maxlen=500))
-                ratios.append(waited / raw)
-                if len(ratios) >= 20 and len(ratios) % 10 == 0:
-                    self._factor[key] = statistics.median(ratios)
-            self.stats.estimate_errors.append(err / max(waited, 1.0))
+                st.answered_within[s] += 1
+        told = call.estimate_at_entry
+        if math.isfinite(told):
+            st.abs_errors_s.append(abs(waited - told))
+            st.estimate_pairs.append((told, waited))
+            if max(told, waited) >= ERROR_FLOOR_S:
+                st.estimate_errors.append(relative_error(told, waited))
+        now = self.clock()
+        for at, later in zip(call.announced[1:], call.announced_waits[1:]):
+            if math.isfinite(later):
+                st.reestimate_pairs.append((later, now - at))
+
+    def _advance(self) -> None:
+        now = self.clock()
+        for g, rates in self.rates.items():
+            rates.advance(now, len(self._keys[g]), self._idle[g])
 
     def _announce(self, call: QueuedCall, wait: float) -> Announce:
-        minutes = max(1, math.ceil(wait / 60.0)) if math.isfinite(wait) else 0
         call.announced.append(self.clock())
-        return Announce(call.call_id, self.position(call.call_id), wait, minutes)
+        call.announced_waits.append(wait)
+        return Announce(call.call_id, self.position(call.call_id), wait, spoken_minutes(wait))
 
     def _key(self, call: QueuedCall) -> tuple[float, int]:
         return (call.entered - self.policy.age_credit_s.get(call.priority, 0.0), call.seq)
@@ -335,7 +378,3 @@ class CallQueue:
         except KeyError:
             raise UnknownAgent(f"no agent {agent_id}") from None
 
-
-def _band(position: int) -> int:
-    """Position bands for calibration: 1, 2-3, 4-7, 8-15, ... (powers of two)."""
-    return position.bit_length()

@@ -1,11 +1,23 @@
-"""Expected waits: Erlang C for a new arrival and a staffing projection for a caller at a given position."""
+"""Expected waits: how fast a group's queue drains, what that means for a caller at a given position, and what
+the caller is told.
+
+The product estimate (`drain_wait`) follows the queue ahead of the caller as it is seen to move: agents take the head
+at the observed rate, callers ahead hang up at the observed hazard, and callers of a higher class arriving later
+overtake. `projected_wait` (staffing and handle times) and `erlang_c_wait` remain for comparison and planning.
+"""
 from __future__ import annotations
 
 import heapq
 import math
 from collections import deque
+from dataclasses import dataclass
 
-__all__ = ["erlang_c", "erlang_c_wait", "projected_wait", "HandleTimes"]
+__all__ = [
+    "erlang_c", "erlang_c_wait", "projected_wait", "HandleTimes", "DrainRates", "DrainView", "drain_wait", "BandCalibration",
+    "PositionRegression", "spoken_minutes", "spoken_seconds", "relative_error", "ERROR_FLOOR_S",
+]
+
+ERROR_FLOOR_S = 30.0  # relative errors are taken against max(actual wait, this), so a 2 s wait told 0 s is not 100 %
 
 
 def erlang_c(agents: int, load: float) -> float:
@@ -76,3 +88,178 @@ class HandleTimes:
 
     def __len__(self) -> int:
         return len(self._recent)
+
+
+class DrainRates:
+    """How one group's queue moves, from what was seen over roughly the last `memory_s` seconds (older seen
+    events count exponentially less).
+
+    - `served_per_s`: callers taken by an agent that came free while they waited, per second during which the group
+      had callers waiting and no idle agent (the rate the head moves when there is a queue);
+    - `abandon_hazard`: hang-ups per second per queued call (patience seen as a constant hazard);
+    - `arrivals_per_s(cls)`: arrivals of a priority class per second.
+
+    The owner calls `advance(now, waiting, idle)` before every change of the queue, with the state that held since
+    the last call, and `served`/`abandoned`/`arrived` for each event.
+    """
+
+    def __init__(self, memory_s: float = 300.0) -> None:
+        if memory_s <= 0:
+            raise ValueError(f"memory must be positive, got {memory_s}")
+        self.memory_s = memory_s
+        self._t: float | None = None
+        self._served = 0.0
+        self._backlog_s = 0.0
+        self._abandons = 0.0
+        self._call_s = 0.0  # queued calls x seconds
+        self._elapsed_s = 0.0
+        self._arrivals: dict[int, float] = {}
+
+    def advance(self, now: float, waiting: int, idle: int) -> None:
+        if self._t is None:
+            self._t = now
+            return
+        dt = now - self._t
+        if dt <= 0:
+            return
+        self._t = now
+        keep = math.exp(-dt / self.memory_s)
+        span = self.memory_s * (1.0 - keep)  # dt seen through the same forgetting
+        self._served *= keep
+        self._abandons *= keep
+        self._backlog_s = self._backlog_s * keep + (span if waiting and not idle else 0.0)
+        self._call_s = self._call_s * keep + waiting * span
+        self._elapsed_s = self._elapsed_s * keep + span
+        for cls in self._arrivals:
+            self._arrivals[cls] *= keep
+
+    def served(self) -> None:
+        self._served += 1.0
+
+    def abandoned(self) -> None:
+        self._abandons += 1.0
+
+    def arrived(self, cls: int) -> None:
+        self._arrivals[cls] = self._arrivals.get(cls, 0.0) + 1.0
+
+    def served_per_s(self, prior_per_s: float, prior_events: float = 5.0) -> float:
+        """Seen rate, pulled towards `prior_per_s` (e.g. staffed agents / mean handle time) as if `prior_events`
+        had been seen at that rate, so it rules while little was seen."""
+        if prior_per_s <= 0:
+            raise ValueError(f"prior rate must be positive, got {prior_per_s}")
+        return (self._served + prior_events) / (self._backlog_s + prior_events / prior_per_s)
+
+    @property
+    def abandon_hazard(self) -> float:
+        return self._abandons / self._call_s if self._call_s > 1.0 else 0.0
+
+    def arrivals_per_s(self, cls: int) -> float:
+        return self._arrivals.get(cls, 0.0) / self._elapsed_s if self._elapsed_s > 1.0 else 0.0
+
+
+@dataclass(frozen=True)
+class DrainView:
+    """What a group's queue looks like to an estimate: idle agents, the rate the head is served, the hang-up hazard
+    of queued callers and the higher classes that overtake (arrivals per second, seconds they land ahead)."""
+    idle: int
+    served_per_s: float
+    abandon_hazard: float = 0.0
+    overtakers: tuple[tuple[float, float], ...] = ()
+
+    def wait(self, position: int) -> float:
+        """Expected seconds until the caller at `position` (1 = next) is taken by an agent."""
+        if position < 1:
+            raise ValueError(f"position must be >= 1, got {position}")
+        if position <= self.idle:
+            return 0.0
+        return drain_wait(position - 1 - self.idle, self.served_per_s, self.abandon_hazard, self.overtakers)
+
+
+def drain_wait(ahead: int, served_per_s: float, abandon_hazard: float = 0.0,
+               overtakers: tuple[tuple[float, float], ...] = ()) -> float:
+    """Expected seconds until a caller with `ahead` callers in front is taken by an agent.
+
+    Callers ahead leave from the head at `served_per_s` and from anywhere at `abandon_hazard` each; then the caller
+    waits for the next agent (1 / served_per_s). `overtakers` are (arrivals per second, seconds for which such an
+    arrival still lands ahead of this caller) of the higher classes. Fluid model: d(ahead)/dt = -mu - theta*ahead.
+    """
+    if ahead < 0:
+        raise ValueError(f"callers ahead must not be negative, got {ahead}")
+    if served_per_s <= 0:
+        return math.inf
+    mu, theta = served_per_s, abandon_hazard
+
+    def clear(n: float) -> float:
+        if theta <= 0:
+            return n / mu
+        return math.log1p(theta * n / mu) / theta
+
+    t = clear(ahead)
+    if overtakers:  # callers who arrive while this one waits and land ahead of it
+        t = clear(ahead + sum(rate * min(t, window) for rate, window in overtakers))
+    return t + 1.0 / mu
+
+
+class BandCalibration:
+    """Online correction of an estimate by position band (1, 2-3, 4-7, ...): the median ratio actual / estimate
+    of the last `window` answered calls of the band whose estimate was at least `min_estimate_s`."""
+
+    def __init__(self, window: int = 500, min_count: int = 20, min_estimate_s: float = 30.0) -> None:
+        self.window, self.min_count, self.min_estimate_s = window, min_count, min_estimate_s
+        self._ratios: dict[tuple[str, int], deque[float]] = {}
+        self._factor: dict[tuple[str, int], float] = {}
+
+    def factor(self, group: str, position: int) -> float:
+        return self._factor.get((group, position.bit_length()), 1.0)
+
+    def observe(self, group: str, position: int, estimate: float, actual: float) -> None:
+        if not math.isfinite(estimate) or estimate < self.min_estimate_s:
+            return
+        key = (group, position.bit_length())
+        ratios = self._ratios.setdefault(key, deque(maxlen=self.window))
+        ratios.append(actual / estimate)
+        if len(ratios) >= self.min_count and len(ratios) % 10 == 0:
+            self._factor[key] = sorted(ratios)[len(ratios) // 2]
+
+
+class PositionRegression:
+    """Seconds of wait per position ahead, per group and position band, from the actual waits of answered callers
+    (exponential forgetting: each new observation weighs `1 - keep` of the band's figure)."""
+
+    def __init__(self, keep: float = 0.98) -> None:
+        if not 0.0 < keep < 1.0:
+            raise ValueError(f"keep must be between 0 and 1, got {keep}")
+        self.keep = keep
+        self._per_position: dict[tuple[str, int], float] = {}
+
+    def predict(self, group: str, position: int) -> float | None:
+        """Expected wait, or None while the band has seen no answered caller."""
+        rate = self._per_position.get((group, position.bit_length()))
+        return None if rate is None else rate * position
+
+    def observe(self, group: str, position: int, actual: float) -> None:
+        key = (group, position.bit_length())
+        seen = actual / position
+        old = self._per_position.get(key)
+        self._per_position[key] = seen if old is None else self.keep * old + (1.0 - self.keep) * seen
+
+
+def spoken_minutes(wait_s: float) -> int:
+    """Whole minutes a caller is told: 0 means "under a minute" (waits below 60 s), else rounded to the nearest
+    minute; 0 too when there is no estimate (inf), which the caller is not told at all."""
+    if not math.isfinite(wait_s) or wait_s < 60.0:
+        return 0
+    return int(wait_s / 60.0 + 0.5)
+
+
+def spoken_seconds(minutes: int, actual_s: float) -> float:
+    """The wait a spoken figure stands for, to compare with `actual_s`: "under a minute" is exact for any actual
+    wait under 60 s, else it stood for 60 s."""
+    if minutes == 0:
+        return min(actual_s, 60.0)
+    return minutes * 60.0
+
+
+def relative_error(told_s: float, actual_s: float, floor_s: float = ERROR_FLOOR_S) -> float:
+    """|told - actual| / max(actual, floor_s)."""
+    return abs(told_s - actual_s) / max(actual_s, floor_s)

@@ -83,12 +83,14 @@ class QueuedCall:
     estimate_at_entry: float = 0.0
     raw_estimate_at_entry: float = 0.0
     band: int = 0
-    announced: list[float] = field(default_factory=list)
+    announced: list[float] = field(default_factory=list)  # when announced
+    announced_waits: list[float] = field(default_factory=list)  # the wait told then (seconds)
 
 
 @dataclass(frozen=True)
 class Announce:
-    """Tell the caller their position (1 = next) and expected wait in whole minutes (rounded up, at least 1)."""
+    """Tell the caller their position (1 = next) and expected wait; `wait_minutes` is what to say
+    (`estimate.spoken_minutes`: 0 = "under a minute", else the nearest whole minute; 0 too when `wait_s` is inf)."""
     call_id: str
     position: int
     wait_s: float
