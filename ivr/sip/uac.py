@@ -1,0 +1,322 @@
+"""Outbound SIP calls (a UAC over asyncio UDP) whose answered leg is a Channel.
+
+`place_call(uri, proxy)` sends an INVITE offering PCMU, PCMA and telephone-event for an RTP port of the
+allocator, retransmits it (timer A) until a response, CANCELs at the ring time-out and maps the final response to
+an outcome: answered (2xx), busy (486, 600, 603), no_answer (408, 480, 487, time-out) or failed. A 2xx is ACKed
+(its retransmissions are ACKed again), its SDP answer starts the RTP session, and the call comes back as an
+OutboundChannel: the same paced, jitter-buffered exchange as an inbound SipChannel. `hangup()` sends BYE
+(retransmitted until answered, timer F at most); a BYE from the far end is answered 200 and makes the next
+`exchange()` raise CallerHungUp; in-dialog OPTIONS and INFO are answered 200. Each call has its own SIP socket,
+closed with the RTP session when the call ends.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ivr.channel import CallInfo
+from ivr.channel_sip import SipChannel
+from ivr.logs import mask_number
+from ivr.rtp.clock import MediaClock
+from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSession
+from ivr.sip.headers import MAGIC_COOKIE, parse_address, parse_via, validate_request
+from ivr.sip.message import Request, Response, SipParseError, parse_message, split_values
+from ivr.sip.screen import build_response
+from ivr.sip.sdp import SdpError, accept_answer, make_offer, parse_sdp
+from ivr.sip.transaction import ClientTransaction, SipTimers
+
+__all__ = ["OutboundResult", "OutboundChannel", "place_call", "outcome_of"]
+
+logger = logging.getLogger(__name__)
+
+IN_DIALOG_ALLOW = "ACK, BYE, OPTIONS, INFO"
+#: RTP ports for calls placed without an allocator of their own (one range per process)
+DEFAULT_PORTS = PortAllocator(30000, 39998)
+
+
+def outcome_of(status: int | None) -> str:
+    """answered (2xx), busy (486, 600, 603), no_answer (408, 480, 487, no final response) or failed."""
+    if status is None or status in (408, 480, 487):
+        return "no_answer"
+    if 200 <= status < 300:
+        return "answered"
+    if status in (486, 600, 603):
+        return "busy"
+    return "failed"
+
+
+class _Endpoint(asyncio.DatagramProtocol):
+    def __init__(self, leg: _Leg) -> None:
+        self.leg = leg
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+        try:
+            self.leg.received(data, (addr[0], addr[1]))
+        except Exception:  # never into the event loop
+            logger.exception("error handling a datagram on outbound call %s", self.leg.call_id)
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("outbound SIP socket error: %s", exc)
+
+
+class _Leg:
+    """The SIP side of one outbound call: socket, INVITE transaction, dialog and client transactions."""
+
+    def __init__(self, uri: str, proxy: tuple[str, int], local_host: str, caller_id: str, display: str,
+                 timers: SipTimers) -> None:
+        self.uri = uri
+        self.proxy = proxy
+        self.local_host = local_host
+        self.timers = timers
+        self.call_id = secrets.token_hex(8) + "@" + local_host
+        name = f'"{display}" ' if display else ""
+        self.from_value = f"{name}<sip:{caller_id}@{local_host}>;tag={secrets.token_hex(6)}"
+        self.local_tag = self.from_value.rsplit("=", 1)[1]
+        self.caller_id = caller_id
+        self.to_value = f"<{uri}>"
+        self.remote_target = uri
+        self.route: list[str] = []
+        self.cseq = 1
+        self.port = 0
+        self.transport: asyncio.DatagramTransport | None = None
+        self.invite_responses: asyncio.Queue[Response] = asyncio.Queue()
+        self.client_tx: dict[str, ClientTransaction] = {}
+        self.ack: bytes | None = None  # our ACK of the final response, sent again when it is retransmitted
+        self.in_dialog = False  # a 2xx established the dialog
+        self.ended = False  # BYE sent or received
+        self.on_bye: Callable[[], None] | None = None
+        self.session: RtpSession | None = None
+
+    # ----- sending ----------------------------------------------------------------------------------------
+    def send(self, data: bytes, addr: tuple[str, int] | None = None) -> None:
+        if self.transport is not None:
+            try:
+                self.transport.sendto(data, addr or self.proxy)
+            except OSError as exc:
+                logger.debug("outbound SIP send failed: %s", exc)
+
+    def request(self, method: str, cseq: int, branch: str, body: bytes = b"") -> Request:
+        req = Request(method=method, uri=self.remote_target if self.in_dialog else self.uri)
+        req.add("Via", f"SIP/2.0/UDP {self.local_host}:{self.port};branch={branch};rport")
+        req.add("Max-Forwards", "70")
+        for route in self.route:
+            req.add("Route", route)
+        req.add("From", self.from_value)
+        req.add("To", self.to_value)
+        req.add("Call-ID", self.call_id)
+        req.add("CSeq", f"{cseq} {method}")
+        if method in ("INVITE", "ACK"):
+            req.add("Contact", f"<sip:{self.caller_id}@{self.local_host}:{self.port}>")
+        req.add("User-Agent", "hotline-ivr")
+        if body:
+            req.add("Content-Type", "application/sdp")
+        req.add("Content-Length", str(len(body)))
+        req.body = body
+        return req
+
+    def _client_tx(self, req: Request, branch: str) -> asyncio.Future[int | None]:
+        """Send a non-INVITE request with timers E/F; the future holds the final status (None: timer F)."""
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+
+        def finished(ctx: ClientTransaction, status: int | None) -> None:
+            self.client_tx.pop(ctx.branch, None)
+            if not done.done():
+                done.set_result(status)
+
+        self.client_tx[branch] = ClientTransaction(branch, bytes(req), self.send, self.timers, finished)
+        return done
+
+    # ----- the INVITE transaction -------------------------------------------------------------------------
+    async def invite(self, offer: bytes, ring_timeout_s: float) -> tuple[Response | None, bool]:
+        """Send the INVITE and wait for its final response; returns it (None: none came) and whether we CANCELled."""
+        loop = asyncio.get_running_loop()
+        branch = MAGIC_COOKIE + secrets.token_hex(8)
+        data = bytes(self.request("INVITE", 1, branch, offer))
+        self.send(data)
+        now = loop.time()
+        interval, next_send = self.timers.t1, now + self.timers.t1
+        ring_end, timer_b = now + ring_timeout_s, now + self.timers.b
+        provisional, cancel_end = False, 0.0
+        while True:
+            if cancel_end:
+                wake = cancel_end
+            elif provisional:
+                wake = ring_end
+            else:
+                wake = min(next_send, timer_b, ring_end)
+            try:
+                resp = await asyncio.wait_for(self.invite_responses.get(), max(0.0, wake - loop.time()))
+            except asyncio.TimeoutError:
+                now = loop.time()
+                if cancel_end or (not provisional and (now >= timer_b or now >= ring_end)):
+                    return None, bool(cancel_end)  # no CANCEL before a provisional response (RFC 3261 9.1)
+                if now >= ring_end:
+                    self._client_tx(self.request("CANCEL", 1, branch), branch)
+                    cancel_end = now + self.timers.b
+                elif not provisional:
+                    self.send(data)  # timer A
+                    interval *= 2
+                    next_send = now + interval
+                continue
+            if resp.status < 200:
+                provisional = True
+                continue
+            self.to_value = resp.get("To") or self.to_value
+            if resp.status >= 300:
+                self.ack = bytes(self.request("ACK", 1, branch))
+            else:
+                contact = resp.get_all("Contact")
+                if contact:
+                    self.remote_target = parse_address(contact[0], "Contact").uri
+                self.route = list(reversed(resp.get_all("Record-Route")))
+                self.in_dialog = True
+                self.ack = bytes(self.request("ACK", 1, MAGIC_COOKIE + secrets.token_hex(8)))
+            self.send(self.ack)
+            return resp, bool(cancel_end)
+
+    # ----- receiving --------------------------------------------------------------------------------------
+    def received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            msg = parse_message(data)
+        except SipParseError:
+            return
+        if isinstance(msg, Response):
+            self._on_response(msg)
+        else:
+            self._on_request(msg, addr)
+
+    def _on_response(self, resp: Response) -> None:
+        if (resp.get("CSeq") or "").endswith("INVITE"):
+            if resp.status >= 200 and self.ack is not None:
+                self.send(self.ack)  # a retransmitted final response: our ACK was lost
+            else:
+                self.invite_responses.put_nowait(resp)
+            return
+        try:
+            branch = parse_via(split_values(resp.get("Via") or "")[0]).branch
+        except (SipParseError, IndexError):
+            return
+        ctx = self.client_tx.get(branch or "")
+        if ctx is not None:
+            ctx.response(resp.status)
+
+    def _on_request(self, req: Request, addr: tuple[str, int]) -> None:
+        if req.method == "ACK":
+            return
+        try:
+            summary = validate_request(req, frozenset({"BYE", "OPTIONS", "INFO", "INVITE"}))
+        except SipParseError as exc:
+            self.send(bytes(build_response(req, exc.status)), addr)
+            return
+        if (summary.call_id != self.call_id or summary.to.tag != self.local_tag or not self.in_dialog
+                or self.ended):
+            self.send(bytes(build_response(req, 481)), addr)
+        elif req.method == "BYE":
+            self.send(bytes(build_response(req, 200)), addr)
+            logger.info("outbound call %s: the far end hung up", self.call_id)
+            self.ended = True
+            if self.on_bye is not None:
+                self.on_bye()
+            self.close()
+        elif req.method in ("OPTIONS", "INFO"):
+            self.send(bytes(build_response(req, 200, extra=[("Allow", IN_DIALOG_ALLOW)])), addr)
+        elif req.method == "INVITE":
+            self.send(bytes(build_response(req, 488)), addr)  # we keep the media as first negotiated
+        else:
+            self.send(bytes(build_response(req, 501, extra=[("Allow", IN_DIALOG_ALLOW)])), addr)
+
+    # ----- ending -----------------------------------------------------------------------------------------
+    async def hangup(self) -> None:
+        """BYE (when the dialog is up), then release the socket and the RTP port."""
+        try:
+            if self.in_dialog and not self.ended and self.transport is not None:
+                self.ended = True
+                self.cseq += 1
+                branch = MAGIC_COOKIE + secrets.token_hex(8)
+                if await self._client_tx(self.request("BYE", self.cseq, branch), branch) is None:
+                    logger.info("BYE for outbound call %s got no answer", self.call_id)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        for ctx in list(self.client_tx.values()):
+            ctx._finish(None)
+        if self.session is not None:
+            self.session.close()
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+
+
+@dataclass(frozen=True)
+class OutboundResult:
+    """What became of an outbound call; `channel` is set when it was answered (hang it up when done)."""
+
+    outcome: str  # answered | busy | no_answer | failed
+    status: int | None
+    call_id: str
+    channel: OutboundChannel | None = None
+
+
+class OutboundChannel(SipChannel):
+    """An answered outbound call as a Channel: `exchange()` as a SipChannel, `hangup()` sends BYE."""
+
+    def __init__(self, leg: _Leg, info: CallInfo, session: RtpSession, inband_dtmf: bool) -> None:
+        super().__init__(info, session, leg.hangup, inband_dtmf)
+        self._leg = leg
+        leg.on_bye = self.mark_hung_up
+
+
+def _user(uri: str) -> str:
+    return uri.split(":", 1)[-1].split("@", 1)[0].split(";", 1)[0]
+
+
+async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127.0.0.1", caller_id: str = "12345",
+                     display: str = "", ring_timeout_s: float = 30.0, ports: PortAllocator | None = None,
+                     clock: MediaClock | None = None, t1: float = 0.5) -> OutboundResult:
+    """Call `uri` through `proxy` (host, port); see the module docstring for the outcomes."""
+    loop = asyncio.get_running_loop()
+    leg = _Leg(uri, proxy, local_host, caller_id, display, SipTimers(t1=t1))
+    transport, _ = await loop.create_datagram_endpoint(lambda: _Endpoint(leg), local_addr=(local_host, 0))
+    leg.transport = transport  # type: ignore[assignment]
+    leg.port = transport.get_extra_info("sockname")[1]
+    session = RtpSession(clock or MediaClock(), ports or DEFAULT_PORTS,
+                         MediaParams("PCMU", 0, None, ("0.0.0.0", 0), sending=False, receiving=False))
+    leg.session = session
+    try:
+        rtp_port = session.bind(local_host)
+    except NoFreePortError as exc:
+        leg.close()
+        logger.warning("outbound call to %s not placed: %s", mask_number(_user(uri)), exc)
+        return OutboundResult("failed", None, leg.call_id)
+    offer = bytes(make_offer(local_host, rtp_port, secrets.randbelow(1 << 30)))
+    channel: OutboundChannel | None = None
+    try:
+        final, cancelled = await leg.invite(offer, ring_timeout_s)
+        status = final.status if final is not None else None
+        outcome = "no_answer" if cancelled else outcome_of(status)
+        if final is not None and 200 <= final.status < 300:
+            try:
+                neg = accept_answer(parse_sdp(final.body))
+            except SdpError as exc:
+                logger.warning("outbound call %s: unusable SDP answer (%s)", leg.call_id, exc)
+                outcome = "failed"
+            else:
+                session.update(MediaParams(neg.codec, neg.payload_type, neg.dtmf_payload_type,
+                                           (neg.remote_host, neg.remote_port), neg.sending,
+                                           neg.direction in ("sendrecv", "recvonly")))
+                await session.start()
+                info = CallInfo(call_id=leg.call_id, caller=_user(uri), called=caller_id,
+                                extra={"codec": neg.codec, "direction": "outbound"})
+                channel = OutboundChannel(leg, info, session, inband_dtmf=neg.dtmf_payload_type is None)
+            if outcome != "answered":
+                await leg.hangup()
+                channel = None
+        logger.info("outbound call %s to %s: %s (%s)", leg.call_id, mask_number(_user(uri)), outcome, status)
+        return OutboundResult(outcome, status, leg.call_id, channel)
+    finally:
+        if channel is None:
+            leg.close()
