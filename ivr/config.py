@@ -4,18 +4,23 @@ Precedence, highest first: explicit overrides (command-line flags) > `IVR_*` env
 file > defaults. The file is the one named by `--config`, else `IVR_CONFIG`, else `./ivr.toml` when present.
 Keys are flat in the file or grouped in tables (`[sip] port = 5060` is the key `sip_port`);
 the environment variable for a key is `IVR_` + the key in capitals (`IVR_SIP_PORT`).
+The operators' desks and the operators themselves are arrays of tables, set in the file only
+(`[[queue.groups]]` is `queue_groups`, `[[queue.agents]]` is `queue_agents`).
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings", "ConfigError", "load_settings", "default_data_dir"]
+from ivr.queue.model import AgentGroup
+
+__all__ = ["Settings", "ConfigError", "AgentConfig", "load_settings", "default_data_dir"]
 
 ENV_PREFIX = "IVR_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +28,22 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key and where it came from."""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """One operator as configured (`[[queue.agents]]`): reached at a SIP URI, serving one or more groups."""
+
+    agent_id: str
+    name: str
+    uri: str
+    groups: tuple[str, ...]
+
+
+DEFAULT_GROUPS = (AgentGroup("general", 10.0), AgentGroup("elderly", 15.0))
+_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_SIP_URI = re.compile(r"sips?:(?:[^@\s:;]+@)?[A-Za-z0-9.\-]+(?::\d{1,5})?(?:;\S*)?")
+_HOST_PORT = re.compile(r"[A-Za-z0-9.\-]+:(\d{1,5})")
 
 
 def default_data_dir() -> Path:
@@ -53,6 +74,10 @@ class Settings:
     console_host: str = "127.0.0.1"
     console_port: int = 8080
     log_level: str = "WARNING"
+    queue_trunk: str = ""  # host:port of the outbound proxy for callbacks; "" = dial the number at the operator's host
+    queue_callback_threshold_s: float = 180.0  # offer a callback when the expected wait is longer
+    queue_groups: tuple[AgentGroup, ...] = DEFAULT_GROUPS
+    queue_agents: tuple[AgentConfig, ...] = ()  # none: callers hear no operator is free and leave a message
 
     def __post_init__(self) -> None:
         d = Path(self.data_dir)
@@ -71,6 +96,28 @@ class Settings:
             )
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level: {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
+        self._check_queue()
+
+    def _check_queue(self) -> None:
+        trunk = _HOST_PORT.fullmatch(self.queue_trunk)
+        if self.queue_trunk and (trunk is None or not 0 < int(trunk.group(1)) < 65536):
+            raise ConfigError(f"queue_trunk: {self.queue_trunk!r} is not host:port")
+        if self.queue_callback_threshold_s < 0:
+            raise ConfigError(f"queue_callback_threshold_s: {self.queue_callback_threshold_s} is below 0")
+        names = [g.name for g in self.queue_groups]
+        if not names:
+            raise ConfigError("queue_groups: at least one group is needed")
+        for g in self.queue_groups:
+            if names.count(g.name) > 1:
+                raise ConfigError(f"queue_groups: group {g.name!r} is listed twice")
+        ids = [a.agent_id for a in self.queue_agents]
+        for a in self.queue_agents:
+            if ids.count(a.agent_id) > 1:
+                raise ConfigError(f"queue_agents: agent {a.agent_id!r} is listed twice")
+            for g in a.groups:
+                if g not in names:
+                    raise ConfigError(f"queue_agents: agent {a.agent_id!r}: unknown group {g!r} "
+                                      f"(groups: {', '.join(names)})")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
@@ -95,6 +142,14 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             return int(value)
+        if ftype == "float":
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise ValueError
+            return float(value)
+        if ftype == "tuple[AgentGroup, ...]":
+            return tuple(_group(item, i, f"{key} (from {source})") for i, item in enumerate(_tables(value), 1))
+        if ftype == "tuple[AgentConfig, ...]":
+            return tuple(_agent(item, i, f"{key} (from {source})") for i, item in enumerate(_tables(value), 1))
         if ftype in ("Path", "Path | None"):
             if not isinstance(value, (str, Path)) or str(value) == "":
                 raise ValueError
@@ -109,10 +164,63 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             if not isinstance(value, str):
                 raise ValueError
             return value
+    except ConfigError:
+        raise
     except ValueError:
-        expected = {"int": "an integer", "tuple[str, ...]": "a list of strings"}.get(ftype, "a string")
+        expected = {"int": "an integer", "float": "a number", "tuple[str, ...]": "a list of strings",
+                    "tuple[AgentGroup, ...]": "a list of tables", "tuple[AgentConfig, ...]": "a list of tables",
+                    }.get(ftype, "a string")
         raise ConfigError(f"{key} (from {source}): {value!r} is not {expected}") from None
     raise AssertionError(f"unhandled settings type {ftype}")
+
+
+def _tables(value: Any) -> list[Any]:
+    if isinstance(value, (AgentGroup, AgentConfig, dict)) or not isinstance(value, (list, tuple)):
+        raise ValueError
+    return list(value)
+
+
+def _fields(item: Any, index: int, where: str, what: str, allowed: set[str]) -> tuple[str, dict[str, Any]]:
+    """A table's fields after checking its `name`/`id` and that it has no unknown field; returns (label, fields)."""
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: {what} {index} is not a table")
+    key = "name" if what == "group" else "id"
+    ident = item.get(key)
+    if ident is None:
+        raise ConfigError(f"{where}: {what} {index}: missing {key!r}")
+    if not isinstance(ident, str) or not _ID.fullmatch(ident):
+        raise ConfigError(f"{where}: {what} {index}: {key} {ident!r} is not 1-64 letters, digits, '.', '_' or '-'")
+    label = f"{what} {ident!r}"
+    for name in item:
+        if name not in allowed:
+            raise ConfigError(f"{where}: {label}: unknown field {name!r}")
+    return label, item
+
+
+def _group(item: Any, index: int, where: str) -> AgentGroup:
+    if isinstance(item, AgentGroup):
+        return item
+    label, f = _fields(item, index, where, "group", {"name", "wrap_up_s"})
+    wrap = f.get("wrap_up_s", 10.0)
+    if isinstance(wrap, bool) or not isinstance(wrap, (int, float)) or wrap < 0:
+        raise ConfigError(f"{where}: {label}: wrap_up_s {wrap!r} is not a number of seconds")
+    return AgentGroup(f["name"], float(wrap))
+
+
+def _agent(item: Any, index: int, where: str) -> AgentConfig:
+    if isinstance(item, AgentConfig):
+        return item
+    label, f = _fields(item, index, where, "agent", {"id", "name", "uri", "groups"})
+    name, uri, groups = f.get("name", f["id"]), f.get("uri"), f.get("groups")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}: {label}: name {name!r} is not a non-empty string")
+    if uri is None:
+        raise ConfigError(f"{where}: {label}: missing 'uri'")
+    if not isinstance(uri, str) or not _SIP_URI.fullmatch(uri):
+        raise ConfigError(f"{where}: {label}: uri {uri!r} is not a SIP URI like sip:op1@10.0.0.5:5060")
+    if not isinstance(groups, list) or not groups or not all(isinstance(g, str) for g in groups):
+        raise ConfigError(f"{where}: {label}: groups {groups!r} is not a non-empty list of group names")
+    return AgentConfig(f["id"], name.strip(), uri, tuple(groups))
 
 
 def _read_file(path: Path) -> dict[str, Any]:
