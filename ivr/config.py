@@ -107,16 +107,16 @@ class Settings:
         names = [g.name for g in self.queue_groups]
         if not names:
             raise ConfigError("queue_groups: at least one group is needed")
-        for g in self.queue_groups:
-            if names.count(g.name) > 1:
-                raise ConfigError(f"queue_groups: group {g.name!r} is listed twice")
+        for name in names:
+            if names.count(name) > 1:
+                raise ConfigError(f"queue_groups: group {name!r} is listed twice")
         ids = [a.agent_id for a in self.queue_agents]
         for a in self.queue_agents:
             if ids.count(a.agent_id) > 1:
                 raise ConfigError(f"queue_agents: agent {a.agent_id!r} is listed twice")
-            for g in a.groups:
-                if g not in names:
-                    raise ConfigError(f"queue_agents: agent {a.agent_id!r}: unknown group {g!r} "
+            for group in a.groups:
+                if group not in names:
+                    raise ConfigError(f"queue_agents: agent {a.agent_id!r}: unknown group {group!r} "
                                       f"(groups: {', '.join(names)})")
 
 
