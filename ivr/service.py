@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asr.engine import Engine, VoskEngine
 from asr.models import DEFAULT_MODEL, ModelNotFoundError, how_to_get, resolve_model
-from ivr.channel import Channel
+from ivr.channel import Channel, TransferResult
+from ivr.channel_sip import SipChannel
 from ivr.config import Settings
 from ivr.console.live import LiveState
 from ivr.dtmf.inband import DtmfDetector
@@ -21,6 +23,9 @@ from ivr.media import CallIO
 from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore, dispatch_suggester
 from prompts import PromptLibrary, load_catalogue
+
+if TYPE_CHECKING:
+    from ivr.queue.desk import QueueDesk
 
 __all__ = ["HotlineService", "no_model_message", "resolve_model_dir"]
 
@@ -67,6 +72,7 @@ class HotlineService:
     engine: Engine | None
     store: TicketStore
     live: LiveState = field(default_factory=LiveState)
+    desk: "QueueDesk | None" = None  # queues SIP callers whom the flow hands to a person
 
     @classmethod
     def from_settings(cls, settings: Settings, *, load_engine: bool = True) -> "HotlineService":
@@ -90,6 +96,13 @@ class HotlineService:
         sink = StoreSink(self.store, self.settings.recordings_dir)  # type: ignore[arg-type]
         runner = FlowRunner(flow, io, self.prompts, sink, frozenset(self.settings.elderly_numbers),
                             ticket_lookup=store_lookup(self.store))
+        if self.desk is not None and isinstance(channel, SipChannel):
+            desk = self.desk
+
+            async def to_queue(target: str) -> TransferResult:
+                return await desk.handle(io, runner.call, target)
+
+            channel.transfer_to = to_queue
         info = channel.info
         self.live.call_started(info.call_id, info.caller, state=flow.start,
                                elderly=info.caller in self.settings.elderly_numbers)

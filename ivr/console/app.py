@@ -16,6 +16,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.concurrency import run_in_threadpool
 
 from ivr.config import Settings
@@ -112,9 +113,11 @@ def require(role: Role = Role.OPERATOR, *, api: bool = False):  # type: ignore[n
 
 
 def create_app(settings: Settings, *, store: TicketStore | None = None, live: LiveState | None = None,
-               suggester: Suggester | None = None, secure_cookies: bool = False) -> FastAPI:
+               suggester: Suggester | None = None, secure_cookies: bool = False,
+               metrics: CollectorRegistry | None = None) -> FastAPI:
     """The console for these settings. The store is opened (and migrated) here unless one is given;
-    `live` is what the call path and the queue feed (a fresh, empty one when not given)."""
+    `live` is what the call path and the queue feed (a fresh, empty one when not given); `metrics` (the
+    queue's gauges) is served at /metrics for the Prometheus scraper, without a session."""
     store = store or TicketStore(settings.database_url, suggest=suggester)
     ctx = ConsoleContext(
         store=store, users=UserStore(store.engine), live=live or LiveState(),
@@ -139,6 +142,10 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    if metrics is not None:
+        @app.get("/metrics", include_in_schema=False)
+        def prometheus() -> Response:
+            return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.middleware("http")
     async def headers(request: Request, call_next: Any) -> Response:

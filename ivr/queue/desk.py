@@ -43,6 +43,8 @@ __all__ = ["DeskPolicy", "QueueDesk", "plausible_number"]
 
 log = logging.getLogger(__name__)
 
+FREE_AGENT_STEPS = 5  # 100 ms hold steps to wait for the Connect when an operator is free as the caller arrives
+
 _PHONE = re.compile(r"1[3-9]\d{9}|0\d{9,11}|[2-9]\d{6,7}")  # mobile, landline with area code, local landline
 
 
@@ -131,6 +133,12 @@ class QueueDesk:
     async def _wait(self, call: _Call) -> TransferResult:
         hold = HoldAudio(self.hold)
         hinted = self.store is None
+        for _ in range(FREE_AGENT_STEPS):  # an operator is free: put the caller through without announcing
+            if not self._agent_free(call.group) or self._connect_pending(call):
+                break
+            await hold.step(call.io)
+        if self._connect_pending(call):
+            call.inbox = deque(e for e in call.inbox if isinstance(e, Connect))
         while True:
             while call.inbox:
                 event = call.inbox.popleft()
@@ -234,9 +242,9 @@ class QueueDesk:
     async def _connect(self, call: _Call, event: Connect) -> bool:
         """Ring the operator while the caller hears hold music; bridge on answer. False: back in the queue."""
         self._note(call, "queue_connect", agent=event.agent_id, waited_s=round(event.waited_s, 1))
-        await self._say(call, ["queue_connecting"])
         ringing = asyncio.ensure_future(self.place_call(event.agent_uri, proxy_of(event.agent_uri, self.trunk)))
         try:
+            await self._say(call, ["queue_connecting"])  # the operator's phone rings meanwhile
             await HoldAudio(self.hold).until_done(call.io, ringing)
         except CallerHungUp:
             result = await ringing
@@ -261,6 +269,9 @@ class QueueDesk:
         return True
 
     # -- helpers ----------------------------------------------------------------------------------------------
+    def _agent_free(self, group: str) -> bool:
+        return any(group in a.groups and a.state == AgentState.AVAILABLE for a in self.queue.agents.values())
+
     @staticmethod
     def _connect_pending(call: _Call) -> bool:
         return any(isinstance(e, Connect) for e in call.inbox)

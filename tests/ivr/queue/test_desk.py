@@ -129,3 +129,11 @@ def test_full_queue_and_no_operator_are_refused_politely(tmp_path: Path) -> None
 def test_plausible_numbers() -> None:
     assert all(map(plausible_number, ["13800138000", "02088886666", "01012345678", "88886666"]))
     assert not any(map(plausible_number, ["anonymous", "12345", "110", "+8613800138000", "23800138000"]))
+
+
+def test_caller_arriving_when_an_operator_is_free_goes_straight_through(tmp_path: Path) -> None:
+    s = scene(tmp_path, "!wait:60000")
+    s.queue.add_agent("op2", "sip:op2@127.0.0.1:5998", ("general",))  # free as the caller arrives
+    assert run(s) == TransferResult(True, "general", "connected")
+    assert s.operators.calls[0][0] == "sip:op2@127.0.0.1:5998"
+    assert kinds(s) == ["queue_connect"]  # no position announcement first

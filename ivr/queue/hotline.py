@@ -1,0 +1,120 @@
+"""The queue inside `ivr serve`: one CallQueue (general and elderly desks), the durable callbacks, the desk that
+looks after waiting callers, the runner that ticks it all and dials callbacks, and the status it publishes
+(`queue-status.json` for `ivr queue status`, Prometheus gauges for the console's /metrics).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ivr.config import Settings
+from ivr.console.live import LiveState
+from ivr.media import DigitDetector
+from ivr.queue.callbacks import Callback, CallbackStore
+from ivr.queue.desk import QueueDesk
+from ivr.queue.dialback import CallbackDialler
+from ivr.queue.engine import CallQueue, QueuePolicy
+from ivr.queue.legs import Bridge, PlaceCall
+from ivr.queue.metrics import QueueMetrics, write_snapshot
+from ivr.queue.model import AgentGroup
+from ivr.queue.runner import QueueRunner
+from ivr.tickets.store import TicketStore
+from prompts.library import PromptLibrary
+
+__all__ = ["OperatorSpec", "QueueOptions", "HotlineQueue", "callbacks_url", "snapshot_path"]
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("general", "elderly")
+
+
+def callbacks_url(data_dir: Path) -> str:
+    return f"sqlite:///{Path(data_dir) / 'callbacks.db'}"
+
+
+def snapshot_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "queue-status.json"
+
+
+@dataclass(frozen=True)
+class OperatorSpec:
+    """An operator's phone: id, SIP URI and the desks they answer."""
+    agent_id: str
+    uri: str
+    groups: tuple[str, ...] = GROUPS
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """How the server's queue is set up. `trunk` (host, port) carries callbacks to citizens and operator calls
+    whose URI names no port."""
+    agents: tuple[OperatorSpec, ...] = ()
+    trunk: tuple[str, int] = ("127.0.0.1", 5060)
+    wrap_up_s: float = 10.0
+    policy: QueuePolicy = field(default_factory=QueuePolicy)
+    tick_s: float = 0.05
+    status_every_s: float = 1.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "QueueOptions":
+        """Operators from the settings' `queue_agents` ((id, uri, groups) entries) and `queue_trunk` ("host:port")
+        when the settings have them; none otherwise (callers then leave a message)."""
+        agents = tuple(OperatorSpec(str(a[0]), str(a[1]), tuple(a[2]) if len(a) > 2 else GROUPS)
+                       for a in getattr(settings, "queue_agents", ()) or ())
+        trunk = str(getattr(settings, "queue_trunk", "") or "")
+        host, _, port = trunk.rpartition(":")
+        return cls(agents=agents, trunk=(host, int(port)) if host and port.isdigit() else cls.trunk)
+
+
+class HotlineQueue:
+    """Everything the server needs to queue callers; `desk.handle` is what a call's transfer does."""
+
+    def __init__(self, settings: Settings, options: QueueOptions, prompts: PromptLibrary, tickets: TicketStore,
+                 live: LiveState, *, place_call: PlaceCall, bridge: Bridge,
+                 inband: Callable[[], DigitDetector] | None = None) -> None:
+        self.options, self.tickets = options, tickets
+        self.queue = CallQueue([AgentGroup(g, options.wrap_up_s) for g in GROUPS], time.time, options.policy)
+        for a in options.agents:
+            self.queue.add_agent(a.agent_id, a.uri, a.groups)
+        self.store = CallbackStore(callbacks_url(settings.data_dir))
+        self.desk = QueueDesk(self.queue, prompts, store=self.store, place_call=place_call, bridge=bridge,
+                              trunk=options.trunk, live=live)
+        dialler = CallbackDialler(prompts, place_call=place_call, bridge=bridge, trunk=options.trunk, inband=inband)
+        self.runner = QueueRunner(self.queue, self.store, desk=self.desk, dialback=dialler, tick_s=options.tick_s,
+                                  on_failed=self._note_failure)
+        self.metrics = QueueMetrics(self.queue, self.store)
+        self.status_path = snapshot_path(settings.data_dir)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Restore pending callbacks at their places, then tick and publish the status until `stop`."""
+        restored = self.runner.restore()
+        if restored:
+            log.info("%d pending callbacks keep their places in the queue", restored)
+        await asyncio.gather(self.runner.run(stop), self._publish(stop))
+
+    async def _publish(self, stop: asyncio.Event) -> None:
+        while True:
+            try:
+                write_snapshot(self.queue, self.status_path)
+                self.metrics.refresh()
+            except Exception:  # a full disk must not stop the queue
+                log.exception("cannot publish the queue status")
+            try:
+                await asyncio.wait_for(stop.wait(), self.options.status_every_s)
+                return
+            except asyncio.TimeoutError:
+                pass
+
+    def _note_failure(self, cb: Callback) -> None:
+        if not cb.ticket:
+            return
+        note = f"回拨失败：{cb.attempts}次未接通（{cb.last_result}）"
+        try:
+            old = self.tickets.get(cb.ticket).note
+            self.tickets.update(cb.ticket, "queue", {"note": f"{old}\n{note}".strip()}, action="callback_failed")
+        except Exception:
+            log.exception("callback %d failed but its ticket %s could not be noted", cb.id, cb.ticket)
