@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -52,28 +51,9 @@ class Engine(Protocol):
     def release(self, rec: Recognizer) -> None: ...
 
 
-_IDEOGRAPH = re.compile(r"[\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff"
-                        r"\uf900-\ufaff\U00020000-\U0003134f]")
-
-
-def _spaced(a: str, b: str) -> bool:
-    """Words keep a space unless one side of the gap is a CJK ideograph (Chinese is written without spaces)."""
-    return not (_IDEOGRAPH.match(a[-1]) or _IDEOGRAPH.match(b[0]))
-
-
 def written_text(words: Iterable[str]) -> str:
-    """Recogniser words as written text, normalised by `asr.text.normalize` (numerals to digits, half-width).
-
-    Chinese words are joined; words of spaced scripts (Latin, Hangul) keep one space between them.
-    """
-    runs: list[list[str]] = []
-    for w in (t for word in words for t in word.split()):
-        if runs and not _spaced(runs[-1][-1], w):
-            runs[-1].append(w)
-        else:
-            runs.append([w])
-    parts = (normalize(run).text for run in runs)
-    return " ".join(p for p in parts if p)
+    """Recogniser words as written text: `asr.text.normalize` (joined, half-width, numerals as digits)."""
+    return normalize(words).text
 
 
 def model_sample_rate(model_dir: Path) -> int:

@@ -1,9 +1,9 @@
 """Mandarin transcript normalisation: join Vosk's spaced words, full-width to half-width, numerals to digits.
 
 Vosk's Chinese models return words separated by spaces ("我 的 电话 是 幺 三 八 ..."). `normalize` joins them
-(spaces only between Latin words), folds full-width ASCII to half-width, and writes Chinese numerals as digits
-where they are numbers a ticket needs: numbers read digit by digit (phone numbers with 幺/两/洞, ticket numbers,
-years such as 二零二六), counted numbers with units (一百二十三号, 三万五), decimals (三点五) and percentages
+(a space is kept only between words of spaced scripts: Hangul, Latin, digits), folds full-width ASCII to
+half-width, and writes Chinese numerals as digits where they are numbers a ticket needs: numbers read digit by digit
+(phone numbers with 幺/两/洞, ticket numbers, years such as 二零二六), counted numbers with units (一百二十三号, 三万五), decimals (三点五) and percentages
 (百分之五十), and single digits before an address, date, time or money word (三号楼, 五单元, 十月, 两点). Words that
 only contain a numeral character (一起, 统一, 一些, 一下, 唯一, 万一, 千万, 十分, 一点) are left alone. Every
 conversion is returned as a `NumberSpan` with its position in the output and the original text.
@@ -64,16 +64,20 @@ class NormalizedText:
 
 # -- joining and width -----------------------------------------------------------------------------------------
 
-_LATIN = re.compile(r"[0-9A-Za-z\u00c0-\u024f]")
+# Scripts written without spaces between words: CJK ideographs (with 々〇 and the Suzhou numerals), kana, and CJK
+# and full-width punctuation. Everything else (Hangul, Latin, digits) keeps one space between words.
+_UNSPACED = re.compile(r"[\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+                       r"\ufe30-\ufe4f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65\U00020000-\U0003134f]")
 _UNK = frozenset({"[unk]", "<unk>", "<UNK>"})
 
 
-def _latin_edge(a: str, b: str) -> bool:
-    return bool(_LATIN.fullmatch(a[-1]) and _LATIN.fullmatch(b[0]))
+def _spaced(a: str, b: str) -> bool:
+    return not (_UNSPACED.match(a[-1]) or _UNSPACED.match(b[0]))
 
 
 def join_words(words: str | Iterable[str]) -> str:
-    """Join recognised words: no space where either side is CJK, one space between Latin words.
+    """Join recognised words: no space where either side is a CJK ideograph, kana or CJK/full-width punctuation;
+    one space between words of spaced scripts (Hangul, Latin, digits).
 
     Accepts Vosk's space-separated text or a sequence of words; drops unknown-word markers such as `[unk]`.
     """
@@ -82,7 +86,7 @@ def join_words(words: str | Iterable[str]) -> str:
     for token in tokens:
         if token in _UNK:
             continue
-        if out and _latin_edge(out, token):
+        if out and _spaced(out, token):
             out += " "
         out += token
     return out

@@ -17,6 +17,23 @@ from asr.text import NumberSpan, join_words, normalize, numerals_to_digits, pars
     ("[unk] 你好 [unk]", "你好"),
     (["new york", "城市"], "new york城市"),
     ("", ""),
+    # Korean is written with spaces between words (the test model's transcripts)
+    ("안녕 하세요", "안녕 하세요"),
+    (["민원", "접수", "번호", "는"], "민원 접수 번호 는"),
+    ("전화 번호 010 1234", "전화 번호 010 1234"),
+    ("서울 시청 KTX 역", "서울 시청 KTX 역"),
+    # digits and Latin keep their spaces; beside an ideograph they join
+    ("12 34", "12 34"),
+    ("wifi 6", "wifi 6"),
+    ("第 3 号", "第3号"),
+    # mixed scripts: only the gaps touching an ideograph close
+    ("我 说 안녕 하세요", "我说안녕 하세요"),
+    ("안녕 你好 세요", "안녕你好세요"),
+    # full-width and CJK punctuation join like ideographs; kana too
+    ("你好 ， 我 要 投诉 。", "你好，我要投诉。"),
+    ("OK ！ 好", "OK！好"),
+    ("「 热线 」", "「热线」"),
+    ("です ね", "ですね"),
 ])
 def test_join_words(words: str | list[str], joined: str) -> None:
     assert join_words(words) == joined
