@@ -1,0 +1,130 @@
+"""place_call against SIPp callees: answered with RTP both ways, far-end BYE, busy, unavailable, ring time-out."""
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ivr.channel import CallerHungUp
+from ivr.rtp.clock import MediaClock
+from ivr.rtp.session import PortAllocator
+from ivr.sip.uac import place_call
+
+HERE = Path(__file__).parent / "sipp"
+pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+T1 = 0.1
+
+
+async def open_fds() -> int:
+    """Open file descriptors, once closed transports have really let go of their sockets."""
+    await asyncio.sleep(0.05)
+    return len(os.listdir("/proc/self/fd"))
+
+
+def tone(freq: float, frames: int) -> list[bytes]:
+    n = np.arange(160 * frames)
+    pcm = (8000 * np.sin(2 * np.pi * freq * n / 8000)).astype("<i2")
+    return [pcm[i * 160:(i + 1) * 160].tobytes() for i in range(frames)]
+
+
+def dominant_hz(frames: list[bytes]) -> float:
+    pcm = np.frombuffer(b"".join(frames), "<i2").astype(float)
+    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+    return float(np.argmax(spectrum) * 8000 / len(pcm))
+
+
+def test_answered_call_carries_rtp_both_ways_then_we_hang_up(sipp, tmp_path: Path) -> None:
+    proc, port = sipp(["-sf", str(HERE / "operator_echo.xml"), "-rtp_echo"], 1)
+    ports = PortAllocator(46000, 46099)
+
+    async def main() -> tuple[list[bytes], str]:
+        await asyncio.sleep(0.3)  # sipp binding
+        fds = await open_fds()
+        res = await place_call(f"sip:8001@127.0.0.1:{port}", ("127.0.0.1", port), ports=ports, clock=MediaClock(),
+                               t1=T1, display="hotline")
+        assert (res.outcome, res.status) == ("answered", 200)
+        assert res.channel is not None and ports.in_use == {res.channel.session.local_port}
+        assert res.channel.info.extra["codec"] == "PCMU" and not res.channel.inband_dtmf
+        heard = []
+        for frame in tone(440, 75) + [None] * 25:  # type: ignore[list-item]
+            heard.append((await res.channel.exchange(frame)).audio)
+        await res.channel.hangup()
+        await res.channel.hangup()  # idempotent
+        assert ports.in_use == set() and await open_fds() == fds
+        with pytest.raises(CallerHungUp):
+            await res.channel.exchange(None)
+        return heard, res.call_id
+
+    heard, call_id = asyncio.run(main())
+    echoed = [f for f in heard if np.abs(np.frombuffer(f, "<i2")).max() > 1000]
+    assert len(echoed) > 50  # our 1.5 s tone came back from the far end's RTP echo
+    assert abs(dominant_hz(echoed) - 440) < 10
+    assert proc.wait(timeout=30) == 0  # SIPp got our INVITE, ACK and BYE in order
+    log = (tmp_path / f"msgs{port}.log").read_text()
+    assert f"Call-ID: {call_id}" in log and "BYE sip:operator@127.0.0.1" in log
+    assert 'From: "hotline" <sip:12345@127.0.0.1>' in log
+
+
+def test_far_end_bye_raises_caller_hung_up_and_options_is_answered(sipp) -> None:
+    proc, port = sipp(["-sf", str(HERE / "operator_hangs_up.xml"), "-rtp_echo"], 1)
+    ports = PortAllocator(46100, 46199)
+
+    async def main() -> int:
+        await asyncio.sleep(0.3)
+        fds = await open_fds()
+        res = await place_call(f"sip:8002@127.0.0.1:{port}", ("127.0.0.1", port), ports=ports, t1=T1)
+        assert res.channel is not None
+        frames = 0
+        with pytest.raises(CallerHungUp):
+            while True:
+                await res.channel.exchange(None)
+                frames += 1
+        await res.channel.hangup()  # nothing to send: the far end has gone
+        assert ports.in_use == set() and await open_fds() == fds
+        return frames
+
+    frames = asyncio.run(main())
+    assert frames > 50  # about 2 s of media before the operator hung up
+    assert proc.wait(timeout=30) == 0  # SIPp's OPTIONS and BYE were answered 200
+
+
+@pytest.mark.parametrize(("scenario", "outcome", "status"), [
+    ("busy.xml", "busy", 486), ("unavailable.xml", "no_answer", 480), ("noanswer.xml", "no_answer", 487)])
+def test_refused_and_unanswered_calls(sipp, scenario: str, outcome: str, status: int) -> None:
+    proc, port = sipp(["-sf", str(HERE / scenario)], 1)
+    ports = PortAllocator(46200, 46299)
+
+    async def main() -> None:
+        await asyncio.sleep(0.3)
+        fds = await open_fds()
+        res = await place_call(f"sip:8003@127.0.0.1:{port}", ("127.0.0.1", port), ports=ports, t1=T1,
+                               ring_timeout_s=1.0)
+        assert (res.outcome, res.status, res.channel) == (outcome, status, None)
+        assert ports.in_use == set() and await open_fds() == fds
+
+    asyncio.run(main())
+    assert proc.wait(timeout=30) == 0  # the no-answer callee really got a CANCEL, and each final response an ACK
+
+
+def test_nobody_there_is_no_answer_after_invite_retransmissions(tmp_path: Path) -> None:
+    import socket
+
+    async def main() -> int:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.setblocking(False)
+            res = await place_call("sip:8004@127.0.0.1", silent.getsockname(), ports=PortAllocator(46300, 46399),
+                                   t1=0.02, ring_timeout_s=30.0)
+            assert (res.outcome, res.status, res.channel) == ("no_answer", None, None)
+            got = 0
+            while True:
+                try:
+                    got += silent.recv(4096).startswith(b"INVITE ")
+                except BlockingIOError:
+                    return got
+
+    assert asyncio.run(main()) == 7  # timer A: sent at 0, 1, 3, 7, 15, 31 and 63 T1; timer B at 64 T1
