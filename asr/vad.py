@@ -6,7 +6,10 @@ Two layers, pipecat-style:
   statistics over the last ~2 s), because webrtcvad calls steady line noise speech. Pure and cheap.
 - `Endpointer`: the four-state machine (quiet, starting, speaking, stopping) with start delay, hang-over, pre-roll,
   maximum utterance length, no-input time-out and barge-in, emitting typed events. Settings come per prompt in a
-  `VadConfig`; time is counted in frames, never read from a clock.
+  `VadConfig`; time is counted in frames, never read from a clock. Of a pause inside the hang-over only the first
+  `tail_ms` is passed on at once: the rest is held and passed on only if speech resumes, so a recogniser does not
+  decode the silence that ends every utterance (bench/asr_streams.py: decoding it cost about half as much CPU per
+  second as speech) and has nothing left to catch up on when the endpointer fires.
 """
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ class VadConfig:
     mode: int = 2  # webrtcvad aggressiveness 0..3
     start_ms: int = 100  # voiced time needed before an utterance counts as started
     stop_ms: int = 800  # unvoiced time that ends an utterance (hang-over)
+    tail_ms: int = 200  # of a pause, only this much is passed on at once; the rest only if speech resumes
     preroll_ms: int = 300  # audio kept from before the start, so the first syllable is not cut
     max_utterance_ms: int = 30_000
     no_input_ms: int = 5_000  # nothing said for this long after listening began (0: never)
@@ -54,7 +58,7 @@ class VadConfig:
     def __post_init__(self) -> None:
         if self.mode not in (0, 1, 2, 3):
             raise VadConfigError(f"VadConfig.mode must be 0..3, not {self.mode}")
-        for name in ("start_ms", "stop_ms", "preroll_ms", "max_utterance_ms", "no_input_ms", "barge_in_ms"):
+        for name in ("start_ms", "stop_ms", "tail_ms", "preroll_ms", "max_utterance_ms", "no_input_ms", "barge_in_ms"):
             value = getattr(self, name)
             if value < 0 or value % FRAME_MS:
                 raise VadConfigError(f"VadConfig.{name} must be a non-negative multiple of {FRAME_MS} ms, not {value}")
@@ -125,7 +129,10 @@ class SpeechStart(VadEvent):
 
 @dataclass(frozen=True)
 class SpeechAudio(VadEvent):
-    audio: bytes  # one frame inside the utterance
+    """Audio inside the utterance, starting at `t_ms`: one frame, or, when speech resumes after a pause longer
+    than `VadConfig.tail_ms`, the held-back rest of the pause followed by the new voiced frame."""
+
+    audio: bytes
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,7 @@ class Endpointer:
         self._pending: list[bytes] = []  # frames while STARTING
         self._voiced = 0  # voiced frames in the current start attempt / utterance
         self._unvoiced = 0  # consecutive unvoiced frames while STOPPING
+        self._held: list[bytes] = []  # pause frames beyond tail_ms, passed on only if speech resumes
         self._utt_frames = 0
         self._utt_start = 0
         self._start_t = 0
@@ -201,18 +209,24 @@ class Endpointer:
                 events.append(SpeechStart(self._start_t, audio))
         else:
             self._utt_frames += 1
-            events.append(SpeechAudio(t, frame))
             if voiced:
+                events.append(self._resume(t, frame))
                 self._voiced += 1
                 self._unvoiced = 0
                 self.state = VadState.SPEAKING
             else:
                 self._unvoiced += 1
                 self.state = VadState.STOPPING
+                if self._unvoiced <= cfg.frames(cfg.tail_ms):
+                    events.append(SpeechAudio(t, frame))
+                else:  # a recogniser would only decode silence: hold it until speech resumes or the end drops it
+                    self._held.append(frame)
             if self._unvoiced >= max(1, cfg.frames(cfg.stop_ms)):
                 events.append(SpeechEnd(t + FRAME_MS, self._utt_start, "silence"))
                 self._reset_utterance()
             elif self._utt_frames * FRAME_MS >= cfg.max_utterance_ms:
+                if self._held:
+                    events.append(self._resume(t + FRAME_MS, b""))
                 events.append(SpeechEnd(t + FRAME_MS, self._utt_start, "max_length"))
                 self._reset_utterance()
         if (
@@ -233,7 +247,14 @@ class Endpointer:
             events.append(NoInput(self._t))
         return events
 
+    def _resume(self, t: int, frame: bytes) -> SpeechAudio:
+        """The held pause (if any) and `frame` as one event starting where the held audio began."""
+        held = self._held
+        self._held = []
+        return SpeechAudio(t - len(held) * FRAME_MS, b"".join(held) + frame)
+
     def _reset_utterance(self) -> None:
+        self._held = []
         self.state = VadState.QUIET
         self._voiced = 0
         self._unvoiced = 0

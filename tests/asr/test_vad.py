@@ -215,6 +215,44 @@ def test_hang_over_bridges_short_pauses() -> None:
     assert kinds(run(audio, VadConfig(stop_ms=300))).count("SpeechEnd") == 2
 
 
+@pytest.mark.parametrize(("stop_ms", "tail_ms"), [(800, 200), (800, 0), (1200, 300), (400, 400), (300, 600)])
+def test_only_the_tail_of_the_final_pause_reaches_the_recogniser(stop_ms: int, tail_ms: int) -> None:
+    audio = add_noise(pad(fixture_pcm("c04"), 1000, 2000), -50.0)
+    events = run(audio, VadConfig(stop_ms=stop_ms, tail_ms=tail_ms))
+    end = next(e for e in events if isinstance(e, SpeechEnd))
+    (utterance,) = utterance_audio(events)
+    last_voiced_end = end.t_ms - stop_ms  # the hang-over is unvoiced frames counted back from the end
+    assert len(utterance) // 16 == last_voiced_end + min(tail_ms, stop_ms) - end.start_ms
+    assert utterance == audio[end.start_ms * 16:end.start_ms * 16 + len(utterance)]  # contiguous, nothing lost
+
+
+def test_a_held_pause_is_passed_on_when_speech_resumes() -> None:
+    gap = SILENCE_FRAME * 30  # 600 ms: longer than the tail, shorter than the hang-over
+    audio = pad(fixture_pcm("m07") + gap + fixture_pcm("m08"))
+    events = run(audio, VadConfig(stop_ms=800, tail_ms=200))
+    assert kinds(events).count("SpeechEnd") == 1
+    resumed = [e for e in events if isinstance(e, SpeechAudio) and len(e.audio) > FRAME_BYTES]
+    assert resumed and all(len(e.audio) % FRAME_BYTES == 0 for e in resumed)
+    first = resumed[0]
+    assert first.audio == audio[first.t_ms * 16:first.t_ms * 16 + len(first.audio)]  # starts where the hold began
+    end = next(e for e in events if isinstance(e, SpeechEnd))
+    (utterance,) = utterance_audio(events)
+    assert utterance == audio[end.start_ms * 16:end.start_ms * 16 + len(utterance)]  # the pause is all there
+    assert len(utterance) // 16 > 600 + len(fixture_pcm("m07")) // 16
+
+
+def test_max_length_during_a_held_pause_passes_the_held_audio() -> None:
+    audio = pad(fixture_pcm("m07") + SILENCE_FRAME * 40)
+    plain = run(audio, VadConfig(stop_ms=2000))
+    cut_at = next(e for e in plain if isinstance(e, SpeechEnd)).t_ms - 600  # 1.4 s into the 2 s trailing pause
+    start = next(e for e in plain if isinstance(e, SpeechEnd)).start_ms
+    events = run(audio, VadConfig(stop_ms=2000, max_utterance_ms=cut_at - start))
+    end = next(e for e in events if isinstance(e, SpeechEnd))
+    assert end.reason == "max_length"
+    (utterance,) = utterance_audio(events)
+    assert utterance == audio[start * 16:end.t_ms * 16]
+
+
 def test_start_delay_is_respected() -> None:
     speech = pad(fixture_pcm("q03"))
     early = next(e for e in run(speech, VadConfig(start_ms=60)) if isinstance(e, SpeechStart))
@@ -246,6 +284,8 @@ def test_config_validation_messages() -> None:
         VadConfig(mode=5)
     with pytest.raises(VadConfigError, match=r"^VadConfig.stop_ms must be a non-negative multiple of 20 ms, not 810$"):
         VadConfig(stop_ms=810)
+    with pytest.raises(VadConfigError, match=r"^VadConfig.tail_ms must be a non-negative multiple of 20 ms, not 5$"):
+        VadConfig(tail_ms=5)
     with pytest.raises(ValueError):  # VadConfigError is a ValueError too
         VadConfig(preroll_ms=-20)
 
