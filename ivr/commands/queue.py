@@ -1,7 +1,9 @@
-"""`ivr queue`: the queue's state and the callbacks waiting to be dialled."""
+"""`ivr queue`: the queue's state, the callbacks waiting to be dialled, and the operators' availability."""
 from __future__ import annotations
 
+import getpass
 import json
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -10,7 +12,9 @@ from rich.table import Table
 
 from ivr.commands import context
 from ivr.logs import mask_number
+from ivr.queue.agents import AgentDirectory
 from ivr.queue.callbacks import CallbackStore
+from ivr.queue.model import AgentState, QueueError
 from ivr.queue.metrics import read_snapshot
 
 app = typer.Typer(help="Queue state and callbacks.", no_args_is_help=True)
@@ -66,3 +70,64 @@ def cancel(callback_id: int = typer.Argument(..., help="The callback's id (see `
     except CallbackNotFound as e:
         raise context.fail(str(e)) from None
     typer.echo(f"callback {callback_id} cancelled")
+
+
+def directory() -> AgentDirectory:
+    """The configured operators and their states, in the callbacks database."""
+    return AgentDirectory(callbacks_url(), context.settings().queue_agents)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@app.command("agents")
+def agents(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+           history: bool = typer.Option(False, "--history", help="Show the audited changes instead.")) -> None:
+    """List the operators: SIP URI, groups, state and since when (what the running server sees)."""
+    d = directory()
+    if history:
+        entries = d.history()
+        if as_json:
+            typer.echo(json.dumps([dict(e.__dict__, before=e.before.value, after=e.after.value) for e in entries]))
+            return
+        h = Table("at", "agent", "by", "before", "after", title="operator state changes")
+        for e in entries:
+            h.add_row(_when(e.at), e.agent_id, e.user, e.before.value, e.after.value)
+        Console().print(h)
+        return
+    rows = d.statuses()
+    if as_json:
+        typer.echo(json.dumps([dict(s.__dict__, state=s.state.value) for s in rows], ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("no operators configured: add [[queue.agents]] to the settings file")
+        return
+    t = Table("id", "name", "uri", "groups", "state", "since", "by", title="operators")
+    for s in rows:
+        t.add_row(s.agent_id, s.name, s.uri, ",".join(s.groups), s.state.value, _when(s.since), s.changed_by)
+    Console().print(t)
+
+
+@app.command("agent")
+def agent(agent_id: str = typer.Argument(..., help="The operator's id (see `ivr queue agents`)."),
+          state: str = typer.Argument(..., help="available, signed-out or wrap-up."),
+          by: str = typer.Option("", "--by", help="Who makes the change (default: your login name).")) -> None:
+    """Sign an operator in (available) or out, or give them a wrap-up pause; a running server applies it
+    within a second."""
+    user = by or f"cli:{_login()}"
+    try:
+        change = directory().set_state(agent_id, state, user)
+    except QueueError as e:
+        raise context.fail(str(e)) from None
+    line = f"{agent_id}: {change.before.value} -> {change.after.value} (by {user})"
+    if change.before == AgentState.ON_CALL and change.after == AgentState.SIGNED_OUT:
+        line += "; applies when the current call ends"
+    typer.echo(line)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
