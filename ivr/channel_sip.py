@@ -14,11 +14,12 @@ from asr.audio import FRAME_BYTES, FRAME_MS
 from ivr.channel import CallerHungUp, CallInfo, Channel, Inbound, TransferResult
 from ivr.rtp.session import RtpSession
 
-__all__ = ["SipChannel", "TransferHook"]
+__all__ = ["SipChannel", "TransferHook", "ReferHook"]
 
 logger = logging.getLogger(__name__)
 
 TransferHook = Callable[[str], Awaitable[TransferResult]]
+ReferHook = Callable[[str, float], Awaitable[TransferResult]]  # (target URI, NOTIFY time-out in seconds)
 
 
 class SipChannel(Channel):
@@ -32,8 +33,9 @@ class SipChannel(Channel):
     transfer_to: TransferHook | None = None
 
     def __init__(self, info: CallInfo, session: RtpSession, hangup_cb: Callable[[], Awaitable[None]],
-                 inband_dtmf: bool) -> None:
+                 inband_dtmf: bool, refer_cb: ReferHook | None = None) -> None:
         self.info = info
+        self._refer_cb = refer_cb
         self.session = session
         self.inband_dtmf = inband_dtmf
         self._hangup_cb = hangup_cb
@@ -78,6 +80,14 @@ class SipChannel(Channel):
         if self.transfer_to is None:
             return await super().transfer(target)
         return await self.transfer_to(target)
+
+    async def refer(self, target_uri: str, *, timeout_s: float = 32.0) -> TransferResult:
+        """Blind transfer by REFER: ok once a NOTIFY reports the target answered (the caller leg is then ended
+        with BYE); ok=False with the reason on a refusal, a failed target or no final NOTIFY within `timeout_s`."""
+        if self._refer_cb is None or self._gone:
+            return TransferResult(ok=False, target=target_uri,
+                                  reason="the call has ended" if self._gone else "this call cannot be referred")
+        return await self._refer_cb(target_uri, timeout_s)
 
     async def hangup(self) -> None:
         if self._gone:

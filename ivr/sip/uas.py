@@ -19,11 +19,12 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ivr.channel import CallInfo
+from ivr.channel import CallInfo, TransferResult
 from ivr.channel_sip import SipChannel
-from ivr.sip.headers import MAGIC_COOKIE, RequestSummary, parse_via
-from ivr.sip.message import Request, Response, SipParseError, split_values
+from ivr.sip.headers import MAGIC_COOKIE, RequestSummary, parse_via, validate_request
+from ivr.sip.message import Request, Response, SipParseError, parse_message, split_values
 from ivr.sip.protection import Guard, LogOnce, ProtectionConfig
+from ivr.sip.refer import Referral, refer_headers
 from ivr.sip.screen import ALLOW, build_response, screen
 from ivr.sip.sdp import (Negotiated, SdpError, SdpNegotiationError, accept_answer, answer_offer, make_offer,
                          parse_sdp)
@@ -121,6 +122,7 @@ class SipServer:
         self._transport: asyncio.DatagramTransport | None = None
         self._local_ips: dict[str, str] = {}
         self.ended_calls: list[tuple[str, str]] = []  # (call id, reason), the last 1000
+        self.referrals: dict[str, Referral] = {}  # call id -> the REFER in progress on it
 
     # ----- life cycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -247,6 +249,8 @@ class SipServer:
         if reason:
             self._count("dropped")
             self.log_once(addr[0], reason)
+            return
+        if self.referrals and data.startswith(b"NOTIFY ") and self._on_notify(data, addr):
             return
         verdict = screen(data)
         if verdict.drop_reason:
@@ -401,7 +405,8 @@ class SipServer:
         info = CallInfo(call_id=call.call_id, caller=user, called=called,
                         extra={"codec": call.negotiated.codec, "remote": f"{call.peer[0]}:{call.peer[1]}"})
         channel = SipChannel(info, call.session, lambda: self._hangup(call),
-                             inband_dtmf=call.negotiated.dtmf_payload_type is None)
+                             inband_dtmf=call.negotiated.dtmf_payload_type is None,
+                             refer_cb=lambda target, timeout_s: self._refer(call, target, timeout_s))
         call.channel = channel
         call.task = self._spawn(self._run_handler(call, channel))
 
@@ -419,6 +424,34 @@ class SipServer:
 
     async def _hangup(self, call: Call) -> None:
         self._end_call(call, "IVR hung up", send_bye=True)
+
+    async def _refer(self, call: Call, target: str, timeout_s: float) -> TransferResult:
+        referral = self.referrals[call.call_id] = Referral(target)
+        try:
+            self._send_request(call, "REFER", refer_headers(target, self._contact(call)), referral.on_response)
+            result = await referral.wait(timeout_s)
+        finally:
+            self.referrals.pop(call.call_id, None)
+        logger.info("call %s REFER to %s: %s", call.call_id, mask_number(target), result.reason or "transferred")
+        if result.ok:
+            self._end_call(call, "transferred by REFER", send_bye=True)
+        return result
+
+    def _on_notify(self, data: bytes, addr: tuple[str, int]) -> bool:
+        """A NOTIFY about a REFER of ours: answer 200 and pass it on. False: not one (screen() answers it)."""
+        try:
+            req = parse_message(data)
+            referral = self.referrals.get(req.get("Call-ID") or "")
+            call = self.calls.get(req.get("Call-ID") or "")
+            if not isinstance(req, Request) or referral is None or call is None:
+                return False
+            if validate_request(req, frozenset({"NOTIFY"})).to.tag != call.local_tag:
+                return False
+        except SipParseError:
+            return False
+        self._send(self._response(req, 200, addr), addr)
+        referral.on_notify(req)
+        return True
 
     def _on_reinvite(self, req: Request, summary: RequestSummary, addr: tuple[str, int]) -> None:
         call = self.calls.get(summary.call_id)
@@ -506,6 +539,8 @@ class SipServer:
         answered = call.state in ("answered", "confirmed")
         call.state = "ended"
         call.end_reason = reason
+        if call.call_id in self.referrals:
+            self.referrals[call.call_id].on_call_ended(reason)
         if call.ring_handle is not None:
             call.ring_handle.cancel()
             call.ring_handle = None
@@ -525,30 +560,38 @@ class SipServer:
                     call.session.stats.sent, call.session.stats.received, call.session.stats.dtmf_events)
 
     def _send_bye(self, call: Call) -> None:
+        self._send_request(call, "BYE")
+
+    def _send_request(self, call: Call, method: str, extra: list[tuple[str, str]] | None = None,
+                      on_status: Callable[[int | None], None] | None = None) -> None:
         call.local_cseq += 1
         branch = MAGIC_COOKIE + f"{random.getrandbits(64):016x}"
         target = call.summary.contact.uri if call.summary.contact else call.summary.from_.uri
         host = f"[{call.local_host}]" if ":" in call.local_host else call.local_host
-        bye = Request(method="BYE", uri=target)
-        bye.add("Via", f"SIP/2.0/UDP {host}:{self.port};branch={branch};rport")
-        bye.add("Max-Forwards", "70")
+        req = Request(method=method, uri=target)
+        req.add("Via", f"SIP/2.0/UDP {host}:{self.port};branch={branch};rport")
+        req.add("Max-Forwards", "70")
         for route in call.invite.get_all("Record-Route"):
-            bye.add("Route", route)
+            req.add("Route", route)
         to_value = call.invite.get("To") or ""
-        bye.add("From", f"{to_value};tag={call.local_tag}")
-        bye.add("To", call.invite.get("From") or "")
-        bye.add("Call-ID", call.call_id)
-        bye.add("CSeq", f"{call.local_cseq} BYE")
-        bye.add("User-Agent", self.config.user_agent)
-        bye.add("Content-Length", "0")
+        req.add("From", f"{to_value};tag={call.local_tag}")
+        req.add("To", call.invite.get("From") or "")
+        req.add("Call-ID", call.call_id)
+        req.add("CSeq", f"{call.local_cseq} {method}")
+        for name, value in extra or []:
+            req.add(name, value)
+        req.add("User-Agent", self.config.user_agent)
+        req.add("Content-Length", "0")
         peer = call.peer
 
         def done(ctx: ClientTransaction, status: int | None) -> None:
             self.client_tx.pop(ctx.branch, None)
             if status is None:
-                logger.info("BYE for %s got no answer", call.call_id)
+                logger.info("%s for %s got no answer", method, call.call_id)
+            if on_status is not None:
+                on_status(status)
 
-        self.client_tx[branch] = ClientTransaction(branch, bytes(bye), lambda d: self._send(d, peer),
+        self.client_tx[branch] = ClientTransaction(branch, bytes(req), lambda d: self._send(d, peer),
                                                    self.config.timers, done)
 
     def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:

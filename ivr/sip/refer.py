@@ -1,0 +1,62 @@
+"""Blind transfer by REFER (RFC 3515) of an answered inbound call, for PBXs that prefer it to a media bridge.
+
+The UAS sends an in-dialog REFER (Refer-To the target, Referred-By us); a 202 (or 200) means the caller's phone
+accepted it, and its NOTIFYs (Event: refer, body message/sipfrag) report how the call to the target goes. The first
+final status in a sipfrag decides: 2xx is a transfer done (the UAS then BYEs the caller leg), anything else is a
+failure with the reason. A REFER refused, unanswered, or without a final NOTIFY in time is a failure too.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+
+from ivr.channel import TransferResult
+from ivr.sip.message import Request
+
+__all__ = ["Referral", "refer_headers", "sipfrag_status"]
+
+_SIPFRAG_RE = re.compile(rb"\s*SIP/2\.0 (\d{3})")
+
+
+def sipfrag_status(body: bytes) -> int | None:
+    """The status code of a message/sipfrag status line ("SIP/2.0 200 OK"), None when it has none."""
+    m = _SIPFRAG_RE.match(body)
+    return int(m.group(1)) if m else None
+
+
+def refer_headers(target: str, referred_by: str) -> list[tuple[str, str]]:
+    return [("Refer-To", f"<{target}>"), ("Referred-By", referred_by), ("Event", "refer")]
+
+
+class Referral:
+    """One REFER in progress: fed the REFER's final status and the NOTIFYs, it resolves to a TransferResult."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.done: asyncio.Future[TransferResult] = asyncio.get_running_loop().create_future()
+
+    def _finish(self, ok: bool, reason: str = "") -> None:
+        if not self.done.done():
+            self.done.set_result(TransferResult(ok=ok, target=self.target, reason=reason))
+
+    def on_response(self, status: int | None) -> None:
+        """The final response to the REFER (None: none came before timer F)."""
+        if status is None:
+            self._finish(False, "no answer to REFER")
+        elif status >= 300:
+            self._finish(False, f"REFER refused with {status}")
+
+    def on_notify(self, notify: Request) -> None:
+        status = sipfrag_status(notify.body)
+        if status is not None and status >= 200:
+            self._finish(status < 300, "" if status < 300 else f"the transfer target answered {status}")
+
+    def on_call_ended(self, reason: str) -> None:
+        self._finish(False, f"the call ended during the transfer ({reason})")
+
+    async def wait(self, timeout_s: float) -> TransferResult:
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.done), timeout_s)
+        except asyncio.TimeoutError:
+            return TransferResult(ok=False, target=self.target,
+                                  reason=f"no NOTIFY with a final status within {timeout_s:g} s")
