@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ivr.commands import context
 from ivr.logs import mask_number
-from ivr.queue.agents import AgentDirectory
+from ivr.queue.agents import AgentDirectory, directory_for
 from ivr.queue.callbacks import CallbackStore
 from ivr.queue.model import AgentState, QueueError
 from ivr.queue.metrics import read_snapshot
@@ -74,7 +74,7 @@ def cancel(callback_id: int = typer.Argument(..., help="The callback's id (see `
 
 def directory() -> AgentDirectory:
     """The configured operators and their states, in the callbacks database."""
-    return AgentDirectory(callbacks_url(), context.settings().queue_agents)
+    return directory_for(context.settings())
 
 
 def _when(ts: float) -> str:

@@ -138,9 +138,11 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
     app.state.console = ctx
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from ivr.console import api, pages
+    from ivr.console import agents, api, pages
 
+    agents.install(app, settings)
     app.include_router(api.router)
+    app.include_router(agents.router)
     app.include_router(pages.router)
     if metrics is not None:
         @app.get("/metrics", include_in_schema=False)

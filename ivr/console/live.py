@@ -1,8 +1,8 @@
-"""What the live page shows: calls in progress, the queue and the callbacks.
+"""What the live page shows: calls in progress, the queue, the callbacks and the operators.
 
 The call path and the queue feed a `LiveState` (thread-safe, in-process); the console only reads snapshots.
 Either push (``call_started``/``call_updated``/``call_ended``, ``set_queue``, ``set_callbacks``) or register a
-source the console calls at each refresh (``queue_source``, ``callbacks_source``)::
+source the console calls at each refresh (``queue_source``, ``callbacks_source``, ``agents_source``)::
 
     live = LiveState()
     live.call_started("a84f@10.0.0.5", "13800138000", state="main_menu")
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
-__all__ = ["LiveState", "LiveCall", "QueueEntry", "CallbackEntry", "LiveSnapshot"]
+__all__ = ["LiveState", "LiveCall", "QueueEntry", "CallbackEntry", "AgentEntry", "LiveSnapshot"]
 
 
 def _now() -> datetime:
@@ -55,12 +55,22 @@ class CallbackEntry:
 
 
 @dataclass(frozen=True)
+class AgentEntry:
+    agent_id: str
+    name: str
+    groups: tuple[str, ...]
+    state: str  # available | on_call | wrap_up | signed_out
+    since: datetime
+
+
+@dataclass(frozen=True)
 class LiveSnapshot:
     at: datetime
     calls: tuple[LiveCall, ...]
     queue: tuple[QueueEntry, ...]
     callbacks: tuple[CallbackEntry, ...]
     errors: tuple[str, ...] = ()  # a source that failed is reported, not hidden
+    agents: tuple[AgentEntry, ...] = ()
 
 
 @dataclass
@@ -69,6 +79,7 @@ class LiveState:
 
     queue_source: Callable[[], Sequence[QueueEntry]] | None = None
     callbacks_source: Callable[[], Sequence[CallbackEntry]] | None = None
+    agents_source: Callable[[], Sequence[AgentEntry]] | None = None
     _calls: dict[str, LiveCall] = field(default_factory=dict)
     _queue: tuple[QueueEntry, ...] = ()
     _callbacks: tuple[CallbackEntry, ...] = ()
@@ -117,4 +128,10 @@ class LiveState:
                 callbacks = tuple(self.callbacks_source())
             except Exception as exc:
                 errors.append(f"callbacks: {exc}")
-        return LiveSnapshot(_now(), calls, queue, callbacks, tuple(errors))
+        agents: tuple[AgentEntry, ...] = ()
+        if self.agents_source is not None:
+            try:
+                agents = tuple(self.agents_source())
+            except Exception as exc:
+                errors.append(f"agents: {exc}")
+        return LiveSnapshot(_now(), calls, queue, callbacks, tuple(errors), agents)

@@ -21,12 +21,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from ivr.config import AgentConfig
+from ivr.config import AgentConfig, Settings
 from ivr.queue.callbacks import _sqlite_pragmas
 from ivr.queue.engine import CallQueue
 from ivr.queue.model import Agent, AgentState, QueueError, UnknownAgent
 
-__all__ = ["AgentDirectory", "AgentStatus", "AgentAudit", "AgentStateError", "parse_state", "QUEUE_USER"]
+__all__ = ["AgentDirectory", "AgentStatus", "AgentAudit", "AgentStateError", "parse_state", "directory_for",
+           "QUEUE_USER"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,11 @@ def parse_state(text: str | AgentState) -> AgentState:
     if state not in SETTABLE:
         raise AgentStateError(f"state {state.value} is set by the queue, not by hand")
     return state
+
+
+def directory_for(settings: Settings) -> "AgentDirectory":
+    """The settings' operators, their states kept in the callbacks database (`callbacks.db` in the data folder)."""
+    return AgentDirectory(f"sqlite:///{Path(settings.data_dir) / 'callbacks.db'}", settings.queue_agents)
 
 
 class AgentDirectory:

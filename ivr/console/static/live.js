@@ -1,4 +1,4 @@
-// Live page: refresh the three tables from /api/live every two seconds (text only, never HTML).
+// Live page: refresh the tables from /api/live and /api/agents every two seconds (text only, never HTML).
 (function () {
   "use strict";
   function fill(id, rows) {
@@ -37,5 +37,16 @@
       document.getElementById("live-errors").textContent = "refresh failed: " + e.message;
     });
   }
+  function agents() {
+    fetch("/api/agents", { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { throw new Error(r.status + " " + r.statusText); }
+      return r.json();
+    }).then(function (list) {
+      fill("agents", list.map(function (a) { return [a.id, a.name, a.groups.join(","), a.state, time(a.since)]; }));
+    }).catch(function (e) {
+      document.getElementById("live-errors").textContent = "operators: " + e.message;
+    });
+  }
   setInterval(refresh, 2000);
+  setInterval(agents, 2000);
 })();

@@ -1,0 +1,100 @@
+"""The operators' availability in the JSON API: list them, and (supervisors and admins) set their state.
+
+States set here go to the callbacks database (`AgentDirectory`); the running server applies them at its next
+tick. Operators cannot set their own state through the API yet (console users are not mapped to operators).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from ivr.config import Settings
+from ivr.console.app import require
+from ivr.console.live import AgentEntry
+from ivr.console.users import Role, Session
+from ivr.queue.agents import AgentAudit, AgentDirectory, AgentStatus, directory_for
+from ivr.queue.model import UnknownAgent
+
+__all__ = ["router", "install"]
+
+router = APIRouter(prefix="/api", tags=["agents"])
+
+
+class AgentOut(BaseModel):
+    id: str
+    name: str
+    uri: str
+    groups: list[str]
+    state: str = Field(description="available, on_call, wrap_up or signed_out")
+    since: datetime
+    changed_by: str
+
+
+class AgentStateIn(BaseModel):
+    state: Literal["available", "signed_out", "wrap_up"] = Field(
+        description="available (signed in), signed_out, or wrap_up (a pause of the desk's wrap-up time)")
+
+
+class AgentAuditOut(BaseModel):
+    at: datetime
+    user: str
+    before: str
+    after: str
+
+
+def _at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+def _agent(s: AgentStatus) -> AgentOut:
+    return AgentOut(id=s.agent_id, name=s.name, uri=s.uri, groups=list(s.groups), state=s.state.value,
+                    since=_at(s.since), changed_by=s.changed_by)
+
+
+def _audit(e: AgentAudit) -> AgentAuditOut:
+    return AgentAuditOut(at=_at(e.at), user=e.user, before=e.before.value, after=e.after.value)
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Open the settings' operator directory for the routes, and list the operators on the live page."""
+    d = app.state.agents = directory_for(settings)
+    live = app.state.console.live
+    if live.agents_source is None:
+        live.agents_source = lambda: [AgentEntry(s.agent_id, s.name, s.groups, s.state.value, _at(s.since))
+                                      for s in d.statuses()]
+
+
+def directory(request: Request) -> AgentDirectory:
+    return request.app.state.agents  # type: ignore[no-any-return]
+
+
+@router.get("/agents", response_model=list[AgentOut])
+def agents(request: Request, session: Session = Depends(require(api=True))) -> list[AgentOut]:
+    """Every configured operator with their state, as the running server sees it."""
+    return [_agent(s) for s in directory(request).statuses()]
+
+
+@router.put("/agents/{agent_id}", response_model=AgentOut)
+def set_agent_state(request: Request, agent_id: str, change: AgentStateIn,
+                    session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> AgentOut:
+    """Sign an operator in or out, or give them a wrap-up pause (supervisors and admins; audited).
+    Signing out an operator on a call takes effect when the call ends."""
+    d = directory(request)
+    try:
+        d.set_state(agent_id, change.state, session.user.username)
+    except UnknownAgent as exc:
+        raise HTTPException(404, str(exc)) from None
+    return _agent(d.get(agent_id))
+
+
+@router.get("/agents/{agent_id}/audit", response_model=list[AgentAuditOut])
+def agent_audit(request: Request, agent_id: str,
+                session: Session = Depends(require(api=True))) -> list[AgentAuditOut]:
+    """The operator's state changes, newest first."""
+    try:
+        return [_audit(e) for e in directory(request).history(agent_id)]
+    except UnknownAgent as exc:
+        raise HTTPException(404, str(exc)) from None

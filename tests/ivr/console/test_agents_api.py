@@ -1,0 +1,115 @@
+"""GET/PUT /api/agents: roles and CSRF as the rest of the API, audited, and seen by a server's queue."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ivr.config import AgentConfig, load_settings
+from ivr.console import LiveState, create_app
+from ivr.queue import AgentState, CallQueue
+from ivr.queue.agents import directory_for
+from ivr.tickets.store import TicketStore
+
+from .conftest import PASSWORD
+
+AGENTS = (AgentConfig("op1", "王芳", "sip:op1@127.0.0.1:5071", ("general", "elderly")),
+          AgentConfig("op2", "op2", "sip:op2@127.0.0.1:5072", ("general",)))
+
+
+@pytest.fixture
+def setup(tmp_path: Path, suggester):  # type: ignore[no-untyped-def]
+    settings = dataclasses.replace(load_settings(overrides={"data_dir": tmp_path / "data"}, environ={}),
+                                   queue_agents=AGENTS)
+    app = create_app(settings, store=TicketStore(settings.database_url, suggest=suggester), live=LiveState(),
+                     suggester=suggester)
+    for role in ("operator", "supervisor", "admin"):
+        app.state.console.users.add(role, PASSWORD, role)
+
+    def api(role: str) -> tuple[TestClient, str]:
+        c = TestClient(app)
+        r = c.post("/api/session", json={"username": role, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        return c, r.json()["csrf"]
+
+    return settings, app, api
+
+
+def test_list_needs_a_session(setup) -> None:  # type: ignore[no-untyped-def]
+    _, app, api = setup
+    assert TestClient(app).get("/api/agents").status_code == 401
+    c, _ = api("operator")
+    r = c.get("/api/agents")
+    assert r.status_code == 200
+    assert [(a["id"], a["name"], a["uri"], a["groups"], a["state"], a["changed_by"]) for a in r.json()] == [
+        ("op1", "王芳", "sip:op1@127.0.0.1:5071", ["general", "elderly"], "available", "config"),
+        ("op2", "op2", "sip:op2@127.0.0.1:5072", ["general"], "available", "config")]
+
+
+def test_setting_a_state_needs_a_supervisor_and_the_csrf_token(setup) -> None:  # type: ignore[no-untyped-def]
+    _, _, api = setup
+    c, csrf = api("operator")
+    r = c.put("/api/agents/op1", json={"state": "signed_out"}, headers={"X-CSRF-Token": csrf})
+    assert (r.status_code, r.json()["detail"]) == (403, "this needs the supervisor role")
+    c, csrf = api("supervisor")
+    r = c.put("/api/agents/op1", json={"state": "signed_out"})
+    assert (r.status_code, r.json()["detail"]) == (403, "CSRF token missing or wrong")
+    r = c.put("/api/agents/op1", json={"state": "signed_out"}, headers={"X-CSRF-Token": "wrong"})
+    assert r.status_code == 403
+    r = c.put("/api/agents/op1", json={"state": "signed_out"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
+    assert (r.json()["state"], r.json()["changed_by"]) == ("signed_out", "supervisor")
+    c, csrf = api("admin")
+    r = c.put("/api/agents/op1", json={"state": "wrap_up"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200 and r.json()["state"] == "wrap_up"
+    audit = c.get("/api/agents/op1/audit").json()
+    assert [(e["user"], e["before"], e["after"]) for e in audit] == [
+        ("admin", "signed_out", "wrap_up"), ("supervisor", "available", "signed_out")]
+
+
+def test_unknown_agent_and_state(setup) -> None:  # type: ignore[no-untyped-def]
+    _, _, api = setup
+    c, csrf = api("supervisor")
+    r = c.put("/api/agents/op9", json={"state": "available"}, headers={"X-CSRF-Token": csrf})
+    assert (r.status_code, r.json()["detail"]) == (404, "no agent 'op9' (agents: op1, op2)")
+    assert c.get("/api/agents/op9/audit").status_code == 404
+    for bad in ("on_call", "busy"):
+        r = c.put("/api/agents/op1", json={"state": bad}, headers={"X-CSRF-Token": csrf})
+        assert r.status_code == 422
+    assert c.get("/api/agents/op1/audit").json() == []
+
+
+def test_in_openapi(setup) -> None:  # type: ignore[no-untyped-def]
+    _, _, api = setup
+    c, _ = api("operator")
+    paths = c.get("/api/openapi.json").json()["paths"]
+    assert set(paths["/api/agents"]) == {"get"} and set(paths["/api/agents/{agent_id}"]) == {"put"}
+    assert "supervisors" in paths["/api/agents/{agent_id}"]["put"]["description"]
+
+
+def test_a_servers_queue_picks_up_an_api_change(setup) -> None:  # type: ignore[no-untyped-def]
+    settings, _, api = setup
+    server = directory_for(settings)  # what `ivr serve` holds, on the same database
+    queue = CallQueue(list(settings.queue_groups), lambda: 0.0)
+    server.populate(queue)
+    c, csrf = api("supervisor")
+    assert c.put("/api/agents/op2", json={"state": "signed_out"}, headers={"X-CSRF-Token": csrf}).status_code == 200
+    server.sync(queue)
+    assert queue.agents["op2"].state == AgentState.SIGNED_OUT
+    queue.enqueue("c1", "general")
+    queue.tick()
+    server.sync(queue)
+    assert {a["id"]: a["state"] for a in c.get("/api/agents").json()} == {"op1": "on_call", "op2": "signed_out"}
+
+
+def test_live_page_lists_the_operators(setup) -> None:  # type: ignore[no-untyped-def]
+    _, app, api = setup
+    c, csrf = api("supervisor")
+    c.put("/api/agents/op2", json={"state": "signed_out"}, headers={"X-CSRF-Token": csrf})
+    page = c.get("/live").text
+    assert 'id="agents"' in page and '<span id="n-agents">2</span>' in page
+    assert "<td>op1</td><td>王芳</td><td>general,elderly</td><td>available</td>" in page
+    assert "<td>op2</td><td>op2</td><td>general</td><td>signed_out</td>" in page
+    assert app.state.console.live.snapshot().errors == ()
