@@ -102,3 +102,11 @@ def test_agents_cannot_come_from_the_environment() -> None:
         load_settings(environ={"IVR_QUEUE_AGENTS": "op1"})
     assert str(info.value) == ("queue_agents (from environment variable IVR_QUEUE_AGENTS): 'op1' "
                                "is not a list of tables")
+
+
+def test_readme_example_parses(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    example = readme.split("## Configuration", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    example = example.replace('"/var/lib/ivr"', repr(str(tmp_path)))
+    s = load_settings(write(tmp_path, example), environ={})
+    assert [a.agent_id for a in s.queue_agents] == ["op1"] and s.queue_groups[1] == AgentGroup("elderly", 20.0)
