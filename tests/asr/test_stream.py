@@ -121,3 +121,33 @@ def test_finish_without_audio_is_empty(ko_engine: VoskEngine) -> None:
 
     t = asyncio.run(main())
     assert t.empty and t.words == () and t.audio_ms == 0
+
+
+@pytest.mark.parametrize("min_chunk_ms", [100, 240])
+def test_audio_reaches_the_recogniser_in_chunks_of_at_least_min_chunk(ko_engine: VoskEngine, min_chunk_ms: int) -> None:
+    pcm = fixture_pcm("m04")
+    rec_engine = RecordingEngine(ko_engine)
+
+    async def main() -> Transcript:
+        return await stream(AsyncDecoder(rec_engine, min_chunk_ms=min_chunk_ms), pcm)
+
+    result = asyncio.run(main())
+    assert b"".join(rec_engine.fed) == pcm
+    assert all(len(c) >= min_chunk_ms * 16 for c in rec_engine.fed[:-1])  # only the rest at finish() is shorter
+    assert result.audio_ms == len(pcm) // 16
+
+
+def test_finish_decodes_audio_shorter_than_a_chunk(ko_engine: VoskEngine) -> None:
+    rec_engine = RecordingEngine(ko_engine)
+    pcm = fixture_pcm("m01")[:60 * 16]
+
+    async def main() -> Transcript:
+        d = AsyncDecoder(rec_engine)
+        for i in range(0, len(pcm), 320):
+            d.feed(pcm[i:i + 320])
+        await asyncio.sleep(0.05)
+        assert rec_engine.fed == []  # less than 100 ms: nothing sent yet
+        return await d.finish()
+
+    assert asyncio.run(main()).audio_ms == 60
+    assert rec_engine.fed == [pcm]
