@@ -178,6 +178,7 @@ class AgentDirectory:
         """Apply states set from outside to the queue, and write the queue's own changes back."""
         now = self.clock()
         rows = self._rows()
+        changed: list[tuple[str, _Row, AgentState]] = []
         for aid in self.agents:
             agent, row = queue.agents.get(aid), rows.get(aid)
             if agent is None or row is None:
@@ -193,7 +194,9 @@ class AgentDirectory:
                 queue.set_state(aid, AgentState.AVAILABLE)
             shown = AgentState.WRAP_UP if aid in self._paused else agent.state
             if shown != row.state:
-                self._write_back(aid, row, shown, now)
+                changed.append((aid, row, shown))
+        if changed:
+            self._write_back(changed, now)
 
     def _apply(self, queue: CallQueue, agent: Agent, wanted: AgentState, now: float) -> bool:
         aid = agent.agent_id
@@ -209,14 +212,19 @@ class AgentDirectory:
             queue.set_state(aid, wanted)
         return True
 
-    def _write_back(self, aid: str, row: _Row, state: AgentState, now: float) -> None:
+    def _write_back(self, changed: list[tuple[str, _Row, AgentState]], now: float) -> None:
+        """The queue's own changes, in one transaction; a row someone changed meanwhile is left for the next tick."""
+        written = []
         with self.engine.begin() as conn:
-            done = conn.execute(states.update().where((states.c.agent_id == aid) & (states.c.rev == row.rev)).values(
-                state=state.value, since=now, changed_by=QUEUE_USER, rev=row.rev + 1)).rowcount == 1
-            if done and state == AgentState.SIGNED_OUT:
-                self._audit(conn, AgentAudit(aid, now, QUEUE_USER, row.state, state))
-        if done:  # else someone set a state meanwhile: the next tick applies it
-            self._seen[aid] = row.rev + 1
+            for aid, row, state in changed:
+                done = conn.execute(states.update().where((states.c.agent_id == aid) & (states.c.rev == row.rev))
+                                    .values(state=state.value, since=now, changed_by=QUEUE_USER, rev=row.rev + 1))
+                if done.rowcount != 1:
+                    continue
+                written.append((aid, row.rev + 1))
+                if state == AgentState.SIGNED_OUT:
+                    self._audit(conn, AgentAudit(aid, now, QUEUE_USER, row.state, state))
+        self._seen.update(written)
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _rows(self) -> dict[str, _Row]:
