@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ivr.config import AgentConfig, Settings
-from ivr.queue.callbacks import _sqlite_pragmas
+from ivr.queue.callbacks import open_engine
 from ivr.queue.engine import CallQueue
 from ivr.queue.model import Agent, AgentState, QueueError, UnknownAgent
 
@@ -113,11 +113,7 @@ class AgentDirectory:
         self.clock = clock
         self._seen: dict[str, int] = {}  # agent id -> rev last applied to / written from the queue
         self._paused: dict[str, float] = {}  # agent id -> end of a wrap-up set by hand (the queue has them out)
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(url)
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = open_engine(url)
         metadata.create_all(self.engine)
         self._seed()
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from ivr.logs import mask_number
 from ivr.queue.model import QueueError
 
-__all__ = ["Callback", "CallbackStore", "RetryPolicy", "CallingHours", "CallbackNotFound"]
+__all__ = ["Callback", "CallbackStore", "RetryPolicy", "CallingHours", "CallbackNotFound", "open_engine"]
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +114,7 @@ class CallbackStore:
         self.clock = clock
         self.policy = policy or RetryPolicy()
         self.hours = hours
-        if url.startswith("sqlite:///"):
-            Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = sa.create_engine(url)
-        if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine = open_engine(url)
         metadata.create_all(self.engine)
 
     def book(self, number: str, group: str, priority: int, entered: float, rank: float, ticket: str = "") -> int:
@@ -237,6 +233,16 @@ def _row(r: sa.Row) -> Callback:
     m = r._mapping
     return Callback(m["id"], m["ticket"], m["number"], m["grp"], m["priority"], m["entered"], m["rank"], m["status"],
                     m["attempts"], m["next_attempt_at"], m["last_result"])
+
+
+def open_engine(url: str) -> sa.Engine:
+    """An engine for `url`; an SQLite file gets its folder made, WAL, full sync and a 10 s busy wait."""
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
