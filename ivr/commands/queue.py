@@ -12,10 +12,10 @@ from rich.table import Table
 
 from ivr.commands import context
 from ivr.logs import mask_number
-from ivr.queue.agents import AgentDirectory, directory_for
+from ivr.queue.agents import directory_for
 from ivr.queue.callbacks import CallbackStore
-from ivr.queue.model import AgentState, QueueError
 from ivr.queue.metrics import read_snapshot
+from ivr.queue.model import AgentState, QueueError
 
 app = typer.Typer(help="Queue state and callbacks.", no_args_is_help=True)
 
@@ -72,11 +72,6 @@ def cancel(callback_id: int = typer.Argument(..., help="The callback's id (see `
     typer.echo(f"callback {callback_id} cancelled")
 
 
-def directory() -> AgentDirectory:
-    """The configured operators and their states, in the callbacks database."""
-    return directory_for(context.settings())
-
-
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -85,7 +80,7 @@ def _when(ts: float) -> str:
 def agents(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
            history: bool = typer.Option(False, "--history", help="Show the audited changes instead.")) -> None:
     """List the operators: SIP URI, groups, state and since when (what the running server sees)."""
-    d = directory()
+    d = directory_for(context.settings())
     if history:
         entries = d.history()
         if as_json:
@@ -117,7 +112,7 @@ def agent(agent_id: str = typer.Argument(..., help="The operator's id (see `ivr 
     within a second."""
     user = by or f"cli:{_login()}"
     try:
-        change = directory().set_state(agent_id, state, user)
+        change = directory_for(context.settings()).set_state(agent_id, state, user)
     except QueueError as e:
         raise context.fail(str(e)) from None
     line = f"{agent_id}: {change.before.value} -> {change.after.value} (by {user})"

@@ -26,8 +26,7 @@ from ivr.queue.callbacks import open_engine
 from ivr.queue.engine import CallQueue
 from ivr.queue.model import Agent, AgentState, QueueError, UnknownAgent
 
-__all__ = ["AgentDirectory", "AgentStatus", "AgentAudit", "AgentStateError", "parse_state", "directory_for",
-           "QUEUE_USER"]
+__all__ = ["AgentDirectory", "AgentStatus", "AgentAudit", "AgentStateError", "parse_state", "directory_for"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +54,7 @@ audit = sa.Table(
 
 
 class AgentStateError(QueueError):
-    """A state that cannot be set by hand (unknown, or on a call)."""
+    """A state that cannot be set by hand (unknown, or one only the queue sets)."""
 
 
 @dataclass(frozen=True)
