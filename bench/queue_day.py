@@ -90,9 +90,10 @@ def report(name: str, pairs: list[tuple[float, float]], censored: list[tuple[flo
     abs_s = [abs(t - a) for t, a in pairs]
     bias = statistics.fmean((t - a) / max(a, ERROR_FLOOR_S) for t, a in pairs) if pairs else math.nan
     past = [relative_error(t, w) for t, w in censored if math.isfinite(t) and w > t]
+    past_mean = statistics.fmean(past) if past else 0.0
     return (f"{name:36s} n={len(rel):6d} rel mean {statistics.fmean(rel):6.1%} p90 {p90(rel):6.1%} | "
             f"abs mean {statistics.fmean(abs_s):5.1f} s p90 {p90(abs_s):5.1f} s | waited>=30 s p90 {p90(old):6.1%} | "
-            f"bias {bias:+6.1%} | abandoned past it {len(past)}/{len(censored)} (err >= {statistics.fmean(past) if past else 0:.0%})")
+            f"bias {bias:+6.1%} | abandoned past it {len(past)}/{len(censored)} (err >= {past_mean:.0%})")
 
 
 def main() -> None:

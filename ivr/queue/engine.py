@@ -87,6 +87,7 @@ class CallQueue:
         self.rates = {g.name: DrainRates() for g in groups}
         self._idle = {g.name: 0 for g in groups}  # available agents per group
         self._staffed = {g.name: 0 for g in groups}  # signed-in agents per group
+        self._live = {g.name: 0 for g in groups}  # queued calls that are not callbacks
         self._held_calls: dict[str, QueuedCall] = {}
         self._wrapping: set[str] = set()
         self._announce_due: list[tuple[float, int, str]] = []  # heap of (due, seq, call id)
@@ -188,6 +189,9 @@ class CallQueue:
     def to_callback(self, call_id: str) -> None:
         """The caller booked a callback (already stored durably): the call keeps its place as a callback."""
         call = self._call(call_id)
+        if not call.callback:
+            self._advance()
+            self._live[call.group] -= 1
         call.callback = True
         self.stats.callbacks_booked += 1
 
@@ -231,8 +235,9 @@ class CallQueue:
         mine = credit.get(priority, 0.0)
         overtakers = tuple((rates.arrivals_per_s(p), credit.get(p, 0.0) - mine) for p in Priority
                            if credit.get(p, 0.0) > mine and rates.arrivals_per_s(p) > 0)
-        return DrainView(self._idle[group], rates.served_per_s(staffed / self._handle[group].mean),
-                         rates.abandon_hazard, overtakers)
+        waiting = len(self._keys[group])
+        hazard = rates.abandon_hazard * self._live[group] / waiting if waiting else rates.abandon_hazard
+        return DrainView(self._idle[group], rates.served_per_s(staffed, self._handle[group].mean), hazard, overtakers)
 
     def wait_at(self, group: str, position: int) -> float:
         """Projected seconds until position `position` of `group` is served, from staffing and handle times alone
@@ -343,7 +348,7 @@ class CallQueue:
     def _advance(self) -> None:
         now = self.clock()
         for g, rates in self.rates.items():
-            rates.advance(now, len(self._keys[g]), self._idle[g])
+            rates.advance(now, len(self._keys[g]), self._live[g], self._idle[g], self._staffed[g])
 
     def _announce(self, call: QueuedCall, wait: float) -> Announce:
         call.announced.append(self.clock())
@@ -358,6 +363,7 @@ class CallQueue:
         bisect.insort(self._keys[call.group], key)
         self._by_key[key] = call.call_id
         self._calls[call.call_id] = call
+        self._live[call.group] += not call.callback
 
     def _remove(self, call: QueuedCall) -> None:
         key = self._key(call)
@@ -365,6 +371,7 @@ class CallQueue:
         del keys[bisect.bisect_left(keys, key)]
         del self._by_key[key]
         del self._calls[call.call_id]
+        self._live[call.group] -= not call.callback
 
     def _call(self, call_id: str) -> QueuedCall:
         try:

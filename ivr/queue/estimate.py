@@ -13,8 +13,8 @@ from collections import deque
 from dataclasses import dataclass
 
 __all__ = [
-    "erlang_c", "erlang_c_wait", "projected_wait", "HandleTimes", "DrainRates", "DrainView", "drain_wait", "BandCalibration",
-    "PositionRegression", "spoken_minutes", "spoken_seconds", "relative_error", "ERROR_FLOOR_S",
+    "erlang_c", "erlang_c_wait", "projected_wait", "HandleTimes", "DrainRates", "DrainView", "drain_wait",
+    "BandCalibration", "PositionRegression", "spoken_minutes", "spoken_seconds", "relative_error", "ERROR_FLOOR_S",
 ]
 
 ERROR_FLOOR_S = 30.0  # relative errors are taken against max(actual wait, this), so a 2 s wait told 0 s is not 100 %
@@ -94,28 +94,30 @@ class DrainRates:
     """How one group's queue moves, from what was seen over roughly the last `memory_s` seconds (older seen
     events count exponentially less).
 
-    - `served_per_s`: callers taken by an agent that came free while they waited, per second during which the group
-      had callers waiting and no idle agent (the rate the head moves when there is a queue);
-    - `abandon_hazard`: hang-ups per second per queued call (patience seen as a constant hazard);
+    - `served_per_s`: callers taken by an agent that came free while they waited, per agent-second during which the
+      group had callers waiting and no idle agent, times the agents staffed now (the rate the head moves when there
+      is a queue; per agent, so a change of staffing counts at once);
+    - `abandon_hazard`: hang-ups per second per live caller waiting (patience seen as a constant hazard; booked
+      callbacks keep their place but do not hang up);
     - `arrivals_per_s(cls)`: arrivals of a priority class per second.
 
-    The owner calls `advance(now, waiting, idle)` before every change of the queue, with the state that held since
-    the last call, and `served`/`abandoned`/`arrived` for each event.
+    The owner calls `advance(now, waiting, live, idle, staffed)` before every change of the queue or its agents,
+    with the state that held since the last call, and `served`/`abandoned`/`arrived` for each event.
     """
 
-    def __init__(self, memory_s: float = 300.0) -> None:
+    def __init__(self, memory_s: float = 900.0) -> None:
         if memory_s <= 0:
             raise ValueError(f"memory must be positive, got {memory_s}")
         self.memory_s = memory_s
         self._t: float | None = None
         self._served = 0.0
-        self._backlog_s = 0.0
+        self._backlog_agent_s = 0.0
         self._abandons = 0.0
-        self._call_s = 0.0  # queued calls x seconds
+        self._live_s = 0.0  # live callers waiting x seconds
         self._elapsed_s = 0.0
         self._arrivals: dict[int, float] = {}
 
-    def advance(self, now: float, waiting: int, idle: int) -> None:
+    def advance(self, now: float, waiting: int, live: int, idle: int, staffed: int) -> None:
         if self._t is None:
             self._t = now
             return
@@ -127,8 +129,8 @@ class DrainRates:
         span = self.memory_s * (1.0 - keep)  # dt seen through the same forgetting
         self._served *= keep
         self._abandons *= keep
-        self._backlog_s = self._backlog_s * keep + (span if waiting and not idle else 0.0)
-        self._call_s = self._call_s * keep + waiting * span
+        self._backlog_agent_s = self._backlog_agent_s * keep + (staffed * span if waiting and not idle else 0.0)
+        self._live_s = self._live_s * keep + live * span
         self._elapsed_s = self._elapsed_s * keep + span
         for cls in self._arrivals:
             self._arrivals[cls] *= keep
@@ -142,16 +144,16 @@ class DrainRates:
     def arrived(self, cls: int) -> None:
         self._arrivals[cls] = self._arrivals.get(cls, 0.0) + 1.0
 
-    def served_per_s(self, prior_per_s: float, prior_events: float = 5.0) -> float:
-        """Seen rate, pulled towards `prior_per_s` (e.g. staffed agents / mean handle time) as if `prior_events`
-        had been seen at that rate, so it rules while little was seen."""
-        if prior_per_s <= 0:
-            raise ValueError(f"prior rate must be positive, got {prior_per_s}")
-        return (self._served + prior_events) / (self._backlog_s + prior_events / prior_per_s)
+    def served_per_s(self, staffed: int, prior_handle_s: float, prior_events: float = 5.0) -> float:
+        """Seen rate for `staffed` agents, pulled towards one call per `prior_handle_s` per agent (e.g. the mean
+        handle time) as if `prior_events` had been seen at that rate, so the prior rules while little was seen."""
+        if prior_handle_s <= 0:
+            raise ValueError(f"prior handle time must be positive, got {prior_handle_s}")
+        return staffed * (self._served + prior_events) / (self._backlog_agent_s + prior_events * prior_handle_s)
 
     @property
     def abandon_hazard(self) -> float:
-        return self._abandons / self._call_s if self._call_s > 1.0 else 0.0
+        return self._abandons / self._live_s if self._live_s > 1.0 else 0.0
 
     def arrivals_per_s(self, cls: int) -> float:
         return self._arrivals.get(cls, 0.0) / self._elapsed_s if self._elapsed_s > 1.0 else 0.0

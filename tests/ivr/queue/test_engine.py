@@ -3,7 +3,7 @@ import math
 import pytest
 
 from ivr.queue import (
-    AgentGroup, AgentState, Announce, CallQueue, Connect, OfferCallback, Priority, QueueError, QueuePolicy,
+    AgentGroup, AgentState, Announce, CallQueue, Connect, DrainView, OfferCallback, Priority, QueueError, QueuePolicy,
     Rejected, UnknownCall, erlang_c, erlang_c_wait, projected_wait,
 )
 
@@ -72,8 +72,9 @@ def test_announcements_on_entry_and_every_n_seconds_with_offer_over_threshold():
     ev = q.enqueue("y", "general")
     ann = ev[0]
     assert isinstance(ann, Announce) and ann.position == 2
-    assert ann.wait_minutes == math.ceil(ann.wait_s / 60)
-    assert ann.wait_s == pytest.approx(120 + 120)  # agent busy for 120 s, then x for 120 s
+    # nothing seen yet: one agent freeing every 120 s (the handle-time prior), so x goes in 120 s and y 120 s later
+    assert ann.wait_s == pytest.approx(120 + 120)
+    assert ann.wait_minutes == 4
     assert isinstance(ev[1], OfferCallback) and ev[1].reason == "threshold"
     clock.t += 29
     assert [e for e in q.tick() if isinstance(e, Announce)] == []
@@ -122,8 +123,93 @@ def test_service_level_and_estimate_error_recorded():
     q.tick()
     assert q.stats.answered == 2
     assert q.stats.service_level(15) == 0.5
-    # b was estimated 120 s, waited 110 s
-    assert q.stats.abs_errors_s[-1] == pytest.approx(10)
+    # a was told 0 s and taken at once (too short to count in the relative error); b was told 120 s, waited 110 s
+    assert q.stats.estimate_pairs == [(0.0, 0.0), (120.0, 110.0)]
+    assert q.stats.abs_errors_s == [0.0, pytest.approx(10)]
+    assert q.stats.estimate_errors == [pytest.approx(10 / 110)]
+
+
+def test_a_short_wait_told_long_counts_in_the_relative_error():
+    q, clock = make(agents=1)
+    q.enqueue("a", "general")
+    q.tick()
+    q.enqueue("b", "general")  # told 120 s
+    clock.t += 5
+    q.call_ended("a0")  # a short call
+    clock.t += 10
+    q.tick()
+    assert q.stats.estimate_pairs[-1] == (120.0, 15.0)
+    assert q.stats.estimate_errors == [pytest.approx(105 / 30)]  # against the 30 s floor
+
+
+def test_abandoned_callers_are_kept_as_censored_and_callbacks_do_not_hang_up():
+    q, clock = make(agents=1)
+    q.enqueue("a", "general")
+    q.tick()
+    q.enqueue("b", "general")
+    q.enqueue("c", "general")
+    q.to_callback("c")
+    clock.t += 200
+    q.abandon("b")  # told 120 s, gone after 200 s: it would have waited at least that
+    assert q.stats.censored_pairs == [(120.0, 200.0)]
+    assert q.stats.estimate_pairs == [(0.0, 0.0)]
+    clock.t += 1
+    q.tick()
+    # one hang-up over 200 live caller-seconds (b alone: c became a callback at once), seen through 900 s of
+    # memory; c is a callback, so no caller ahead of a newcomer is expected to hang up any more
+    memory = q.rates["general"].memory_s
+    assert q.rates["general"].abandon_hazard == pytest.approx(1 / (memory * (1 - math.exp(-200 / memory))))
+    assert q.drain_view("general").abandon_hazard == 0.0
+
+
+def test_the_estimate_follows_how_fast_the_queue_is_seen_to_drain():
+    q, clock = make(agents=2)  # prior: 120 s a call, so 60 s a place with two agents
+    for n in range(100):
+        q.enqueue(f"c{n}", "general")
+    ends: dict[str, float] = {}
+    for _ in range(900):  # calls of 20 s + 10 s wrap-up: two agents take a caller every 15 s
+        for c in connects(q.tick()):
+            q.connected(c.call_id)
+            ends[c.agent_id] = clock.t + 20
+        for agent, end in list(ends.items()):
+            if clock.t >= end:
+                q.call_ended(agent)
+                del ends[agent]
+        clock.t += 1
+    ahead = q.length("general")
+    assert ahead > 0
+    q.enqueue("new", "general")
+    assert q.expected_wait("new") == pytest.approx((ahead + 1) * 15, rel=0.15)  # not the prior's 60 s a place
+
+
+def test_higher_classes_seen_arriving_lengthen_the_wait_of_the_classes_they_overtake():
+    q, clock = make(agents=1)
+    for n in range(10):
+        q.enqueue(f"u{n}", "general", Priority.URGENT)
+        clock.t += 10
+    q.enqueue("n", "general")
+    normal = q.drain_view("general", Priority.NORMAL)
+    assert normal.overtakers == ((pytest.approx(10 / 100, rel=0.1), 600.0),)  # urgent lands ahead for 600 s
+    q.enqueue("e", "general", Priority.ELDERLY)
+    assert q.drain_view("general", Priority.ELDERLY).overtakers == ((pytest.approx(10 / 100, rel=0.1), 300.0),)
+    assert q.drain_view("general", Priority.URGENT).overtakers == ()
+    assert len(q.drain_view("general", Priority.NORMAL).overtakers) == 2  # urgent and elderly
+    assert normal.wait(11) > DrainView(normal.idle, normal.served_per_s).wait(11)
+
+
+def test_re_estimates_announced_while_waiting_are_compared_with_the_rest_of_the_wait():
+    q, clock = make(QueuePolicy(announce_every_s=30), agents=1)
+    q.enqueue("a", "general")
+    q.tick()
+    q.enqueue("b", "general")
+    clock.t += 30
+    ann = [e for e in q.tick() if isinstance(e, Announce)]
+    assert [a.call_id for a in ann] == ["b"]
+    clock.t += 50
+    q.call_ended("a0")
+    clock.t += 10
+    q.tick()
+    assert q.stats.reestimate_pairs == [(ann[0].wait_s, 60.0)]
 
 
 def test_signed_out_agents_give_infinite_wait_and_cannot_be_set_on_call():

@@ -1,0 +1,122 @@
+"""The wait estimate's parts, on hand-made numbers: no clock, no queue."""
+import math
+
+import pytest
+
+from ivr.queue.estimate import (
+    BandCalibration, DrainRates, DrainView, PositionRegression, drain_wait, relative_error, spoken_minutes,
+    spoken_seconds,
+)
+
+
+def test_drain_wait_without_hang_ups_is_the_callers_ahead_then_the_next_agent():
+    assert drain_wait(0, 0.5) == pytest.approx(2.0)
+    assert drain_wait(9, 0.5) == pytest.approx(18.0 + 2.0)
+    assert drain_wait(3, 0.0) == math.inf
+
+
+def test_callers_ahead_hanging_up_shorten_the_wait_as_the_fluid_model_says():
+    mu, theta, ahead = 2.0, 1 / 240, 200
+    t = drain_wait(ahead, mu, theta)
+    assert t == pytest.approx(240 * math.log(1 + ahead / (240 * mu)) + 0.5)
+    assert t < drain_wait(ahead, mu)
+    # the fluid solution: ahead(t) = (ahead0 + mu/theta) e^(-theta t) - mu/theta reaches 0 when the wait begins
+    t0 = t - 0.5
+    assert (ahead + mu / theta) * math.exp(-theta * t0) - mu / theta == pytest.approx(0.0, abs=1e-9)
+
+
+def test_overtakers_add_the_arrivals_that_land_ahead_within_their_window():
+    base = drain_wait(10, 1.0)  # 11 s
+    # 0.1 urgent callers a second, each landing ahead if it comes within 600 s: about 1.1 more ahead
+    assert drain_wait(10, 1.0, overtakers=((0.1, 600.0),)) == pytest.approx(10 + 0.1 * 10 + 1)
+    # a class that lands ahead only within 5 s of this caller's entry adds 0.5 callers
+    assert drain_wait(10, 1.0, overtakers=((0.1, 5.0),)) == pytest.approx(base + 0.5)
+
+
+def test_drain_wait_refuses_a_negative_count():
+    with pytest.raises(ValueError, match=r"^callers ahead must not be negative, got -1$"):
+        drain_wait(-1, 1.0)
+
+
+def test_view_says_zero_while_idle_agents_will_take_the_caller():
+    view = DrainView(idle=2, served_per_s=0.5)
+    assert view.wait(1) == 0.0 and view.wait(2) == 0.0
+    assert view.wait(3) == pytest.approx(2.0)  # first in line once the idle agents are taken
+    with pytest.raises(ValueError, match=r"^position must be >= 1, got 0$"):
+        view.wait(0)
+
+
+def test_rates_count_service_only_while_callers_wait_with_no_idle_agent():
+    r = DrainRates(memory_s=1e9)  # no forgetting: plain counts
+    r.advance(0.0, waiting=0, live=0, idle=0, staffed=10)
+    r.advance(100.0, waiting=0, live=0, idle=3, staffed=10)  # no queue: not a time the head moved
+    r.advance(200.0, waiting=5, live=5, idle=3, staffed=10)  # idle agents: callers are about to be taken
+    r.advance(300.0, waiting=5, live=4, idle=0, staffed=10)  # 100 s of backlog with 10 agents
+    for _ in range(20):
+        r.served()
+    # 20 served in 1000 agent-seconds, with a 5-event prior at 1 per 100 s per agent: (20 + 5) / (1000 + 500)
+    assert r.served_per_s(staffed=10, prior_handle_s=100.0) == pytest.approx(10 * 25 / 1500, rel=1e-6)
+    # staffing changes count at once
+    assert r.served_per_s(staffed=5, prior_handle_s=100.0) == pytest.approx(5 * 25 / 1500, rel=1e-6)
+    r.abandoned()
+    r.abandoned()
+    # 2 hang-ups over 5 x 100 + 4 x 100 live caller-seconds
+    assert r.abandon_hazard == pytest.approx(2 / 900, rel=1e-6)
+
+
+def test_rates_start_at_the_prior_and_forget_old_events():
+    r = DrainRates(memory_s=100.0)
+    assert r.served_per_s(staffed=4, prior_handle_s=200.0) == pytest.approx(4 / 200)
+    assert r.abandon_hazard == 0.0 and r.arrivals_per_s(0) == 0.0
+    r.advance(0.0, 1, 1, 0, 4)
+    for _ in range(50):
+        r.served()
+        r.arrived(0)
+    r.advance(10.0, 1, 1, 0, 4)
+    seen = 50 * math.exp(-0.1)
+    assert r.served_per_s(4, 200.0) == pytest.approx(4 * (seen + 5) / (4 * 100 * (1 - math.exp(-0.1)) + 1000))
+    assert r.arrivals_per_s(0) == pytest.approx(50 * math.exp(-0.1) / (100 * (1 - math.exp(-0.1))))
+    r.advance(2000.0, 1, 1, 0, 4)  # 20 memories later, nothing served all along: below the prior
+    assert r.served_per_s(4, 200.0) == pytest.approx(4 * 5 / (400 + 1000), rel=1e-6)
+    with pytest.raises(ValueError, match=r"^memory must be positive, got 0$"):
+        DrainRates(memory_s=0)
+    with pytest.raises(ValueError, match=r"^prior handle time must be positive, got 0.0$"):
+        r.served_per_s(4, 0.0)
+
+
+def test_band_calibration_uses_the_median_ratio_of_its_band_after_enough_calls():
+    cal = BandCalibration(min_count=20)
+    for i in range(19):
+        cal.observe("general", 5, 100.0, 80.0 + i)  # ratios 0.80 .. 0.98
+    assert cal.factor("general", 5) == 1.0  # not enough yet
+    cal.observe("general", 6, 100.0, 99.0)
+    cal.observe("general", 7, 10.0, 100.0)  # estimates under 30 s are not used
+    assert cal.factor("general", 4) == pytest.approx(0.90)  # 4..7 is one band
+    assert cal.factor("general", 8) == 1.0 and cal.factor("elderly", 5) == 1.0
+
+
+def test_position_regression_forgets_old_waits_exponentially():
+    reg = PositionRegression(keep=0.5)
+    assert reg.predict("general", 10) is None
+    reg.observe("general", 10, 50.0)  # 5 s a position
+    assert reg.predict("general", 12) == pytest.approx(60.0)
+    reg.observe("general", 9, 90.0)  # 10 s a position, same band (8..15)
+    assert reg.predict("general", 8) == pytest.approx(8 * 7.5)
+    assert reg.predict("general", 16) is None
+    with pytest.raises(ValueError, match=r"^keep must be between 0 and 1, got 1.0$"):
+        PositionRegression(keep=1.0)
+
+
+@pytest.mark.parametrize("wait_s, minutes", [
+    (0.0, 0), (59.9, 0), (60.0, 1), (89.0, 1), (90.0, 2), (149.0, 2), (150.0, 3), (600.0, 10), (math.inf, 0),
+])
+def test_spoken_minutes_say_under_a_minute_then_the_nearest_minute(wait_s, minutes):
+    assert spoken_minutes(wait_s) == minutes
+
+
+def test_what_is_said_is_compared_with_the_wait_it_stands_for():
+    assert spoken_seconds(0, 40.0) == 40.0  # "under a minute" and it was: exact
+    assert spoken_seconds(0, 75.0) == 60.0
+    assert spoken_seconds(2, 75.0) == 120.0
+    assert relative_error(0.0, 3.0) == pytest.approx(0.1)  # 3 s against the 30 s floor, not 100 %
+    assert relative_error(100.0, 80.0) == pytest.approx(0.25)
