@@ -89,6 +89,10 @@ class SipChannel(Channel):
                                   reason="the call has ended" if self._gone else "this call cannot be referred")
         return await self._refer_cb(target_uri, timeout_s)
 
+    def send_digit(self, digit: str) -> bool:
+        """Send a key to the far end as RFC 4733 events; False when the call has no telephone-event."""
+        return self.session.send_digit(digit)
+
     async def hangup(self) -> None:
         if self._gone:
             return

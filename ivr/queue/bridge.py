@@ -3,8 +3,9 @@
 Each leg runs its own lock-step `exchange()` in a task, paced by its own RTP clock, and hands what it heard to
 the other leg through a small queue. Frames are decoded PCM16, so a PCMU leg talks to a PCMA leg for free and the
 conversation can be recorded. The legs cannot drift apart: when one side runs ahead its queue overflows and the
-oldest frame is dropped; when a queue is empty the other side plays silence for that frame. When either side
-hangs up (CallerHungUp) the other is hung up.
+oldest frame is dropped; when a queue is empty the other side plays silence for that frame. Keys (RFC 4733) go
+across as RFC 4733 when the other leg negotiated telephone-event. When either side hangs up (CallerHungUp) the
+other is hung up.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from asr.audio import FRAME_MS
 from ivr.channel import CallerHungUp, Channel
+from ivr.channel_sip import SipChannel
 from ivr.recording import RecordingWriter
 
 __all__ = ["BridgeResult", "bridge", "recording_paths"]
@@ -37,6 +39,7 @@ class BridgeResult:
     frames_relayed: int
     dropped: int = 0
     silence_inserted: int = 0
+    digits_forwarded: int = 0  # keys passed on as RFC 4733 events (both ways)
     delay_p50_ms: float = 0.0
     delay_p95_ms: float = 0.0
 
@@ -52,6 +55,7 @@ class _Stats:
         self.relayed = 0
         self.dropped = 0
         self.inserted = 0
+        self.digits = 0
         self.delays = [0] * _DELAY_BUCKETS
 
     def percentile(self, q: float) -> float:
@@ -69,9 +73,9 @@ class _Stats:
 class _Leg:
     """One side of the bridge: sends what the other side heard, passes on what this side hears."""
 
-    def __init__(self, channel: Channel, inbox: deque[tuple[bytes, float]], outbox: deque[tuple[bytes, float]],
-                 stats: _Stats, writer: RecordingWriter | None) -> None:
-        self.channel, self.inbox, self.outbox = channel, inbox, outbox
+    def __init__(self, channel: Channel, peer: Channel, inbox: deque[tuple[bytes, float]],
+                 outbox: deque[tuple[bytes, float]], stats: _Stats, writer: RecordingWriter | None) -> None:
+        self.channel, self.peer, self.inbox, self.outbox = channel, peer, inbox, outbox
         self.stats, self.writer = stats, writer
         self.frames = 0
 
@@ -93,6 +97,8 @@ class _Leg:
             if len(outbox) == outbox.maxlen:
                 stats.dropped += 1
             outbox.append((inbound.audio, now))
+            if inbound.digits and isinstance(self.peer, SipChannel):
+                stats.digits += sum(self.peer.send_digit(d) for d in inbound.digits)
             if self.writer is not None:
                 self.writer.write(inbound.audio)
 
@@ -106,8 +112,8 @@ async def bridge(caller: Channel, operator: Channel, *, recording: Path | None =
     to_caller: deque[tuple[bytes, float]] = deque(maxlen=QUEUE_FRAMES)
     stats = _Stats()
     writers = [RecordingWriter(p) for p in recording_paths(recording)] if recording is not None else [None, None]
-    legs = (_Leg(caller, to_caller, to_operator, stats, writers[0]),
-            _Leg(operator, to_operator, to_caller, stats, writers[1]))
+    legs = (_Leg(caller, operator, to_caller, to_operator, stats, writers[0]),
+            _Leg(operator, caller, to_operator, to_caller, stats, writers[1]))
     tasks = [asyncio.ensure_future(leg.run()) for leg in legs]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -127,7 +133,7 @@ async def bridge(caller: Channel, operator: Channel, *, recording: Path | None =
         await (caller if ended_by == "caller" else operator).hangup()
         raise error
     result = BridgeResult(ended_by=ended_by, talk_ms=legs[0].frames * FRAME_MS, frames_relayed=stats.relayed,
-                          dropped=stats.dropped, silence_inserted=stats.inserted,
+                          dropped=stats.dropped, silence_inserted=stats.inserted, digits_forwarded=stats.digits,
                           delay_p50_ms=stats.percentile(0.5), delay_p95_ms=stats.percentile(0.95))
     logger.info("bridge %s <-> %s ended by the %s after %d ms (%d frames relayed, %d dropped, %d silence)",
                 caller.info.call_id, operator.info.call_id, ended_by, result.talk_ms, result.frames_relayed,

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 from asr.audio import FRAME_MS, FRAME_SAMPLES, SILENCE_FRAME
 from ivr.codecs import g711
-from ivr.dtmf.rfc4733 import DtmfEventError, DtmfReceiver
+from ivr.dtmf.rfc4733 import DtmfEventError, DtmfReceiver, TelephoneEvent, digit_to_event
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.jitter import JitterBuffer
 from ivr.rtp.packet import RtpError, RtpPacket, is_rtcp
@@ -143,6 +143,8 @@ class RtpSession:
         self.on_rx_timeout = on_rx_timeout
         self._last_rx_tick = 0
         self._send_log: list[float] | None = [] if RtpSession.send_logs is not None else None
+        self._events: deque[tuple[bytes, bool]] = deque()  # RFC 4733 payloads (and "starts an event") to send
+        self._event_timestamp = 0
 
     def bind(self, host: str) -> int:
         """Take a port of the range (raises NoFreePortError); returns it. Call `start()` next."""
@@ -183,6 +185,17 @@ class RtpSession:
     def queue_frame(self, frame: bytes | None) -> None:
         self.outbound.append(frame)
 
+    def send_digit(self, digit: str, duration_ms: int = 100) -> bool:
+        """Send a key press as RFC 4733 events (replacing the audio for its duration, end packet sent three
+        times); False when the call did not negotiate telephone-event."""
+        if self.params.dtmf_payload_type is None:
+            return False
+        event, ticks = digit_to_event(digit), max(1, duration_ms // FRAME_MS)
+        payloads = [bytes(TelephoneEvent(event, duration=FRAME_SAMPLES * (k + 1))) for k in range(ticks - 1)]
+        payloads += [bytes(TelephoneEvent(event, end=True, duration=FRAME_SAMPLES * ticks))] * 3
+        self._events.extend((p, k == 0) for k, p in enumerate(payloads))
+        return True
+
     @property
     def remote(self) -> tuple[str, int]:
         return self.latched or self.params.remote
@@ -192,9 +205,16 @@ class RtpSession:
         frame = self.outbound.popleft() if self.outbound else None
         params = self.params
         if params.sending and self._sock is not None and self._transport is not None:
-            payload = self._silence if frame is None else self._encode(frame)
-            header = _HEADER.pack(0x80, (0x80 if self._marker else 0) | params.payload_type, self.seq,
-                                  self.timestamp, self.ssrc)  # RtpPacket's layout, without the object
+            if self._events and params.dtmf_payload_type is not None:
+                payload, starts = self._events.popleft()
+                if starts:
+                    self._event_timestamp, self._marker = self.timestamp, True
+                pt, timestamp = params.dtmf_payload_type, self._event_timestamp
+            else:
+                payload = self._silence if frame is None else self._encode(frame)
+                pt, timestamp = params.payload_type, self.timestamp
+            header = _HEADER.pack(0x80, (0x80 if self._marker else 0) | pt, self.seq,
+                                  timestamp, self.ssrc)  # RtpPacket's layout, without the object
             try:
                 self._sock.sendto(header + payload, self.latched or params.remote)  # non-blocking, no queueing
                 self.stats.sent += 1

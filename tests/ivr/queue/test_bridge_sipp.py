@@ -14,7 +14,7 @@ import pytest
 from ivr.channel import Channel
 from ivr.queue.bridge import BridgeResult, bridge, recording_paths
 from ivr.sip.transaction import SipTimers
-from ivr.sip.uac import place_call
+from ivr.sip.uac import OutboundChannel, place_call
 from ivr.sip.uas import SipServer, SipServerConfig
 
 HERE = Path(__file__).parent / "sipp"
@@ -46,9 +46,12 @@ def echo_lag(caller: np.ndarray, operator: np.ndarray) -> tuple[int, float]:
     return best
 
 
-def run_bridged_call(sipp, tmp_path: Path, caller_xml: str, operator_xml: str) -> tuple[BridgeResult, int, int]:
-    """One call through the B2BUA; returns the bridge result and the exit codes of the caller and operator SIPp."""
+def run_bridged_call(sipp, tmp_path: Path, caller_xml: str, operator_xml: str
+                     ) -> tuple[BridgeResult, int, int, OutboundChannel]:
+    """One call through the B2BUA; returns the bridge result, the exit codes of the caller and operator SIPp and
+    the operator leg."""
     results: list[BridgeResult] = []
+    legs: list[OutboundChannel] = []
     op_proc, op_port = sipp(["-sf", str(HERE / operator_xml), "-rtp_echo"], 1)
 
     async def main() -> tuple[int, int]:
@@ -56,6 +59,7 @@ def run_bridged_call(sipp, tmp_path: Path, caller_xml: str, operator_xml: str) -
             res = await place_call(f"sip:8001@127.0.0.1:{op_port}", ("127.0.0.1", op_port), ports=server.ports,
                                    clock=server.clock, t1=0.1)
             assert res.channel is not None
+            legs.append(res.channel)
             results.append(await bridge(channel, res.channel, recording=tmp_path / "call.wav"))
 
         server = SipServer(SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=46400, rtp_port_max=46499,
@@ -76,11 +80,11 @@ def run_bridged_call(sipp, tmp_path: Path, caller_xml: str, operator_xml: str) -
 
     caller_rc, op_rc = asyncio.run(main())
     assert len(results) == 1
-    return results[0], caller_rc, op_rc
+    return results[0], caller_rc, op_rc, legs[0]
 
 
 def test_caller_speech_reaches_the_operator_and_the_echo_comes_back_caller_hangs_up(sipp, tmp_path: Path) -> None:
-    result, caller_rc, op_rc = run_bridged_call(sipp, tmp_path, "caller_hangs_up.xml", "operator_echo.xml")
+    result, caller_rc, op_rc, _ = run_bridged_call(sipp, tmp_path, "caller_hangs_up.xml", "operator_echo.xml")
     assert (caller_rc, op_rc) == (0, 0)  # the operator got our BYE when the caller hung up
     assert result.ended_by == "caller"
     assert 3000 <= result.talk_ms <= 6000 and result.frames_relayed > 2 * 150
@@ -96,10 +100,14 @@ def test_caller_speech_reaches_the_operator_and_the_echo_comes_back_caller_hangs
     assert 0 < lag < 8 * 200  # the echo is the caller's own speech, back within 200 ms
 
 
-def test_operator_hangs_up_and_the_caller_gets_bye(sipp, tmp_path: Path) -> None:
-    result, caller_rc, op_rc = run_bridged_call(sipp, tmp_path, "caller_until_bye.xml", "operator_hangs_up.xml")
+def test_operator_hangs_up_and_the_caller_gets_bye_keys_forwarded(sipp, tmp_path: Path) -> None:
+    result, caller_rc, op_rc, operator_leg = run_bridged_call(sipp, tmp_path, "caller_until_bye.xml",
+                                                              "operator_hangs_up.xml")
     assert (caller_rc, op_rc) == (0, 0)  # the caller got our BYE; the operator's OPTIONS and BYE were answered
     assert result.ended_by == "operator"
-    assert 1500 <= result.talk_ms <= 4000
+    assert 2500 <= result.talk_ms <= 5000
+    # the caller's key 1 went to the operator as RFC 4733, came back in the operator's echo as one key press, and
+    # was passed back to the caller: one key each way
+    assert operator_leg.session.stats.dtmf_events == 1 and result.digits_forwarded == 2
     caller, operator = (pcm(p) for p in recording_paths(tmp_path / "call.wav"))
     assert (frame_rms(caller) > 300).sum() > 20 and (frame_rms(operator) > 300).sum() > 20
