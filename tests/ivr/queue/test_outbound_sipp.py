@@ -128,3 +128,46 @@ def test_nobody_there_is_no_answer_after_invite_retransmissions(tmp_path: Path) 
                     return got
 
     assert asyncio.run(main()) == 7  # timer A: sent at 0, 1, 3, 7, 15, 31 and 63 T1; timer B at 64 T1
+
+
+def test_retransmitted_200_is_acked_again() -> None:
+    """A callee whose first ACK got lost retransmits its 200: each copy gets the same ACK (a raw UDP callee)."""
+    import socket
+
+    from ivr.sip.message import Request, parse_message
+    from ivr.sip.screen import build_response
+
+    async def main() -> list[bytes]:
+        loop = asyncio.get_running_loop()
+        callee = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        callee.bind(("127.0.0.1", 0))
+        callee.setblocking(False)
+        call = asyncio.ensure_future(place_call("sip:8005@127.0.0.1", callee.getsockname(), t1=0.05,
+                                                ports=PortAllocator(46300, 46399)))
+        data, addr = await loop.sock_recvfrom(callee, 4096)
+        invite = parse_message(data)
+        assert isinstance(invite, Request) and invite.method == "INVITE"
+        sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 8\r\n"
+        ok = bytes(build_response(invite, 200, to_tag="callee1", body=sdp, content_type="application/sdp",
+                                  extra=[("Contact", f"<sip:8005@127.0.0.1:{callee.getsockname()[1]}>")]))
+        acks = []
+        for _ in range(2):
+            callee.sendto(ok, addr)
+            while True:
+                got = (await loop.sock_recvfrom(callee, 4096))[0]
+                if got.startswith(b"ACK "):
+                    acks.append(got)
+                    break
+        res = await call
+        assert res.outcome == "answered" and res.channel is not None and res.channel.info.extra["codec"] == "PCMA"
+        hangup = asyncio.ensure_future(res.channel.hangup())
+        while not (data := (await loop.sock_recvfrom(callee, 4096))[0]).startswith(b"BYE sip:8005@127.0.0.1:"):
+            pass
+        bye = parse_message(data)
+        callee.sendto(bytes(build_response(bye, 200)), addr)
+        await hangup
+        callee.close()
+        return acks
+
+    acks = asyncio.run(main())
+    assert acks[0] == acks[1] and b"To: <sip:8005@127.0.0.1>;tag=callee1" in acks[0]
