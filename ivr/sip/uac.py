@@ -72,9 +72,9 @@ class _Leg:
         self.local_host = local_host
         self.timers = timers
         self.call_id = secrets.token_hex(8) + "@" + local_host
+        self.local_tag = secrets.token_hex(6)
         name = f'"{display}" ' if display else ""
-        self.from_value = f"{name}<sip:{caller_id}@{local_host}>;tag={secrets.token_hex(6)}"
-        self.local_tag = self.from_value.rsplit("=", 1)[1]
+        self.from_value = f"{name}<sip:{caller_id}@{local_host}>;tag={self.local_tag}"
         self.caller_id = caller_id
         self.to_value = f"<{uri}>"
         self.remote_target = uri
