@@ -2,11 +2,12 @@
 
 Vosk's Chinese models return words separated by spaces ("我 的 电话 是 幺 三 八 ..."). `normalize` joins them
 (a space is kept only between words of spaced scripts: Hangul, Latin, digits), folds full-width ASCII to
-half-width, and writes Chinese numerals as digits where they are numbers a ticket needs: numbers read digit by digit
-(phone numbers with 幺/两/洞, ticket numbers, years such as 二零二六), counted numbers with units (一百二十三号, 三万五), decimals (三点五) and percentages
-(百分之五十), and single digits before an address, date, time or money word (三号楼, 五单元, 十月, 两点). Words that
-only contain a numeral character (一起, 统一, 一些, 一下, 唯一, 万一, 千万, 十分, 一点) are left alone. Every
-conversion is returned as a `NumberSpan` with its position in the output and the original text.
+half-width, and writes Chinese numerals as digits where they are numbers a ticket needs: numbers read digit by
+digit (phone numbers with 幺/两/洞, ticket numbers, years such as 二零二六), counted numbers with units
+(一百二十三号, 三万五), decimals (三点五) and percentages (百分之五十), and single digits before an address, date,
+time or money word (三号楼, 五单元, 十月, 两点). Words that only contain a numeral character (一起, 统一, 一些,
+一下, 唯一, 万一, 千万, 十分, 一点) are left alone. Every conversion is returned as a `NumberSpan` with its
+position in the output and the original text.
 """
 from __future__ import annotations
 

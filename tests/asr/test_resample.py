@@ -82,3 +82,10 @@ def test_choices_and_errors() -> None:
     assert Upsampler("sinc").process(b"") == b""
     assert fft_upsample(b"") == b""
     assert len(fft_upsample(tone(100.0, 0.1))) == 2 * len(tone(100.0, 0.1))
+
+
+def test_sinc_passes_input_samples_through_on_the_whole_sample_phase() -> None:
+    x = np.frombuffer(fixture_pcm("c01"), dtype="<i2")
+    y = stream(Upsampler("sinc"), x.tobytes())
+    delay = 8  # half the 16 taps per phase
+    assert np.array_equal(y[0::2][delay:], x[:len(x) - delay].astype(np.float64))
