@@ -1,6 +1,9 @@
 """GET/PUT /api/agents: roles and CSRF as the rest of the API, audited, and seen by a server's queue."""
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+
 import dataclasses
 from pathlib import Path
 
@@ -14,6 +17,14 @@ from ivr.queue.agents import directory_for
 from ivr.tickets.store import TicketStore
 
 from .conftest import PASSWORD
+
+
+@pytest.fixture(autouse=True)
+def _collect_engines() -> Iterator[None]:
+    """Close the SQLite files of the directories a test made now, not during a later test that counts fds."""
+    yield
+    gc.collect()
+
 
 AGENTS = (AgentConfig("op1", "王芳", "sip:op1@127.0.0.1:5071", ("general", "elderly")),
           AgentConfig("op2", "op2", "sip:op2@127.0.0.1:5072", ("general",)))

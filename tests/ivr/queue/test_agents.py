@@ -1,6 +1,8 @@
 """AgentDirectory: operators' states kept in SQLite, audited, and synced both ways with a real CallQueue."""
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,14 @@ import pytest
 from ivr.config import AgentConfig
 from ivr.queue import AgentGroup, AgentState, CallQueue, Connect, QueueError, UnknownAgent
 from ivr.queue.agents import AgentDirectory, AgentStateError, parse_state
+
+
+@pytest.fixture(autouse=True)
+def _collect_engines() -> Iterator[None]:
+    """Close the SQLite files of the directories a test made now, not during a later test that counts fds."""
+    yield
+    gc.collect()
+
 
 AGENTS = (AgentConfig("op1", "王芳", "sip:op1@127.0.0.1:5071", ("general", "elderly")),
           AgentConfig("op2", "李强", "sip:op2@127.0.0.1:5072", ("general",)))

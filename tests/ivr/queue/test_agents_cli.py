@@ -2,10 +2,12 @@
 the changes (and the CLI showing the queue's own)."""
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,14 @@ from typer.testing import CliRunner
 
 from ivr.commands import context
 from ivr.commands.queue import app
+
+
+@pytest.fixture(autouse=True)
+def _collect_engines() -> Iterator[None]:
+    """Close the SQLite files of the directories a test made now, not during a later test that counts fds."""
+    yield
+    gc.collect()
+
 
 HERE = Path(__file__).resolve().parent
 CONFIG = """data_dir = "{data}"
@@ -113,6 +123,8 @@ def test_a_running_server_loop_picks_up_cli_changes(config: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stdin.close()
+        proc.stdout.close()
     assert agent_states()["op1"] == "signed_out"
 
 
