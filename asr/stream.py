@@ -33,7 +33,10 @@ def decode_executor() -> ThreadPoolExecutor:
 
 
 class AsyncDecoder:
-    """Streams one utterance to a recogniser without blocking the event loop."""
+    """Streams one utterance to a recogniser without blocking the event loop.
+
+    Audio is sent once `min_chunk_ms` of it is queued, so partial results come at most that much later.
+    """
 
     def __init__(
         self,
