@@ -7,7 +7,8 @@ from ivr.queue.model import (
 )
 
 __all__ = [
-    "CallQueue", "QueuePolicy", "QueueStats", "DrainRates", "DrainView", "HandleTimes", "erlang_c", "erlang_c_wait", "projected_wait",
+    "CallQueue", "QueuePolicy", "QueueStats", "DrainRates", "DrainView", "HandleTimes", "erlang_c", "erlang_c_wait",
+    "projected_wait",
     "Agent", "AgentGroup", "AgentState", "Announce", "Connect", "OfferCallback", "Priority", "QueuedCall",
     "QueueError", "QueueEvent", "QueueFull", "Rejected", "UnknownAgent", "UnknownCall",
 ]
