@@ -2,7 +2,8 @@
 
 ~110,000 calls on a two-peak weekday curve (9-11 h and 14-16 h), lognormal handle times (mean ~170 s), wrap-up 15 s,
 a fixed staff that saturates at peak, exponential caller patience, callbacks accepted by some callers offered one,
-12 % elderly callers (their own desk) and 2 % urgent ones (general desk, ahead of normal callers).
+12 % elderly callers (their own desk) and 2 % urgent ones (general desk, ahead of normal callers). With `--shifts`
+the general desk is staffed hour by hour to the curve (agents on a call sign out when it ends), capped at --agents.
 
 Prints service level (15 s, 20 s), abandonment, callback share, queue operations per second, and how the wait told at
 entry compares with the wait then had, for the product estimate and every candidate estimate computed side by side:
@@ -13,7 +14,7 @@ entry compares with the wait then had, for the product estimate and every candid
 - abandoned callers are censored (they would have waited at least as long as they did): counted, with the share
   already past what they were told when they hung up and the error that proves at the least;
 - for the product estimate also: what is said (whole minutes / under a minute), the re-estimates announced while
-  waiting, and callbacks (wait told at entry versus time until the callback was dialled).
+  waiting, each desk apart, and callbacks (wait told at entry versus time until the callback was dialled).
 Usage: .venv/bin/python bench/queue_day.py [--calls 110000] [--agents 330] [--seed 1]
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from ivr.queue import AgentGroup, CallQueue, Connect, OfferCallback, Priority, QueuePolicy
+from ivr.queue import Agent, AgentGroup, AgentState, CallQueue, Connect, OfferCallback, Priority, QueuePolicy
 from ivr.queue.estimate import (
     ERROR_FLOOR_S, BandCalibration, PositionRegression, relative_error, spoken_minutes, spoken_seconds,
 )
@@ -38,6 +39,12 @@ HOURLY = [0.4, 0.25, 0.2, 0.2, 0.25, 0.5, 1.5, 3.5, 7.0, 8.5, 8.5, 7.0, 5.0, 5.5
 
 CANDIDATES = ["staffing", "staffing+band", "drain", "drain+abandon", "drain+abandon+overtake (product)",
               "product+band", "position regression", "blend product/regression"]
+
+
+def shift_staff(calls: int, most: int, handle_s: float = 185.0) -> list[int]:
+    """General agents signed in each hour: the hour's load in erlangs plus 10 %, at least 10, at most `most`."""
+    total = sum(HOURLY)
+    return [min(most, max(10, math.ceil(calls * w / total / 3600 * handle_s * 1.1))) for w in HOURLY]
 
 
 def arrivals(rng: random.Random, calls: int) -> list[float]:
@@ -76,6 +83,29 @@ class Candidates:
         self.regression.observe(group, pos, waited)
 
 
+def set_staff(q: CallQueue, agents: list[Agent], target: int, leaving: set[str]) -> int:
+    """Sign agents in or out (those on a call when it ends) so that `target` stay; returns the queue operations."""
+    ops = 0
+    on = [a for a in agents if a.state != AgentState.SIGNED_OUT and a.agent_id not in leaving]
+    for a in agents:
+        if len(on) >= target:
+            break
+        if a.agent_id in leaving:
+            leaving.discard(a.agent_id)
+            on.append(a)
+        elif a.state == AgentState.SIGNED_OUT:
+            q.set_state(a.agent_id, AgentState.AVAILABLE)
+            ops += 1
+            on.append(a)
+    for a in sorted(on, key=lambda a: a.state == AgentState.ON_CALL)[:max(0, len(on) - target)]:
+        if a.state == AgentState.ON_CALL:
+            leaving.add(a.agent_id)
+        else:
+            q.set_state(a.agent_id, AgentState.SIGNED_OUT)
+            ops += 1
+    return ops
+
+
 def p90(xs: list[float]) -> float:
     xs = sorted(xs)
     return xs[int(0.9 * (len(xs) - 1))] if xs else math.nan
@@ -89,11 +119,13 @@ def report(name: str, pairs: list[tuple[float, float]], censored: list[tuple[flo
     old = [abs(t - a) / a for t, a in pairs if a >= 30]
     abs_s = [abs(t - a) for t, a in pairs]
     bias = statistics.fmean((t - a) / max(a, ERROR_FLOOR_S) for t, a in pairs) if pairs else math.nan
-    past = [relative_error(t, w) for t, w in censored if math.isfinite(t) and w > t]
-    past_mean = statistics.fmean(past) if past else 0.0
-    return (f"{name:36s} n={len(rel):6d} rel mean {statistics.fmean(rel):6.1%} p90 {p90(rel):6.1%} | "
+    line = (f"{name:36s} n={len(rel):6d} rel mean {statistics.fmean(rel):6.1%} p90 {p90(rel):6.1%} | "
             f"abs mean {statistics.fmean(abs_s):5.1f} s p90 {p90(abs_s):5.1f} s | waited>=30 s p90 {p90(old):6.1%} | "
-            f"bias {bias:+6.1%} | abandoned past it {len(past)}/{len(censored)} (err >= {past_mean:.0%})")
+            f"bias {bias:+6.1%}")
+    past = [relative_error(t, w) for t, w in censored if math.isfinite(t) and w > t]
+    if past:
+        line += f" | abandoned past it {len(past)}/{len(censored)} (err >= {statistics.fmean(past):.0%})"
+    return line
 
 
 def main() -> None:
@@ -105,6 +137,7 @@ def main() -> None:
     ap.add_argument("--patience", type=float, default=240.0, help="mean caller patience, s")
     ap.add_argument("--accept-callback", type=float, default=0.4)
     ap.add_argument("--urgent", type=float, default=0.02, help="share of urgent callers (general desk)")
+    ap.add_argument("--shifts", action="store_true", help="staff the general desk to the hourly curve")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     now = [0.0]
@@ -126,6 +159,10 @@ def main() -> None:
 
     for n, t in enumerate(arrivals(rng, args.calls)):
         push(t, "arrive", f"c{n}")
+    staff = shift_staff(args.calls, args.agents) if args.shifts else []
+    for h in range(len(staff)):
+        push(h * 3600.0, "staff", str(h))
+    leaving: set[str] = set()  # agents to sign out when their call ends
     push(0.0, "tick", "")
     ops = 0
     callbacks = cb_answered = 0
@@ -135,6 +172,7 @@ def main() -> None:
     pairs: list[list[tuple[float, float]]] = [[] for _ in CANDIDATES]
     censored: list[list[tuple[float, float]]] = [[] for _ in CANDIDATES]
     cb_pairs: list[tuple[float, float]] = []
+    by_desk: dict[str, list[tuple[float, float]]] = {"general": [], "elderly": []}  # product estimate
     cand_s = 0.0
 
     def book(call_id: str) -> None:
@@ -175,6 +213,12 @@ def main() -> None:
         elif kind == "end":
             q.call_ended(ident)
             ops += 1
+            if ident in leaving:
+                leaving.discard(ident)
+                q.set_state(ident, AgentState.SIGNED_OUT)
+        elif kind == "staff":
+            general = [q.agents[f"g{i}"] for i in range(args.agents)]
+            ops += set_staff(q, general, staff[int(ident)], leaving)
         elif kind == "tick":
             for e in q.tick():
                 ops += 1
@@ -190,6 +234,7 @@ def main() -> None:
                         c0 = timed()
                         for i, v in enumerate(told):
                             pairs[i].append((v, e.waited_s))
+                        by_desk[group].append((told[4], e.waited_s))
                         cands.answered(group, pos, told, e.waited_s)
                         cand_s += timed() - c0
                     handle = rng.lognormvariate(math.log(150), 0.5)
@@ -212,9 +257,11 @@ def main() -> None:
     for name, p, c in zip(CANDIDATES, pairs, censored):
         print("  " + report(name, p, c))
     said = [(spoken_seconds(spoken_minutes(t), a), a) for t, a in st.estimate_pairs]
-    print("product estimate as said (under a minute / whole minutes):")
+    print("product estimate, as said (under a minute / whole minutes), later and per desk:")
     print("  " + report("said at entry", said, []))
     print("  " + report("re-estimates announced while waiting", st.reestimate_pairs, []))
+    for desk, desk_pairs in by_desk.items():
+        print("  " + report(f"told at entry, {desk} desk", desk_pairs, []))
     print("  " + report("callbacks (told at entry vs dialled)", cb_pairs, []))
 
 
