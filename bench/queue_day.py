@@ -106,6 +106,12 @@ def set_staff(q: CallQueue, agents: list[Agent], target: int, leaving: set[str])
     return ops
 
 
+def rounded_up(wait_s: float) -> int:
+    """The other rule, for comparison: minutes rounded up, one minute or less said as "under a minute"."""
+    minutes = math.ceil(wait_s / 60.0)
+    return minutes if minutes > 1 else 0
+
+
 def p90(xs: list[float]) -> float:
     xs = sorted(xs)
     return xs[int(0.9 * (len(xs) - 1))] if xs else math.nan
@@ -257,8 +263,10 @@ def main() -> None:
     for name, p, c in zip(CANDIDATES, pairs, censored):
         print("  " + report(name, p, c))
     said = [(spoken_seconds(spoken_minutes(t), a), a) for t, a in st.estimate_pairs]
+    up = [(spoken_seconds(rounded_up(t), a), a) for t, a in st.estimate_pairs]
     print("product estimate, as said (under a minute / whole minutes), later and per desk:")
-    print("  " + report("said at entry", said, []))
+    print("  " + report("said at entry (nearest minute)", said, []))
+    print("  " + report("said, minutes rounded up instead", up, []))
     print("  " + report("re-estimates announced while waiting", st.reestimate_pairs, []))
     for desk, desk_pairs in by_desk.items():
         print("  " + report(f"told at entry, {desk} desk", desk_pairs, []))

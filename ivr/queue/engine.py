@@ -223,8 +223,9 @@ class CallQueue:
 
     def drain_view(self, group: str, priority: Priority = Priority.NORMAL) -> DrainView:
         """How `group`'s queue drains for a caller of class `priority`: idle agents, the rate agents take the head
-        (seen; staffed agents / mean handle time until seen), the hang-up hazard of queued callers and the arrival
-        rates of the classes that overtake this one."""
+        (as seen; staffed agents / mean handle time until seen), the hang-up hazard per caller ahead (live callers'
+        hazard times their share of the queue: callbacks do not hang up) and the arrival rates of the classes that
+        overtake this one."""
         if group not in self.groups:
             raise QueueError(f"unknown agent group {group!r}")
         staffed = self._staffed[group]

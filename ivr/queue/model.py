@@ -81,8 +81,6 @@ class QueuedCall:
     next_announce: float = 0.0
     offered: bool = False
     estimate_at_entry: float = 0.0
-    raw_estimate_at_entry: float = 0.0
-    band: int = 0
     announced: list[float] = field(default_factory=list)  # when announced
     announced_waits: list[float] = field(default_factory=list)  # the wait told then (seconds)
 
