@@ -31,15 +31,16 @@ class Upsampler:
         half = taps_per_phase / 2.0
         h = np.sinc(t) * np.i0(8.0 * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, 1.0))) / np.i0(8.0)
         # phase p produces output sample k*factor + p from the last taps_per_phase inputs
-        self._phases = [h[p::factor][::-1].astype(np.float32) for p in range(factor)]
-        self._phases = [ph / ph.sum() for ph in self._phases]
+        phases = [h[p::factor][::-1].astype(np.float32) for p in range(factor)]
+        phases = [ph / ph.sum() for ph in phases]
         # a phase on whole input samples is a unit impulse (sinc is zero at the other integers): a copy, not a filter
-        self._copy = [int(np.argmax(ph)) if np.count_nonzero(np.abs(ph) > 1e-6) == 1 else -1 for ph in self._phases]
+        self._copy = [int(np.argmax(ph)) if np.count_nonzero(np.abs(ph) > 1e-6) == 1 else -1 for ph in phases]
+        self._kernels = [ph[::-1].copy() for ph in phases]  # np.convolve flips its kernel
         self._hist = np.zeros(taps_per_phase - 1, dtype=np.float32)
         self._last = 0.0
 
     def process(self, pcm: bytes) -> bytes:
-        x = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+        x = np.frombuffer(pcm, dtype="<i2")
         if len(x) == 0:
             return b""
         f = self.factor
@@ -51,12 +52,14 @@ class Upsampler:
                 out[p::f] = prev + (x - prev) * w
             self._last = float(x[-1])
         else:
-            buf = np.concatenate((self._hist, x))
-            for p, ph in enumerate(self._phases):
+            buf = np.concatenate((self._hist, x))  # float32
+            for p, kernel in enumerate(self._kernels):
                 i = self._copy[p]
-                out[p::f] = buf[i:i + len(x)] if i >= 0 else np.convolve(buf, ph[::-1], mode="valid")
+                out[p::f] = buf[i:i + len(x)] if i >= 0 else np.convolve(buf, kernel, mode="valid")
             self._hist = buf[len(buf) - len(self._hist):]
-        return np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes()
+        np.rint(out, out=out)
+        np.clip(out, -32768, 32767, out=out)
+        return out.astype("<i2").tobytes()
 
 
 def make_upsampler(kind: str, factor: int = 2) -> Upsampler | None:
