@@ -12,10 +12,10 @@ entry compares with the wait then had, for the product estimate and every candid
   wait was at least 30 s (selected on both, so short waits told long count), mean absolute seconds over all answered,
   and the former figure (callers who waited at least 30 s) for comparison;
 - abandoned callers are censored (they would have waited at least as long as they did): counted, with the share
-  already past what they were told when they hung up and the error that proves at the least;
+  already past what they were told when they hung up, and the error that shows at least;
 - for the product estimate also: what is said (whole minutes / under a minute), the re-estimates announced while
   waiting, each desk apart, and callbacks (wait told at entry versus time until the callback was dialled).
-Usage: .venv/bin/python bench/queue_day.py [--calls 110000] [--agents 330] [--seed 1]
+Usage: .venv/bin/python bench/queue_day.py [--calls 110000] [--agents 330] [--seed 1] [--urgent 0.02] [--shifts]
 """
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Callable
 
 from ivr.queue import Agent, AgentGroup, AgentState, CallQueue, Connect, OfferCallback, Priority, QueuePolicy
 from ivr.queue.estimate import (
@@ -37,7 +36,7 @@ from ivr.queue.estimate import (
 HOURLY = [0.4, 0.25, 0.2, 0.2, 0.25, 0.5, 1.5, 3.5, 7.0, 8.5, 8.5, 7.0, 5.0, 5.5, 7.5, 8.0, 7.5, 6.5, 5.0, 4.0,
           3.2, 2.6, 1.6, 0.8]
 
-CANDIDATES = ["staffing", "staffing+band", "drain", "drain+abandon", "drain+abandon+overtake (product)",
+CANDIDATES = ["staffing", "staffing+band (previous product)", "drain", "drain+abandon", "drain+abandon+overtake (product)",
               "product+band", "position regression", "blend product/regression"]
 
 
@@ -189,7 +188,7 @@ def main() -> None:
         in_callback.add(call_id)
         callbacks += 1
 
-    timed: Callable[[], float] = time.perf_counter
+    timed = time.perf_counter
     t0 = timed()
     while events:
         t, _, kind, ident = heapq.heappop(events)
