@@ -19,6 +19,7 @@ from ivr.channel import CallerHungUp
 from ivr.channel_sip import SipChannel
 from ivr.config import ConfigError, Settings
 from ivr.dtmf.inband import DtmfDetector
+from ivr.queue.hotline import QueueOptions
 from ivr.sip.protection import ProtectionConfig
 from ivr.sip.uas import CallHandler, SipServer, SipServerConfig, mask_number
 
@@ -91,13 +92,23 @@ async def run_server(config: SipServerConfig, handler: CallHandler, stop: asynci
 
 async def serve_hotline(settings: Settings, config: SipServerConfig, *, console: bool = True,
                         drain_seconds: float = 30.0, stop: asyncio.Event | None = None,
-                        ready: Callable[[SipServer], None] | None = None) -> SipServer:
-    """The production path: the shipped flow on every SIP call, and the operator console beside it."""
-    from ivr.service import HotlineService, no_model_message
+                        ready: Callable[[SipServer], None] | None = None,
+                        queue: QueueOptions | None = None) -> SipServer:
+    """The production path: the shipped flow on every SIP call, the queue and callbacks (operators from
+    `queue`, else the settings), and the operator console beside it."""
+    from ivr.queue.bridge import bridge
+    from ivr.queue.hotline import HotlineQueue
+    from ivr.service import HotlineService, InbandDigits, no_model_message
+    from ivr.sip.uac import place_call
 
     service = HotlineService.from_settings(settings)
     if service.engine is None:
         logger.warning(no_model_message())
+    hq = HotlineQueue(settings, queue or QueueOptions.from_settings(settings), service.prompts, service.store,
+                      service.live, place_call=place_call, bridge=bridge, inband=InbandDigits)
+    service.desk = hq.desk
+    queue_stop = asyncio.Event()
+    queue_task = asyncio.create_task(hq.run(queue_stop))
     console_task: asyncio.Task[None] | None = None
     web = None
     if console:
@@ -105,7 +116,8 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
 
         from ivr.console.app import create_app
 
-        web = uvicorn.Server(uvicorn.Config(create_app(settings, store=service.store, live=service.live),
+        web = uvicorn.Server(uvicorn.Config(create_app(settings, store=service.store, live=service.live,
+                                                       metrics=hq.metrics.registry),
                                             host=settings.console_host, port=settings.console_port,
                                             log_level="warning"))
         web.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # run_server owns Ctrl-C
@@ -118,6 +130,8 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     try:
         return await run_server(config, handler, stop, drain_seconds, ready)
     finally:
+        queue_stop.set()  # after the calls have drained
+        await queue_task
         if web is not None and console_task is not None:
             web.should_exit = True
             await console_task

@@ -80,11 +80,11 @@ class QueueDesk:
     """Queues live callers and looks after them until they reach a person or book a callback.
 
     `store` None means callbacks are not offered. `trunk` is where operator calls go when an agent's URI names
-    no port.
+    no port (None: the URI's host, port 5060).
     """
 
     def __init__(self, queue: CallQueue, prompts: PromptLibrary, *, store: CallbackStore | None,
-                 place_call: PlaceCall, bridge: Bridge, trunk: tuple[str, int], policy: DeskPolicy | None = None,
+                 place_call: PlaceCall, bridge: Bridge, trunk: tuple[str, int] | None, policy: DeskPolicy | None = None,
                  live: LiveState | None = None, hold: bytes | None = None) -> None:
         self.queue, self.prompts, self.store = queue, prompts, store
         self.place_call, self.bridge, self.trunk = place_call, bridge, trunk
@@ -140,26 +140,26 @@ class QueueDesk:
         if self._connect_pending(call):
             call.inbox = deque(e for e in call.inbox if isinstance(e, Connect))
         while True:
-            while call.inbox:
-                event = call.inbox.popleft()
-                if isinstance(event, Announce):
+            event = call.inbox.popleft() if call.inbox else None
+            if isinstance(event, Announce):
+                if not any(isinstance(e, Announce) for e in call.inbox):  # else a newer one is waiting
                     await self._announce(call, event)
                     if not hinted and not any(isinstance(e, OfferCallback) for e in call.inbox):
                         hinted = True
                         await self._say(call, ["queue_hold_hint"])
-                elif isinstance(event, OfferCallback):
-                    if await self._offer(call, event):
-                        return TransferResult(True, call.group, "callback booked")
-                elif isinstance(event, Connect):
-                    if await self._connect(call, event):
-                        return TransferResult(True, call.group, "connected")
-            key = call.io.take_key()
+            elif isinstance(event, OfferCallback):
+                if await self._offer(call, event):
+                    return TransferResult(True, call.group, "callback booked")
+            elif isinstance(event, Connect):
+                if await self._connect(call, event):
+                    return TransferResult(True, call.group, "connected")
+            key = call.io.take_key()  # between events too, so announcements never starve the key
             if key == self.policy.callback_key and self.store is not None:
                 try:
                     call.inbox.append(self.queue.offer_on_key(call.call_id))
                 except UnknownCall:
                     pass  # an operator has just been found: the Connect is on its way
-            elif key is None:
+            elif key is None and event is None:
                 await hold.step(call.io)
 
     def _left(self, call: _Call) -> None:
@@ -277,6 +277,9 @@ class QueueDesk:
         return any(isinstance(e, Connect) for e in call.inbox)
 
     async def _key(self, call: _Call, within_ms: int) -> str:
+        """One key: typed ahead (the rest stay typed ahead for the next question) or pressed within the time."""
+        if call.io.next_key() is not None:
+            return call.io.take_key() or ""
         heard = await call.io.listen(VadConfig(no_input_ms=within_ms), max_digits=1, speech=False)
         return heard.digits if heard.kind == "dtmf" else ""
 

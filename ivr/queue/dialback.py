@@ -26,17 +26,18 @@ log = logging.getLogger(__name__)
 
 
 class CallbackDialler:
-    """A `Dialback` for QueueRunner. `inband` makes a DTMF detector for citizens' lines without RFC 4733."""
+    """A `Dialback` for QueueRunner: citizens are called through `trunk` (None: the operator's host).
+    `inband` makes a DTMF detector for citizens' lines without RFC 4733."""
 
-    def __init__(self, prompts: PromptLibrary, *, place_call: PlaceCall, bridge: Bridge, trunk: tuple[str, int],
+    def __init__(self, prompts: PromptLibrary, *, place_call: PlaceCall, bridge: Bridge, trunk: tuple[str, int] | None,
                  inband: Callable[[], DigitDetector] | None = None, answer_ms: int = 6_000, asks: int = 2,
                  hold: bytes | None = None) -> None:
         self.prompts, self.place_call, self.bridge, self.trunk = prompts, place_call, bridge, trunk
         self.inband, self.answer_ms, self.asks, self.hold = inband, answer_ms, asks, hold
 
     async def __call__(self, event: Connect, cb: Callback) -> DialbackResult:
-        host, port = self.trunk
-        citizen = await self.place_call(f"sip:{cb.number}@{host}:{port}", self.trunk)
+        host, port = trunk = self.trunk or proxy_of(event.agent_uri, None)  # no trunk: the operator's PBX
+        citizen = await self.place_call(f"sip:{cb.number}@{host}:{port}", trunk)
         if citizen.outcome != "answered" or citizen.channel is None:
             log.info("callback %d to %s: %s (%s)", cb.id, mask_number(cb.number), citizen.outcome, citizen.status)
             return DialbackResult(citizen.outcome)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ivr.config import Settings
+from ivr.config import DEFAULT_GROUPS, AgentConfig, Settings
 from ivr.console.live import LiveState
 from ivr.media import DigitDetector
 from ivr.queue.callbacks import Callback, CallbackStore
@@ -25,12 +25,9 @@ from ivr.queue.runner import QueueRunner
 from ivr.tickets.store import TicketStore
 from prompts.library import PromptLibrary
 
-__all__ = ["OperatorSpec", "QueueOptions", "HotlineQueue", "callbacks_url", "snapshot_path"]
+__all__ = ["QueueOptions", "HotlineQueue", "callbacks_url", "snapshot_path"]
 
 log = logging.getLogger(__name__)
-
-GROUPS = ("general", "elderly")
-
 
 def callbacks_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir) / 'callbacks.db'}"
@@ -41,33 +38,23 @@ def snapshot_path(data_dir: Path) -> Path:
 
 
 @dataclass(frozen=True)
-class OperatorSpec:
-    """An operator's phone: id, SIP URI and the desks they answer."""
-    agent_id: str
-    uri: str
-    groups: tuple[str, ...] = GROUPS
-
-
-@dataclass(frozen=True)
 class QueueOptions:
-    """How the server's queue is set up. `trunk` (host, port) carries callbacks to citizens and operator calls
-    whose URI names no port."""
-    agents: tuple[OperatorSpec, ...] = ()
-    trunk: tuple[str, int] = ("127.0.0.1", 5060)
-    wrap_up_s: float = 10.0
+    """How the server's queue is set up. `trunk` (host, port) carries callbacks to citizens (None: through the
+    operator's host) and operator calls whose URI names no port."""
+    agents: tuple[AgentConfig, ...] = ()
+    groups: tuple[AgentGroup, ...] = DEFAULT_GROUPS
+    trunk: tuple[str, int] | None = None
     policy: QueuePolicy = field(default_factory=QueuePolicy)
     tick_s: float = 0.05
     status_every_s: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "QueueOptions":
-        """Operators from the settings' `queue_agents` ((id, uri, groups) entries) and `queue_trunk` ("host:port")
-        when the settings have them; none otherwise (callers then leave a message)."""
-        agents = tuple(OperatorSpec(str(a[0]), str(a[1]), tuple(a[2]) if len(a) > 2 else GROUPS)
-                       for a in getattr(settings, "queue_agents", ()) or ())
-        trunk = str(getattr(settings, "queue_trunk", "") or "")
-        host, _, port = trunk.rpartition(":")
-        return cls(agents=agents, trunk=(host, int(port)) if host and port.isdigit() else cls.trunk)
+        """The `[queue]` settings: groups, agents, trunk and the callback threshold."""
+        host, _, port = settings.queue_trunk.rpartition(":")
+        return cls(agents=settings.queue_agents, groups=settings.queue_groups,
+                   trunk=(host, int(port)) if host else None,
+                   policy=QueuePolicy(offer_callback_over_s=settings.queue_callback_threshold_s))
 
 
 class HotlineQueue:
@@ -77,7 +64,7 @@ class HotlineQueue:
                  live: LiveState, *, place_call: PlaceCall, bridge: Bridge,
                  inband: Callable[[], DigitDetector] | None = None) -> None:
         self.options, self.tickets = options, tickets
-        self.queue = CallQueue([AgentGroup(g, options.wrap_up_s) for g in GROUPS], time.time, options.policy)
+        self.queue = CallQueue(list(options.groups), time.time, options.policy)
         for a in options.agents:
             self.queue.add_agent(a.agent_id, a.uri, a.groups)
         self.store = CallbackStore(callbacks_url(settings.data_dir))

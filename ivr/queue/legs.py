@@ -78,11 +78,11 @@ class HoldAudio:
             await self.step(io)
 
 
-def proxy_of(uri: str, default: tuple[str, int]) -> tuple[str, int]:
-    """Where to send an INVITE for `uri`: its host:port when it names a port, else `default` (the trunk)."""
-    host = uri.split("@", 1)[-1].split(";", 1)[0]
-    if ":" in host:
-        h, p = host.rsplit(":", 1)
-        if p.isdigit():
-            return h, int(p)
-    return default
+def proxy_of(uri: str, default: tuple[str, int] | None) -> tuple[str, int]:
+    """Where to send an INVITE for `uri`: its host:port when it names a port, else `default` (the trunk), else
+    its host on port 5060."""
+    host = uri.split("@", 1)[-1].split(";", 1)[0].removeprefix("sip:")
+    h, _, p = host.rpartition(":")
+    if h and p.isdigit():
+        return h, int(p)
+    return default or (host, 5060)

@@ -1,0 +1,107 @@
+"""`ivr serve` with its queue, end to end over SIPp: two operators saturated, a caller told position and wait, an
+elderly caller overtaking, and a callback booked by keys and dialled back to a SIPp citizen when an operator frees."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from sippkit import PCMU_EVENTS, SIPP, answer_ok, invite_answered, pause, play, recv, run_sipp, scenario
+
+from ivr.commands.serve import serve_hotline, server_config
+from ivr.config import AgentConfig, Settings
+from ivr.queue import QueuePolicy
+from ivr.queue.callbacks import CallbackStore
+from ivr.queue.hotline import QueueOptions, callbacks_url
+
+pytestmark = [pytest.mark.sipp, pytest.mark.slow,
+              pytest.mark.skipif(SIPP is None or shutil.which("sipp") is None, reason="sipp is not installed")]
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+SHARE = Path("/usr/share/sip-tester")
+HOLD_MS = 12_000  # how long an operator talks
+
+
+def key(digit: str, then_ms: int = 1000) -> str:
+    return play(SHARE / f"dtmf_2833_{digit}.pcap", then_ms)
+
+
+def caller(number: str, *steps: str) -> str:
+    """A SIPp caller from `number`: answered, presses keys, stays on until the hotline hangs up (after the operator
+    did, or after booking a callback)."""
+    xml = scenario(f"caller {number}", invite_answered(PCMU_EVENTS), *steps, recv("BYE"), answer_ok())
+    return xml.replace("13800138000", number)
+
+
+ELDERLY = (pause(1500), key("0"))  # 老年人请按0 at the main menu: the elderly desk, with priority
+GENERAL = (pause(1500), key("2", 1500), key("0"))  # consultation menu, then 0 for a person: the general desk
+
+
+def test_queue_through_serve(settings: Settings, tmp_path: Path, sipp, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    ops = [sipp(["-sf", str(HERE / "sipp" / "answer_hold_bye.xml"), "-d", str(HOLD_MS)], 10) for _ in range(2)]
+    citizen, citizen_port = sipp(["-sf", str(HERE / "sipp" / "citizen_presses_1.xml")], 1)
+    flow = tmp_path / "hotline.yaml"  # operators on duty whatever the hour the test runs
+    flow.write_text(re.sub(r"business_hours: \{.*\}", 'business_hours: {days: [1, 2, 3, 4, 5, 6, 7], open: "00:00", '
+                           'close: "23:59"}', (REPO / "flows" / "hotline.yaml").read_text(encoding="utf-8")),
+                    encoding="utf-8")
+    settings = dataclasses.replace(settings, sip_host="127.0.0.1", sip_port=0, rtp_port_min=44000,
+                                   rtp_port_max=44999, flow=flow)
+    options = QueueOptions(
+        agents=tuple(AgentConfig(f"op{i}", f"Operator {i}", f"sip:op{i}@127.0.0.1:{port}", ("general", "elderly"))
+                     for i, (_, port) in enumerate(ops, 1)),
+        trunk=("127.0.0.1", citizen_port), policy=QueuePolicy(announce_every_s=8.0, offer_callback_over_s=3600.0))
+    callers = {
+        "a": (0.0, caller("13900000001", *ELDERLY)),
+        "b": (0.0, caller("13900000002", *ELDERLY)),
+        "c": (2.0, caller("13900000003", *GENERAL)),  # waits: hears position and wait
+        "e": (3.0, caller("13900000005", *GENERAL, pause(12_000), key("1", 2000), key("1", 2000), key("1"))),
+        "d": (5.0, caller("13900000004", *ELDERLY)),  # comes after c, is served before c
+    }
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        servers: list = []
+        task = asyncio.create_task(serve_hotline(settings, server_config(settings), console=False, stop=stop,
+                                                 drain_seconds=5, ready=servers.append, queue=options))
+        while not servers:
+            await asyncio.sleep(0.05)
+
+        async def call(name: str, delay: float, xml: str) -> tuple[int, str]:
+            await asyncio.sleep(delay)
+            (tmp_path / name).mkdir()
+            return await run_sipp(xml, tmp_path / name, servers[0].port, timeout_s=150)
+
+        results = await asyncio.gather(*(call(n, d, x) for n, (d, x) in callers.items()))
+        for name, (rc, out) in zip(callers, results):
+            assert rc == 0, f"caller {name}: {out}"
+        store = CallbackStore(callbacks_url(settings.data_dir))
+        for _ in range(600):  # the callback is dialled when an operator frees
+            if citizen.poll() is not None and not store.outstanding():
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await task
+
+    asyncio.run(main())
+    assert citizen.poll() == 0  # the citizen was called back and the call went through
+    messages = [r.getMessage() for r in caplog.records]
+    who = {}  # SIP call id -> caller (the last digit of the masked number)
+    for m in messages:
+        if (found := re.match(r"call (\S+) from \d+\*+000(\d): flow", m)):
+            who[found.group(1)] = "_abcde"[int(found.group(2))]
+    connects = [who[m.split()[1].rstrip(":")] for m in messages if "queue_connect" in m]
+    assert sorted(connects[:2]) == ["a", "b"] and connects[2:] == ["d", "c"]  # d overtook c
+    announced = [m for m in messages if "queue_announce" in m and who.get(m.split()[1].rstrip(":")) == "c"]
+    assert len(announced) >= 2 and "position=1" in announced[0]
+    [cb] = [c for c in [CallbackStore(callbacks_url(settings.data_dir)).get(1)]]
+    assert (cb.number, cb.status, cb.attempts) == ("13900000005", "done", 1)
+    assert any(m.startswith("callback 1: citizen put through") for m in messages)
+    status = json.loads((settings.data_dir / "queue-status.json").read_text())
+    assert status["answered"] == 4 and status["callbacks_booked"] == 1 and status["abandoned"] == 0
