@@ -1,4 +1,5 @@
-"""The queue inside `ivr serve`: one CallQueue (general and elderly desks), the durable callbacks, the desk that
+"""The queue inside `ivr serve`: one CallQueue (general and elderly desks), the operators' durable states
+(AgentDirectory, synced every second), the durable callbacks, the desk that
 looks after waiting callers, the runner that ticks it all and dials callbacks, and the status it publishes
 (`queue-status.json` for `ivr queue status`, Prometheus gauges for the console's /metrics).
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from ivr.config import DEFAULT_GROUPS, AgentConfig, Settings
 from ivr.console.live import LiveState
 from ivr.media import DigitDetector
+from ivr.queue.agents import AgentDirectory
 from ivr.queue.callbacks import Callback, CallbackStore
 from ivr.queue.desk import QueueDesk
 from ivr.queue.dialback import CallbackDialler
@@ -65,8 +67,8 @@ class HotlineQueue:
                  inband: Callable[[], DigitDetector] | None = None) -> None:
         self.options, self.tickets = options, tickets
         self.queue = CallQueue(list(options.groups), time.time, options.policy)
-        for a in options.agents:
-            self.queue.add_agent(a.agent_id, a.uri, a.groups)
+        self.agents = AgentDirectory(callbacks_url(settings.data_dir), options.agents)
+        self.agents.populate(self.queue)  # in their durable states (available, signed out ...)
         self.store = CallbackStore(callbacks_url(settings.data_dir))
         self.desk = QueueDesk(self.queue, prompts, store=self.store, place_call=place_call, bridge=bridge,
                               trunk=options.trunk, live=live)
@@ -86,6 +88,7 @@ class HotlineQueue:
     async def _publish(self, stop: asyncio.Event) -> None:
         while True:
             try:
+                self.agents.sync(self.queue)  # sign-ins/outs from `ivr queue agent` and the console
                 write_snapshot(self.queue, self.status_path)
                 self.metrics.refresh()
             except Exception:  # a full disk must not stop the queue
@@ -102,6 +105,6 @@ class HotlineQueue:
         note = f"回拨失败：{cb.attempts}次未接通（{cb.last_result}）"
         try:
             old = self.tickets.get(cb.ticket).note
-            self.tickets.update(cb.ticket, "queue", {"note": f"{old}\n{note}".strip()}, action="callback_failed")
+            self.tickets.update(cb.ticket, "queue", {"note": f"{old}\n{note}".strip()})
         except Exception:
             log.exception("callback %d failed but its ticket %s could not be noted", cb.id, cb.ticket)
