@@ -137,3 +137,35 @@ def test_caller_arriving_when_an_operator_is_free_goes_straight_through(tmp_path
     assert run(s) == TransferResult(True, "general", "connected")
     assert s.operators.calls[0][0] == "sip:op2@127.0.0.1:5998"
     assert kinds(s) == ["queue_connect"]  # no position announcement first
+
+
+def test_no_operator_in_the_flow_leaves_a_message_as_a_ticket(tmp_path: Path) -> None:
+    """The shipped flow: 0 at the main menu, nobody signed in: the caller is told and records a complaint."""
+    import asyncio
+
+    from desk_harness import REPO
+
+    from ivr.channel import Channel
+    from ivr.channel_file import FileChannel, parse_script
+    from ivr.flow import load_flow
+    from ivr.flow.runner import FlowRunner
+    from ivr.media import CallIO
+    from ivr.tickets import TicketStore
+    from ivr.tickets.sink import StoreSink
+
+    class Queued(FileChannel):
+        async def transfer(self, target: str) -> TransferResult:
+            return await s.desk.handle(io, runner.call, target)
+
+    s = scene(tmp_path, "")
+    s.queue.set_state("op1", AgentState.AVAILABLE)
+    s.queue.set_state("op1", AgentState.SIGNED_OUT)
+    channel: Channel = Queued(parse_script("keys:0; wait:3000"))
+    io = CallIO(channel, None)
+    tickets = TicketStore(f"sqlite:///{tmp_path / 'tickets.db'}")
+    runner = FlowRunner(load_flow(REPO / "flows" / "hotline.yaml"), io, s.desk.prompts,
+                        StoreSink(tickets, tmp_path / "rec"))
+    call = asyncio.run(runner.run())
+    assert call.path[-4:] == ["elderly_agent", "complaint", "complaint_thanks", "goodbye"]
+    [ticket] = tickets.list()
+    assert ticket.kind == "complaint"
