@@ -2,8 +2,9 @@
 
 Vosk's calls release the GIL, so a shared thread pool spreads many calls' decoding over the cores, while each
 utterance's chunks stay in order (a single drain task per utterance). Audio goes to the recogniser in chunks of at
-least `min_chunk_ms` (100 ms): every call into a recogniser costs a thread hop, a resampler call and a partial
-result, which at one call per 20 ms frame was measured at ~10 % of the decoder's own CPU. Frames that arrive while a
+least `min_chunk_ms` (200 ms): every call into a recogniser costs a thread hop, a partial result and a resampler
+call on cold caches (bench/asr_streams.py, 2-4 paced streams: resampling was 3-4.5 % of the decoder's CPU in 100 ms
+chunks, 2.5-2.7 % in 200 ms ones; per 20 ms frame, partial results alone were ~8 %). Frames that arrive while a
 chunk is being decoded are batched into the next call, so a slow chunk never makes the backlog grow frame by frame.
 `finish()` decodes what is left and finalises in one job on the pool.
 """
@@ -44,7 +45,7 @@ class AsyncDecoder:
         phrases: Sequence[str] | None = None,
         on_partial: Callable[[Partial], None] | None = None,
         executor: ThreadPoolExecutor | None = None,
-        min_chunk_ms: int = 100,
+        min_chunk_ms: int = 200,
     ) -> None:
         self.engine = engine
         self._phrases = phrases

@@ -146,7 +146,7 @@ def test_finish_decodes_audio_shorter_than_a_chunk(ko_engine: VoskEngine) -> Non
         for i in range(0, len(pcm), 320):
             d.feed(pcm[i:i + 320])
         await asyncio.sleep(0.05)
-        assert rec_engine.fed == []  # less than 100 ms: nothing sent yet
+        assert rec_engine.fed == []  # less than a chunk: nothing sent yet
         return await d.finish()
 
     assert asyncio.run(main()).audio_ms == 60
