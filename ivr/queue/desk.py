@@ -123,7 +123,7 @@ class QueueDesk:
         call.inbox.extend(events)
         try:
             return await self._wait(call)
-        except CallerHungUp:
+        except BaseException:  # hung up, or the server stopping: the caller leaves the queue
             self._left(call)
             raise
         finally:

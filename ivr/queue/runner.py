@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -67,7 +68,7 @@ class QueueRunner:
         self.owner, self.tick_s = owner, tick_s
         self.on_event = on_event or (lambda e: None)
         self.on_failed = on_failed or (lambda cb: None)
-        self.connects: list[Connect] = []
+        self.connects: deque[Connect] = deque(maxlen=1000)  # the latest hand-overs, for status and tests
         self._tasks: set[asyncio.Task[None]] = set()
         self._dialling: set[int] = set()
         self._requeued_at = 0.0
