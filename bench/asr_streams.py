@@ -42,6 +42,7 @@ class Cpu:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.t: dict[str, float] = {}
+        self.finals: list[tuple[float, float]] = []  # (wall, CPU) of each final()
 
     def add(self, key: str, dt: float) -> None:
         with self.lock:
@@ -50,7 +51,7 @@ class Cpu:
     def reset(self) -> None:
         with self.lock:
             self.t = {}
-            self.finals: list[tuple[float, float]] = []  # (wall, CPU) of each final()
+            self.finals = []
 
     def final(self, wall: float, cpu: float) -> None:
         with self.lock:
@@ -58,7 +59,6 @@ class Cpu:
 
 
 CPU = Cpu()
-CPU.reset()
 
 
 def instrument() -> None:
