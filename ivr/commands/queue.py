@@ -73,7 +73,7 @@ def cancel(callback_id: int = typer.Argument(..., help="The callback's id (see `
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S")
 
 
 @app.command("agents")
@@ -98,7 +98,11 @@ def agents(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     if not rows:
         typer.echo("no operators configured: add [[queue.agents]] to the settings file")
         return
-    t = Table("id", "name", "uri", "groups", "state", "since", "by", title="operators")
+    t = Table("id", "name", title="operators")
+    for column in ("uri", "groups"):  # shown whole, folded over lines in a narrow terminal
+        t.add_column(column, overflow="fold")
+    for column in ("state", "since", "by"):
+        t.add_column(column, no_wrap=True)
     for s in rows:
         t.add_row(s.agent_id, s.name, s.uri, ",".join(s.groups), s.state.value, _when(s.since), s.changed_by)
     Console().print(t)
