@@ -20,7 +20,7 @@ from typing import Any
 
 from ivr.queue.model import AgentGroup
 
-__all__ = ["Settings", "ConfigError", "AgentConfig", "load_settings", "default_data_dir"]
+__all__ = ["Settings", "ConfigError", "AgentConfig", "DEFAULT_GROUPS", "load_settings", "default_data_dir"]
 
 ENV_PREFIX = "IVR_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +74,7 @@ class Settings:
     console_host: str = "127.0.0.1"
     console_port: int = 8080
     log_level: str = "WARNING"
-    queue_trunk: str = ""  # host:port of the outbound proxy for callbacks; "" = dial the number at the operator's host
+    queue_trunk: str = ""  # host:port of the outbound proxy for callbacks; "" = none, calls go to each URI's host
     queue_callback_threshold_s: float = 180.0  # offer a callback when the expected wait is longer
     queue_groups: tuple[AgentGroup, ...] = DEFAULT_GROUPS
     queue_agents: tuple[AgentConfig, ...] = ()  # none: callers hear no operator is free and leave a message
@@ -175,7 +175,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
 
 
 def _tables(value: Any) -> list[Any]:
-    if isinstance(value, (AgentGroup, AgentConfig, dict)) or not isinstance(value, (list, tuple)):
+    if not isinstance(value, (list, tuple)):
         raise ValueError
     return list(value)
 
@@ -218,7 +218,7 @@ def _agent(item: Any, index: int, where: str) -> AgentConfig:
         raise ConfigError(f"{where}: {label}: missing 'uri'")
     if not isinstance(uri, str) or not _SIP_URI.fullmatch(uri):
         raise ConfigError(f"{where}: {label}: uri {uri!r} is not a SIP URI like sip:op1@10.0.0.5:5060")
-    if not isinstance(groups, list) or not groups or not all(isinstance(g, str) for g in groups):
+    if not isinstance(groups, (list, tuple)) or not groups or not all(isinstance(g, str) for g in groups):
         raise ConfigError(f"{where}: {label}: groups {groups!r} is not a non-empty list of group names")
     return AgentConfig(f["id"], name.strip(), uri, tuple(groups))
 
