@@ -7,6 +7,7 @@ calls (503) and lets the calls in progress finish for up to `--drain` seconds be
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable
@@ -99,13 +100,26 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     from ivr.queue.bridge import bridge
     from ivr.queue.hotline import HotlineQueue
     from ivr.service import HotlineService, InbandDigits, no_model_message
-    from ivr.sip.uac import place_call
+    from ivr.sip.uac import OutboundResult, place_call
 
     service = HotlineService.from_settings(settings)
     if service.engine is None:
         logger.warning(no_model_message())
+    started: list[SipServer] = []
+
+    async def outbound(uri: str, proxy: tuple[str, int]) -> OutboundResult:
+        """Operator and callback legs share the server's RTP ports and media clock and its addresses."""
+        server = started[0]
+        return await place_call(uri, proxy, local_host=server.route_ip(proxy), ports=server.ports,
+                                clock=server.clock, advertise=config.advertised_host)
+
+    def on_ready(server: SipServer) -> None:
+        started.append(server)
+        if ready is not None:
+            ready(server)
+
     hq = HotlineQueue(settings, queue or QueueOptions.from_settings(settings), service.prompts, service.store,
-                      service.live, place_call=place_call, bridge=bridge, inband=InbandDigits)
+                      service.live, place_call=outbound, bridge=bridge, inband=InbandDigits)
     service.desk = hq.desk
     queue_stop = asyncio.Event()
     queue_task = asyncio.create_task(hq.run(queue_stop))
@@ -120,7 +134,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
                                                        metrics=hq.metrics.registry),
                                             host=settings.console_host, port=settings.console_port,
                                             log_level="warning"))
-        web.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # run_server owns Ctrl-C
+        web.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]  # run_server owns Ctrl-C
         console_task = asyncio.create_task(web.serve())
         logger.info("operator console on http://%s:%d/", settings.console_host, settings.console_port)
 
@@ -128,7 +142,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
         await service.handle_call(channel)
 
     try:
-        return await run_server(config, handler, stop, drain_seconds, ready)
+        return await run_server(config, handler, stop, drain_seconds, on_ready)
     finally:
         queue_stop.set()  # after the calls have drained
         await queue_task

@@ -276,10 +276,11 @@ def _user(uri: str) -> str:
 
 async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127.0.0.1", caller_id: str = "12345",
                      display: str = "", ring_timeout_s: float = 30.0, ports: PortAllocator | None = None,
-                     clock: MediaClock | None = None, t1: float = 0.5) -> OutboundResult:
-    """Call `uri` through `proxy` (host, port); see the module docstring for the outcomes."""
+                     clock: MediaClock | None = None, t1: float = 0.5, advertise: str | None = None) -> OutboundResult:
+    """Call `uri` through `proxy` (host, port) from sockets bound to `local_host`; `advertise` (default
+    `local_host`) is the address put in Via, Contact and SDP. See the module docstring for the outcomes."""
     loop = asyncio.get_running_loop()
-    leg = _Leg(uri, proxy, local_host, caller_id, display, SipTimers(t1=t1))
+    leg = _Leg(uri, proxy, advertise or local_host, caller_id, display, SipTimers(t1=t1))
     transport, _ = await loop.create_datagram_endpoint(lambda: _Endpoint(leg), local_addr=(local_host, 0))
     leg.transport = transport  # type: ignore[assignment]
     leg.port = transport.get_extra_info("sockname")[1]
@@ -292,7 +293,7 @@ async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127
         leg.close()
         logger.warning("outbound call to %s not placed: %s", mask_number(_user(uri)), exc)
         return OutboundResult("failed", None, leg.call_id)
-    offer = bytes(make_offer(local_host, rtp_port, secrets.randbelow(1 << 30)))
+    offer = bytes(make_offer(advertise or local_host, rtp_port, secrets.randbelow(1 << 30)))
     channel: OutboundChannel | None = None
     try:
         final, cancelled = await leg.invite(offer, ring_timeout_s)

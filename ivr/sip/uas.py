@@ -178,8 +178,10 @@ class SipServer:
                 logger.debug("SIP send to %s failed: %s", addr, exc)
 
     def _local_ip(self, peer: tuple[str, int]) -> str:
-        if self.config.advertised_host:
-            return self.config.advertised_host
+        return self.config.advertised_host or self.route_ip(peer)
+
+    def route_ip(self, peer: tuple[str, int]) -> str:
+        """This machine's address toward `peer`: the listen address, else the route's source address."""
         if self.config.host not in ("0.0.0.0", "::", ""):
             return self.config.host
         ip = self._local_ips.get(peer[0])
