@@ -21,6 +21,9 @@ __all__ = ["QueuePolicy", "QueueStats", "CallQueue"]
 log = logging.getLogger(__name__)
 
 
+MIN_HANDLE_S = 1.0  # the shortest mean handle time an estimate assumes
+
+
 @dataclass(frozen=True)
 class QueuePolicy:
     """How the queue behaves. `age_credit_s[p]` is how far ahead of a NORMAL caller of the same age class p ranks:
@@ -238,7 +241,8 @@ class CallQueue:
                            if credit.get(p, 0.0) > mine and rates.arrivals_per_s(p) > 0)
         waiting = len(self._keys[group])
         hazard = rates.abandon_hazard * self._live[group] / waiting if waiting else rates.abandon_hazard
-        return DrainView(self._idle[group], rates.served_per_s(staffed, self._handle[group].mean), hazard, overtakers)
+        handle = max(self._handle[group].mean, MIN_HANDLE_S)  # calls that ended at once must not mean "no time"
+        return DrainView(self._idle[group], rates.served_per_s(staffed, handle), hazard, overtakers)
 
     def wait_at(self, group: str, position: int) -> float:
         """Projected seconds until position `position` of `group` is served, from staffing and handle times alone

@@ -240,3 +240,17 @@ def test_erlang_c_known_value_and_projection():
     assert projected_wait(0, [0, 50], 2, 100) == 50
     assert projected_wait(0, [0, 50], 3, 100) == 100
     assert projected_wait(0, [0, 50], 7, 100) == 300
+
+
+def test_calls_that_end_at_once_do_not_break_the_estimate() -> None:
+    q = CallQueue([AgentGroup("general", wrap_up_s=0.0)], lambda: 0.0)  # a clock that never moves
+    q.add_agent("a", "sip:a@127.0.0.1:5070", ("general",))
+    q.set_state("a", AgentState.AVAILABLE)
+    for i in range(8):
+        q.enqueue(f"c{i}", "general")
+        for event in q.tick():
+            if isinstance(event, Connect):
+                q.connected(event.call_id)
+                q.call_ended(event.agent_id)
+    q.enqueue("late", "general")
+    assert 0.0 < q.expected_wait("late") < float("inf")
