@@ -92,16 +92,16 @@ def pieces_text(pieces: list[str]) -> str:
     return "".join(PIECES[p] for p in pieces)
 
 
-def queue_announcement(position: int, wait_s: float) -> list[Part]:
+def queue_announcement(position: int, minutes: int) -> list[Part]:
     """What a queued caller hears: 您前面还有 N 位来电在等待，预计等待 M 分钟 (or 您是下一位 / 不到一分钟).
 
-    `position` counts the callers ahead (0: this caller is next); the wait is rounded up to whole minutes.
+    `position` counts the callers ahead (0: this caller is next); `minutes` is the wait as the queue rounds it
+    for callers (0: under a minute).
     """
-    if position < 0 or wait_s < 0:
-        raise ValueError(f"position {position} and wait {wait_s} s must not be negative")
+    if position < 0 or minutes < 0:
+        raise ValueError(f"position {position} and wait {minutes} min must not be negative")
     parts: list[Part] = ["queue_next"] if position == 0 else ["queue_ahead", Cardinal(position), "queue_callers"]
-    minutes = int(-(-wait_s // 60))
-    if position and minutes <= 1:
+    if position and minutes == 0:
         parts.append("queue_under_a_minute")
     elif position:
         parts += ["queue_wait", Cardinal(minutes), "queue_minutes"]

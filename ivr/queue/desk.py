@@ -176,7 +176,7 @@ class QueueDesk:
     async def _announce(self, call: _Call, event: Announce) -> None:
         ahead = event.position - 1
         if math.isfinite(event.wait_s):
-            parts = queue_announcement(ahead, event.wait_s)
+            parts = queue_announcement(ahead, event.wait_minutes)
         else:  # no projection (no operator on duty): the position alone
             parts = ["queue_next"] if ahead == 0 else ["queue_ahead", Cardinal(ahead), "queue_callers"]
         self._note(call, "queue_announce", position=event.position, minutes=event.wait_minutes,

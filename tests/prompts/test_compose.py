@@ -45,11 +45,11 @@ def test_every_piece_is_in_the_shipped_catalogue() -> None:
 def test_queue_announcement() -> None:
     from prompts.compose import Cardinal, queue_announcement
 
-    assert queue_announcement(3, 250) == ["queue_ahead", Cardinal(3), "queue_callers", "queue_wait", Cardinal(5),
-                                          "queue_minutes"]
-    assert queue_announcement(2, 30) == ["queue_ahead", Cardinal(2), "queue_callers", "queue_under_a_minute"]
-    assert queue_announcement(0, 10) == ["queue_next"]
-    with pytest.raises(ValueError, match=r"^position -1 and wait 0 s must not be negative$"):
+    assert queue_announcement(3, 4) == ["queue_ahead", Cardinal(3), "queue_callers", "queue_wait", Cardinal(4),
+                                        "queue_minutes"]
+    assert queue_announcement(2, 0) == ["queue_ahead", Cardinal(2), "queue_callers", "queue_under_a_minute"]
+    assert queue_announcement(0, 0) == ["queue_next"]
+    with pytest.raises(ValueError, match=r"^position -1 and wait 0 min must not be negative$"):
         queue_announcement(-1, 0)
     catalogue = load_catalogue(REPO / "prompts" / "catalogue.yaml")
     for p in ("queue_ahead", "queue_callers", "queue_wait", "queue_minutes", "queue_next", "queue_under_a_minute"):
