@@ -94,8 +94,13 @@ class HotlineService:
         flow = self.flows.current()  # a call keeps the version it started with
         io = CallIO(channel, self.engine, InbandDigits() if channel.inband_dtmf else None)
         sink = StoreSink(self.store, self.settings.recordings_dir)  # type: ignore[arg-type]
+        info = channel.info
+
+        def on_node(node_id: str, flags: frozenset[str]) -> None:
+            self.live.call_updated(info.call_id, state=node_id, elderly="elderly" in flags, urgent="urgent" in flags)
+
         runner = FlowRunner(flow, io, self.prompts, sink, frozenset(self.settings.elderly_numbers),
-                            ticket_lookup=store_lookup(self.store))
+                            ticket_lookup=store_lookup(self.store), on_node=on_node)
         if self.desk is not None and isinstance(channel, SipChannel):
             desk = self.desk
 
@@ -103,7 +108,6 @@ class HotlineService:
                 return await desk.handle(io, runner.call, target)
 
             channel.transfer_to = to_queue
-        info = channel.info
         self.live.call_started(info.call_id, info.caller, state=flow.start,
                                elderly=info.caller in self.settings.elderly_numbers)
         try:

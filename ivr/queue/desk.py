@@ -93,6 +93,11 @@ class QueueDesk:
         self.hold = hold
         self._calls: dict[str, _Call] = {}
 
+    def caller(self, call_id: str) -> str | None:
+        """The number of the live caller waiting as `call_id`, if one waits here."""
+        call = self._calls.get(call_id)
+        return call.record.caller if call is not None else None
+
     def deliver(self, event: QueueEvent) -> bool:
         """Hand a queue event to the waiting caller it is for; False when no caller here waits for it."""
         call = self._calls.get(event.call_id)

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ivr.config import DEFAULT_GROUPS, AgentConfig, Settings
-from ivr.console.live import LiveState
+from ivr.console.live import CallbackEntry, LiveState, QueueEntry
 from ivr.media import DigitDetector
 from ivr.queue.agents import AgentDirectory
 from ivr.queue.callbacks import Callback, CallbackStore
@@ -22,7 +24,7 @@ from ivr.queue.dialback import CallbackDialler
 from ivr.queue.engine import CallQueue, QueuePolicy
 from ivr.queue.legs import Bridge, PlaceCall
 from ivr.queue.metrics import QueueMetrics, write_snapshot
-from ivr.queue.model import AgentGroup
+from ivr.queue.model import AgentGroup, Priority
 from ivr.queue.runner import QueueRunner
 from ivr.tickets.store import TicketStore
 from prompts.library import PromptLibrary
@@ -77,6 +79,28 @@ class HotlineQueue:
                                   on_failed=self._note_failure)
         self.metrics = QueueMetrics(self.queue, self.store)
         self.status_path = snapshot_path(settings.data_dir)
+        live.queue_source, live.callbacks_source = self.live_queue, self.live_callbacks
+
+    def live_queue(self) -> list[QueueEntry]:
+        """The console's view of who waits: live callers and the callbacks keeping their places."""
+        now = self.queue.clock()
+        entries = []
+        for q in self.queue.queued():
+            caller = self.desk.caller(q.call_id)
+            if caller is None and q.callback:
+                caller = self.store.get(int(q.call_id.removeprefix("cb-"))).number
+            wait = self.queue.expected_wait(q.call_id)
+            entries.append(QueueEntry(q.call_id, caller or "", self.queue.position(q.call_id), now - q.entered,
+                                      wait if math.isfinite(wait) else None,
+                                      "" if q.priority == Priority.NORMAL else q.priority.name.lower()))
+        return entries
+
+    def live_callbacks(self) -> list[CallbackEntry]:
+        queued = {q.call_id for q in self.queue.queued()}
+        return [CallbackEntry(str(cb.id), cb.number, datetime.fromtimestamp(cb.entered, timezone.utc),
+                              self.queue.position(f"cb-{cb.id}") if f"cb-{cb.id}" in queued else None,
+                              "waiting" if cb.status == "pending" else cb.status, cb.attempts)
+                for cb in self.store.outstanding()]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Restore pending callbacks at their places, then tick and publish the status until `stop`."""

@@ -194,3 +194,24 @@ def test_an_edited_flow_serves_new_calls_while_a_bad_edit_keeps_the_last_good_on
     flow.write_text("nodes: {}\n", encoding="utf-8")  # a broken edit: rejected, the last good version serves
     third = asyncio.run(svc.handle_call(FileChannel(parse_script("keys:0"))))
     assert third.flow_digest == second.flow_digest and svc.flows.last_error
+
+
+def test_the_live_page_follows_the_call_through_the_flow(settings) -> None:
+    import asyncio
+
+    from ivr.channel_file import FileChannel, parse_script
+    from ivr.service import HotlineService
+
+    svc = HotlineService.from_settings(settings, load_engine=False)
+    states: list[tuple[str, bool]] = []
+
+    class Watched(FileChannel):
+        async def exchange(self, out):  # type: ignore[no-untyped-def]
+            for call in svc.live.snapshot().calls:
+                if not states or states[-1] != (call.state, call.elderly):
+                    states.append((call.state, call.elderly))
+            return await super().exchange(out)
+
+    asyncio.run(svc.handle_call(Watched(parse_script("keys:0"))))
+    assert states == [("welcome", False), ("main_menu", False), ("elderly_agent", True)]
+    assert svc.live.snapshot().calls == ()

@@ -42,6 +42,11 @@ def test_pending_callbacks_rejoin_the_queue_at_their_places(settings: Settings) 
     assert hq.runner.restore() == 3
     assert [c.call_id for c in hq.queue.queued()] == [f"cb-{early}", f"cb-{late}", f"cb-{elderly}"]
     assert hq.queue.position(f"cb-{late}") == 2
+    snap = hq.desk.live.snapshot()  # what the console's live page shows
+    assert [(e.caller, e.position, e.priority) for e in snap.queue if e.call_id != f"cb-{elderly}"] == [
+        ("13900000001", 1, ""), ("13900000002", 2, "")]
+    assert {(c.id, c.position, c.status) for c in snap.callbacks} == {
+        (str(early), 1, "waiting"), (str(late), 2, "waiting"), (str(elderly), 1, "waiting")}
 
 
 @pytest.mark.sipp
