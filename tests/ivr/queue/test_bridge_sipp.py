@@ -3,6 +3,7 @@ echoing RTP) and bridges the legs; recordings show the caller's speech and the o
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import wave
@@ -66,6 +67,7 @@ def run_bridged_call(sipp, tmp_path: Path, caller_xml: str, operator_xml: str
                                            timers=SipTimers(t1=0.1, t2=0.4, t4=0.2)), handler)
         await server.start()
         await asyncio.sleep(0.3)  # the operator's sipp binding
+        gc.collect()  # earlier tests' unreferenced connections must not close during the count
         fds = len(os.listdir("/proc/self/fd"))
         caller_proc, _ = sipp(["-sf", str(HERE / caller_xml), f"127.0.0.1:{server.port}"], 1)
         loop = asyncio.get_running_loop()
@@ -74,6 +76,7 @@ def run_bridged_call(sipp, tmp_path: Path, caller_xml: str, operator_xml: str
         while any(server.resources().values()):
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.05)
+        gc.collect()
         assert server.ports.in_use == set() and len(os.listdir("/proc/self/fd")) == fds
         await server.stop()
         return caller_rc, op_rc
