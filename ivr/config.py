@@ -44,6 +44,7 @@ DEFAULT_GROUPS = (AgentGroup("general", 10.0), AgentGroup("elderly", 15.0))
 _ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _SIP_URI = re.compile(r"sips?:(?:[^@\s:;]+@)?[A-Za-z0-9.\-]+(?::\d{1,5})?(?:;\S*)?")
 _HOST_PORT = re.compile(r"[A-Za-z0-9.\-]+:(\d{1,5})")
+_HOURS = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
 
 
 def default_data_dir() -> Path:
@@ -76,6 +77,8 @@ class Settings:
     log_level: str = "WARNING"
     queue_trunk: str = ""  # host:port of the outbound proxy for callbacks; "" = none, calls go to each URI's host
     queue_callback_threshold_s: float = 180.0  # offer a callback when the expected wait is longer
+    queue_callback_hours: str = "08:00-20:00"  # when callbacks are dialled (Beijing time)
+    queue_quiet_hours: str = ""  # e.g. "12:00-13:30": no callbacks then; may wrap midnight
     queue_groups: tuple[AgentGroup, ...] = DEFAULT_GROUPS
     queue_agents: tuple[AgentConfig, ...] = ()  # none: callers hear no operator is free and leave a message
 
@@ -104,6 +107,9 @@ class Settings:
             raise ConfigError(f"queue_trunk: {self.queue_trunk!r} is not host:port")
         if self.queue_callback_threshold_s < 0:
             raise ConfigError(f"queue_callback_threshold_s: {self.queue_callback_threshold_s} is below 0")
+        hours_span("queue_callback_hours", self.queue_callback_hours)
+        if self.queue_quiet_hours:
+            hours_span("queue_quiet_hours", self.queue_quiet_hours)
         names = [g.name for g in self.queue_groups]
         if not names:
             raise ConfigError("queue_groups: at least one group is needed")
@@ -118,6 +124,17 @@ class Settings:
                 if group not in names:
                     raise ConfigError(f"queue_agents: agent {a.agent_id!r}: unknown group {group!r} "
                                       f"(groups: {', '.join(names)})")
+
+
+def hours_span(key: str, text: str) -> tuple[float, float]:
+    """'HH:MM-HH:MM' as hours (8.0, 20.5); a bad span is a ConfigError naming `key`."""
+    m = _HOURS.fullmatch(text.strip())
+    if m is None:
+        raise ConfigError(f"{key}: {text!r} is not a span of hours like 08:00-20:00")
+    h0, m0, h1, m1 = (int(g) for g in m.groups())
+    if h0 > 24 or h1 > 24 or m0 > 59 or m1 > 59:
+        raise ConfigError(f"{key}: {text!r} is not a span of hours like 08:00-20:00")
+    return h0 + m0 / 60, h1 + m1 / 60
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ivr.config import DEFAULT_GROUPS, AgentConfig, Settings
+from ivr.config import DEFAULT_GROUPS, AgentConfig, Settings, hours_span
 from ivr.console.live import CallbackEntry, LiveState, QueueEntry
 from ivr.media import DigitDetector
 from ivr.queue.agents import AgentDirectory
-from ivr.queue.callbacks import Callback, CallbackStore
+from ivr.queue.callbacks import Callback, CallbackStore, CallingHours
 from ivr.queue.desk import QueueDesk
 from ivr.queue.dialback import CallbackDialler
 from ivr.queue.engine import CallQueue, QueuePolicy
@@ -49,6 +49,7 @@ class QueueOptions:
     groups: tuple[AgentGroup, ...] = DEFAULT_GROUPS
     trunk: tuple[str, int] | None = None
     policy: QueuePolicy = field(default_factory=QueuePolicy)
+    hours: CallingHours | None = None  # when callbacks may be dialled; None: any time
     tick_s: float = 0.05
     status_every_s: float = 1.0
 
@@ -56,9 +57,12 @@ class QueueOptions:
     def from_settings(cls, settings: Settings) -> "QueueOptions":
         """The `[queue]` settings: groups, agents, trunk and the callback threshold."""
         host, _, port = settings.queue_trunk.rpartition(":")
+        open_h, close_h = hours_span("queue_callback_hours", settings.queue_callback_hours)
+        quiet = hours_span("queue_quiet_hours", settings.queue_quiet_hours) if settings.queue_quiet_hours else (0, 0)
         return cls(agents=settings.queue_agents, groups=settings.queue_groups,
                    trunk=(host, int(port)) if host else None,
-                   policy=QueuePolicy(offer_callback_over_s=settings.queue_callback_threshold_s))
+                   policy=QueuePolicy(offer_callback_over_s=settings.queue_callback_threshold_s),
+                   hours=CallingHours(open_h, close_h, quiet[0], quiet[1]))
 
 
 class HotlineQueue:
@@ -71,7 +75,7 @@ class HotlineQueue:
         self.queue = CallQueue(list(options.groups), time.time, options.policy)
         self.agents = AgentDirectory(callbacks_url(settings.data_dir), options.agents)
         self.agents.populate(self.queue)  # in their durable states (available, signed out ...)
-        self.store = CallbackStore(callbacks_url(settings.data_dir))
+        self.store = CallbackStore(callbacks_url(settings.data_dir), hours=options.hours)
         self.desk = QueueDesk(self.queue, prompts, store=self.store, place_call=place_call, bridge=bridge,
                               trunk=options.trunk, live=live)
         dialler = CallbackDialler(prompts, place_call=place_call, bridge=bridge, trunk=options.trunk, inband=inband)

@@ -100,3 +100,23 @@ def test_queue_options_from_settings(settings: Settings) -> None:
     assert options.trunk == ("trunk.local", 5080) and options.agents == (agent,)
     assert options.policy.offer_callback_over_s == 90.0
     assert QueueOptions.from_settings(settings).trunk is None
+
+
+def test_callbacks_are_dialled_only_in_calling_hours_and_outside_quiet_hours(settings: Settings) -> None:
+    s = dataclasses.replace(settings, queue_callback_hours="09:00-18:30", queue_quiet_hours="12:00-13:30")
+    hours = QueueOptions.from_settings(s).hours
+    assert hours is not None and (hours.open_h, hours.close_h, hours.quiet_from_h, hours.quiet_to_h) == (
+        9.0, 18.5, 12.0, 13.5)
+    beijing = 1_764_979_200.0 - 8 * 3600  # 2025-12-06 00:00 in Beijing, as a UTC timestamp
+    assert [hours.allowed(beijing + h * 3600) for h in (8.5, 9.0, 12.5, 13.5, 18.4, 18.5)] == [
+        False, True, False, True, True, False]
+    hq, _ = hotline_queue(settings, QueueOptions.from_settings(s))
+    assert hq.store.hours == hours  # the server's store refuses to claim a callback out of hours
+
+
+@pytest.mark.parametrize("key, value", [("queue_callback_hours", "8-20"), ("queue_quiet_hours", "12:00-25:00")])
+def test_bad_calling_hours_name_the_key(settings: Settings, key: str, value: str) -> None:
+    from ivr.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=rf"^{key}: '{value}' is not a span of hours like 08:00-20:00$"):
+        load_settings(overrides={"data_dir": settings.data_dir, key: value}, environ={})
