@@ -31,7 +31,9 @@ sys.path.insert(0, str(REPO))
 from ivr.console.users import UserStore  # noqa: E402
 from ivr.tickets.dispatch import load_catalogue  # noqa: E402
 from ivr.tickets.gazetteer import Gazetteer  # noqa: E402
-from ivr.tickets.store import TicketStore, dispatch_suggester, grams, tickets_table  # noqa: E402
+from ivr.tickets.schema import grams, tickets_table  # noqa: E402
+from ivr.tickets.store import TicketStore  # noqa: E402
+from ivr.tickets.suggest import dispatch_suggester  # noqa: E402
 
 PASSWORD = "bench-password-1"
 SEARCHES = ["暖气", "电梯", "噪音", "垃圾", "停车", "半夜", "退钱", "物业", "漏水", "路灯",  # common pairs

@@ -21,7 +21,8 @@ from ivr.flow.registry import FlowRegistry
 from ivr.flow.runner import CallRecord, FlowRunner
 from ivr.media import CallIO
 from ivr.tickets.sink import StoreSink
-from ivr.tickets.store import TicketStore, dispatch_suggester
+from ivr.tickets.store import TicketStore
+from ivr.tickets.suggest import dispatch_suggester
 from prompts import PromptLibrary, load_catalogue
 
 if TYPE_CHECKING:

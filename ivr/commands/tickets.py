@@ -19,7 +19,7 @@ from asr.audio import FRAME_BYTES, SAMPLE_RATE, AudioFormatError, read_wav
 from asr.engine import Engine
 from ivr.tickets import TicketNotFound, TicketStore
 from ivr.tickets.model import Ticket, TicketFilter
-from ivr.tickets.store import Suggester, dispatch_suggester
+from ivr.tickets.suggest import Suggester, dispatch_suggester
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from ivr.console.live import LiveState
 from ivr.console.security import LoginThrottle, same
 from ivr.console.users import Role, Session, User, UserStore
 from ivr.logs import mask_number
-from ivr.tickets.store import Suggester, TicketStore
+from ivr.tickets.store import TicketStore
+from ivr.tickets.suggest import Suggester
 
 __all__ = ["create_app", "ConsoleContext", "COOKIE", "CSRF_HEADER", "require", "context_of"]
 
@@ -69,7 +70,7 @@ class ConsoleContext:
     def suggest(self) -> Suggester:
         """The dispatch suggester, loaded (or trained) on first use."""
         if self.suggester is None:
-            from ivr.tickets.store import dispatch_suggester
+            from ivr.tickets.suggest import dispatch_suggester
 
             self.suggester = dispatch_suggester(self.data_dir)
             self.store.suggest = self.suggester

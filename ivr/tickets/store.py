@@ -8,22 +8,15 @@ arrives the dispatch suggestion is computed and stored with it. Operator changes
 from __future__ import annotations
 
 import builtins
-
-import dataclasses
-import enum
 import hashlib
 import json
 import logging
-import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, and_, create_engine, delete, event,
-    func, insert, inspect, select, text, update,
-)
+from sqlalchemy import and_, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -34,63 +27,14 @@ from ivr.tickets.model import (
     EDITABLE_FIELDS, RecordingCheck, StoredCorrection, Ticket, TicketFilter, TicketPage, TicketRow, TicketStatus,
     TranscriptionStatus,
 )
+from ivr.tickets.schema import (
+    ROW_COLUMNS, corrections_table, fts_query, grams, migrate, sqlite_pragmas, tickets_table,
+)
+from ivr.tickets.suggest import Suggester
 
-__all__ = ["TicketStore", "TicketNotFound", "TicketEditError", "Suggester", "metadata", "tickets_table",
-           "grams", "fts_query", "migrate", "dispatch_suggester", "suggestion_dict"]
+__all__ = ["TicketStore", "TicketNotFound", "TicketEditError"]
 
 log = logging.getLogger(__name__)
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-Suggester = Callable[[str], dict[str, Any]]  # transcript text -> suggestion dict (see dispatch_suggester)
-
-metadata = MetaData()
-tickets_table = Table(
-    "tickets", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("number", String(32), nullable=False, unique=True),
-    Column("day", String(8), nullable=False, index=True),
-    Column("seq", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("caller", String(64), nullable=False, default=""),
-    Column("call_id", String(128), nullable=False, default=""),
-    Column("kind", String(32), nullable=False),
-    Column("status", String(16), nullable=False, default="open", index=True),
-    Column("transcription", String(16), nullable=False, index=True),
-    Column("menu_path", Text, nullable=False, default="[]"),
-    Column("flags", Text, nullable=False, default="[]"),
-    Column("recording", Text, nullable=False, default=""),
-    Column("recording_sha256", String(64), nullable=False, default=""),
-    Column("audio_ms", Integer, nullable=False, default=0),
-    Column("transcript", Text, nullable=True),
-    Column("text", Text, nullable=False, default=""),
-    Column("category", String(64), nullable=False, default="", index=True),
-    Column("department", String(128), nullable=False, default=""),
-    Column("district", String(32), nullable=False, default="", index=True),
-    Column("urgency", String(16), nullable=False, default="", index=True),
-    Column("extra", Text, nullable=False, default="{}"),
-    Column("suggestion", Text, nullable=True),
-    Column("contact_name", String(64), nullable=False, default=""),
-    Column("callback_number", String(32), nullable=False, default=""),
-    Column("address", Text, nullable=False, default=""),
-    Column("note", Text, nullable=False, default=""),
-    Column("dispatched_at", DateTime(timezone=True), nullable=True),
-    Column("dispatched_by", String(64), nullable=False, default=""),
-)
-audit_table = audit.define(metadata)
-corrections_table = Table(
-    "corrections", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, index=True),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("user", String(64), nullable=False),
-    Column("text", Text, nullable=False),
-    Column("suggested", String(64), nullable=False),
-    Column("category", String(64), nullable=False),
-)
-ROW_COLUMNS = [tickets_table.c[n] for n in (
-    "id", "number", "created_at", "caller", "kind", "status", "transcription", "category", "department",
-    "district", "urgency", "text", "audio_ms")]
 
 
 class TicketNotFound(LookupError):
@@ -99,55 +43,6 @@ class TicketNotFound(LookupError):
 
 class TicketEditError(ValueError):
     """An operator change that cannot be made; the message says why."""
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (`alembic upgrade head`); a database made by the walking
-    skeleton (tickets table, no version) is stamped 0001 first."""
-    from alembic import command
-    from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
-    with engine.begin() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return
-        cfg.attributes["connection"] = conn
-        tables = set(inspect(conn).get_table_names())
-        if "tickets" in tables and "alembic_version" not in tables:
-            command.stamp(cfg, "0001")
-        command.upgrade(cfg, "head")
-    log.info("ticket database upgraded to %s", head)
-
-
-def grams(text_: str) -> tuple[str, str]:
-    """The text as space-separated character unigrams and bigrams, the terms of the full-text index."""
-    chars = [c for c in unicodedata.normalize("NFKC", text_).lower() if c.isalnum()]
-    return " ".join(chars), " ".join(a + b for a, b in zip(chars, chars[1:]))
-
-
-def fts_query(query: str) -> str:
-    """An FTS5 MATCH expression finding every whitespace-separated part of `query` as a substring."""
-    parts = []
-    for part in query.split():
-        uni, bi = grams(part)
-        if bi:
-            parts.append("bi : \"" + bi + "\"")
-        elif uni:
-            parts.append("uni : \"" + uni + "\"")
-    return " AND ".join(parts)
 
 
 def _now() -> datetime:
@@ -171,7 +66,7 @@ class TicketStore:
         self.engine: Engine = create_engine(url)
         self.sqlite = self.engine.dialect.name == "sqlite"
         if self.sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", sqlite_pragmas)
         migrate(self.engine)
 
     # --- the call path -------------------------------------------------------------------------------------
@@ -534,55 +429,6 @@ class TicketStore:
             if res.rowcount == 0:
                 raise TicketNotFound(f"no ticket {number}")
         return self.get(number)
-
-
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, enum.Enum):
-        return obj.name.lower()
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float):
-        return round(obj, 4)
-    return obj
-
-
-def suggestion_dict(s: Any, model: str = "") -> dict[str, Any]:
-    """A dispatch ``Suggestion`` (ivr.tickets.dispatch) as the JSON stored on the ticket.
-
-    Top-level ``category``/``department``/``district``/``urgency_level`` are the values prefilled for the
-    operator; ``categories`` keeps the top three with scores and evidence terms, ``urgency`` every hit with
-    its span, ``autofill`` the caller's details with their evidence.
-    """
-    best = s.categories[0] if s.categories else None
-    return {
-        "category": best.category if best else "",
-        "department": best.department if best else "",
-        "district": s.location.district or "",
-        "area": s.location.area or "",
-        "urgency_level": s.urgency.level.name.lower(),
-        "transfer_now": bool(s.urgency.transfer_now),
-        "urgency_reasons": list(s.urgency.reasons),
-        "categories": _jsonable(list(s.categories)),
-        "location": _jsonable(s.location),
-        "urgency": _jsonable(s.urgency),
-        "autofill": _jsonable(s.autofill),
-        "model": model,
-        "at": _now().isoformat(timespec="seconds"),
-    }
-
-
-def dispatch_suggester(data_dir: str | Path) -> Suggester:
-    """A Suggester backed by the trained dispatch model under ``data_dir`` (trained from the catalogue the
-    first time)."""
-    from ivr.tickets.dispatch import Dispatcher, model_path
-
-    path = model_path(data_dir)
-    dispatcher = Dispatcher.load_or_train(path)
-    return lambda transcript: suggestion_dict(dispatcher.suggest(transcript), model=path.name)
 
 
 def _to_row(r: Any) -> TicketRow:

@@ -15,7 +15,8 @@ from asr.results import Transcript, Word
 from ivr.config import load_settings
 from ivr.console import LiveState, create_app
 from ivr.console.app import ConsoleContext
-from ivr.tickets.store import TicketStore, dispatch_suggester
+from ivr.tickets.store import TicketStore
+from ivr.tickets.suggest import dispatch_suggester
 
 REPO = Path(__file__).resolve().parents[3]
 ZH = REPO / "audio_fixtures" / "zh"

@@ -14,7 +14,8 @@ from ivr.flow.lookup import store_lookup
 from ivr.flow.runner import FlowRunner
 from ivr.media import CallIO
 from ivr.tickets.sink import StoreSink
-from ivr.tickets.store import TicketStore, dispatch_suggester
+from ivr.tickets.store import TicketStore
+from ivr.tickets.suggest import dispatch_suggester
 from prompts.compose import Digits
 
 

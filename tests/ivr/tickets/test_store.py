@@ -13,7 +13,9 @@ import pytest
 from asr.audio import read_wav
 from asr.results import Transcript, Word
 from ivr.tickets.model import TicketFilter
-from ivr.tickets.store import TicketEditError, TicketNotFound, TicketStore, dispatch_suggester, fts_query
+from ivr.tickets.schema import fts_query
+from ivr.tickets.store import TicketEditError, TicketNotFound, TicketStore
+from ivr.tickets.suggest import dispatch_suggester
 
 REPO = Path(__file__).resolve().parents[3]
 C01 = REPO / "audio_fixtures" / "zh" / "c01.wav"

@@ -16,7 +16,7 @@ depends_on = None
 
 
 def _grams(text: str) -> tuple[str, str]:
-    # the same tokenisation as ivr.tickets.store.grams, frozen here as it was when this revision was written
+    # the same tokenisation as ivr.tickets.schema.grams, frozen here as it was when this revision was written
     import unicodedata
 
     chars = [c for c in unicodedata.normalize("NFKC", text).lower() if c.isalnum()]
