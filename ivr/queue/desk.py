@@ -234,8 +234,8 @@ class QueueDesk:
         """Store the callback (committed before the caller is told) and let it hold the caller's place."""
         assert self.store is not None
         queued = next(c for c in self.queue.queued() if c.call_id == call.call_id)
-        rank = queued.entered - self.queue.policy.age_credit_s.get(queued.priority, 0.0)
-        cb_id = self.store.book(number, queued.group, int(queued.priority), queued.entered, rank, queued.ticket)
+        cb_id = self.store.book(number, queued.group, int(queued.priority), queued.entered,
+                                self.queue.rank(call.call_id), queued.ticket)
         self.queue.to_callback(call.call_id)
         self.queue.remove(call.call_id)
         self.queue.enqueue(callback_call_id(cb_id), queued.group, queued.priority, queued.ticket, callback=True,

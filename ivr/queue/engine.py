@@ -219,6 +219,10 @@ class CallQueue:
         call = self._call(call_id)
         return bisect.bisect_left(self._keys[call.group], self._key(call)) + 1
 
+    def rank(self, call_id: str) -> float:
+        """The call's place in its group's order (entry time less its class's age credit; lower is served first)."""
+        return self._key(self._call(call_id))[0]
+
     def expected_wait(self, call_id: str) -> float:
         """Seconds until this caller is expected to reach an agent, from how the queue ahead is seen to drain."""
         call = self._call(call_id)

@@ -25,7 +25,7 @@ from ivr.queue.engine import CallQueue, QueuePolicy
 from ivr.queue.legs import Bridge, PlaceCall
 from ivr.queue.metrics import QueueMetrics, write_snapshot
 from ivr.queue.model import AgentGroup, Priority
-from ivr.queue.runner import QueueRunner
+from ivr.queue.runner import QueueRunner, callback_call_id
 from ivr.tickets.store import TicketStore
 from prompts.library import PromptLibrary
 
@@ -101,10 +101,13 @@ class HotlineQueue:
 
     def live_callbacks(self) -> list[CallbackEntry]:
         queued = {q.call_id for q in self.queue.queued()}
-        return [CallbackEntry(str(cb.id), cb.number, datetime.fromtimestamp(cb.entered, timezone.utc),
-                              self.queue.position(f"cb-{cb.id}") if f"cb-{cb.id}" in queued else None,
-                              "waiting" if cb.status == "pending" else cb.status, cb.attempts)
-                for cb in self.store.outstanding()]
+        entries = []
+        for cb in self.store.outstanding():
+            cid = callback_call_id(cb.id)
+            entries.append(CallbackEntry(str(cb.id), cb.number, datetime.fromtimestamp(cb.entered, timezone.utc),
+                                         self.queue.position(cid) if cid in queued else None,
+                                         "waiting" if cb.status == "pending" else cb.status, cb.attempts))
+        return entries
 
     async def run(self, stop: asyncio.Event) -> None:
         """Restore pending callbacks at their places, then tick and publish the status until `stop`."""

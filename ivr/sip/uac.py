@@ -27,6 +27,7 @@ from ivr.sip.message import Request, Response, SipParseError, parse_message, spl
 from ivr.sip.screen import build_response
 from ivr.sip.sdp import SdpError, accept_answer, make_offer, parse_sdp
 from ivr.sip.transaction import ClientTransaction, SipTimers
+from ivr.sip.uas import media_params
 
 __all__ = ["OutboundResult", "OutboundChannel", "place_call", "outcome_of"]
 
@@ -306,9 +307,7 @@ async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127
                 logger.warning("outbound call %s: unusable SDP answer (%s)", leg.call_id, exc)
                 outcome = "failed"
             else:
-                session.update(MediaParams(neg.codec, neg.payload_type, neg.dtmf_payload_type,
-                                           (neg.remote_host, neg.remote_port), neg.sending,
-                                           neg.direction in ("sendrecv", "recvonly")))
+                session.update(media_params(neg))
                 await session.start()
                 info = CallInfo(call_id=leg.call_id, caller=_user(uri), called=caller_id,
                                 extra={"codec": neg.codec, "direction": "outbound"})

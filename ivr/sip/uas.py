@@ -354,7 +354,7 @@ class SipServer:
                 session.close()
                 self._reject_invite(req, summary, addr, 488, str(exc), [("Warning", '304 - "no common codec"')])
                 return
-            session.update(_media_params(neg))
+            session.update(media_params(neg))
         tx = self._new_tx(summary, addr)
         call = Call(call_id=summary.call_id, peer=addr, invite=req, summary=summary, local_tag=_tag(),
                     local_host=local_host, invite_tx=tx, session=session, negotiated=neg,
@@ -484,7 +484,7 @@ class SipServer:
                 body = bytes(answer)
             call.answer_sdp = body
             call.negotiated = neg
-            call.session.update(_media_params(neg))
+            call.session.update(media_params(neg))
             logger.info("call %s re-INVITE: %s %s", call.call_id, neg.codec, neg.direction)
         call.pending_tx = tx
         tx.on_timeout = lambda: self._end_call(call, "no ACK for re-INVITE 200 (timer H)", send_bye=True)
@@ -508,7 +508,7 @@ class SipServer:
                 return
             call.awaiting_answer = False
             call.negotiated = neg
-            call.session.update(_media_params(neg))
+            call.session.update(media_params(neg))
         pending, call.pending_tx = call.pending_tx, None
         pending.ack()
 
@@ -612,7 +612,8 @@ def _tag() -> str:
     return f"{random.getrandbits(48):012x}"
 
 
-def _media_params(neg: Negotiated) -> MediaParams:
+def media_params(neg: Negotiated) -> MediaParams:
+    """The RTP session's parameters for a negotiated SDP offer/answer."""
     return MediaParams(neg.codec, neg.payload_type, neg.dtmf_payload_type, (neg.remote_host, neg.remote_port),
                        neg.sending, neg.direction in ("sendrecv", "recvonly"))
 
