@@ -34,6 +34,7 @@ class TransferResult:
     ok: bool
     target: str
     reason: str = ""
+    accepted: bool = False  # a REFER the caller's phone took (so a failure was the target's, not the phone's)
 
 
 @dataclass
@@ -66,3 +67,7 @@ class Channel(abc.ABC):
     async def transfer(self, target: str) -> TransferResult:
         """Hand the caller to a person or queue; channels that cannot do it say so."""
         return TransferResult(ok=False, target=target, reason=f"{type(self).__name__} cannot transfer calls")
+
+    async def refer(self, target_uri: str, *, timeout_s: float = 32.0) -> TransferResult:
+        """Blind transfer by REFER to `target_uri`; channels that cannot do it say so."""
+        return TransferResult(ok=False, target=target_uri, reason=f"{type(self).__name__} cannot refer calls")

@@ -79,6 +79,8 @@ class Settings:
     queue_callback_threshold_s: float = 180.0  # offer a callback when the expected wait is longer
     queue_callback_hours: str = "08:00-20:00"  # when callbacks are dialled (Beijing time)
     queue_quiet_hours: str = ""  # e.g. "12:00-13:30": no callbacks then; may wrap midnight
+    queue_transfer: str = "bridge"  # "bridge" (relay media, record, see the end) or "refer" (blind transfer)
+    queue_refer_busy_s: float = 300.0  # a referred operator counts as on a call until they set their state, or this
     queue_groups: tuple[AgentGroup, ...] = DEFAULT_GROUPS
     queue_agents: tuple[AgentConfig, ...] = ()  # none: callers hear no operator is free and leave a message
 
@@ -107,6 +109,10 @@ class Settings:
             raise ConfigError(f"queue_trunk: {self.queue_trunk!r} is not host:port")
         if self.queue_callback_threshold_s < 0:
             raise ConfigError(f"queue_callback_threshold_s: {self.queue_callback_threshold_s} is below 0")
+        if self.queue_transfer not in ("bridge", "refer"):
+            raise ConfigError(f"queue_transfer: {self.queue_transfer!r} is not bridge or refer")
+        if self.queue_refer_busy_s <= 0:
+            raise ConfigError(f"queue_refer_busy_s: {self.queue_refer_busy_s} is not above 0")
         hours_span("queue_callback_hours", self.queue_callback_hours)
         if self.queue_quiet_hours:
             hours_span("queue_quiet_hours", self.queue_quiet_hours)

@@ -5,7 +5,8 @@ available, signed out or wrap-up (a pause of the desk's wrap-up time, then avail
 call and wrap-up. A running server calls `AgentDirectory.sync(queue)` every tick: a state set from outside since its
 last look is applied to the queue (signing out an operator on a call waits until the call ends), and the queue's
 own changes are written back, so `ivr queue agents` shows what the server sees. Every change made by a person, and
-every sign-out by the queue (an operator who did not answer), is audited: who, when, before, after.
+every sign-out by the queue (an operator who did not answer), is audited: who, when, before, after. A call handed
+to an operator by REFER goes on out of the queue's sight: the state the operator sets next ends it.
 
 A configured operator seen for the first time starts available. States left by a server that stopped (on a call,
 wrap-up) are read as available by the next one.
@@ -198,7 +199,11 @@ class AgentDirectory:
         if wanted == AgentState.ON_CALL:  # left by a server that stopped: that call is gone
             wanted = AgentState.AVAILABLE
         if agent.state == AgentState.ON_CALL:
-            return wanted != AgentState.SIGNED_OUT  # available or wrap-up: the queue wraps up after the call anyway
+            if not queue.out_of_sight(aid):
+                return wanted != AgentState.SIGNED_OUT  # available or wrap-up: the queue wraps up after the call
+            queue.call_ended(aid)  # the end of a call handed off by REFER, which only the operator sees
+            if wanted == AgentState.WRAP_UP:
+                return True  # the queue's own wrap-up has begun
         if wanted == AgentState.WRAP_UP:
             if agent.state != AgentState.SIGNED_OUT:
                 queue.set_state(aid, AgentState.SIGNED_OUT)  # no calls until the pause ends

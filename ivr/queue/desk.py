@@ -8,8 +8,9 @@ hold music:
 - OfferCallback (wait over the threshold, or the callback key pressed at any time): "按1预约回拨，为您保留排队位置";
   the caller ID (if it looks like a phone number) or a keyed number is read back digit by digit and confirmed, the
   callback is stored (CallbackStore.book) and keeps the caller's place, and only then the caller hears it is booked;
-- Connect: "正在为您接通", the operator is called and the two legs bridged; an operator who does not answer
-  frees the caller's place back at the head of the queue.
+- Connect: "正在为您接通", the operator is called and the two legs bridged (or, with `transfer="refer"`, the
+  caller's phone is sent a REFER to the operator; a phone that will not take it is bridged); an operator who does
+  not answer frees the caller's place back at the head of the queue.
 
 A caller who hangs up while waiting is counted abandoned. Every step is noted in the call record's `heard` list
 (kind ``queue_*``) and logged.
@@ -61,6 +62,9 @@ class DeskPolicy:
     number_tries: int = 3
     answer_ms: int = 6_000  # time to answer the offer and the read-back
     keying_ms: int = 10_000  # time to start keying a number
+    transfer: str = "bridge"  # "bridge": relay media between the legs; "refer": blind transfer by REFER
+    refer_timeout_s: float = 32.0  # a REFER's transfer must report the operator answered within this
+    refer_busy_s: float = 300.0  # a referred operator is on a call until they set their state, or this long
 
 
 @dataclass
@@ -245,11 +249,21 @@ class QueueDesk:
 
     # -- a person ---------------------------------------------------------------------------------------------
     async def _connect(self, call: _Call, event: Connect) -> bool:
-        """Ring the operator while the caller hears hold music; bridge on answer. False: back in the queue."""
+        """Put the caller through to the operator; False: the operator did not answer and the caller is back in
+        the queue."""
         self._note(call, "queue_connect", agent=event.agent_id, waited_s=round(event.waited_s, 1))
+        if self.policy.transfer == "refer":
+            referred = await self._refer(call, event)
+            if referred is not None:
+                return referred
+        return await self._ring_and_bridge(call, event, announce=self.policy.transfer != "refer")
+
+    async def _ring_and_bridge(self, call: _Call, event: Connect, announce: bool) -> bool:
+        """Ring the operator while the caller hears hold music; bridge on answer."""
         ringing = asyncio.ensure_future(self.place_call(event.agent_uri, proxy_of(event.agent_uri, self.trunk)))
         try:
-            await self._say(call, ["queue_connecting"])  # the operator's phone rings meanwhile
+            if announce:
+                await self._say(call, ["queue_connecting"])  # the operator's phone rings meanwhile
             await HoldAudio(self.hold).until_done(call.io, ringing)
         except CallerHungUp:
             result = await ringing
@@ -259,11 +273,7 @@ class QueueDesk:
             raise
         result = ringing.result()
         if result.outcome != "answered" or result.channel is None:
-            log.warning("call %s: operator %s did not answer (%s, %s); the caller keeps their place",
-                        call.call_id, event.agent_id, result.outcome, result.status)
-            self.queue.connect_failed(call.call_id, event.agent_id)
-            self._note(call, "queue_operator_missed", agent=event.agent_id, outcome=result.outcome)
-            await self._say(call, ["queue_operator_missed"])
+            await self._missed(call, event, result.outcome if result.status is None else f"{result.outcome} {result.status}")
             return False
         self.queue.connected(call.call_id)
         self.live.call_updated(call.call_id, state="with agent")
@@ -272,6 +282,37 @@ class QueueDesk:
         finally:
             self.queue.call_ended(event.agent_id)
         return True
+
+    async def _refer(self, call: _Call, event: Connect) -> bool | None:
+        """Blind transfer by REFER. True: done, the operator's call goes on out of sight; False: the operator did
+        not answer; None: the caller's phone did not take the REFER (bridge instead)."""
+        referring = asyncio.ensure_future(call.io.channel.refer(event.agent_uri, timeout_s=self.policy.refer_timeout_s))
+        try:
+            await self._say(call, ["queue_connecting"])  # the caller's phone calls the operator meanwhile
+            await HoldAudio(self.hold).until_done(call.io, referring)
+        except CallerHungUp:  # the transfer done (our leg is ended), or the caller gone
+            if not (await referring).ok:
+                release(self.queue, event)
+                raise
+        result = referring.result()
+        if result.ok:
+            self.queue.connected(call.call_id)
+            self.queue.handed_off(event.agent_id, self.policy.refer_busy_s)
+            self._note(call, "queue_referred", agent=event.agent_id)
+            self.live.call_updated(call.call_id, state="transferred")
+            return True
+        if not result.accepted:
+            log.info("call %s: the phone did not take the REFER (%s); bridging instead", call.call_id, result.reason)
+            return None
+        await self._missed(call, event, result.reason)
+        return False
+
+    async def _missed(self, call: _Call, event: Connect, why: str) -> None:
+        log.warning("call %s: operator %s did not answer (%s); the caller keeps their place",
+                    call.call_id, event.agent_id, why)
+        self.queue.connect_failed(call.call_id, event.agent_id)
+        self._note(call, "queue_operator_missed", agent=event.agent_id, outcome=why)
+        await self._say(call, ["queue_operator_missed"])
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _agent_free(self, group: str) -> bool:

@@ -86,6 +86,7 @@ class CallQueue:
         self._calls: dict[str, QueuedCall] = {}
         self._by_key: dict[tuple[float, int], str] = {}
         self._started: dict[str, float] = {}  # agent id -> start of current call
+        self._unseen: dict[str, float] = {}  # agent id -> when a call handed off by REFER counts as ended
         self._seq = 0
         self.rates = {g.name: DrainRates() for g in groups}
         self._idle = {g.name: 0 for g in groups}  # available agents per group
@@ -129,18 +130,36 @@ class CallQueue:
             raise QueueError(f"agent {agent_id} is on a call")
         self._set(agent, state)
 
-    def call_ended(self, agent_id: str) -> None:
-        """The agent's call ended: record the handle time and start wrap-up."""
+    def call_ended(self, agent_id: str, observed: bool = True) -> None:
+        """The agent's call ended: record the handle time (unless the end was not `observed` but presumed) and
+        start wrap-up."""
         agent = self._agent(agent_id)
         if agent.state != AgentState.ON_CALL:
             raise QueueError(f"agent {agent_id} is not on a call")
         now = self.clock()
         wrap = max(self.groups[g].wrap_up_s for g in agent.groups)
         handled = now - self._started.pop(agent_id, now) + wrap
-        for g in agent.groups:
-            self._handle[g].observe(handled)
+        self._unseen.pop(agent_id, None)
+        if observed:
+            for g in agent.groups:
+                self._handle[g].observe(handled)
         agent.wrap_up_until, agent.call_id = now + wrap, None
         self._set(agent, AgentState.WRAP_UP)
+
+    def handed_off(self, agent_id: str, busy_s: float) -> None:
+        """The agent's call goes on out of the queue's sight (a blind transfer by REFER): it ends when someone
+        reports the agent's state (`call_ended`) or is presumed ended `busy_s` from now."""
+        if self._agent(agent_id).state != AgentState.ON_CALL:
+            raise QueueError(f"agent {agent_id} is not on a call")
+        self._unseen[agent_id] = self.clock() + busy_s
+
+    def handle_time(self, group: str) -> float:
+        """The mean handle time (talk and wrap-up) in `group`, from the prior and the calls seen to end."""
+        return self._handle[group].mean
+
+    def out_of_sight(self, agent_id: str) -> bool:
+        """True while the agent is on a call handed off by REFER."""
+        return agent_id in self._unseen
 
     def connect_failed(self, call_id: str, agent_id: str) -> None:
         """The agent did not answer: free the agent (signed out) and put the call back at its old place."""
@@ -281,10 +300,14 @@ class CallQueue:
 
     # -- time -------------------------------------------------------------------------------------------------
     def tick(self) -> list[QueueEvent]:
-        """End due wrap-ups, connect free agents to the best waiting calls and emit due announcements."""
+        """End presumed transferred calls and due wrap-ups, connect free agents to the best waiting calls and emit due announcements."""
         now = self.clock()
         self._advance()
         events: list[QueueEvent] = []
+        for aid, until in list(self._unseen.items()):
+            if now >= until:
+                log.info("agent %s: the transferred call is presumed ended; no one reported it", aid)
+                self.call_ended(aid, observed=False)
         for aid in list(self._wrapping):
             agent = self.agents[aid]
             if now >= agent.wrap_up_until:

@@ -19,7 +19,7 @@ from ivr.console.live import CallbackEntry, LiveState, QueueEntry
 from ivr.media import DigitDetector
 from ivr.queue.agents import AgentDirectory
 from ivr.queue.callbacks import Callback, CallbackStore, CallingHours
-from ivr.queue.desk import QueueDesk
+from ivr.queue.desk import DeskPolicy, QueueDesk
 from ivr.queue.dialback import CallbackDialler
 from ivr.queue.engine import CallQueue, QueuePolicy
 from ivr.queue.legs import Bridge, PlaceCall
@@ -49,20 +49,22 @@ class QueueOptions:
     groups: tuple[AgentGroup, ...] = DEFAULT_GROUPS
     trunk: tuple[str, int] | None = None
     policy: QueuePolicy = field(default_factory=QueuePolicy)
+    desk: DeskPolicy = field(default_factory=DeskPolicy)  # incl. how callers reach an operator: bridge or REFER
     hours: CallingHours | None = None  # when callbacks may be dialled; None: any time
     tick_s: float = 0.05
     status_every_s: float = 1.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "QueueOptions":
-        """The `[queue]` settings: groups, agents, trunk and the callback threshold."""
+        """The `[queue]` settings: groups, agents, trunk, callback threshold and hours, transfer."""
         host, _, port = settings.queue_trunk.rpartition(":")
         open_h, close_h = hours_span("queue_callback_hours", settings.queue_callback_hours)
         quiet = hours_span("queue_quiet_hours", settings.queue_quiet_hours) if settings.queue_quiet_hours else (0, 0)
         return cls(agents=settings.queue_agents, groups=settings.queue_groups,
                    trunk=(host, int(port)) if host else None,
                    policy=QueuePolicy(offer_callback_over_s=settings.queue_callback_threshold_s),
-                   hours=CallingHours(open_h, close_h, quiet[0], quiet[1]))
+                   hours=CallingHours(open_h, close_h, quiet[0], quiet[1]),
+                   desk=DeskPolicy(transfer=settings.queue_transfer, refer_busy_s=settings.queue_refer_busy_s))
 
 
 class HotlineQueue:
@@ -77,7 +79,7 @@ class HotlineQueue:
         self.agents.populate(self.queue)  # in their durable states (available, signed out ...)
         self.store = CallbackStore(callbacks_url(settings.data_dir), hours=options.hours)
         self.desk = QueueDesk(self.queue, prompts, store=self.store, place_call=place_call, bridge=bridge,
-                              trunk=options.trunk, live=live)
+                              trunk=options.trunk, policy=options.desk, live=live)
         dialler = CallbackDialler(prompts, place_call=place_call, bridge=bridge, trunk=options.trunk, inband=inband)
         self.runner = QueueRunner(self.queue, self.store, desk=self.desk, dialback=dialler, tick_s=options.tick_s,
                                   on_failed=self._note_failure)

@@ -33,20 +33,24 @@ class Referral:
 
     def __init__(self, target: str) -> None:
         self.target = target
+        self.accepted = False  # the REFER was answered 2xx, or a NOTIFY about it came
         self.done: asyncio.Future[TransferResult] = asyncio.get_running_loop().create_future()
 
     def _finish(self, ok: bool, reason: str = "") -> None:
         if not self.done.done():
-            self.done.set_result(TransferResult(ok=ok, target=self.target, reason=reason))
+            self.done.set_result(TransferResult(ok=ok, target=self.target, reason=reason, accepted=self.accepted))
 
     def on_response(self, status: int | None) -> None:
         """The final response to the REFER (None: none came before timer F)."""
-        if status is None:
+        if status is not None and 200 <= status < 300:
+            self.accepted = True
+        elif status is None:
             self._finish(False, "no answer to REFER")
         elif status >= 300:
             self._finish(False, f"REFER refused with {status}")
 
     def on_notify(self, notify: Request) -> None:
+        self.accepted = True
         status = sipfrag_status(notify.body)
         if status is not None and status >= 200:
             self._finish(status < 300, "" if status < 300 else f"the transfer target answered {status}")
@@ -59,4 +63,4 @@ class Referral:
             return await asyncio.wait_for(asyncio.shield(self.done), timeout_s)
         except asyncio.TimeoutError:
             return TransferResult(ok=False, target=self.target,
-                                  reason=f"no NOTIFY with a final status within {timeout_s:g} s")
+                                  reason=f"no NOTIFY with a final status within {timeout_s:g} s", accepted=self.accepted)

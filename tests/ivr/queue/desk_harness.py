@@ -2,11 +2,13 @@
 
 The queue's clock is the caller's channel time, and a ticker task steps the runner between the desk's 100 ms
 hold steps, so a test of minutes of waiting runs in a second. Operators are FileChannels too: `place_call`
-answers with one (or reports busy), `relay` bridges two channels frame by frame.
+answers with one (or reports busy), `relay` bridges two channels frame by frame. `ReferringPhone` is a caller
+whose phone answers REFERs as told.
 """
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,7 +20,7 @@ from ivr.flow.runner import CallRecord
 from ivr.media import CallIO
 from ivr.queue import AgentGroup, CallQueue, QueuePolicy
 from ivr.queue.callbacks import CallbackStore
-from ivr.queue.desk import QueueDesk
+from ivr.queue.desk import DeskPolicy, QueueDesk
 from ivr.queue.runner import QueueRunner
 from prompts import PromptLibrary, load_catalogue
 
@@ -49,6 +51,28 @@ class Operators:
         ch = FileChannel(parse_script(self.script), CallInfo(f"op-{len(self.calls)}", "op"))
         self.channels.append(ch)
         return Dialled("answered", 200, ch.info.call_id, ch)
+
+
+class ReferringPhone(FileChannel):
+    """A caller whose phone answers each REFER with the next of `outcomes` after `after_ms` of call time; on a
+    success the leg ends (as the UAS BYEs it)."""
+
+    def __init__(self, script: str, info: CallInfo, outcomes: list[TransferResult], after_ms: int = 3000) -> None:
+        super().__init__(parse_script(script), info)
+        self.outcomes, self.after_ms = outcomes, after_ms
+        self.referred: list[str] = []
+
+    async def refer(self, target_uri: str, *, timeout_s: float = 32.0) -> TransferResult:
+        self.referred.append(target_uri)
+        outcome = dataclasses.replace(self.outcomes.pop(0), target=target_uri)
+        until = self._t + self.after_ms
+        while self._t < until and not self.ended:
+            await asyncio.sleep(0)
+        if self.ended:
+            return TransferResult(False, target_uri, "the call ended during the transfer", accepted=True)
+        if outcome.ok:
+            await self.hangup()
+        return outcome
 
 
 async def relay(caller: Channel, operator: Channel) -> str:
@@ -86,9 +110,12 @@ class Scene:
 
 
 def scene(tmp_path: Path, script: str, *, caller: str = "13800138000", policy: QueuePolicy | None = None,
-          operators: Operators | None = None, priority: str = "normal", cache: Path | None = None) -> Scene:
-    """One caller about to be queued in `general`, whose only operator op1 is busy with another call."""
-    channel = FileChannel(parse_script(script), CallInfo("c1", caller))
+          operators: Operators | None = None, priority: str = "normal", cache: Path | None = None,
+          desk: DeskPolicy | None = None, phone: list[TransferResult] | None = None) -> Scene:
+    """One caller about to be queued in `general`, whose only operator op1 is busy with another call. `phone`:
+    what the caller's phone answers to each REFER (None: a channel that cannot be referred)."""
+    info = CallInfo("c1", caller)
+    channel = (FileChannel(parse_script(script), info) if phone is None else ReferringPhone(script, info, phone))
     io = CallIO(channel, None)
     queue = CallQueue([AgentGroup("general", wrap_up_s=0.0), AgentGroup("elderly", wrap_up_s=0.0)],
                       lambda: io.t_ms / 1000, policy or QueuePolicy(announce_every_s=10.0), handle_prior_s=60.0)
@@ -99,7 +126,7 @@ def scene(tmp_path: Path, script: str, *, caller: str = "13800138000", policy: Q
     store = CallbackStore(f"sqlite:///{tmp_path / 'callbacks.db'}")
     ops = operators or Operators(["answered"])
     desk = QueueDesk(queue, library(tmp_path, cache), store=store, place_call=ops, bridge=relay,
-                     trunk=("127.0.0.1", 5070))
+                     trunk=("127.0.0.1", 5070), policy=desk)
     runner = QueueRunner(queue, store, desk=desk)
     record = CallRecord("c1", caller, datetime.now(timezone.utc), priority=priority, tickets=["20261129001"])
     return Scene(channel, io, queue, store, desk, runner, record, ops)

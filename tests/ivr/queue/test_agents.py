@@ -139,6 +139,23 @@ def test_available_asked_during_a_call_shows_the_call(url: str, clock: Clock) ->
     assert q.agents["op1"].state == ON and d.get("op1").state == ON
 
 
+def test_the_state_set_after_a_referred_call_ends_that_call(url: str, clock: Clock) -> None:
+    d, q = server(url, clock)
+    for n, (wanted, after) in enumerate([("available", A), ("wrap-up", WRAP), ("signed-out", OUT)]):
+        q.set_state("op1", A)
+        q.enqueue(f"c{n}", "elderly")
+        q.tick()
+        q.connected(f"c{n}")
+        q.handed_off("op1", busy_s=600)  # transferred by REFER: only the operator sees the call end
+        d.sync(q)
+        assert d.get("op1").state == ON
+        clock.t += 100
+        d.set_state("op1", wanted, "op1")
+        d.sync(q)
+        assert q.agents["op1"].state == after and not q.out_of_sight("op1")
+        assert d.get("op1").state == after
+
+
 def test_wrap_up_by_hand_pauses_for_the_desks_wrap_up_time(url: str, clock: Clock) -> None:
     d, q = server(url, clock)
     d.set_state("op2", "signed-out", "x")

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ivr.config import AgentConfig, ConfigError, load_settings
+from ivr.queue.hotline import QueueOptions
 from ivr.queue.model import AgentGroup
 
 GROUPS = """
@@ -50,6 +51,13 @@ def test_queue_tables_parsed(tmp_path: Path) -> None:
     )
 
 
+def test_transfer_by_refer_reaches_the_desk(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, "[queue]\ntransfer = 'refer'\nrefer_busy_s = 420\n"), environ={})
+    desk = QueueOptions.from_settings(s).desk
+    assert (desk.transfer, desk.refer_busy_s) == ("refer", 420.0)
+    assert QueueOptions.from_settings(load_settings(environ={})).desk.transfer == "bridge"
+
+
 def test_threshold_from_environment(tmp_path: Path) -> None:
     env = {"IVR_QUEUE_CALLBACK_THRESHOLD_S": "90.5"}
     assert load_settings(environ=env).queue_callback_threshold_s == 90.5
@@ -88,6 +96,8 @@ def test_threshold_from_environment(tmp_path: Path) -> None:
          "queue_callback_threshold_s (from {cfg}): 'soon' is not a number"),
         ("[queue]\ncallback_threshold_s = -5\n", "queue_callback_threshold_s: -5.0 is below 0"),
         ("[queue]\nagent = []\n", "{cfg}: unknown setting 'queue_agent'"),
+        ("[queue]\ntransfer = 'blind'\n", "queue_transfer: 'blind' is not bridge or refer"),
+        ("[queue]\nrefer_busy_s = 0\n", "queue_refer_busy_s: 0.0 is not above 0"),
     ],
 )
 def test_bad_queue_values_name_the_key_and_agent(tmp_path: Path, text: str, message: str) -> None:

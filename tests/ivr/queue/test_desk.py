@@ -9,12 +9,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from desk_harness import Operators, free_op1_after, kinds, run, scene  # noqa: E402
+from desk_harness import Operators, ReferringPhone, free_op1_after, kinds, run, scene  # noqa: E402
 
 from ivr.channel import CallerHungUp, TransferResult  # noqa: E402
 from ivr.queue import AgentState, QueuePolicy  # noqa: E402
 from ivr.queue.callbacks import CallbackStore  # noqa: E402
-from ivr.queue.desk import plausible_number  # noqa: E402
+from ivr.queue.desk import DeskPolicy, plausible_number  # noqa: E402
 
 
 def test_waiting_caller_hears_position_and_wait_then_hangs_up_abandoned(tmp_path: Path) -> None:
@@ -113,6 +113,54 @@ def test_operator_not_answering_puts_the_caller_back_at_the_head(tmp_path: Path)
     assert kinds(s).count("queue_connect") == 2 and "queue_operator_missed" in kinds(s)
     assert [uri for uri, _ in ops.calls] == ["sip:op1@127.0.0.1:5999", "sip:op2@127.0.0.1:5998"]
     assert s.queue.agents["op1"].state == AgentState.SIGNED_OUT
+
+
+REFER = DeskPolicy(transfer="refer", refer_busy_s=120.0)
+TRANSFERRED = TransferResult(True, "", accepted=True)
+
+
+def test_refer_hands_the_caller_to_the_operator_and_the_call_goes_on_out_of_sight(tmp_path: Path) -> None:
+    s = scene(tmp_path, "!wait:60000", desk=REFER, phone=[TRANSFERRED])
+    assert run(s, each_tick=free_op1_after(5.0)) == TransferResult(True, "general", "connected")
+    assert isinstance(s.channel, ReferringPhone) and s.channel.referred == ["sip:op1@127.0.0.1:5999"]
+    assert s.operators.calls == []  # no leg of ours to the operator
+    assert kinds(s)[-2:] == ["queue_connect", "queue_referred"]
+    assert s.queue.agents["op1"].state == AgentState.ON_CALL and s.queue.out_of_sight("op1")
+    assert s.queue.stats.answered == 2
+
+
+def test_a_phone_that_will_not_take_the_refer_is_bridged_instead(tmp_path: Path) -> None:
+    refused = TransferResult(False, "", "REFER refused with 501")
+    for i, phone in enumerate([None, [refused]]):  # a channel that cannot refer; a phone that refuses
+        s = scene(tmp_path / str(i), "!wait:60000", desk=REFER, phone=phone)
+        assert run(s, each_tick=free_op1_after(5.0)) == TransferResult(True, "general", "connected")
+        assert s.operators.calls == [("sip:op1@127.0.0.1:5999", ("127.0.0.1", 5999))]
+        assert "queue_referred" not in kinds(s) and not s.queue.out_of_sight("op1")
+        assert s.channel.hung_up_by_system  # the operator ended the bridged call
+
+
+def test_refer_to_an_operator_who_does_not_answer_keeps_the_callers_place(tmp_path: Path) -> None:
+    busy = TransferResult(False, "", "the transfer target answered 486", accepted=True)
+    s = scene(tmp_path, "!wait:60000", desk=REFER, phone=[busy, TRANSFERRED])
+    s.queue.add_agent("op2", "sip:op2@127.0.0.1:5998", ("general",), AgentState.SIGNED_OUT)
+
+    def staff(sc) -> None:  # op1 frees at 3 s (and misses the call); op2 signs in at 20 s
+        free_op1_after(3.0)(sc)
+        if sc.queue.clock() >= 20.0 and sc.queue.agents["op2"].state == AgentState.SIGNED_OUT:
+            sc.queue.set_state("op2", AgentState.AVAILABLE)
+
+    assert run(s, each_tick=staff) == TransferResult(True, "general", "connected")
+    assert s.channel.referred == ["sip:op1@127.0.0.1:5999", "sip:op2@127.0.0.1:5998"]
+    assert kinds(s).count("queue_connect") == 2 and "queue_operator_missed" in kinds(s)
+    assert s.queue.agents["op1"].state == AgentState.SIGNED_OUT and s.queue.out_of_sight("op2")
+    assert s.operators.calls == []
+
+
+def test_caller_hanging_up_during_the_refer_frees_the_operator(tmp_path: Path) -> None:
+    s = scene(tmp_path, "!wait:6000; !hangup", desk=REFER, phone=[TRANSFERRED])
+    assert isinstance(run(s, each_tick=free_op1_after(5.0)), CallerHungUp)
+    assert s.queue.agents["op1"].state == AgentState.AVAILABLE and not s.queue.out_of_sight("op1")
+    assert "queue_referred" not in kinds(s)
 
 
 def test_full_queue_and_no_operator_are_refused_politely(tmp_path: Path) -> None:

@@ -254,3 +254,29 @@ def test_calls_that_end_at_once_do_not_break_the_estimate() -> None:
                 q.call_ended(event.agent_id)
     q.enqueue("late", "general")
     assert 0.0 < q.expected_wait("late") < float("inf")
+
+
+def test_a_call_handed_off_by_refer_ends_when_reported_or_is_presumed_ended():
+    q, clock = make(agents=1)
+    q.enqueue("c1", "general")
+    [c] = connects(q.tick())
+    q.connected("c1")
+    q.handed_off("a0", busy_s=300)
+    assert q.out_of_sight("a0")
+    clock.t += 299
+    q.tick()
+    assert q.agents["a0"].state == AgentState.ON_CALL
+    clock.t += 1
+    q.tick()  # nobody reported the end: presumed ended, and the guess is not taken as a handle time
+    assert q.agents["a0"].state == AgentState.WRAP_UP and not q.out_of_sight("a0")
+    assert q.handle_time("general") == 120  # still the prior
+    clock.t += 10
+    q.enqueue("c2", "general")
+    [c] = connects(q.tick())
+    q.connected("c2")
+    q.handed_off("a0", busy_s=300)
+    clock.t += 50
+    q.call_ended("a0")  # reported: observed
+    assert not q.out_of_sight("a0") and q.handle_time("general") < 120  # 60 s (50 + 10 wrap-up) seen
+    with pytest.raises(QueueError, match="agent a0 is not on a call"):
+        q.handed_off("a0", busy_s=300)

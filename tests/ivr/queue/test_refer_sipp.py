@@ -51,7 +51,7 @@ def transfer(sipp, tmp_path: Path, scenario: str, timeout_s: float = 10.0) -> tu
 
 def test_refer_accepted_then_the_caller_leg_is_ended(sipp, tmp_path: Path) -> None:
     result, rc, reason = transfer(sipp, tmp_path, "refer_accepted.xml")
-    assert result == TransferResult(ok=True, target=TARGET)
+    assert result == TransferResult(ok=True, target=TARGET, accepted=True)
     assert rc == 0  # SIPp got the REFER, its NOTIFY was answered 200, then our BYE
     assert reason == "transferred by REFER"
     log = next(tmp_path.glob("msgs*.log")).read_text()
@@ -70,5 +70,6 @@ def test_refer_accepted_without_final_notify_times_out(sipp, tmp_path: Path) -> 
     text = (HERE / "refer_declined.xml").read_text()
     scenario.write_text(text.replace("603 Declined", "202 Accepted"))
     result, rc, _ = transfer(sipp, tmp_path, str(scenario), timeout_s=1.0)
-    assert result == TransferResult(ok=False, target=TARGET, reason="no NOTIFY with a final status within 1 s")
+    assert result == TransferResult(ok=False, target=TARGET, reason="no NOTIFY with a final status within 1 s",
+                                    accepted=True)  # the phone took it: the target failed
     assert rc == 0

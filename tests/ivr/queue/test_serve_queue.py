@@ -1,5 +1,6 @@
 """`ivr serve` with its queue, end to end over SIPp: two operators saturated, a caller told position and wait, an
-elderly caller overtaking, and a callback booked by keys and dialled back to a SIPp citizen when an operator frees."""
+elderly caller overtaking, and a callback booked by keys and dialled back to a SIPp citizen when an operator frees;
+callers put through by REFER, or bridged when their phone declines it."""
 from __future__ import annotations
 
 import asyncio
@@ -11,12 +12,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sippkit import PCMU_EVENTS, SIPP, answer_ok, invite_answered, pause, play, recv, run_sipp, scenario
+from sippkit import (PCMU_EVENTS, SIPP, answer, answer_ok, invite_answered, notify_refer, pause, play, recv, run_sipp,
+                     scenario)
 
 from ivr.commands.serve import serve_hotline, server_config
 from ivr.config import AgentConfig, Settings
+from ivr.queue.model import AgentState
 from ivr.queue import QueuePolicy
+from ivr.queue.agents import AgentDirectory
 from ivr.queue.callbacks import CallbackStore
+from ivr.queue.desk import DeskPolicy
 from ivr.queue.hotline import QueueOptions, callbacks_url
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow,
@@ -39,6 +44,16 @@ def caller(number: str, *steps: str) -> str:
     return xml.replace("13800138000", number)
 
 
+def served(settings: Settings, tmp_path: Path) -> Settings:
+    """Settings for a server on loopback whose flow has operators on duty whatever the hour the test runs."""
+    flow = tmp_path / "hotline.yaml"
+    flow.write_text(re.sub(r"business_hours: \{.*\}", 'business_hours: {days: [1, 2, 3, 4, 5, 6, 7], open: "00:00", '
+                           'close: "23:59"}', (REPO / "flows" / "hotline.yaml").read_text(encoding="utf-8")),
+                    encoding="utf-8")
+    return dataclasses.replace(settings, sip_host="127.0.0.1", sip_port=0, rtp_port_min=44000, rtp_port_max=44999,
+                               flow=flow)
+
+
 ELDERLY = (pause(1500), key("0"))  # 老年人请按0 at the main menu: the elderly desk, with priority
 GENERAL = (pause(1500), key("2", 1500), key("0"))  # consultation menu, then 0 for a person: the general desk
 
@@ -47,12 +62,7 @@ def test_queue_through_serve(settings: Settings, tmp_path: Path, sipp, caplog: p
     caplog.set_level(logging.INFO)
     ops = [sipp(["-sf", str(HERE / "sipp" / "answer_hold_bye.xml"), "-d", str(HOLD_MS)], 10) for _ in range(2)]
     citizen, citizen_port = sipp(["-sf", str(HERE / "sipp" / "citizen_presses_1.xml")], 1)
-    flow = tmp_path / "hotline.yaml"  # operators on duty whatever the hour the test runs
-    flow.write_text(re.sub(r"business_hours: \{.*\}", 'business_hours: {days: [1, 2, 3, 4, 5, 6, 7], open: "00:00", '
-                           'close: "23:59"}', (REPO / "flows" / "hotline.yaml").read_text(encoding="utf-8")),
-                    encoding="utf-8")
-    settings = dataclasses.replace(settings, sip_host="127.0.0.1", sip_port=0, rtp_port_min=44000,
-                                   rtp_port_max=44999, flow=flow)
+    settings = served(settings, tmp_path)
     options = QueueOptions(
         agents=tuple(AgentConfig(f"op{i}", f"Operator {i}", f"sip:op{i}@127.0.0.1:{port}", ("general", "elderly"))
                      for i, (_, port) in enumerate(ops, 1)),
@@ -105,3 +115,56 @@ def test_queue_through_serve(settings: Settings, tmp_path: Path, sipp, caplog: p
     assert any(m.startswith("callback 1: citizen put through") for m in messages)
     status = json.loads((settings.data_dir / "queue-status.json").read_text())
     assert status["answered"] == 4 and status["callbacks_booked"] == 1 and status["abandoned"] == 0
+
+
+def test_refer_through_serve_and_a_phone_that_declines_it_is_bridged(settings: Settings, tmp_path: Path, sipp,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    operator, port = sipp(["-sf", str(HERE / "sipp" / "answer_hold_bye.xml"), "-d", "3000"], 1)  # one INVITE only
+    settings = served(settings, tmp_path)
+    op1 = AgentConfig("op1", "Operator 1", f"sip:op1@127.0.0.1:{port}", ("general", "elderly"))
+    options = QueueOptions(agents=(op1,), desk=DeskPolicy(transfer="refer", refer_busy_s=600.0))
+    takes_refer = caller("13900000001", *ELDERLY, recv("REFER"), answer("202 Accepted"), notify_refer(2), recv(200))
+    declines = caller("13900000002", *GENERAL, recv("REFER"), answer("603 Declined"))
+    directory = AgentDirectory(callbacks_url(settings.data_dir), (op1,))
+
+    async def main() -> list[tuple[int, str]]:
+        stop = asyncio.Event()
+        servers: list = []
+        task = asyncio.create_task(serve_hotline(settings, server_config(settings), console=False, stop=stop,
+                                                 drain_seconds=5, ready=servers.append, queue=options))
+        while not servers:
+            await asyncio.sleep(0.05)
+
+        async def call(name: str, delay: float, xml: str) -> tuple[int, str]:
+            await asyncio.sleep(delay)
+            (tmp_path / name).mkdir()
+            return await run_sipp(xml, tmp_path / name, servers[0].port, timeout_s=120)
+
+        first = asyncio.create_task(call("a", 0.0, takes_refer))
+        second = asyncio.create_task(call("b", 2.0, declines))  # waits: op1 is on a call only they can see end
+        a = await first
+        for _ in range(100):  # the server has seen op1 go on the referred call
+            if directory.get("op1").state == AgentState.ON_CALL:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(3.0)
+        assert not second.done() and directory.get("op1").state == AgentState.ON_CALL
+        directory.set_state("op1", "available", "op1")  # the operator says the transferred call is over
+        b = await second
+        stop.set()
+        await task
+        return [a, b]
+
+    for name, (rc, out) in zip("ab", asyncio.run(main())):
+        assert rc == 0, f"caller {name}: {out}"
+    operator.wait(timeout=10)
+    assert operator.returncode == 0  # the declining caller's operator leg was placed by us, answered and bridged
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("queue_connect" in m for m in messages) == 2
+    assert sum("queue_referred agent=op1" in m for m in messages) == 1
+    assert sum("REFER refused with 603" in m and "bridging instead" in m for m in messages) == 1
+    log = next(tmp_path.glob(f"msgs{port}.log")).read_text()
+    assert log.count("INVITE sip:op1@127.0.0.1") == 1
+    status = json.loads((settings.data_dir / "queue-status.json").read_text())
+    assert status["answered"] == 2 and status["abandoned"] == 0

@@ -58,9 +58,21 @@ def recv(status: int | str, optional: bool = False, rtd: bool = False) -> str:
 
 def answer_ok() -> str:
     """Answer the request just received (a BYE from the IVR) with 200."""
-    return ("  <send>\n    <![CDATA[\n\n      SIP/2.0 200 OK\n      [last_Via:]\n      [last_From:]\n"
+    return answer("200 OK")
+
+
+def answer(status: str) -> str:
+    """Answer the request just received (e.g. a REFER from the IVR) with `status` ("202 Accepted")."""
+    return (f"  <send>\n    <![CDATA[\n\n      SIP/2.0 {status}\n      [last_Via:]\n      [last_From:]\n"
             "      [last_To:]\n      [last_Call-ID:]\n      [last_CSeq:]\n      Content-Length: 0\n\n    ]]>\n"
             "  </send>\n")
+
+
+def notify_refer(cseq: int, frag: str = "SIP/2.0 200 OK") -> str:
+    """The caller's phone reports how the call to a REFER's target went (RFC 3515 NOTIFY, message/sipfrag)."""
+    return request("NOTIFY", cseq, f"\n      {frag}\n", in_dialog=True,
+                   extra="Event: refer\n      Subscription-State: terminated;reason=noresource"
+                   ).replace("application/sdp", "message/sipfrag")
 
 
 def play(pcap: str | Path, pause_ms: int) -> str:
