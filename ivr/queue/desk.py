@@ -32,7 +32,7 @@ from ivr.logs import mask_number
 from ivr.media import CallIO
 from ivr.queue.callbacks import CallbackStore
 from ivr.queue.engine import CallQueue
-from ivr.queue.legs import Bridge, HoldAudio, PlaceCall, proxy_of
+from ivr.queue.legs import Bridge, HoldAudio, HungUpRinging, PlaceCall, proxy_of, ring
 from ivr.queue.model import (
     AgentState, Announce, Connect, OfferCallback, Priority, QueueEvent, Rejected, UnknownCall,
 )
@@ -260,18 +260,13 @@ class QueueDesk:
 
     async def _ring_and_bridge(self, call: _Call, event: Connect, announce: bool) -> bool:
         """Ring the operator while the caller hears hold music; bridge on answer."""
-        ringing = asyncio.ensure_future(self.place_call(event.agent_uri, proxy_of(event.agent_uri, self.trunk)))
+        prompt = self.prompts.compose(["queue_connecting"], call.style) if announce else None
         try:
-            if announce:
-                await self._say(call, ["queue_connecting"])  # the operator's phone rings meanwhile
-            await HoldAudio(self.hold).until_done(call.io, ringing)
-        except CallerHungUp:
-            result = await ringing
-            if result.channel is not None:
-                await result.channel.hangup()
-            release(self.queue, event, talked=result.channel is not None)
+            result = await ring(call.io, self.place_call(event.agent_uri, proxy_of(event.agent_uri, self.trunk)),
+                                self.hold, prompt)
+        except HungUpRinging as exc:
+            release(self.queue, event, talked=exc.answered)
             raise
-        result = ringing.result()
         if result.outcome != "answered" or result.channel is None:
             await self._missed(call, event, result.outcome if result.status is None else f"{result.outcome} {result.status}")
             return False

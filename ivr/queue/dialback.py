@@ -1,12 +1,12 @@
 """Calling a citizen back when their booked callback reaches a free operator.
 
 The citizen is called through the trunk and told who is calling and why ("您好，这里是12345市民服务热线，您之前
-预约了回拨……接通人工请按1"); on 1 the operator is rung (the citizen hears hold music) and the two legs are bridged.
+预约了回拨……接通人工请按1"); on 1 the operator is rung (the citizen hears 正在为您接通, then hold music) and the
+two legs are bridged.
 The outcome goes to the callback store: answered only when the citizen reached the operator.
 """
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
@@ -15,7 +15,7 @@ from ivr.channel import CallerHungUp
 from ivr.logs import mask_number
 from ivr.media import CallIO, DigitDetector
 from ivr.queue.callbacks import Callback
-from ivr.queue.legs import Bridge, HoldAudio, Outbound, PlaceCall, proxy_of
+from ivr.queue.legs import Bridge, HungUpRinging, PlaceCall, proxy_of, ring
 from ivr.queue.model import Connect, Priority
 from ivr.queue.runner import DialbackResult
 from prompts.library import PromptLibrary
@@ -44,16 +44,13 @@ class CallbackDialler:
         channel = citizen.channel
         io = CallIO(channel, None, self.inband() if (self.inband and channel.inband_dtmf) else None)
         style = "elderly" if cb.priority == Priority.ELDERLY else "standard"
-        ringing: asyncio.Future[Outbound] | None = None
         try:
             if not await self._confirmed(io, style):
                 await io.play(self.prompts.get("goodbye", style), interruptible=False)
                 await channel.hangup()
                 return DialbackResult("no_response")
-            await io.play(self.prompts.get("queue_connecting", style), interruptible=False)
-            ringing = asyncio.ensure_future(self.place_call(event.agent_uri, proxy_of(event.agent_uri, self.trunk)))
-            await HoldAudio(self.hold).until_done(io, ringing)
-            operator = ringing.result()
+            operator = await ring(io, self.place_call(event.agent_uri, proxy_of(event.agent_uri, self.trunk)),
+                                  self.hold, self.prompts.get("queue_connecting", style))
             if operator.outcome != "answered" or operator.channel is None:
                 log.warning("callback %d: operator %s did not answer (%s)", cb.id, event.agent_id, operator.outcome)
                 await io.play(self.prompts.get("callback_sorry", style), interruptible=False)
@@ -62,14 +59,10 @@ class CallbackDialler:
             log.info("callback %d: citizen put through to %s", cb.id, event.agent_id)
             await self.bridge(channel, operator.channel)
             return DialbackResult("answered", operator="talked")
-        except CallerHungUp:
+        except CallerHungUp as exc:
             log.info("callback %d: the citizen hung up before reaching an operator", cb.id)
-            if ringing is None:
-                return DialbackResult("no_response")
-            operator = await ringing
-            if operator.channel is not None:
-                await operator.channel.hangup()
-            return DialbackResult("no_response", operator="talked" if operator.channel is not None else "")
+            answered = isinstance(exc, HungUpRinging) and exc.answered
+            return DialbackResult("no_response", operator="talked" if answered else "")
 
     async def _confirmed(self, io: CallIO, style: str) -> bool:
         """Say who is calling and why until the citizen presses 1 (at most `asks` times)."""

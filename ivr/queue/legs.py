@@ -2,7 +2,8 @@
 
 `PlaceCall` and `Bridge` are the shapes of `place_call(uri, proxy)` (an outbound SIP call whose answered leg is a
 Channel) and `bridge(caller, operator)` (relay media until one side hangs up); the desk and the callback dialler
-take them injected, so either can be replaced (e.g. a stand-in in tests).
+take them injected, so either can be replaced (e.g. a stand-in in tests). `ring` is how both hold a caller while
+an operator's phone rings.
 """
 from __future__ import annotations
 
@@ -14,10 +15,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from asr.audio import FRAME_BYTES, SAMPLE_RATE
-from ivr.channel import Channel
+from ivr.channel import CallerHungUp, Channel
 from ivr.media import CallIO
 
-__all__ = ["Outbound", "PlaceCall", "Bridge", "HoldAudio", "hold_music", "proxy_of"]
+__all__ = ["Outbound", "PlaceCall", "Bridge", "HoldAudio", "HungUpRinging", "hold_music", "proxy_of", "ring"]
 
 
 class Outbound(Protocol):
@@ -76,6 +77,31 @@ class HoldAudio:
         """Hold the caller until `task` is done. CallerHungUp propagates and leaves `task` running."""
         while not task.done():
             await self.step(io)
+
+
+class HungUpRinging(CallerHungUp):
+    """The caller hung up while the operator's phone rang; `answered`: the operator had picked up (and was hung up)."""
+
+    def __init__(self, call_id: str, answered: bool) -> None:
+        super().__init__(call_id)
+        self.answered = answered
+
+
+async def ring(io: CallIO, calling: Awaitable[Outbound], hold: bytes | None = None,
+               prompt: bytes | None = None) -> Outbound:
+    """Play `prompt` (if any), then hold music, to the caller until the operator's call (`calling`) is answered or
+    fails. A caller who hangs up meanwhile raises HungUpRinging once the operator's call is settled."""
+    ringing = asyncio.ensure_future(calling)
+    try:
+        if prompt is not None:
+            await io.play(prompt, interruptible=False)  # the operator's phone rings meanwhile
+        await HoldAudio(hold).until_done(io, ringing)
+    except CallerHungUp as exc:
+        result = await ringing
+        if result.channel is not None:
+            await result.channel.hangup()
+        raise HungUpRinging(str(exc), answered=result.channel is not None) from exc
+    return ringing.result()
 
 
 def proxy_of(uri: str, default: tuple[str, int] | None) -> tuple[str, int]:
