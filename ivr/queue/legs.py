@@ -90,7 +90,8 @@ class HungUpRinging(CallerHungUp):
 async def ring(io: CallIO, calling: Awaitable[Outbound], hold: bytes | None = None,
                prompt: bytes | None = None) -> Outbound:
     """Play `prompt` (if any), then hold music, to the caller until the operator's call (`calling`) is answered or
-    fails. A caller who hangs up meanwhile raises HungUpRinging once the operator's call is settled."""
+    fails. A caller who hangs up meanwhile raises HungUpRinging once the operator's call is settled; cancelling
+`ring` cancels the operator's call (an answered one is hung up)."""
     ringing = asyncio.ensure_future(calling)
     try:
         if prompt is not None:
@@ -101,7 +102,23 @@ async def ring(io: CallIO, calling: Awaitable[Outbound], hold: bytes | None = No
         if result.channel is not None:
             await result.channel.hangup()
         raise HungUpRinging(str(exc), answered=result.channel is not None) from exc
+    except asyncio.CancelledError:  # the server stopping: the operator's phone stops ringing, or is hung up
+        ringing.add_done_callback(_hang_up_answered)
+        ringing.cancel()
+        raise
     return ringing.result()
+
+
+def _hang_up_answered(ringing: "asyncio.Future[Outbound]") -> None:
+    if ringing.cancelled() or ringing.exception() is not None:
+        return
+    channel = ringing.result().channel
+    if channel is not None:
+        _hanging_up.add(task := asyncio.ensure_future(channel.hangup()))
+        task.add_done_callback(_hanging_up.discard)
+
+
+_hanging_up: set["asyncio.Future[None]"] = set()
 
 
 def proxy_of(uri: str, default: tuple[str, int] | None) -> tuple[str, int]:

@@ -7,7 +7,8 @@ an outcome: answered (2xx), busy (486, 600, 603), no_answer (408, 480, 487, time
 OutboundChannel: the same paced, jitter-buffered exchange as an inbound SipChannel. `hangup()` sends BYE
 (retransmitted until answered, timer F at most); a BYE from the far end is answered 200 and makes the next
 `exchange()` raise CallerHungUp; in-dialog OPTIONS and INFO are answered 200. Each call has its own SIP socket,
-closed with the RTP session when the call ends.
+closed with the RTP session when the call ends. Cancelling `place_call` while the phone rings CANCELs the INVITE
+(a 2xx that crosses the CANCEL is hung up).
 """
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ class _Leg:
         self.cseq = 1
         self.port = 0
         self.transport: asyncio.DatagramTransport | None = None
-        self.invite_responses: asyncio.Queue[Response] = asyncio.Queue()
+        self.invite_responses: asyncio.Queue[Response | None] = asyncio.Queue()  # None: give_up() was called
+        self.giving_up = False
         self.client_tx: dict[str, ClientTransaction] = {}
         self.ack: bytes | None = None  # our ACK of the final response, sent again when it is retransmitted
         self.in_dialog = False  # a 2xx established the dialog
@@ -151,13 +153,18 @@ class _Leg:
             try:
                 resp = await asyncio.wait_for(self.invite_responses.get(), max(0.0, wake - loop.time()))
             except asyncio.TimeoutError:
+                resp = None
+            if resp is None:  # a timer is due, or the call is given up
                 now = loop.time()
-                if cancel_end or (not provisional and (now >= timer_b or now >= ring_end)):
+                if self.giving_up:
+                    ring_end = min(ring_end, now)
+                if (cancel_end and now >= cancel_end) or (
+                        not cancel_end and not provisional and (now >= timer_b or now >= ring_end)):
                     return None, bool(cancel_end)  # no CANCEL before a provisional response (RFC 3261 9.1)
-                if now >= ring_end:
+                if now >= ring_end and not cancel_end:
                     self._client_tx(self.request("CANCEL", 1, branch), branch)
                     cancel_end = now + self.timers.b
-                elif not provisional:
+                elif not provisional and now >= next_send:
                     self.send(data)  # timer A
                     interval *= 2
                     next_send = now + interval
@@ -177,6 +184,11 @@ class _Leg:
                 self.ack = bytes(self.request("ACK", 1, MAGIC_COOKIE + secrets.token_hex(8)))
             self.send(self.ack)
             return resp, bool(cancel_end)
+
+    def give_up(self) -> None:
+        """Stop ringing now: the INVITE is CANCELled (once it has rung) as at the ring time-out."""
+        self.giving_up = True
+        self.invite_responses.put_nowait(None)
 
     # ----- receiving --------------------------------------------------------------------------------------
     def received(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -296,8 +308,15 @@ async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127
         return OutboundResult("failed", None, leg.call_id)
     offer = bytes(make_offer(advertise or local_host, rtp_port, secrets.randbelow(1 << 30)))
     channel: OutboundChannel | None = None
+    inviting = asyncio.ensure_future(leg.invite(offer, ring_timeout_s))
     try:
-        final, cancelled = await leg.invite(offer, ring_timeout_s)
+        try:
+            final, cancelled = await asyncio.shield(inviting)
+        except asyncio.CancelledError:  # whoever wanted the call has gone: stop the phone ringing
+            leg.give_up()
+            _withdrawing.add(task := asyncio.ensure_future(_withdraw(leg, inviting)))
+            task.add_done_callback(_withdrawing.discard)
+            raise
         status = final.status if final is not None else None
         outcome = "no_answer" if cancelled else outcome_of(status)
         if final is not None and 200 <= final.status < 300:
@@ -318,5 +337,20 @@ async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127
         logger.info("outbound call %s to %s: %s (%s)", leg.call_id, mask_number(_user(uri)), outcome, status)
         return OutboundResult(outcome, status, leg.call_id, channel)
     finally:
-        if channel is None:
+        if channel is None and inviting.done():
             leg.close()
+
+
+_withdrawing: set[asyncio.Future[None]] = set()  # given-up INVITEs still being CANCELled
+
+
+async def _withdraw(leg: _Leg, inviting: asyncio.Future[tuple[Response | None, bool]]) -> None:
+    """Finish an INVITE given up while it rang: its CANCEL is answered (or times out); a 2xx that crossed the
+    CANCEL is hung up (BYE)."""
+    try:
+        final, _ = await inviting
+        if final is not None and 200 <= final.status < 300:
+            logger.info("outbound call %s was answered as it was given up: hanging up", leg.call_id)
+            await leg.hangup()
+    finally:
+        leg.close()

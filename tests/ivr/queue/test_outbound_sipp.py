@@ -174,3 +174,26 @@ def test_retransmitted_200_is_acked_again() -> None:
 
     acks = asyncio.run(main())
     assert acks[0] == acks[1] and b"To: <sip:8005@127.0.0.1>;tag=callee1" in acks[0]
+
+
+def test_a_call_given_up_while_ringing_is_cancelled(sipp) -> None:
+    proc, port = sipp(["-sf", str(HERE / "noanswer.xml")], 1)  # rings (180) until CANCELled, then 487
+    ports = PortAllocator(46400, 46499)
+
+    async def main() -> None:
+        await asyncio.sleep(0.3)
+        fds = await open_fds()
+        calling = asyncio.ensure_future(place_call(f"sip:8005@127.0.0.1:{port}", ("127.0.0.1", port), ports=ports,
+                                                   t1=T1, ring_timeout_s=30.0))
+        await asyncio.sleep(1.0)
+        calling.cancel()  # e.g. the waiting caller's task stopped with the server
+        with pytest.raises(asyncio.CancelledError):
+            await calling
+        for _ in range(100):
+            if proc.poll() is not None and not ports.in_use:
+                break
+            await asyncio.sleep(0.05)
+        assert ports.in_use == set() and await open_fds() == fds
+
+    asyncio.run(main())
+    assert proc.wait(timeout=30) == 0  # the CANCEL came long before the 30 s ring time-out; the 487 was ACKed
