@@ -170,6 +170,10 @@ class AgentDirectory:
                 queue.add_agent(a.agent_id, a.uri, a.groups, AgentState.SIGNED_OUT)
         self.sync(queue)
 
+    def pausing(self) -> frozenset[str]:
+        """Operators in a wrap-up set by hand: the queue has them signed out until it ends."""
+        return frozenset(self._paused)
+
     def sync(self, queue: CallQueue) -> None:
         """Apply states set from outside to the queue, and write the queue's own changes back."""
         now = self.clock()

@@ -122,8 +122,9 @@ class HotlineQueue:
         while True:
             try:
                 self.agents.sync(self.queue)  # sign-ins/outs from `ivr queue agent` and the console
-                write_snapshot(self.queue, self.status_path)
-                self.metrics.refresh()
+                pausing = self.agents.pausing()
+                write_snapshot(self.queue, self.status_path, pausing)
+                self.metrics.refresh(pausing)
             except Exception:  # a full disk must not stop the queue
                 log.exception("cannot publish the queue status")
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +17,17 @@ from ivr.queue.model import AgentState, Priority
 __all__ = ["QueueMetrics", "snapshot", "write_snapshot", "read_snapshot"]
 
 
-def snapshot(queue: CallQueue) -> dict[str, Any]:
-    """Plain-data view of the queue: lengths per group and class, oldest wait, agents, service level, errors."""
+def snapshot(queue: CallQueue, pausing: Collection[str] = ()) -> dict[str, Any]:
+    """Plain-data view of the queue: lengths per group and class, oldest wait, agents, service level, errors.
+    `pausing`: operators in a wrap-up set by hand, shown as wrap-up (the queue has them out meanwhile)."""
     st = queue.stats
     errs = sorted(st.estimate_errors)
     return {
         "time": queue.clock(),
         "length": {g: {p.name.lower(): queue.length(g, p) for p in Priority} for g in queue.groups},
         "oldest_wait_s": queue.oldest_wait(),
-        "agents": {a.agent_id: {"uri": a.uri, "state": a.state.value, "groups": list(a.groups)}
+        "agents": {a.agent_id: {"uri": a.uri, "groups": list(a.groups),
+                                "state": (AgentState.WRAP_UP if a.agent_id in pausing else a.state).value}
                    for a in queue.agents.values()},
         "offered": st.offered, "answered": st.answered, "abandoned": st.abandoned, "rejected": st.rejected,
         "callbacks_booked": st.callbacks_booked,
@@ -34,10 +37,10 @@ def snapshot(queue: CallQueue) -> dict[str, Any]:
     }
 
 
-def write_snapshot(queue: CallQueue, path: Path) -> None:
+def write_snapshot(queue: CallQueue, path: Path, pausing: Collection[str] = ()) -> None:
     """Write the snapshot atomically (temp file + rename)."""
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(snapshot(queue), ensure_ascii=False), encoding="utf-8")
+    tmp.write_text(json.dumps(snapshot(queue, pausing), ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -67,14 +70,14 @@ class QueueMetrics:
         self.est_err = Gauge("ivr_queue_wait_estimate_error", "Relative error of the wait estimate at entry",
                              ["stat"], registry=r)
 
-    def refresh(self) -> None:
-        snap = snapshot(self.queue)
+    def refresh(self, pausing: Collection[str] = ()) -> None:
+        snap = snapshot(self.queue, pausing)
         for g, per in snap["length"].items():
             for p, n in per.items():
                 self.length.labels(g, p).set(n)
         self.oldest.set(snap["oldest_wait_s"])
         for s in AgentState:
-            self.agents.labels(s.value).set(sum(1 for a in self.queue.agents.values() if a.state == s))
+            self.agents.labels(s.value).set(sum(1 for a in snap["agents"].values() if a["state"] == s.value))
         for s, v in snap["service_level"].items():
             self.service.labels(s).set(v)
         for k in ("offered", "answered", "abandoned", "rejected", "callbacks_booked"):

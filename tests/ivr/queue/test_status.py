@@ -58,3 +58,22 @@ def test_cli_cancel(tmp_path):
     assert CliRunner().invoke(app, ["cancel", str(cb)]).output == f"callback {cb} cancelled\n"
     res = CliRunner().invoke(app, ["cancel", str(cb)])
     assert res.exit_code == 1
+
+
+def test_a_wrap_up_set_by_hand_shows_as_wrap_up_not_signed_out(tmp_path):
+    from ivr.config import AgentConfig
+    from ivr.queue.agents import AgentDirectory
+    from ivr.queue.metrics import snapshot
+
+    q = CallQueue([AgentGroup("general", wrap_up_s=30)], lambda: 100.0)
+    d = AgentDirectory(f"sqlite:///{tmp_path / 'cb.db'}", (AgentConfig("op1", "op1", "sip:op1@127.0.0.1", ("general",)),),
+                       lambda: 100.0)
+    d.populate(q)
+    d.set_state("op1", "wrap-up", "op1")
+    d.sync(q)
+    assert d.pausing() == {"op1"} and q.agents["op1"].state.value == "signed_out"  # no calls meanwhile
+    assert snapshot(q, d.pausing())["agents"]["op1"]["state"] == "wrap_up"
+    m = QueueMetrics(q)
+    m.refresh(d.pausing())
+    text = generate_latest(m.registry).decode()
+    assert 'ivr_queue_agents{state="wrap_up"} 1.0' in text and 'ivr_queue_agents{state="signed_out"} 0.0' in text
