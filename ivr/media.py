@@ -197,8 +197,9 @@ class CallIO:
     ) -> RecordResult:
         """Record the caller to `writer` (written as it arrives) until silence, a stop key or the maximum length.
 
-        Recording starts at once; the recogniser hears the whole message. A caller hanging up ends the recording
-        with reason "hangup" (the message is kept and transcribed), it does not raise.
+        Recording starts at once and keeps every frame; the recogniser hears the message from its pre-roll, with
+        its pauses, but not the silence before it nor the silence that ends it. A caller hanging up ends the
+        recording with reason "hangup" (the message is kept and transcribed), it does not raise.
         """
         vad = VadConfig(stop_ms=end_silence_ms, no_input_ms=no_input_ms, max_utterance_ms=max_ms + end_silence_ms)
         endpointer = Endpointer(vad)
@@ -210,12 +211,14 @@ class CallIO:
             for _ in range(max_ms // FRAME_MS):
                 inbound = await self._step(None)
                 writer.write(inbound.audio)
-                if decoder is not None:
-                    decoder.feed(inbound.audio)
                 if any(d in stop_keys for d in inbound.digits):
                     reason = "key"
                     break
                 events = endpointer.process(inbound.audio)
+                if decoder is not None:
+                    for e in events:
+                        if isinstance(e, (SpeechStart, SpeechAudio)):
+                            decoder.feed(e.audio)
                 if any(isinstance(e, SpeechStart) for e in events):
                     heard_speech = True
                 if any(isinstance(e, SpeechEnd) for e in events):

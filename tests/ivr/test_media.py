@@ -87,3 +87,46 @@ def test_speech_barge_in_carries_over_to_the_next_prompt() -> None:
     first, second, heard = asyncio.run(go())
     assert (first, second, heard.kind) == ("speech", "speech", "speech")
     assert len(io.channel.played) < len(PROMPT)
+
+
+class CountingEngine:
+    """A recogniser stand-in that keeps every byte it is fed (the gate is what is tested, not recognition)."""
+
+    name, model_name, supports_grammar = "stand-in", "stand-in", False
+
+    def __init__(self) -> None:
+        self.fed = bytearray()
+
+    def recognizer(self, phrases=None):  # type: ignore[no-untyped-def]
+        from asr.results import Transcript
+
+        outer = self
+
+        class Rec:
+            def accept(self, pcm: bytes) -> None:
+                outer.fed += pcm
+
+            def final(self) -> Transcript:
+                return Transcript(text="", audio_ms=len(outer.fed) // 16)
+
+        return Rec()
+
+    def release(self, rec) -> None:  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_recording_keeps_every_frame_and_the_recogniser_hears_the_message_with_its_pauses(tmp_path: Path) -> None:
+    from ivr.recording import RecordingWriter
+
+    engine = CountingEngine()
+    channel = FileChannel(parse_script(f"!wait:2000; !say:{M01}; !wait:900; !say:{M01}; !wait:6000"),
+                          CallInfo("m-1", "13800000000"))
+    result = asyncio.run(CallIO(channel, engine).record(RecordingWriter(tmp_path / "r.wav")))
+    recorded = read_wav(tmp_path / "r.wav")
+    spoken = 2 * len(read_wav(M01)) + 900 * 16
+    assert result.reason == "silence" and len(recorded) >= 2000 * 16 + spoken + 2900 * 16
+    fed = bytes(engine.fed)
+    start = recorded.find(fed)
+    assert start > 1500 * 16  # one contiguous stretch: the pause between the sentences is in it ...
+    assert len(fed) <= len(recorded) - start - 2500 * 16  # ... the silence that ended the message is not
+    assert len(fed) >= spoken * 0.8 and result.transcript is not None
