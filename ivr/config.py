@@ -32,12 +32,14 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class AgentConfig:
-    """One operator as configured (`[[queue.agents]]`): reached at a SIP URI, serving one or more groups."""
+    """One operator as configured (`[[queue.agents]]`): reached at a SIP URI, serving one or more groups;
+    `user` is the console user name they sign in as ("": none, so they cannot set their own state)."""
 
     agent_id: str
     name: str
     uri: str
     groups: tuple[str, ...]
+    user: str = ""
 
 
 DEFAULT_GROUPS = (AgentGroup("general", 10.0), AgentGroup("elderly", 15.0))
@@ -126,6 +128,10 @@ class Settings:
         for a in self.queue_agents:
             if ids.count(a.agent_id) > 1:
                 raise ConfigError(f"queue_agents: agent {a.agent_id!r} is listed twice")
+            same_user = [b.agent_id for b in self.queue_agents if a.user and b.user == a.user]
+            if len(same_user) > 1:
+                raise ConfigError(f"queue_agents: agents {' and '.join(map(repr, same_user))} have the same "
+                                  f"user {a.user!r}")
             for group in a.groups:
                 if group not in names:
                     raise ConfigError(f"queue_agents: agent {a.agent_id!r}: unknown group {group!r} "
@@ -233,17 +239,19 @@ def _group(item: Any, index: int, where: str) -> AgentGroup:
 def _agent(item: Any, index: int, where: str) -> AgentConfig:
     if isinstance(item, AgentConfig):
         return item
-    label, f = _fields(item, index, where, "agent", {"id", "name", "uri", "groups"})
-    name, uri, groups = f.get("name", f["id"]), f.get("uri"), f.get("groups")
+    label, f = _fields(item, index, where, "agent", {"id", "name", "uri", "groups", "user"})
+    name, uri, groups, user = f.get("name", f["id"]), f.get("uri"), f.get("groups"), f.get("user", "")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: {label}: name {name!r} is not a non-empty string")
+    if "user" in f and (not isinstance(user, str) or not user.strip()):
+        raise ConfigError(f"{where}: {label}: user {user!r} is not a non-empty string")
     if uri is None:
         raise ConfigError(f"{where}: {label}: missing 'uri'")
     if not isinstance(uri, str) or not _SIP_URI.fullmatch(uri):
         raise ConfigError(f"{where}: {label}: uri {uri!r} is not a SIP URI like sip:op1@10.0.0.5:5060")
     if not isinstance(groups, (list, tuple)) or not groups or not all(isinstance(g, str) for g in groups):
         raise ConfigError(f"{where}: {label}: groups {groups!r} is not a non-empty list of group names")
-    return AgentConfig(f["id"], name.strip(), uri, tuple(groups))
+    return AgentConfig(f["id"], name.strip(), uri, tuple(groups), user.strip())
 
 
 def _read_file(path: Path) -> dict[str, Any]:

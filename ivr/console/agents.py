@@ -1,7 +1,8 @@
-"""The operators' availability in the JSON API: list them, and (supervisors and admins) set their state.
+"""The operators' availability in the JSON API: list them, and set their state (supervisors and admins any
+operator's, an operator-role user their own).
 
 States set here go to the callbacks database (`AgentDirectory`); the running server applies them at its next
-tick. Operators cannot set their own state through the API yet (console users are not mapped to operators).
+tick. A console user is an operator when a `[[queue.agents]]` table names them as its `user`.
 """
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from typing import Literal
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from ivr.config import Settings
+from ivr.config import AgentConfig, Settings
 from ivr.console.app import require
 from ivr.console.live import AgentEntry
 from ivr.console.users import Role, Session
 from ivr.queue.agents import AgentAudit, AgentDirectory, AgentStatus, directory_for
 from ivr.queue.model import UnknownAgent
 
-__all__ = ["router", "install"]
+__all__ = ["router", "install", "operator_of", "status_of"]
 
 router = APIRouter(prefix="/api", tags=["agents"])
 
@@ -28,6 +29,7 @@ class AgentOut(BaseModel):
     name: str
     uri: str
     groups: list[str]
+    user: str = Field(description="the console user who signs in as this operator (empty: none)")
     state: str = Field(description="available, on_call, wrap_up or signed_out")
     since: datetime
     changed_by: str
@@ -49,9 +51,9 @@ def _at(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
 
-def _agent(s: AgentStatus) -> AgentOut:
-    return AgentOut(id=s.agent_id, name=s.name, uri=s.uri, groups=list(s.groups), state=s.state.value,
-                    since=_at(s.since), changed_by=s.changed_by)
+def _agent(d: AgentDirectory, s: AgentStatus) -> AgentOut:
+    return AgentOut(id=s.agent_id, name=s.name, uri=s.uri, groups=list(s.groups), user=d.agents[s.agent_id].user,
+                    state=s.state.value, since=_at(s.since), changed_by=s.changed_by)
 
 
 def _audit(e: AgentAudit) -> AgentAuditOut:
@@ -71,23 +73,50 @@ def directory(request: Request) -> AgentDirectory:
     return request.app.state.agents  # type: ignore[no-any-return]
 
 
+def operator_of(d: AgentDirectory, username: str) -> AgentConfig | None:
+    """The operator whose `[[queue.agents]]` table names this console user, if any."""
+    return next((a for a in d.agents.values() if a.user and a.user == username), None)
+
+
+def status_of(request: Request, username: str) -> AgentOut | None:
+    """This console user's operator with their state, or None when no operator names them as its user."""
+    d = directory(request)
+    mine = operator_of(d, username)
+    return None if mine is None else _agent(d, d.get(mine.agent_id))
+
+
 @router.get("/agents", response_model=list[AgentOut])
 def agents(request: Request, session: Session = Depends(require(api=True))) -> list[AgentOut]:
     """Every configured operator with their state, as the running server sees it."""
-    return [_agent(s) for s in directory(request).statuses()]
+    d = directory(request)
+    return [_agent(d, s) for s in d.statuses()]
+
+
+@router.get("/agents/me", response_model=AgentOut)
+def my_agent(request: Request, session: Session = Depends(require(api=True))) -> AgentOut:
+    """The signed-in user's operator (the `[[queue.agents]]` table naming them as its `user`) with their state."""
+    mine = status_of(request, session.user.username)
+    if mine is None:
+        raise HTTPException(404, f"no operator is configured for user {session.user.username!r}")
+    return mine
 
 
 @router.put("/agents/{agent_id}", response_model=AgentOut)
 def set_agent_state(request: Request, agent_id: str, change: AgentStateIn,
-                    session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> AgentOut:
-    """Sign an operator in or out, or give them a wrap-up pause (supervisors and admins; audited).
-    Signing out an operator on a call takes effect when the call ends."""
+                    session: Session = Depends(require(api=True))) -> AgentOut:
+    """Sign an operator in or out, or give them a wrap-up pause (supervisors and admins any operator, an
+    operator-role user their own operator, the one whose `user` they are; audited).
+    Signing out an operator on a call takes effect when the call ends; any state set ends a call handed over
+    by REFER."""
     d = directory(request)
+    mine = operator_of(d, session.user.username)
+    if not session.user.role.allows(Role.SUPERVISOR) and (mine is None or mine.agent_id != agent_id):
+        raise HTTPException(403, "this needs the supervisor role: an operator sets only their own state")
     try:
         d.set_state(agent_id, change.state, session.user.username)
     except UnknownAgent as exc:
         raise HTTPException(404, str(exc)) from None
-    return _agent(d.get(agent_id))
+    return _agent(d, d.get(agent_id))
 
 
 @router.get("/agents/{agent_id}/audit", response_model=list[AgentAuditOut])

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from ivr.console.agents import status_of
 from ivr.console.app import COOKIE, LOGIN_COOKIE, context_of, html, require
 from ivr.console.security import new_token, same
 from ivr.console.users import SESSION_HOURS, Role, Session
@@ -208,7 +209,7 @@ def recording_response(request: Request, number: str) -> Response:
 @router.get("/live", response_class=HTMLResponse)
 def live_page(request: Request, session: Session = Depends(require())) -> Response:
     ctx = context_of(request)
-    return html(ctx, request, "live.html", snap=ctx.live.snapshot())
+    return html(ctx, request, "live.html", snap=ctx.live.snapshot(), mine=status_of(request, session.user.username))
 
 
 CSV_COLUMNS = ("number", "created_at", "status", "kind", "category", "department", "district", "urgency",

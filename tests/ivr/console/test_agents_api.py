@@ -26,7 +26,7 @@ def _collect_engines() -> Iterator[None]:
     gc.collect()
 
 
-AGENTS = (AgentConfig("op1", "王芳", "sip:op1@127.0.0.1:5071", ("general", "elderly")),
+AGENTS = (AgentConfig("op1", "王芳", "sip:op1@127.0.0.1:5071", ("general", "elderly"), "wangfang"),
           AgentConfig("op2", "op2", "sip:op2@127.0.0.1:5072", ("general",)))
 
 
@@ -38,10 +38,11 @@ def setup(tmp_path: Path, suggester):  # type: ignore[no-untyped-def]
                      suggester=suggester)
     for role in ("operator", "supervisor", "admin"):
         app.state.console.users.add(role, PASSWORD, role)
+    app.state.console.users.add("wangfang", PASSWORD, "operator")  # op1's console user
 
-    def api(role: str) -> tuple[TestClient, str]:
+    def api(user: str) -> tuple[TestClient, str]:
         c = TestClient(app)
-        r = c.post("/api/session", json={"username": role, "password": PASSWORD})
+        r = c.post("/api/session", json={"username": user, "password": PASSWORD})
         assert r.status_code == 200, r.text
         return c, r.json()["csrf"]
 
@@ -54,16 +55,18 @@ def test_list_needs_a_session(setup) -> None:  # type: ignore[no-untyped-def]
     c, _ = api("operator")
     r = c.get("/api/agents")
     assert r.status_code == 200
-    assert [(a["id"], a["name"], a["uri"], a["groups"], a["state"], a["changed_by"]) for a in r.json()] == [
-        ("op1", "王芳", "sip:op1@127.0.0.1:5071", ["general", "elderly"], "available", "config"),
-        ("op2", "op2", "sip:op2@127.0.0.1:5072", ["general"], "available", "config")]
+    assert [(a["id"], a["name"], a["uri"], a["groups"], a["user"], a["state"], a["changed_by"])
+            for a in r.json()] == [
+        ("op1", "王芳", "sip:op1@127.0.0.1:5071", ["general", "elderly"], "wangfang", "available", "config"),
+        ("op2", "op2", "sip:op2@127.0.0.1:5072", ["general"], "", "available", "config")]
 
 
 def test_setting_a_state_needs_a_supervisor_and_the_csrf_token(setup) -> None:  # type: ignore[no-untyped-def]
     _, _, api = setup
     c, csrf = api("operator")
     r = c.put("/api/agents/op1", json={"state": "signed_out"}, headers={"X-CSRF-Token": csrf})
-    assert (r.status_code, r.json()["detail"]) == (403, "this needs the supervisor role")
+    assert (r.status_code, r.json()["detail"]) == (
+        403, "this needs the supervisor role: an operator sets only their own state")
     c, csrf = api("supervisor")
     r = c.put("/api/agents/op1", json={"state": "signed_out"})
     assert (r.status_code, r.json()["detail"]) == (403, "CSRF token missing or wrong")
@@ -98,6 +101,62 @@ def test_in_openapi(setup) -> None:  # type: ignore[no-untyped-def]
     paths = c.get("/api/openapi.json").json()["paths"]
     assert set(paths["/api/agents"]) == {"get"} and set(paths["/api/agents/{agent_id}"]) == {"put"}
     assert "supervisors" in paths["/api/agents/{agent_id}"]["put"]["description"]
+    assert "own operator" in paths["/api/agents/{agent_id}"]["put"]["description"]
+    assert set(paths["/api/agents/me"]) == {"get"}
+    assert "signed-in user's operator" in paths["/api/agents/me"]["get"]["description"]
+
+
+def test_an_operator_sets_their_own_state_only(setup) -> None:  # type: ignore[no-untyped-def]
+    settings, _, api = setup
+    c, csrf = api("wangfang")
+    r = c.put("/api/agents/op1", json={"state": "wrap_up"})
+    assert (r.status_code, r.json()["detail"]) == (403, "CSRF token missing or wrong")
+    r = c.put("/api/agents/op1", json={"state": "wrap_up"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
+    assert (r.json()["id"], r.json()["state"], r.json()["changed_by"]) == ("op1", "wrap_up", "wangfang")
+    r = c.put("/api/agents/op1", json={"state": "available"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200 and r.json()["state"] == "available"
+    for other in ("op2", "op9"):
+        r = c.put(f"/api/agents/{other}", json={"state": "signed_out"}, headers={"X-CSRF-Token": csrf})
+        assert (r.status_code, r.json()["detail"]) == (
+            403, "this needs the supervisor role: an operator sets only their own state")
+    assert [(e["user"], e["before"], e["after"]) for e in c.get("/api/agents/op1/audit").json()] == [
+        ("wangfang", "wrap_up", "available"), ("wangfang", "available", "wrap_up")]
+    assert c.get("/api/agents/op2/audit").json() == []
+    assert {s.agent_id: s.state for s in directory_for(settings).statuses()} == {
+        "op1": AgentState.AVAILABLE, "op2": AgentState.AVAILABLE}
+
+
+def test_my_operator(setup) -> None:  # type: ignore[no-untyped-def]
+    _, app, api = setup
+    assert TestClient(app).get("/api/agents/me").status_code == 401
+    c, _ = api("operator")
+    r = c.get("/api/agents/me")
+    assert (r.status_code, r.json()["detail"]) == (404, "no operator is configured for user 'operator'")
+    s, csrf = api("supervisor")
+    assert s.get("/api/agents/me").status_code == 404
+    s.put("/api/agents/op1", json={"state": "signed_out"}, headers={"X-CSRF-Token": csrf})
+    c, _ = api("wangfang")
+    r = c.get("/api/agents/me")
+    assert r.status_code == 200, r.text
+    me = r.json()
+    assert (me["id"], me["name"], me["user"], me["state"], me["changed_by"]) == (
+        "op1", "王芳", "wangfang", "signed_out", "supervisor")
+
+
+def test_the_live_page_shows_my_state_to_a_mapped_user_only(setup) -> None:  # type: ignore[no-untyped-def]
+    _, _, api = setup
+    c, csrf = api("wangfang")
+    c.put("/api/agents/op1", json={"state": "wrap_up"}, headers={"X-CSRF-Token": csrf})
+    page = c.get("/live").text
+    assert '<section id="me" data-agent="op1"><h2>我的状态 My state</h2>' in page
+    assert '<strong id="me-state">wrap_up</strong>' in page
+    assert [b in page for b in ('data-state="available">就绪', 'data-state="wrap_up">小休',
+                                'data-state="signed_out">签出')] == [True, True, True]
+    for user in ("operator", "supervisor"):
+        c, _ = api(user)
+        page = c.get("/live").text
+        assert 'id="agents"' in page and 'id="me"' not in page and "我的状态" not in page
 
 
 def test_a_servers_queue_picks_up_an_api_change(setup) -> None:  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
 """Operators and their desks in the settings file: parsed into typed values, every bad value named."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -40,15 +41,16 @@ def test_defaults_two_desks_and_no_operator(tmp_path: Path) -> None:
 
 def test_queue_tables_parsed(tmp_path: Path) -> None:
     cfg = write(tmp_path, "[queue]\ntrunk = 'pbx.local:5060'\ncallback_threshold_s = 120\n" + GROUPS
-                + agent(name="'王芳'", groups="['general', 'elderly']")
+                + agent(name="'王芳'", groups="['general', 'elderly']", user="' wangfang '")
                 + agent(id="'op2'", uri="'sips:op2@pbx.local;transport=tls'"))
     s = load_settings(cfg, environ={})
     assert s.queue_trunk == "pbx.local:5060" and s.queue_callback_threshold_s == 120.0
     assert s.queue_groups == (AgentGroup("general", 10.0), AgentGroup("elderly", 20.5))
     assert s.queue_agents == (
-        AgentConfig("op1", "王芳", "sip:op1@10.0.0.21:5060", ("general", "elderly")),
+        AgentConfig("op1", "王芳", "sip:op1@10.0.0.21:5060", ("general", "elderly"), "wangfang"),
         AgentConfig("op2", "op2", "sips:op2@pbx.local;transport=tls", ("general",)),
     )
+    assert s.queue_agents[1].user == ""  # not mapped to a console user
 
 
 def test_transfer_by_refer_reaches_the_desk(tmp_path: Path) -> None:
@@ -81,6 +83,13 @@ def test_threshold_from_environment(tmp_path: Path) -> None:
          "queue_agents (from {cfg}): agent 'op1': groups 'general' is not a non-empty list of group names"),
         (agent(name="''"), "queue_agents (from {cfg}): agent 'op1': name '' is not a non-empty string"),
         (agent(phone="'13812345678'"), "queue_agents (from {cfg}): agent 'op1': unknown field 'phone'"),
+        (agent(user="'wf'", login="'wf'"), "queue_agents (from {cfg}): agent 'op1': unknown field 'login'"),
+        (agent(user="''"), "queue_agents (from {cfg}): agent 'op1': user '' is not a non-empty string"),
+        (agent(user="'  '"), "queue_agents (from {cfg}): agent 'op1': user '  ' is not a non-empty string"),
+        (agent(user="7"), "queue_agents (from {cfg}): agent 'op1': user 7 is not a non-empty string"),
+        (agent(user="['wf']"), "queue_agents (from {cfg}): agent 'op1': user ['wf'] is not a non-empty string"),
+        (agent(user="'wf'") + agent(id="'op2'") + agent(id="'op3'", user="'wf'"),
+         "queue_agents: agents 'op1' and 'op3' have the same user 'wf'"),
         (agent() + agent(), "queue_agents: agent 'op1' is listed twice"),
         (agent(groups="['general', 'vip']"),
          "queue_agents: agent 'op1': unknown group 'vip' (groups: general, elderly)"),
@@ -120,3 +129,15 @@ def test_readme_example_parses(tmp_path: Path) -> None:
     example = example.replace('"/var/lib/ivr"', repr(str(tmp_path)))
     s = load_settings(write(tmp_path, example), environ={})
     assert [a.agent_id for a in s.queue_agents] == ["op1"] and s.queue_groups[1] == AgentGroup("elderly", 20.0)
+    assert s.queue_agents[0].user == "wangfang"
+
+
+def test_same_user_checked_on_settings_made_in_code(tmp_path: Path) -> None:
+    op1 = AgentConfig("op1", "王芳", "sip:op1@10.0.0.21:5060", ("general",), "wangfang")
+    op2 = AgentConfig("op2", "李强", "sip:op2@10.0.0.22:5060", ("general",))
+    s = load_settings(overrides={"data_dir": tmp_path, "queue_agents": (op1, op2)}, environ={})
+    assert [a.user for a in s.queue_agents] == ["wangfang", ""]
+    same = (op1, dataclasses.replace(op2, user="wangfang"))
+    with pytest.raises(ConfigError) as info:
+        load_settings(overrides={"data_dir": tmp_path, "queue_agents": same}, environ={})
+    assert str(info.value) == "queue_agents: agents 'op1' and 'op2' have the same user 'wangfang'"
