@@ -6,7 +6,8 @@ an outcome: answered (2xx), busy (486, 600, 603), no_answer (408, 480, 487, time
 (its retransmissions are ACKed again), its SDP answer starts the RTP session, and the call comes back as an
 OutboundChannel: the same paced, jitter-buffered exchange as an inbound SipChannel. `hangup()` sends BYE
 (retransmitted until answered, timer F at most); a BYE from the far end is answered 200 and makes the next
-`exchange()` raise CallerHungUp; in-dialog OPTIONS and INFO are answered 200. Each call has its own SIP socket,
+`exchange()` raise CallerHungUp; in-dialog OPTIONS and INFO are answered 200, and a re-INVITE (hold, resume) is
+answered with our SDP on the same port and the media follows it. Each call has its own SIP socket,
 closed with the RTP session when the call ends. Cancelling `place_call` while the phone rings CANCELs the INVITE
 (a 2xx that crosses the CANCEL is hung up).
 """
@@ -26,7 +27,7 @@ from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSess
 from ivr.sip.headers import MAGIC_COOKIE, parse_address, parse_via, validate_request
 from ivr.sip.message import Request, Response, SipParseError, parse_message, split_values
 from ivr.sip.screen import build_response
-from ivr.sip.sdp import SdpError, accept_answer, make_offer, parse_sdp
+from ivr.sip.sdp import SdpError, accept_answer, answer_offer, make_offer, parse_sdp
 from ivr.sip.transaction import ClientTransaction, SipTimers
 from ivr.sip.uas import media_params
 
@@ -92,6 +93,12 @@ class _Leg:
         self.ended = False  # BYE sent or received
         self.on_bye: Callable[[], None] | None = None
         self.session: RtpSession | None = None
+        self.sdp_id = secrets.randbelow(1 << 30)
+        self.sdp_version = 1
+        self.remote_cseq = 0  # of the last in-dialog INVITE from the far end
+        self.reinvite_ok: bytes | None = None  # our 200 to it, sent again until its ACK
+        self.reinvite_acked = asyncio.Event()
+        self.tasks: set[asyncio.Task[None]] = set()
 
     # ----- sending ----------------------------------------------------------------------------------------
     def send(self, data: bytes, addr: tuple[str, int] | None = None) -> None:
@@ -218,6 +225,8 @@ class _Leg:
 
     def _on_request(self, req: Request, addr: tuple[str, int]) -> None:
         if req.method == "ACK":
+            if self.reinvite_ok is not None and req.get("CSeq") == f"{self.remote_cseq} ACK":
+                self.reinvite_acked.set()
             return
         try:
             summary = validate_request(req, frozenset({"BYE", "OPTIONS", "INFO", "INVITE"}))
@@ -237,9 +246,53 @@ class _Leg:
         elif req.method in ("OPTIONS", "INFO"):
             self.send(bytes(build_response(req, 200, extra=[("Allow", IN_DIALOG_ALLOW)])), addr)
         elif req.method == "INVITE":
-            self.send(bytes(build_response(req, 488)), addr)  # we keep the media as first negotiated
+            self._on_reinvite(req, summary.cseq.number, addr)
         else:
             self.send(bytes(build_response(req, 501, extra=[("Allow", IN_DIALOG_ALLOW)])), addr)
+
+    def _on_reinvite(self, req: Request, cseq: int, addr: tuple[str, int]) -> None:
+        """An offer inside the dialog (e.g. the far end putting the call on hold): answered 200 with our SDP on the
+        same port (sent again until the ACK), and the media follows it."""
+        if cseq == self.remote_cseq and self.reinvite_ok is not None:
+            self.send(self.reinvite_ok, addr)  # a retransmission: our 200 was lost
+            return
+        if cseq <= self.remote_cseq or self.session is None:
+            self.send(bytes(build_response(req, 500, extra=[("Retry-After", "1")])), addr)
+            return
+        if not req.body:  # an offer wanted from us: the media stays as it is
+            body = bytes(make_offer(self.local_host, self.session.local_port, self.sdp_id, self.sdp_version))
+        else:
+            try:
+                answer, neg = answer_offer(parse_sdp(req.body), self.local_host, self.session.local_port, self.sdp_id,
+                                           self.sdp_version + 1)
+            except SdpError as exc:
+                self.send(bytes(build_response(req, 488, extra=[("Warning", f'399 - "{exc}"')])), addr)
+                return
+            self.sdp_version += 1
+            body = bytes(answer)
+            self.session.update(media_params(neg))
+            logger.info("outbound call %s re-INVITE: %s %s", self.call_id, neg.codec, neg.direction)
+        self.remote_cseq = cseq
+        self.reinvite_ok = bytes(build_response(
+            req, 200, body=body, content_type="application/sdp",
+            extra=[("Contact", f"<sip:{self.caller_id}@{self.local_host}:{self.port}>"), ("Allow", IN_DIALOG_ALLOW)]))
+        self.reinvite_acked = asyncio.Event()
+        task = asyncio.get_running_loop().create_task(self._until_acked(self.reinvite_ok, addr, self.reinvite_acked))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _until_acked(self, data: bytes, addr: tuple[str, int], acked: asyncio.Event) -> None:
+        """Send a 2xx to an INVITE at T1, doubling up to T2, until its ACK or 64 T1 (RFC 3261 13.3.1.4)."""
+        loop = asyncio.get_running_loop()
+        interval, give_up = self.timers.t1, loop.time() + 64 * self.timers.t1
+        while loop.time() < give_up:
+            self.send(data, addr)
+            try:
+                await asyncio.wait_for(acked.wait(), interval)
+                return
+            except asyncio.TimeoutError:
+                interval = min(2 * interval, self.timers.t2)
+        logger.info("outbound call %s: no ACK for our 200 to its re-INVITE", self.call_id)
 
     # ----- ending -----------------------------------------------------------------------------------------
     async def hangup(self) -> None:
@@ -255,6 +308,8 @@ class _Leg:
             self.close()
 
     def close(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
         for ctx in list(self.client_tx.values()):
             ctx._finish(None)
         if self.session is not None:
@@ -306,7 +361,7 @@ async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127
         leg.close()
         logger.warning("outbound call to %s not placed: %s", mask_number(_user(uri)), exc)
         return OutboundResult("failed", None, leg.call_id)
-    offer = bytes(make_offer(advertise or local_host, rtp_port, secrets.randbelow(1 << 30)))
+    offer = bytes(make_offer(advertise or local_host, rtp_port, leg.sdp_id))
     channel: OutboundChannel | None = None
     inviting = asyncio.ensure_future(leg.invite(offer, ring_timeout_s))
     try:

@@ -197,3 +197,24 @@ def test_a_call_given_up_while_ringing_is_cancelled(sipp) -> None:
 
     asyncio.run(main())
     assert proc.wait(timeout=30) == 0  # the CANCEL came long before the 30 s ring time-out; the 487 was ACKed
+
+
+def test_far_end_hold_and_resume_by_re_invite(sipp) -> None:
+    proc, port = sipp(["-sf", str(HERE / "operator_holds.xml")], 1)
+
+    async def main() -> list[bool]:
+        await asyncio.sleep(0.3)
+        res = await place_call(f"sip:8006@127.0.0.1:{port}", ("127.0.0.1", port), ports=PortAllocator(46500, 46599),
+                               t1=T1)
+        assert res.channel is not None
+        sending = []
+        with pytest.raises(CallerHungUp):
+            while True:
+                await res.channel.exchange(None)
+                sending.append(res.channel.session.params.sending)
+        return sending
+
+    sending = asyncio.run(main())
+    held = sending.index(False)
+    assert all(sending[:held]) and True in sending[held:] and not sending[-1] is False  # held, then resumed
+    assert proc.wait(timeout=30) == 0  # each re-INVITE got a 200 whose SDP answered recvonly, then sendrecv
