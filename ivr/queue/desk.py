@@ -268,7 +268,7 @@ class QueueDesk:
             release(self.queue, event, talked=exc.answered)
             raise
         if result.outcome != "answered" or result.channel is None:
-            await self._missed(call, event, result.outcome if result.status is None else f"{result.outcome} {result.status}")
+            await self._missed(call, event, f"{result.outcome} {result.status or ''}".strip())
             return False
         self.queue.connected(call.call_id)
         self.live.call_updated(call.call_id, state="with agent")

@@ -66,8 +66,8 @@ def test_a_wrap_up_set_by_hand_shows_as_wrap_up_not_signed_out(tmp_path):
     from ivr.queue.metrics import snapshot
 
     q = CallQueue([AgentGroup("general", wrap_up_s=30)], lambda: 100.0)
-    d = AgentDirectory(f"sqlite:///{tmp_path / 'cb.db'}", (AgentConfig("op1", "op1", "sip:op1@127.0.0.1", ("general",)),),
-                       lambda: 100.0)
+    op1 = AgentConfig("op1", "op1", "sip:op1@127.0.0.1", ("general",))
+    d = AgentDirectory(f"sqlite:///{tmp_path / 'cb.db'}", (op1,), lambda: 100.0)
     d.populate(q)
     d.set_state("op1", "wrap-up", "op1")
     d.sync(q)
