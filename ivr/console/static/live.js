@@ -1,4 +1,5 @@
-// Live page: refresh the tables from /api/live and /api/agents every two seconds (text only, never HTML).
+// Live page: refresh the tables from /api/live and /api/agents every two seconds (text only, never HTML);
+// an operator's own state ("My state") is set with PUT /api/agents/{id}, the session's CSRF token in the header.
 (function () {
   "use strict";
   function fill(id, rows) {
@@ -46,6 +47,46 @@
     }).catch(function (e) {
       document.getElementById("live-errors").textContent = "operators: " + e.message;
     });
+  }
+  var me = document.getElementById("me");
+  function showMine(a) {
+    document.getElementById("me-state").textContent = a.state;
+    document.getElementById("me-since").textContent = time(a.since);
+  }
+  function mine() {
+    return fetch("/api/agents/me", { credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) { throw new Error(r.status + " " + r.statusText); }
+      return r.json();
+    }).then(showMine);
+  }
+  function setMine(state) {
+    var csrf = document.querySelector("form.logout input[name='csrf']").value;
+    var error = document.getElementById("me-error");
+    error.textContent = "";
+    fetch("/api/agents/" + encodeURIComponent(me.dataset.agent), {
+      method: "PUT", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify({ state: state })
+    }).then(function (r) {
+      return r.json().then(function (body) {
+        if (!r.ok) { throw new Error(body.detail || (r.status + " " + r.statusText)); }
+        return body;
+      });
+    }).then(function (a) {
+      showMine(a);
+      agents();
+      return mine();
+    }).catch(function (e) {
+      error.textContent = e.message;
+    });
+  }
+  if (me) {
+    me.querySelectorAll("button[data-state]").forEach(function (btn) {
+      btn.addEventListener("click", function () { setMine(btn.dataset.state); });
+    });
+    setInterval(function () {
+      mine().catch(function (e) { document.getElementById("me-error").textContent = e.message; });
+    }, 2000);
   }
   setInterval(refresh, 2000);
   setInterval(agents, 2000);

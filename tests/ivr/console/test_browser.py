@@ -1,17 +1,24 @@
 """The console in a real headless Chromium (Debian's, driven by Playwright; no browser is downloaded):
 sign in, search, open a ticket, play the recording from a word, correct a word and the category, dispatch,
-and see the audit entries."""
+and see the audit entries; an operator sets their own state on the live page."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ivr.config import AgentConfig, Settings, load_settings
+from ivr.console import LiveState, create_app
+from ivr.queue import AgentState
+from ivr.queue.agents import directory_for
 
 CHROMIUM = os.environ.get("IVR_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -24,13 +31,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def served(console: Any) -> Iterator[str]:
-    """The console app on a real HTTP server on 127.0.0.1."""
+def _serve(app: Any) -> Iterator[str]:
+    """The app on a real HTTP server on 127.0.0.1, until the generator is closed."""
     import uvicorn
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(console.app, host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:  # start-up only; nothing is timed
@@ -40,6 +46,28 @@ def served(console: Any) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join()
+
+
+@pytest.fixture
+def served(console: Any) -> Iterator[str]:
+    """The console app on a real HTTP server on 127.0.0.1."""
+    yield from _serve(console.app)
+
+
+@pytest.fixture
+def desk_settings(tmp_path: Path) -> Settings:
+    """The console's settings with two operators: op1 is the console user `operator`, op2 no console user."""
+    agents = (AgentConfig("op1", "王芳", "sip:op1@127.0.0.1:5071", ("general",), "operator"),
+              AgentConfig("op2", "李强", "sip:op2@127.0.0.1:5072", ("general",)))
+    return dataclasses.replace(load_settings(overrides={"data_dir": tmp_path / "data"}, environ={}),
+                               queue_agents=agents)
+
+
+@pytest.fixture
+def served_desk(console: Any, desk_settings: Settings) -> Iterator[str]:
+    """A console over the same store and users as `console`, with operators configured, on a real HTTP server."""
+    yield from _serve(create_app(desk_settings, store=console.store, live=LiveState(),
+                                 suggester=console.ctx.suggester))
 
 
 @pytest.fixture
@@ -109,3 +137,43 @@ def test_operator_reviews_corrects_and_dispatches_a_ticket(console: Any, served:
     assert rows[-1][2:6] == ["dispatch", "status", "open", "dispatched"]
     assert console.store.get(number).category == "市政设施"
     page.close()
+
+
+def test_operator_sets_their_own_state_on_the_live_page(console: Any, desk_settings: Settings, served_desk: str,
+                                                       browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    directory = directory_for(desk_settings)  # what `ivr serve` would read, on the same database
+    page = browser.new_page()
+    page.goto(f"{served_desk}/live")
+    assert "/login" in page.url
+    page.fill("#username", "operator")
+    page.fill("#password", console.password)
+    page.click("#sign-in")
+    page.wait_for_url(f"{served_desk}/live")
+    assert page.inner_text("#me h2") == "我的状态 My state"
+    assert page.inner_text("#me-state") == "available"
+
+    page.click("#me button:has-text('签出')")
+    expect(page.locator("#me-state")).to_have_text("signed_out")
+    expect(page.locator("#agents tbody tr").first).to_contain_text("signed_out")
+    assert page.inner_text("#me-error") == ""
+    assert {s.agent_id: (s.state, s.changed_by) for s in directory.statuses()} == {
+        "op1": (AgentState.SIGNED_OUT, "operator"), "op2": (AgentState.AVAILABLE, "config")}
+
+    page.click("#me button:has-text('就绪')")
+    expect(page.locator("#me-state")).to_have_text("available")
+    assert directory.get("op1").state == AgentState.AVAILABLE
+    assert [(e.user, e.before, e.after) for e in directory.history("op1")] == [
+        ("operator", AgentState.SIGNED_OUT, AgentState.AVAILABLE),
+        ("operator", AgentState.AVAILABLE, AgentState.SIGNED_OUT)]
+    page.close()
+
+    other = browser.new_page()  # a user no operator names sees no such section
+    other.goto(f"{served_desk}/live")
+    other.fill("#username", "supervisor")
+    other.fill("#password", console.password)
+    other.click("#sign-in")
+    other.wait_for_url(f"{served_desk}/live")
+    assert other.locator("#agents").count() == 1 and other.locator("#me").count() == 0
+    other.close()
