@@ -183,3 +183,22 @@ def test_live_page_lists_the_operators(setup) -> None:  # type: ignore[no-untype
     assert "<td>op1</td><td>王芳</td><td>general,elderly</td><td>available</td>" in page
     assert "<td>op2</td><td>op2</td><td>general</td><td>signed_out</td>" in page
     assert app.state.console.live.snapshot().errors == ()
+
+
+def test_an_operator_ready_after_a_referred_call_ends_it(setup) -> None:  # type: ignore[no-untyped-def]
+    settings, _, api = setup
+    server = directory_for(settings)
+    queue = CallQueue(list(settings.queue_groups), lambda: 0.0)
+    server.populate(queue)
+    queue.enqueue("c1", "elderly")  # only op1 serves the elderly desk
+    queue.tick()
+    queue.connected("c1")
+    queue.handed_off("op1", busy_s=600)  # transferred by REFER: the server does not see the call end
+    server.sync(queue)
+    c, csrf = api("wangfang")
+    assert c.get("/api/agents/me").json()["state"] == "on_call"
+    r = c.put("/api/agents/op1", json={"state": "available"}, headers={"X-CSRF-Token": csrf})
+    assert r.status_code == 200, r.text
+    server.sync(queue)
+    assert queue.agents["op1"].state == AgentState.AVAILABLE and not queue.out_of_sight("op1")
+    assert (c.get("/api/agents/me").json()["state"], server.get("op1").changed_by) == ("available", "wangfang")
