@@ -16,6 +16,7 @@ entry compares with the wait then had, for the product estimate and every candid
 - for the product estimate also: what is said (whole minutes / under a minute), the re-estimates announced while
   waiting, each desk apart, and callbacks (wait told at entry versus time until the callback was dialled).
 Usage: .venv/bin/python bench/queue_day.py [--calls 110000] [--agents 330] [--seed 1] [--urgent 0.02] [--shifts]
+                                          [--scale 0.1 (a small centre: 11,000 calls, 33 + 3 agents)]
 """
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ from ivr.queue.estimate import (
 HOURLY = [0.4, 0.25, 0.2, 0.2, 0.25, 0.5, 1.5, 3.5, 7.0, 8.5, 8.5, 7.0, 5.0, 5.5, 7.5, 8.0, 7.5, 6.5, 5.0, 4.0,
           3.2, 2.6, 1.6, 0.8]
 
-CANDIDATES = ["staffing", "staffing+band (previous product)", "drain", "drain+abandon", "drain+abandon+overtake (product)",
+CANDIDATES = ["staffing", "staffing+band (earlier product)", "drain", "drain+abandon",
+              "drain+abandon+overtake (previous)", "previous+calls in progress (product)",
               "product+band", "position regression", "blend product/regression"]
+PRODUCT, PREVIOUS = 5, 4
 
 
 def shift_staff(calls: int, most: int, handle_s: float = 185.0) -> list[int]:
@@ -67,18 +70,18 @@ class Candidates:
     def at_entry(self, call_id: str, group: str, priority: Priority) -> list[float]:
         pos = self.q.position(call_id)
         staffing = self.q.wait_at(group, pos)
-        view = self.q.drain_view(group, priority)
-        product = view.wait(pos)
+        view = self.q.drain_view(group, priority)  # the rates alone
+        product = self.q.drain_view(group, priority, pos).wait(pos)
         reg = self.regression.predict(group, pos)
         reg = product if reg is None else reg
         return [staffing, staffing * self.staff_band.factor(group, pos),
                 dataclasses.replace(view, abandon_hazard=0.0, overtakers=()).wait(pos),
-                dataclasses.replace(view, overtakers=()).wait(pos), product,
+                dataclasses.replace(view, overtakers=()).wait(pos), view.wait(pos), product,
                 product * self.drain_band.factor(group, pos), reg, (product + reg) / 2]
 
     def answered(self, group: str, pos: int, told: list[float], waited: float) -> None:
         self.staff_band.observe(group, pos, told[0], waited)
-        self.drain_band.observe(group, pos, told[4], waited)
+        self.drain_band.observe(group, pos, told[PRODUCT], waited)
         self.regression.observe(group, pos, waited)
 
 
@@ -143,7 +146,12 @@ def main() -> None:
     ap.add_argument("--accept-callback", type=float, default=0.4)
     ap.add_argument("--urgent", type=float, default=0.02, help="share of urgent callers (general desk)")
     ap.add_argument("--shifts", action="store_true", help="staff the general desk to the hourly curve")
+    ap.add_argument("--scale", type=float, default=1.0,
+                    help="a centre this many times the size: calls and both staffs scaled (0.1: a small centre)")
     args = ap.parse_args()
+    args.calls = round(args.calls * args.scale)
+    args.agents = max(1, round(args.agents * args.scale))
+    args.elderly_agents = max(1, round(args.elderly_agents * args.scale))
     rng = random.Random(args.seed)
     now = [0.0]
     q = CallQueue([AgentGroup("general", 15.0), AgentGroup("elderly", 15.0)], lambda: now[0],
@@ -178,6 +186,7 @@ def main() -> None:
     censored: list[list[tuple[float, float]]] = [[] for _ in CANDIDATES]
     cb_pairs: list[tuple[float, float]] = []
     by_desk: dict[str, list[tuple[float, float]]] = {"general": [], "elderly": []}  # product estimate
+    before: dict[str, list[tuple[float, float]]] = {"general": [], "elderly": []}  # previous product
     cand_s = 0.0
 
     def book(call_id: str) -> None:
@@ -234,12 +243,13 @@ def main() -> None:
                     if e.callback:
                         in_callback.discard(e.call_id)
                         cb_answered += rng.random() < 0.85
-                        cb_pairs.append((told[4], e.waited_s))
+                        cb_pairs.append((told[PRODUCT], e.waited_s))
                     else:
                         c0 = timed()
                         for i, v in enumerate(told):
                             pairs[i].append((v, e.waited_s))
-                        by_desk[group].append((told[4], e.waited_s))
+                        by_desk[group].append((told[PRODUCT], e.waited_s))
+                        before[group].append((told[PREVIOUS], e.waited_s))
                         cands.answered(group, pos, told, e.waited_s)
                         cand_s += timed() - c0
                     handle = rng.lognormvariate(math.log(150), 0.5)
@@ -269,6 +279,7 @@ def main() -> None:
     print("  " + report("re-estimates announced while waiting", st.reestimate_pairs, []))
     for desk, desk_pairs in by_desk.items():
         print("  " + report(f"told at entry, {desk} desk", desk_pairs, []))
+        print("  " + report(f"  previous estimate, {desk} desk", before[desk], []))
     print("  " + report("callbacks (told at entry vs dialled)", cb_pairs, []))
 
 

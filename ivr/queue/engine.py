@@ -9,7 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ivr.queue.estimate import (
-    ERROR_FLOOR_S, DrainRates, DrainView, HandleTimes, projected_wait, relative_error, spoken_minutes,
+    ERROR_FLOOR_S, FEW_AGENTS, FEW_AHEAD, DrainRates, DrainView, HandleTimes, departures, projected_wait,
+    relative_error, spoken_minutes, staffing_free_at,
 )
 from ivr.queue.model import (
     Agent, AgentGroup, AgentState, Announce, Connect, OfferCallback, Priority, QueuedCall, QueueError, QueueEvent,
@@ -80,6 +81,7 @@ class CallQueue:
         self.clock = clock
         self.policy = policy or QueuePolicy()
         self.agents: dict[str, Agent] = {}
+        self._members: dict[str, dict[str, Agent]] = {g.name: {} for g in groups}
         self.stats = QueueStats(answered_within={s: 0 for s in self.policy.service_levels_s})
         self._handle = {g.name: HandleTimes(handle_prior_s) for g in groups}
         self._keys: dict[str, list[tuple[float, int]]] = {g.name: [] for g in groups}
@@ -104,7 +106,11 @@ class CallQueue:
             if g not in self.groups:
                 raise QueueError(f"unknown agent group {g!r}")
         agent = Agent(agent_id, uri, tuple(groups), AgentState.SIGNED_OUT, self.clock())
+        for members in self._members.values():
+            members.pop(agent_id, None)
         self.agents[agent_id] = agent
+        for g in groups:
+            self._members[g][agent_id] = agent
         self._set(agent, state)
         return agent
 
@@ -245,13 +251,15 @@ class CallQueue:
     def expected_wait(self, call_id: str) -> float:
         """Seconds until this caller is expected to reach an agent, from how the queue ahead is seen to drain."""
         call = self._call(call_id)
-        return self.drain_view(call.group, call.priority).wait(self.position(call_id))
+        position = self.position(call_id)
+        return self.drain_view(call.group, call.priority, position).wait(position)
 
-    def drain_view(self, group: str, priority: Priority = Priority.NORMAL) -> DrainView:
+    def drain_view(self, group: str, priority: Priority = Priority.NORMAL, position: int = 0) -> DrainView:
         """How `group`'s queue drains for a caller of class `priority`: idle agents, the rate agents take the head
         (as seen; staffed agents / mean handle time until seen), the hang-up hazard per caller ahead (live callers'
         hazard times their share of the queue: callbacks do not hang up) and the arrival rates of the classes that
-        overtake this one."""
+        overtake this one. For a caller at `position` few places behind the idle agents of a small group, also when
+        each staffed agent is expected to be free, from how long its call has lasted."""
         if group not in self.groups:
             raise QueueError(f"unknown agent group {group!r}")
         staffed = self._staffed[group]
@@ -265,26 +273,17 @@ class CallQueue:
         waiting = len(self._keys[group])
         hazard = rates.abandon_hazard * self._live[group] / waiting if waiting else rates.abandon_hazard
         handle = max(self._handle[group].mean, MIN_HANDLE_S)  # calls that ended at once must not mean "no time"
-        return DrainView(self._idle[group], rates.served_per_s(staffed, handle), hazard, overtakers)
+        idle = self._idle[group]
+        free = (departures(self._handle[group], self._members[group].values(), self._started, self.groups,
+                           self.clock()) if 0 < position - idle <= FEW_AHEAD and staffed <= FEW_AGENTS else ())
+        return DrainView(idle, rates.served_per_s(staffed, handle), hazard, overtakers, free)
 
     def wait_at(self, group: str, position: int) -> float:
         """Projected seconds until position `position` of `group` is served, from staffing and handle times alone
         (agents free when their calls reach the mean handle time; nobody ahead leaves): for comparison."""
-        now = self.clock()
-        handle = self._handle[group].mean
-        free_at: list[float] = []
-        for a in self.agents.values():
-            if group not in a.groups or a.state == AgentState.SIGNED_OUT:
-                continue
-            if a.state == AgentState.ON_CALL:
-                started = self._started.get(a.agent_id, now)
-                # a call already past the mean is expected to end soon, not at once
-                free_at.append(max(started + handle, now + handle * 0.25))
-            elif a.state == AgentState.WRAP_UP:
-                free_at.append(a.wrap_up_until)
-            else:
-                free_at.append(now)
-        return projected_wait(now, free_at, position, handle)
+        now, handle = self.clock(), self._handle[group].mean
+        return projected_wait(now, staffing_free_at(self._members[group].values(), self._started, now, handle),
+                              position, handle)
 
     def length(self, group: str | None = None, priority: Priority | None = None) -> int:
         calls = self._calls.values() if group is None else (c for c in self._calls.values() if c.group == group)

@@ -7,16 +7,28 @@ overtake. `projected_wait` (staffing and handle times) and `erlang_c_wait` remai
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from ivr.queue.model import Agent, AgentGroup, AgentState
 
 __all__ = [
     "erlang_c", "erlang_c_wait", "projected_wait", "HandleTimes", "DrainRates", "DrainView", "drain_wait",
+    "kth_departure", "departures", "staffing_free_at", "QUANTILES", "FEW_AHEAD", "FEW_AGENTS",
     "BandCalibration", "PositionRegression", "spoken_minutes", "spoken_seconds", "relative_error", "ERROR_FLOOR_S",
 ]
 
+# With at most FEW_AGENTS staffed and FEW_AHEAD callers ahead of the idle agents, an estimate follows the calls in
+# progress (`departures`); with more agents their calls' ages average out and the rate seen says as much (and it
+# stays cheap).
+FEW_AHEAD = 32
+FEW_AGENTS = 64
+DEPARTURE_OFFSET = 0.5  # the k-th departure is taken where k - this many are expected (the median, not the mean)
+QUANTILES = 4  # points an agent's time until free is represented by (each weighs 1 / QUANTILES of a departure)
 ERROR_FLOOR_S = 30.0  # relative errors are taken against max(actual wait, this), so a 2 s wait told 0 s is not 100 %
 
 
@@ -74,13 +86,31 @@ class HandleTimes:
     def __init__(self, prior_s: float = 240.0, window: int = 200) -> None:
         self.prior_s = prior_s
         self._recent: deque[float] = deque(maxlen=window)
+        self._sorted: list[float] = []
         self._sum = 0.0
 
     def observe(self, seconds: float) -> None:
         if len(self._recent) == self._recent.maxlen:
-            self._sum -= self._recent[0]
+            old = self._recent[0]
+            self._sum -= old
+            del self._sorted[bisect.bisect_left(self._sorted, old)]
         self._recent.append(seconds)
         self._sum += seconds
+        bisect.insort(self._sorted, seconds)
+
+    def residuals(self, age_s: float, wrap_s: float, points: int = QUANTILES) -> list[float]:
+        """Seconds until an agent `age_s` into a call is free (rest of the talk, then `wrap_s` of wrap-up), as
+        `points` quantiles (levels (i + 0.5) / points) of the handle times seen that are longer than the call so
+        far; a call longer than all of them is expected to end now (then the wrap-up); the prior mean until any
+        were seen."""
+        if not self._sorted:
+            return [max(self.prior_s - age_s, wrap_s)] * points
+        seen = self._sorted
+        first = bisect.bisect_right(seen, age_s + wrap_s)
+        longer = len(seen) - first
+        if not longer:
+            return [wrap_s] * points
+        return [seen[first + (2 * i + 1) * longer // (2 * points)] - age_s for i in range(points)]
 
     @property
     def mean(self) -> float:
@@ -167,14 +197,22 @@ class DrainView:
     served_per_s: float
     abandon_hazard: float = 0.0
     overtakers: tuple[tuple[float, float], ...] = ()
+    departures: tuple[float, ...] = ()
 
     def wait(self, position: int) -> float:
-        """Expected seconds until the caller at `position` (1 = next) is taken by an agent."""
+        """Expected seconds until the caller at `position` (1 = next) is taken by an agent.
+
+        With `departures` (seconds until each staffed agent is next free, QUANTILES points an agent, sorted) the
+        callers the fluid model says must be taken first are counted off those instead of at the mean rate."""
         if position < 1:
             raise ValueError(f"position must be >= 1, got {position}")
         if position <= self.idle:
             return 0.0
-        return drain_wait(position - 1 - self.idle, self.served_per_s, self.abandon_hazard, self.overtakers)
+        t = drain_wait(position - 1 - self.idle, self.served_per_s, self.abandon_hazard, self.overtakers)
+        if not self.departures or not math.isfinite(t):
+            return t
+        agents = len(self.departures) / QUANTILES
+        return kth_departure(self.departures, agents / self.served_per_s, t * self.served_per_s)
 
 
 def drain_wait(ahead: int, served_per_s: float, abandon_hazard: float = 0.0,
@@ -200,6 +238,60 @@ def drain_wait(ahead: int, served_per_s: float, abandon_hazard: float = 0.0,
     if overtakers:  # callers who arrive while this one waits and land ahead of it
         t = clear(ahead + sum(rate * min(t, window) for rate, window in overtakers))
     return t + 1.0 / mu
+
+
+def kth_departure(departures: tuple[float, ...], cycle_s: float, k: float, points: int = QUANTILES,
+                  offset: float = DEPARTURE_OFFSET) -> float:
+    """Seconds until `k` agents (fractional) have come free, from `departures` (sorted; `points` a agent, each
+    weighing 1 / points) and, after it, every `cycle_s` again; the departure counted is number k - offset."""
+    if not departures:
+        raise ValueError("no departures")
+    # 1-based fractional index into the stream of departures; a point stands at the middle of its 1 / points
+    j = max((k - offset) * points + 0.5, 1.0)
+    whole = math.ceil(j)
+    if whole <= len(departures) and departures[whole - 1] <= departures[0] + cycle_s:
+        upper = departures[whole - 1]  # no agent is free twice by then
+        lower = departures[whole - 2] if whole >= 2 else 0.0
+        return upper - (whole - j) * (upper - lower)
+    heap = list(departures)
+    lower = upper = 0.0
+    for _ in range(whole):
+        lower = upper
+        upper = heapq.heappop(heap)
+        heapq.heappush(heap, upper + cycle_s)
+    return upper - (whole - j) * (upper - lower)
+
+
+def departures(handle: HandleTimes, agents: Iterable[Agent], started: Mapping[str, float],
+               groups: Mapping[str, AgentGroup], now: float, least_s: float = 1.0) -> tuple[float, ...]:
+    """Sorted seconds (at least `least_s`) until each staffed agent is next free, QUANTILES points an agent: an agent
+    on a call that `started` when, from the handle times seen longer than it so far (then its wrap-up, the longest
+    of its `groups`); an agent in wrap-up when it ends; an idle agent after the whole call it is about to take."""
+    points: list[float] = []
+    for a in agents:
+        if a.state == AgentState.SIGNED_OUT:
+            continue
+        if a.state == AgentState.WRAP_UP:
+            points += [a.wrap_up_until - now] * QUANTILES
+            continue
+        wrap = max(groups[g].wrap_up_s for g in a.groups)
+        age = now - started.get(a.agent_id, now) if a.state == AgentState.ON_CALL else 0.0
+        points += handle.residuals(age, wrap)
+    return tuple(sorted(max(p, least_s) for p in points))
+
+
+def staffing_free_at(agents: Iterable[Agent], started: Mapping[str, float], now: float, handle_s: float) -> list[float]:
+    """When each staffed agent is free again for `projected_wait`: a call when it reaches the mean handle time (one
+    already past it soon, not at once), a wrap-up when it ends, an idle agent now."""
+    free_at: list[float] = []
+    for a in agents:
+        if a.state == AgentState.ON_CALL:
+            free_at.append(max(started.get(a.agent_id, now) + handle_s, now + handle_s * 0.25))
+        elif a.state == AgentState.WRAP_UP:
+            free_at.append(a.wrap_up_until)
+        elif a.state == AgentState.AVAILABLE:
+            free_at.append(now)
+    return free_at
 
 
 class BandCalibration:

@@ -280,3 +280,32 @@ def test_a_call_handed_off_by_refer_ends_when_reported_or_is_presumed_ended():
     assert not q.out_of_sight("a0") and q.handle_time("general") < 120  # 60 s (50 + 10 wrap-up) seen
     with pytest.raises(QueueError, match="agent a0 is not on a call"):
         q.handed_off("a0", busy_s=300)
+
+
+def test_a_small_group_estimates_from_how_long_the_calls_in_progress_have_lasted():
+    q, clock = make(agents=2)  # wrap-up 10 s
+    for n in range(3):  # three calls of 90 s talk + 10 s wrap-up, nobody waiting: 100 s handle times seen
+        q.enqueue(f"x{n}", "general")
+        [c] = connects(q.tick())
+        q.connected(c.call_id)
+        clock.t += 90
+        q.call_ended(c.agent_id)
+        clock.t += 10
+        q.tick()
+    q.enqueue("old", "general")
+    [old] = connects(q.tick())
+    clock.t += 80
+    q.enqueue("new", "general")
+    [new] = connects(q.tick())
+    # one call 80 s in (20 s to go with wrap-up), one just begun (100 s); rate alone: two agents, 100 s a call
+    [ann] = [e for e in q.enqueue("p1", "general") if isinstance(e, Announce)]
+    assert ann.wait_s == pytest.approx(20.0)
+    assert q.drain_view("general").wait(1) == pytest.approx(50.0)
+    assert q.drain_view("general", position=1).departures == (20.0,) * 4 + (100.0,) * 4
+    q.enqueue("p2", "general")
+    assert q.expected_wait("p2") == pytest.approx(100.0)
+    clock.t += 10
+    q.call_ended(old.agent_id)
+    clock.t += 10
+    assert [c.call_id for c in connects(q.tick())] == ["p1"]
+    assert q.stats.estimate_pairs[-1] == (pytest.approx(20.0), 20.0)

@@ -4,9 +4,10 @@ import math
 import pytest
 
 from ivr.queue.estimate import (
-    BandCalibration, DrainRates, DrainView, PositionRegression, drain_wait, relative_error, spoken_minutes,
-    spoken_seconds,
+    BandCalibration, DrainRates, DrainView, HandleTimes, PositionRegression, departures, drain_wait, kth_departure,
+    relative_error, spoken_minutes, spoken_seconds, staffing_free_at,
 )
+from ivr.queue.model import Agent, AgentGroup, AgentState
 
 
 def test_drain_wait_without_hang_ups_is_the_callers_ahead_then_the_next_agent():
@@ -120,3 +121,71 @@ def test_what_is_said_is_compared_with_the_wait_it_stands_for():
     assert spoken_seconds(2, 75.0) == 120.0
     assert relative_error(0.0, 3.0) == pytest.approx(0.1)  # 3 s against the 30 s floor, not 100 %
     assert relative_error(100.0, 80.0) == pytest.approx(0.25)
+
+
+def test_residuals_are_quantiles_of_the_handle_times_longer_than_the_call_so_far():
+    h = HandleTimes(prior_s=120.0)
+    assert h.residuals(30.0, 10.0) == [90.0] * 4  # nothing seen: the prior mean less the age
+    assert h.residuals(200.0, 10.0) == [10.0] * 4  # past the prior: the wrap-up still to come
+    for s in range(100, 200, 10):  # 100, 110, ..., 190 (talk + wrap-up)
+        h.observe(float(s))
+    # 50 s into the talk with 10 s of wrap-up: all ten are longer; quantiles 1/8, 3/8, 5/8, 7/8 of them less 50 s
+    assert h.residuals(50.0, 10.0) == [60.0, 80.0, 110.0, 130.0]
+    # 145 s in: only 160..190 are longer than 145 + 10
+    assert h.residuals(145.0, 10.0) == [15.0, 25.0, 35.0, 45.0]
+    assert h.residuals(185.0, 10.0) == [10.0] * 4  # longer than any seen: ends now, then the wrap-up
+
+
+def test_residuals_forget_the_handle_times_that_left_the_window():
+    h = HandleTimes(window=3)
+    for s in (5.0, 1.0, 3.0, 2.0):
+        h.observe(s)
+    assert h.residuals(0.0, 0.0, points=3) == [1.0, 2.0, 3.0]  # 5 s is gone
+    assert h.mean == pytest.approx(2.0)
+
+
+def test_departures_put_every_agent_as_four_points_sorted():
+    h = HandleTimes()
+    for s in range(100, 200, 10):
+        h.observe(float(s))
+    groups = {"general": AgentGroup("general", wrap_up_s=5.0), "elderly": AgentGroup("elderly", wrap_up_s=10.0)}
+    both = ("general", "elderly")
+    agents = [
+        Agent("talk", "sip:a", both, AgentState.ON_CALL),  # 50 s in; wrap-up 10 s, the longer of its groups
+        Agent("wrap", "sip:b", both, AgentState.WRAP_UP, wrap_up_until=1003.0),
+        Agent("due", "sip:c", both, AgentState.WRAP_UP, wrap_up_until=998.0),  # already due: at least 1 s
+        Agent("idle", "sip:d", both, AgentState.AVAILABLE),  # after a whole call
+        Agent("out", "sip:e", both, AgentState.SIGNED_OUT),
+    ]
+    got = departures(h, agents, {"talk": 950.0}, groups, now=1000.0)
+    assert got == (1.0,) * 4 + (3.0,) * 4 + (60.0, 80.0, 110.0, 110.0, 130.0, 130.0, 160.0, 180.0)
+    # the staffing projection: a call at the mean handle time, a wrap-up when it ends, an idle agent now
+    assert staffing_free_at(agents, {"talk": 950.0}, 1000.0, 145.0) == [1095.0, 1003.0, 998.0, 1000.0]
+
+
+def test_kth_departure_counts_off_the_points_then_the_agents_cycles():
+    deps = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0)  # two agents, four points each
+    # k - 0.5 departures: point 2.5 for the first (between 20 and 30), 6.5 for the second
+    assert kth_departure(deps, 100.0, 1.0) == pytest.approx(25.0)
+    assert kth_departure(deps, 100.0, 2.0) == pytest.approx(65.0)
+    # the third needs an agent a second time: after 10..80 come 110, 120, 130: point 10.5 is between 120 and 130
+    assert kth_departure(deps, 100.0, 3.0) == pytest.approx(125.0)
+    # with a 30 s cycle the first points come again (40, 50, ...) before the last ones: point 6.5 is 50
+    assert kth_departure(deps, 30.0, 2.0) == pytest.approx(50.0)
+    assert kth_departure(deps, 100.0, 0.2) == pytest.approx(10.0)  # never before the first point
+    with pytest.raises(ValueError, match=r"^no departures$"):
+        kth_departure((), 100.0, 1.0)
+
+
+def test_view_with_departures_counts_the_fluid_models_callers_off_them():
+    deps = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0)
+    view = DrainView(idle=0, served_per_s=0.02, departures=deps)  # two agents, one call per 100 s each
+    assert view.wait(1) == pytest.approx(25.0)  # not 1 / 0.02 = 50 s
+    assert view.wait(2) == pytest.approx(65.0)
+    # callers ahead hanging up: the fluid model has 1.81 departures to wait for, not 2
+    hang = DrainView(idle=0, served_per_s=0.02, abandon_hazard=0.01, departures=deps)
+    k = 0.02 * (math.log(1.5) / 0.01 + 50.0)  # 1.8109
+    assert k == pytest.approx(1.8109, abs=1e-4)
+    assert hang.wait(2) == pytest.approx(60.0 - (6 - ((k - 0.5) * 4 + 0.5)) * 10.0)  # 57.44 s
+    assert hang.wait(2) == pytest.approx(57.437, abs=1e-3)
+    assert DrainView(idle=1, served_per_s=0.02, departures=deps).wait(1) == 0.0
