@@ -165,13 +165,16 @@ def test_departures_put_every_agent_as_four_points_sorted():
 
 def test_kth_departure_counts_off_the_points_then_the_agents_cycles():
     deps = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0)  # two agents, four points each
-    # k - 0.5 departures: point 2.5 for the first (between 20 and 30), 6.5 for the second
-    assert kth_departure(deps, 100.0, 1.0) == pytest.approx(25.0)
-    assert kth_departure(deps, 100.0, 2.0) == pytest.approx(65.0)
-    # the third needs an agent a second time: after 10..80 come 110, 120, 130: point 10.5 is between 120 and 130
-    assert kth_departure(deps, 100.0, 3.0) == pytest.approx(125.0)
-    # with a 30 s cycle the first points come again (40, 50, ...) before the last ones: point 6.5 is 50
-    assert kth_departure(deps, 30.0, 2.0) == pytest.approx(50.0)
+    # about the median: k - 0.5 departures, point 2.5 for the first (between 20 and 30), 6.5 for the second
+    assert kth_departure(deps, 100.0, 1.0, offset=0.5) == pytest.approx(25.0)
+    assert kth_departure(deps, 100.0, 2.0, offset=0.5) == pytest.approx(65.0)
+    # as told: k - 0.75 departures, points 1.5 and 5.5
+    assert kth_departure(deps, 100.0, 1.0) == pytest.approx(15.0)
+    assert kth_departure(deps, 100.0, 2.0) == pytest.approx(55.0)
+    # the third needs an agent a second time: after 10..80 come 110, 120: point 9.5 is between 110 and 120
+    assert kth_departure(deps, 100.0, 3.0) == pytest.approx(115.0)
+    # with a 30 s cycle the first points come again (40, 50, ...) before the last ones: 10, 20, 30, 40, 40, 50
+    assert kth_departure(deps, 30.0, 2.0) == pytest.approx(45.0)
     assert kth_departure(deps, 100.0, 0.2) == pytest.approx(10.0)  # never before the first point
     with pytest.raises(ValueError, match=r"^no departures$"):
         kth_departure((), 100.0, 1.0)
@@ -180,12 +183,13 @@ def test_kth_departure_counts_off_the_points_then_the_agents_cycles():
 def test_view_with_departures_counts_the_fluid_models_callers_off_them():
     deps = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0)
     view = DrainView(idle=0, served_per_s=0.02, departures=deps)  # two agents, one call per 100 s each
-    assert view.wait(1) == pytest.approx(25.0)  # not 1 / 0.02 = 50 s
-    assert view.wait(2) == pytest.approx(65.0)
+    assert view.wait(1) == pytest.approx(15.0)  # not 1 / 0.02 = 50 s
+    assert view.wait(2) == pytest.approx(55.0)
     # callers ahead hanging up: the fluid model has 1.81 departures to wait for, not 2
     hang = DrainView(idle=0, served_per_s=0.02, abandon_hazard=0.01, departures=deps)
-    k = 0.02 * (math.log(1.5) / 0.01 + 50.0)  # 1.8109
+    k = 0.02 * (math.log(1.5) / 0.01 + 50.0)
     assert k == pytest.approx(1.8109, abs=1e-4)
-    assert hang.wait(2) == pytest.approx(60.0 - (6 - ((k - 0.5) * 4 + 0.5)) * 10.0)  # 57.44 s
-    assert hang.wait(2) == pytest.approx(57.437, abs=1e-3)
+    # point (k - 0.75) x 4 + 0.5 = 4.744: between 40 and 50
+    assert hang.wait(2) == pytest.approx(50.0 - (5 - ((k - 0.75) * 4 + 0.5)) * 10.0)
+    assert hang.wait(2) == pytest.approx(47.437, abs=1e-3)
     assert DrainView(idle=1, served_per_s=0.02, departures=deps).wait(1) == 0.0
