@@ -89,6 +89,7 @@ class HandleTimes:
         self.prior_s = prior_s
         self._recent: deque[float] = deque(maxlen=window)
         self._sorted: list[float] = []
+        self._levels: dict[int, tuple[float, ...]] = {}  # first longer sample -> the QUANTILES levels from it
         self._sum = 0.0
 
     def observe(self, seconds: float) -> None:
@@ -99,20 +100,26 @@ class HandleTimes:
         self._recent.append(seconds)
         self._sum += seconds
         bisect.insort(self._sorted, seconds)
+        self._levels.clear()
 
     def residuals(self, age_s: float, wrap_s: float, points: int = QUANTILES) -> list[float]:
         """Seconds until an agent `age_s` into a call is free (rest of the talk, then `wrap_s` of wrap-up), as
         `points` quantiles (levels (i + 0.5) / points) of the handle times seen that are longer than the call so
         far; a call longer than all of them is expected to end now (then the wrap-up); the prior mean until any
         were seen."""
-        if not self._sorted:
-            return [max(self.prior_s - age_s, wrap_s)] * points
         seen = self._sorted
+        if not seen:
+            return [max(self.prior_s - age_s, wrap_s)] * points
         first = bisect.bisect_right(seen, age_s + wrap_s)
-        longer = len(seen) - first
-        if not longer:
-            return [wrap_s] * points
-        return [seen[first + (2 * i + 1) * longer // (2 * points)] - age_s for i in range(points)]
+        levels = self._levels.get(first) if points == QUANTILES else None
+        if levels is None:
+            longer = len(seen) - first
+            if not longer:
+                return [wrap_s] * points
+            levels = tuple(seen[first + (2 * i + 1) * longer // (2 * points)] for i in range(points))
+            if points == QUANTILES:
+                self._levels[first] = levels
+        return [v - age_s for v in levels]
 
     @property
     def mean(self) -> float:
@@ -248,19 +255,25 @@ def kth_departure(departures: tuple[float, ...], cycle_s: float, k: float, point
     weighing 1 / points) and, after it, every `cycle_s` again; the departure counted is number k - offset."""
     if not departures:
         raise ValueError("no departures")
+    if cycle_s <= 0:
+        raise ValueError(f"cycle must be positive, got {cycle_s}")
     # 1-based fractional index into the stream of departures; a point stands at the middle of its 1 / points
     j = max((k - offset) * points + 0.5, 1.0)
     whole = math.ceil(j)
-    if whole <= len(departures) and departures[whole - 1] <= departures[0] + cycle_s:
-        upper = departures[whole - 1]  # no agent is free twice by then
-        lower = departures[whole - 2] if whole >= 2 else 0.0
-        return upper - (whole - j) * (upper - lower)
-    heap = list(departures)
-    lower = upper = 0.0
-    for _ in range(whole):
-        lower = upper
-        upper = heapq.heappop(heap)
-        heapq.heappush(heap, upper + cycle_s)
+    n = len(departures)
+    cycles = (whole - 1) // n  # the points come again this many times (or fewer) before the one counted
+    # by `bound` at least `whole` points have come: as many points once, or every point `cycles` + 1 times
+    bound = departures[whole - 1] if whole <= n else departures[-1] + cycles * cycle_s
+    events: list[float] = []
+    r = 0
+    while departures[0] + r * cycle_s <= bound:
+        shift = r * cycle_s
+        last = n if r <= cycles and whole > n else bisect.bisect_right(departures, bound - shift)
+        events += [d + shift for d in departures[:last]]
+        r += 1
+    events.sort()
+    upper = events[whole - 1]
+    lower = events[whole - 2] if whole >= 2 else 0.0
     return upper - (whole - j) * (upper - lower)
 
 
@@ -271,16 +284,16 @@ def departures(handle: HandleTimes, agents: Iterable[Agent], started: Mapping[st
     of its `groups`); an agent in wrap-up when it ends; an idle agent after the whole call it is about to take."""
     points: list[float] = []
     wraps: dict[tuple[str, ...], float] = {}
+    residuals, on_call, wrap_up, out = handle.residuals, AgentState.ON_CALL, AgentState.WRAP_UP, AgentState.SIGNED_OUT
     for a in agents:
         state = a.state
-        if state == AgentState.WRAP_UP:
+        if state is wrap_up:
             points += [a.wrap_up_until - now] * QUANTILES
-        elif state != AgentState.SIGNED_OUT:
+        elif state is not out:
             wrap = wraps.get(a.groups)
             if wrap is None:
                 wrap = wraps[a.groups] = max(groups[g].wrap_up_s for g in a.groups)
-            age = now - started.get(a.agent_id, now) if state == AgentState.ON_CALL else 0.0
-            points += handle.residuals(age, wrap)
+            points += residuals(now - started.get(a.agent_id, now) if state is on_call else 0.0, wrap)
     points.sort()
     short = bisect.bisect_left(points, least_s)
     points[:short] = [least_s] * short

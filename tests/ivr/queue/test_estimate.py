@@ -176,8 +176,13 @@ def test_kth_departure_counts_off_the_points_then_the_agents_cycles():
     # with a 30 s cycle the first points come again (40, 50, ...) before the last ones: 10, 20, 30, 40, 40, 50
     assert kth_departure(deps, 30.0, 2.0) == pytest.approx(45.0)
     assert kth_departure(deps, 100.0, 0.2) == pytest.approx(10.0)  # never before the first point
+    # one agent at 10 s then every 100 s: the third departure at 210 s; points spread over more than a cycle
+    assert kth_departure((10.0,), 100.0, 3.0, points=1) == pytest.approx(210.0 - 0.25 * 100.0)
+    assert kth_departure((0.0, 1000.0), 10.0, 3.0, points=1, offset=0.5) == pytest.approx(20.0)
     with pytest.raises(ValueError, match=r"^no departures$"):
         kth_departure((), 100.0, 1.0)
+    with pytest.raises(ValueError, match=r"^cycle must be positive, got 0.0$"):
+        kth_departure(deps, 0.0, 1.0)
 
 
 def test_view_with_departures_counts_the_fluid_models_callers_off_them():
