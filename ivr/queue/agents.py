@@ -113,6 +113,7 @@ class AgentDirectory:
         self.clock = clock
         self._seen: dict[str, int] = {}  # agent id -> rev last applied to / written from the queue
         self._paused: dict[str, float] = {}  # agent id -> end of a wrap-up set by hand (the queue has them out)
+        self._leaving: set[str] = set()  # removed or changed in a reloaded config: leave the queue after the call
         self.engine = open_engine(url)
         metadata.create_all(self.engine)
         self._seed()
@@ -165,10 +166,37 @@ class AgentDirectory:
     # -- the server --------------------------------------------------------------------------------------------
     def populate(self, queue: CallQueue) -> None:
         """Add the configured operators the queue does not have yet, in their durable states."""
+        self._settle(queue)
+        self.sync(queue)
+
+    def reconfigure(self, agents: Sequence[AgentConfig], queue: CallQueue) -> list[str]:
+        """Take a reloaded list of operators: new ones join the queue in their durable states (available when
+        first seen); removed ones leave it and changed ones (URI, groups) join again, each once any call in progress
+        has ended. Returns the changes, e.g. ["+op3", "-op2", "~op1"]."""
+        old, new = self.agents, {a.agent_id: a for a in agents}
+        changes = ([f"+{aid}" for aid in new if aid not in old] + [f"-{aid}" for aid in old if aid not in new]
+                   + [f"~{aid}" for aid in new if aid in old and new[aid] != old[aid]])
+        self._leaving |= {aid for aid in old if new.get(aid) != old[aid]}
+        self.agents = new
+        self._seed()
+        self.populate(queue)
+        return changes
+
+    def _settle(self, queue: CallQueue) -> None:
+        """Operators leaving leave the queue unless on a call; configured ones it lacks join, signed out until
+        their durable state is applied."""
+        for aid in list(self._leaving):
+            agent = queue.agents.get(aid)
+            if agent is not None and agent.state == AgentState.ON_CALL:
+                continue
+            if agent is not None:
+                queue.remove_agent(aid)
+            self._leaving.discard(aid)
+            self._seen.pop(aid, None)
+            self._paused.pop(aid, None)
         for a in self.agents.values():
             if a.agent_id not in queue.agents:
                 queue.add_agent(a.agent_id, a.uri, a.groups, AgentState.SIGNED_OUT)
-        self.sync(queue)
 
     def pausing(self) -> frozenset[str]:
         """Operators in a wrap-up set by hand: the queue has them signed out until it ends."""
@@ -176,6 +204,8 @@ class AgentDirectory:
 
     def sync(self, queue: CallQueue) -> None:
         """Apply states set from outside to the queue, and write the queue's own changes back."""
+        if self._leaving:
+            self._settle(queue)
         now = self.clock()
         rows = self._rows()
         changed: list[tuple[str, _Row, AgentState]] = []

@@ -114,6 +114,14 @@ class CallQueue:
         self._set(agent, state)
         return agent
 
+    def remove_agent(self, agent_id: str) -> None:
+        """Take an agent out of the queue (gone from the configuration); not while on a call."""
+        agent = self._agent(agent_id)
+        if agent.state == AgentState.ON_CALL:
+            raise QueueError(f"agent {agent_id} is on a call")
+        self._set(agent, AgentState.SIGNED_OUT)
+        del self.agents[agent_id]
+
     def _set(self, agent: Agent, state: AgentState) -> None:
         self._advance()
         for g in agent.groups:
@@ -299,7 +307,8 @@ class CallQueue:
 
     # -- time -------------------------------------------------------------------------------------------------
     def tick(self) -> list[QueueEvent]:
-        """End presumed transferred calls and due wrap-ups, connect free agents to the best waiting calls and emit due announcements."""
+        """End presumed transferred calls and due wrap-ups, connect free agents to the best waiting calls and
+        emit due announcements."""
         now = self.clock()
         self._advance()
         events: list[QueueEvent] = []

@@ -206,3 +206,34 @@ def test_states_left_by_a_stopped_server_read_as_available(url: str, clock: Cloc
     d2, q2 = server(url, clock)  # the server was killed during the call
     assert q2.agents["op1"].state == A and d2.get("op1").state == A
     assert q2.agents["op2"].state == A
+
+
+def test_a_reloaded_config_adds_removes_and_changes_operators(url: str, clock: Clock) -> None:
+    d, q = server(url, clock)
+    q.enqueue("c1", "general")
+    q.tick()
+    assert q.agents["op1"].state == ON  # op1 takes c1
+    moved = AgentConfig("op1", "王芳", "sip:op1@10.0.0.9:5060", ("general",))
+    op3 = AgentConfig("op3", "张伟", "sip:op3@127.0.0.1:5073", ("elderly",))
+    assert d.reconfigure((moved, op3), q) == ["+op3", "-op2", "~op1"]
+    assert set(q.agents) == {"op1", "op3"} and q.agents["op3"].state == A  # op2 was free: gone at once
+    assert q.agents["op1"].uri == "sip:op1@127.0.0.1:5071"  # on a call: the change waits for its end
+    assert [s.agent_id for s in d.statuses()] == ["op1", "op3"]
+    q.connected("c1")
+    q.call_ended("op1")
+    d.sync(q)
+    assert (q.agents["op1"].uri, q.agents["op1"].groups) == ("sip:op1@10.0.0.9:5060", ("general",))
+    assert q.agents["op1"].state == A and d.get("op1").state == A
+    q.enqueue("c2", "general")
+    assert [e.agent_id for e in q.tick() if isinstance(e, Connect)] == ["op1"]
+    assert d.reconfigure((moved, op3), q) == []
+
+
+def test_a_removed_operator_signed_out_stays_signed_out_when_added_back(url: str, clock: Clock) -> None:
+    d, q = server(url, clock)
+    d.set_state("op2", "signed-out", "supervisor")
+    d.sync(q)
+    d.reconfigure(AGENTS[:1], q)
+    assert set(q.agents) == {"op1"}
+    d.reconfigure(AGENTS, q)
+    assert q.agents["op2"].state == OUT and d.get("op2").state == OUT  # its durable state, not a fresh start

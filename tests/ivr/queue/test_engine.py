@@ -309,3 +309,15 @@ def test_a_small_group_estimates_from_how_long_the_calls_in_progress_have_lasted
     clock.t += 10
     assert [c.call_id for c in connects(q.tick())] == ["p1"]
     assert q.stats.estimate_pairs[-1] == (pytest.approx(20.0), 20.0)
+
+
+def test_remove_agent_not_while_on_a_call():
+    q, clock = make(agents=2)
+    q.enqueue("c1", "general")
+    q.tick()
+    with pytest.raises(QueueError, match="agent a0 is on a call"):
+        q.remove_agent("a0")
+    q.remove_agent("a1")
+    assert set(q.agents) == {"a0"}
+    q.enqueue("c2", "general")
+    assert q.drain_view("general").idle == 0 and not connects(q.tick())  # a1 no longer counts as staff
