@@ -14,7 +14,8 @@ entry compares with the wait then had, for the product estimate and every candid
 - abandoned callers are censored (they would have waited at least as long as they did): counted, with the share
   already past what they were told when they hung up, and the error that shows at least;
 - for the product estimate also: what is said (whole minutes / under a minute), the re-estimates announced while
-  waiting, each desk apart, and callbacks (wait told at entry versus time until the callback was dialled).
+  waiting, each desk apart (the previous estimate, the drain rates alone, beside it), and callbacks (wait told at
+  entry versus time until the callback was dialled).
 Usage: .venv/bin/python bench/queue_day.py [--calls 110000] [--agents 330] [--seed 1] [--urgent 0.02] [--shifts]
                                           [--scale 0.1 (a small centre: 11,000 calls, 33 + 3 agents)]
 """

@@ -3,7 +3,9 @@ the caller is told.
 
 The product estimate (`drain_wait`) follows the queue ahead of the caller as it is seen to move: agents take the head
 at the observed rate, callers ahead hang up at the observed hazard, and callers of a higher class arriving later
-overtake. `projected_wait` (staffing and handle times) and `erlang_c_wait` remain for comparison and planning.
+overtake. In a small group with few callers ahead, the callers that model says must be taken first are counted off
+when each agent is expected to be free (`departures`, from how long its call has lasted, and `kth_departure`): there
+the wait hangs on the calls in progress more than on the mean rate. `projected_wait` (staffing and handle times) and `erlang_c_wait` remain for comparison and planning.
 """
 from __future__ import annotations
 
@@ -287,13 +289,13 @@ def departures(handle: HandleTimes, agents: Iterable[Agent], started: Mapping[st
     residuals, on_call, wrap_up, out = handle.residuals, AgentState.ON_CALL, AgentState.WRAP_UP, AgentState.SIGNED_OUT
     for a in agents:
         state = a.state
-        if state is wrap_up:
+        if state == wrap_up:
             points += [a.wrap_up_until - now] * QUANTILES
-        elif state is not out:
+        elif state != out:
             wrap = wraps.get(a.groups)
             if wrap is None:
                 wrap = wraps[a.groups] = max(groups[g].wrap_up_s for g in a.groups)
-            points += residuals(now - started.get(a.agent_id, now) if state is on_call else 0.0, wrap)
+            points += residuals(now - started.get(a.agent_id, now) if state == on_call else 0.0, wrap)
     points.sort()
     short = bisect.bisect_left(points, least_s)
     points[:short] = [least_s] * short
