@@ -9,7 +9,7 @@ import typer
 from ivr.config import ConfigError, Settings, load_settings
 from ivr.logs import setup_logging
 
-__all__ = ["configure", "settings", "fail"]
+__all__ = ["configure", "settings", "reload", "fail"]
 
 _config_file: Path | None = None
 _overrides: dict[str, Any] = {}
@@ -26,6 +26,13 @@ def settings() -> Settings:
     global _settings
     if _settings is None:
         _settings = load_settings(_config_file, _overrides)
+    return _settings
+
+
+def reload() -> Settings:
+    """Read the configuration file and environment again (e.g. on SIGHUP); a bad one raises ConfigError."""
+    global _settings
+    _settings = load_settings(_config_file, _overrides)
     return _settings
 
 

@@ -94,9 +94,11 @@ async def run_server(config: SipServerConfig, handler: CallHandler, stop: asynci
 async def serve_hotline(settings: Settings, config: SipServerConfig, *, console: bool = True,
                         drain_seconds: float = 30.0, stop: asyncio.Event | None = None,
                         ready: Callable[[SipServer], None] | None = None,
-                        queue: QueueOptions | None = None) -> SipServer:
+                        queue: QueueOptions | None = None,
+                        reload: Callable[[], Settings] | None = None) -> SipServer:
     """The production path: the shipped flow on every SIP call, the queue and callbacks (operators from
-    `queue`, else the settings), and the operator console beside it."""
+    `queue`, else the settings), and the operator console beside it. With `reload`, SIGHUP reads the settings
+    again and applies their operators."""
     from ivr.queue.bridge import bridge
     from ivr.queue.hotline import HotlineQueue
     from ivr.service import HotlineService, InbandDigits, no_model_message
@@ -131,7 +133,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
         from ivr.console.app import create_app
 
         web = uvicorn.Server(uvicorn.Config(create_app(settings, store=service.store, live=service.live,
-                                                       metrics=hq.metrics.registry),
+                                                       metrics=hq.metrics.registry, agents=hq.agents),
                                             host=settings.console_host, port=settings.console_port,
                                             log_level="warning"))
         web.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]  # run_server owns Ctrl-C
@@ -141,9 +143,21 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     async def handler(channel: SipChannel) -> None:
         await service.handle_call(channel)
 
+    def on_sighup() -> None:
+        assert reload is not None
+        try:
+            hq.reconfigure(reload())
+        except ConfigError as exc:
+            logger.error("configuration not reloaded: %s", exc)
+
+    loop = asyncio.get_running_loop()
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
     try:
         return await run_server(config, handler, stop, drain_seconds, on_ready)
     finally:
+        if reload is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
         queue_stop.set()  # after the calls have drained
         await queue_task
         if web is not None and console_task is not None:
@@ -163,7 +177,8 @@ def serve(
     console: bool = typer.Option(True, "--console/--no-console", help="Run the operator console beside SIP."),
     demo: bool = typer.Option(False, "--demo", help="Answer with a beep and log keys instead of running the flow."),
 ) -> None:
-    """Answer SIP calls over UDP, run the call flow on each and write tickets; Ctrl-C drains calls."""
+    """Answer SIP calls over UDP, run the call flow on each and write tickets; Ctrl-C drains calls, SIGHUP
+    reloads the operators from the configuration."""
     from dataclasses import replace
 
     from ivr.commands import context
@@ -180,7 +195,7 @@ def serve(
         if demo:
             asyncio.run(run_server(cfg, demo_handler, drain_seconds=drain))
         else:
-            asyncio.run(serve_hotline(settings, cfg, console=console, drain_seconds=drain))
+            asyncio.run(serve_hotline(settings, cfg, console=console, drain_seconds=drain, reload=context.reload))
     except (FlowError, PromptError, ConfigError) as exc:
         raise context.fail(str(exc), 2) from None
     except OSError as exc:

@@ -12,11 +12,11 @@ from typing import Literal
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 
-from ivr.config import AgentConfig, Settings
+from ivr.config import AgentConfig
 from ivr.console.app import require
 from ivr.console.live import AgentEntry
 from ivr.console.users import Role, Session
-from ivr.queue.agents import AgentAudit, AgentDirectory, AgentStatus, directory_for
+from ivr.queue.agents import AgentAudit, AgentDirectory, AgentStatus
 from ivr.queue.model import UnknownAgent
 
 __all__ = ["router", "install", "operator_of", "status_of"]
@@ -60,9 +60,9 @@ def _audit(e: AgentAudit) -> AgentAuditOut:
     return AgentAuditOut(at=_at(e.at), user=e.user, before=e.before.value, after=e.after.value)
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Open the settings' operator directory for the routes, and list the operators on the live page."""
-    d = app.state.agents = directory_for(settings)
+def install(app: FastAPI, d: AgentDirectory) -> None:
+    """Serve the operator directory `d` on the routes, and list the operators on the live page."""
+    app.state.agents = d
     live = app.state.console.live
     if live.agents_source is None:
         live.agents_source = lambda: [AgentEntry(s.agent_id, s.name, s.groups, s.state.value, _at(s.since))

@@ -24,6 +24,7 @@ from ivr.console.live import LiveState
 from ivr.console.security import LoginThrottle, same
 from ivr.console.users import Role, Session, User, UserStore
 from ivr.logs import mask_number
+from ivr.queue.agents import AgentDirectory, directory_for
 from ivr.tickets.store import TicketStore
 from ivr.tickets.suggest import Suggester
 
@@ -115,10 +116,11 @@ def require(role: Role = Role.OPERATOR, *, api: bool = False):  # type: ignore[n
 
 def create_app(settings: Settings, *, store: TicketStore | None = None, live: LiveState | None = None,
                suggester: Suggester | None = None, secure_cookies: bool = False,
-               metrics: CollectorRegistry | None = None) -> FastAPI:
+               metrics: CollectorRegistry | None = None, agents: AgentDirectory | None = None) -> FastAPI:
     """The console for these settings. The store is opened (and migrated) here unless one is given;
     `live` is what the call path and the queue feed (a fresh, empty one when not given); `metrics` (the
-    queue's gauges) is served at /metrics for the Prometheus scraper, without a session."""
+    queue's gauges) is served at /metrics for the Prometheus scraper, without a session; `agents` is the running
+    server's operator directory (else one is opened for the settings)."""
     store = store or TicketStore(settings.database_url, suggest=suggester)
     ctx = ConsoleContext(
         store=store, users=UserStore(store.engine), live=live or LiveState(),
@@ -139,11 +141,12 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
     app.state.console = ctx
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    from ivr.console import agents, api, pages
+    from ivr.console import agents as agents_api
+    from ivr.console import api, pages
 
-    agents.install(app, settings)
+    agents_api.install(app, agents or directory_for(settings))
     app.include_router(api.router)
-    app.include_router(agents.router)
+    app.include_router(agents_api.router)
     app.include_router(pages.router)
     if metrics is not None:
         @app.get("/metrics", include_in_schema=False)

@@ -87,6 +87,14 @@ class HotlineQueue:
         self.status_path = snapshot_path(settings.data_dir)
         live.queue_source, live.callbacks_source = self.live_queue, self.live_callbacks
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Apply reloaded `[[queue.agents]]` (on SIGHUP); the desks themselves only change with a restart."""
+        if settings.queue_groups != tuple(self.queue.groups.values()):
+            log.error("[[queue.groups]] changed: restart the server to apply it; the operators were not reloaded")
+            return
+        changes = self.agents.reconfigure(settings.queue_agents, self.queue)
+        log.info("operators reloaded: %s", " ".join(changes) or "no change")
+
     def live_queue(self) -> list[QueueEntry]:
         """The console's view of who waits: live callers and the callbacks keeping their places."""
         now = self.queue.clock()
