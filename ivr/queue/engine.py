@@ -121,6 +121,8 @@ class CallQueue:
             raise QueueError(f"agent {agent_id} is on a call")
         self._set(agent, AgentState.SIGNED_OUT)
         del self.agents[agent_id]
+        for members in self._members.values():
+            members.pop(agent_id, None)
 
     def _set(self, agent: Agent, state: AgentState) -> None:
         self._advance()
