@@ -18,7 +18,7 @@ from ivr.channel import CallerHungUp, CallInfo, Channel, TransferResult
 from ivr.channel_file import FileChannel, parse_script
 from ivr.flow.runner import CallRecord
 from ivr.media import CallIO
-from ivr.queue import AgentGroup, CallQueue, QueuePolicy
+from ivr.queue import AgentGroup, AgentState, CallQueue, QueuePolicy
 from ivr.queue.callbacks import CallbackStore
 from ivr.queue.desk import DeskPolicy, QueueDesk
 from ivr.queue.runner import QueueRunner
@@ -166,3 +166,10 @@ def free_op1_after(seconds: float) -> Callable[[Scene], None]:
         if op1.call_id == "busy" and s.queue.clock() >= seconds:
             s.queue.call_ended("op1")
     return tick
+
+
+def op1_frees_then_op2_signs_in(s: Scene) -> None:
+    """op1 frees at 3 s (and misses the call); op2, signed out, signs in at 20 s."""
+    free_op1_after(3.0)(s)
+    if s.queue.clock() >= 20.0 and s.queue.agents["op2"].state == AgentState.SIGNED_OUT:
+        s.queue.set_state("op2", AgentState.AVAILABLE)

@@ -9,7 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from desk_harness import Operators, ReferringPhone, free_op1_after, kinds, run, scene  # noqa: E402
+from desk_harness import (  # noqa: E402
+    Operators, ReferringPhone, free_op1_after, kinds, op1_frees_then_op2_signs_in, run, scene,
+)
 
 from ivr.channel import CallerHungUp, TransferResult  # noqa: E402
 from ivr.queue import AgentState, QueuePolicy  # noqa: E402
@@ -104,12 +106,7 @@ def test_operator_not_answering_puts_the_caller_back_at_the_head(tmp_path: Path)
     s = scene(tmp_path, "!wait:60000", operators=ops)
     s.queue.add_agent("op2", "sip:op2@127.0.0.1:5998", ("general",), AgentState.SIGNED_OUT)
 
-    def staff(sc) -> None:  # op1 frees at 3 s (and misses the call); op2 signs in at 20 s
-        free_op1_after(3.0)(sc)
-        if sc.queue.clock() >= 20.0 and sc.queue.agents["op2"].state == AgentState.SIGNED_OUT:
-            sc.queue.set_state("op2", AgentState.AVAILABLE)
-
-    assert run(s, each_tick=staff) == TransferResult(True, "general", "connected")
+    assert run(s, each_tick=op1_frees_then_op2_signs_in) == TransferResult(True, "general", "connected")
     assert kinds(s).count("queue_connect") == 2 and "queue_operator_missed" in kinds(s)
     assert [uri for uri, _ in ops.calls] == ["sip:op1@127.0.0.1:5999", "sip:op2@127.0.0.1:5998"]
     assert s.queue.agents["op1"].state == AgentState.SIGNED_OUT
@@ -144,12 +141,7 @@ def test_refer_to_an_operator_who_does_not_answer_keeps_the_callers_place(tmp_pa
     s = scene(tmp_path, "!wait:60000", desk=REFER, phone=[busy, TRANSFERRED])
     s.queue.add_agent("op2", "sip:op2@127.0.0.1:5998", ("general",), AgentState.SIGNED_OUT)
 
-    def staff(sc) -> None:  # op1 frees at 3 s (and misses the call); op2 signs in at 20 s
-        free_op1_after(3.0)(sc)
-        if sc.queue.clock() >= 20.0 and sc.queue.agents["op2"].state == AgentState.SIGNED_OUT:
-            sc.queue.set_state("op2", AgentState.AVAILABLE)
-
-    assert run(s, each_tick=staff) == TransferResult(True, "general", "connected")
+    assert run(s, each_tick=op1_frees_then_op2_signs_in) == TransferResult(True, "general", "connected")
     assert s.channel.referred == ["sip:op1@127.0.0.1:5999", "sip:op2@127.0.0.1:5998"]
     assert kinds(s).count("queue_connect") == 2 and "queue_operator_missed" in kinds(s)
     assert s.queue.agents["op1"].state == AgentState.SIGNED_OUT and s.queue.out_of_sight("op2")

@@ -4,11 +4,13 @@ callers put through by REFER, or bridged when their phone declines it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import re
 import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,32 @@ def served(settings: Settings, tmp_path: Path) -> Settings:
                                flow=flow)
 
 
+Caller = Callable[[str, float, str], Awaitable[tuple[int, str]]]
+
+
+@contextlib.asynccontextmanager
+async def hotline(settings: Settings, options: QueueOptions, tmp_path: Path) -> AsyncIterator[Caller]:
+    """`ivr serve` (no console) with the queue `options`; yields `call(name, delay_s, scenario)`, which runs a
+    SIPp caller against it in tmp_path/name after the delay. The server stops (draining) on leaving."""
+    stop = asyncio.Event()
+    servers: list = []
+    task = asyncio.create_task(serve_hotline(settings, server_config(settings), console=False, stop=stop,
+                                             drain_seconds=5, ready=servers.append, queue=options))
+    while not servers:
+        await asyncio.sleep(0.05)
+
+    async def call(name: str, delay: float, xml: str) -> tuple[int, str]:
+        await asyncio.sleep(delay)
+        (tmp_path / name).mkdir()
+        return await run_sipp(xml, tmp_path / name, servers[0].port, timeout_s=150)
+
+    try:
+        yield call
+    finally:
+        stop.set()
+        await task
+
+
 ELDERLY = (pause(1500), key("0"))  # 老年人请按0 at the main menu: the elderly desk, with priority
 GENERAL = (pause(1500), key("2", 1500), key("0"))  # consultation menu, then 0 for a person: the general desk
 
@@ -76,28 +104,15 @@ def test_queue_through_serve(settings: Settings, tmp_path: Path, sipp, caplog: p
     }
 
     async def main() -> None:
-        stop = asyncio.Event()
-        servers: list = []
-        task = asyncio.create_task(serve_hotline(settings, server_config(settings), console=False, stop=stop,
-                                                 drain_seconds=5, ready=servers.append, queue=options))
-        while not servers:
-            await asyncio.sleep(0.05)
-
-        async def call(name: str, delay: float, xml: str) -> tuple[int, str]:
-            await asyncio.sleep(delay)
-            (tmp_path / name).mkdir()
-            return await run_sipp(xml, tmp_path / name, servers[0].port, timeout_s=150)
-
-        results = await asyncio.gather(*(call(n, d, x) for n, (d, x) in callers.items()))
-        for name, (rc, out) in zip(callers, results):
-            assert rc == 0, f"caller {name}: {out}"
-        store = CallbackStore(callbacks_url(settings.data_dir))
-        for _ in range(600):  # the callback is dialled when an operator frees
-            if citizen.poll() is not None and not store.outstanding():
-                break
-            await asyncio.sleep(0.1)
-        stop.set()
-        await task
+        async with hotline(settings, options, tmp_path) as call:
+            results = await asyncio.gather(*(call(n, d, x) for n, (d, x) in callers.items()))
+            for name, (rc, out) in zip(callers, results):
+                assert rc == 0, f"caller {name}: {out}"
+            store = CallbackStore(callbacks_url(settings.data_dir))
+            for _ in range(600):  # the callback is dialled when an operator frees
+                if citizen.poll() is not None and not store.outstanding():
+                    break
+                await asyncio.sleep(0.1)
 
     asyncio.run(main())
     assert citizen.poll() == 0  # the citizen was called back and the call went through
@@ -129,31 +144,18 @@ def test_refer_through_serve_and_a_phone_that_declines_it_is_bridged(settings: S
     directory = AgentDirectory(callbacks_url(settings.data_dir), (op1,))
 
     async def main() -> list[tuple[int, str]]:
-        stop = asyncio.Event()
-        servers: list = []
-        task = asyncio.create_task(serve_hotline(settings, server_config(settings), console=False, stop=stop,
-                                                 drain_seconds=5, ready=servers.append, queue=options))
-        while not servers:
-            await asyncio.sleep(0.05)
-
-        async def call(name: str, delay: float, xml: str) -> tuple[int, str]:
-            await asyncio.sleep(delay)
-            (tmp_path / name).mkdir()
-            return await run_sipp(xml, tmp_path / name, servers[0].port, timeout_s=120)
-
-        first = asyncio.create_task(call("a", 0.0, takes_refer))
-        second = asyncio.create_task(call("b", 2.0, declines))  # waits: op1 is on a call only they can see end
-        a = await first
-        for _ in range(100):  # the server has seen op1 go on the referred call
-            if directory.get("op1").state == AgentState.ON_CALL:
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(3.0)
-        assert not second.done() and directory.get("op1").state == AgentState.ON_CALL
-        directory.set_state("op1", "available", "op1")  # the operator says the transferred call is over
-        b = await second
-        stop.set()
-        await task
+        async with hotline(settings, options, tmp_path) as call:
+            first = asyncio.create_task(call("a", 0.0, takes_refer))
+            second = asyncio.create_task(call("b", 2.0, declines))  # waits: op1 is on a call only they see end
+            a = await first
+            for _ in range(100):  # the server has seen op1 go on the referred call
+                if directory.get("op1").state == AgentState.ON_CALL:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(3.0)
+            assert not second.done() and directory.get("op1").state == AgentState.ON_CALL
+            directory.set_state("op1", "available", "op1")  # the operator says the transferred call is over
+            b = await second
         return [a, b]
 
     for name, (rc, out) in zip("ab", asyncio.run(main())):
