@@ -65,7 +65,8 @@ app.command(
 )(simulate)
 app.command(
     help="Answer SIP calls (UDP), run the call flow on each, write tickets, and serve the operator console.",
-    epilog="Example:  ivr serve --port 5060 --allow 10.1.0.0/16   (Ctrl-C drains calls in progress)",
+    epilog="Example:  ivr serve --port 5060 --allow 10.1.0.0/16   (Ctrl-C drains calls in progress; "
+           "kill -HUP reloads the operators from the configuration)",
 )(serve)
 app.add_typer(call_app, name="call")
 app.add_typer(tickets_app, name="tickets")
