@@ -5,7 +5,8 @@ The product estimate (`drain_wait`) follows the queue ahead of the caller as it 
 at the observed rate, callers ahead hang up at the observed hazard, and callers of a higher class arriving later
 overtake. In a small group with few callers ahead, the callers that model says must be taken first are counted off
 when each agent is expected to be free (`departures`, from how long its call has lasted, and `kth_departure`): there
-the wait hangs on the calls in progress more than on the mean rate. `projected_wait` (staffing and handle times) and `erlang_c_wait` remain for comparison and planning.
+the wait hangs on the calls in progress more than on the mean rate. `projected_wait` (staffing and handle times) and
+`erlang_c_wait` remain for comparison and planning.
 """
 from __future__ import annotations
 
