@@ -84,15 +84,21 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
+def signed_in(browser: Any, url: str, user: str, password: str) -> Any:
+    """A new page that opens `url`, is sent to the sign-in form, signs in as `user` and lands back on `url`."""
+    page = browser.new_page()
+    page.goto(url)
+    assert "/login" in page.url
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("#sign-in")
+    page.wait_for_url(url)
+    return page
+
+
 def test_operator_reviews_corrects_and_dispatches_a_ticket(console: Any, served: str, browser: Any) -> None:
     number = console.numbers["c03"]  # 我们楼的电梯坏了一个星期了物业一直不修, 3.25 s
-    page = browser.new_page()
-    page.goto(f"{served}/tickets")
-    assert "/login" in page.url
-    page.fill("#username", "operator")
-    page.fill("#password", console.password)
-    page.click("#sign-in")
-    page.wait_for_url(f"{served}/tickets")
+    page = signed_in(browser, f"{served}/tickets", "operator", console.password)
 
     page.fill("#q", "电梯")
     page.click("#search")
@@ -144,13 +150,7 @@ def test_operator_sets_their_own_state_on_the_live_page(console: Any, desk_setti
     from playwright.sync_api import expect
 
     directory = directory_for(desk_settings)  # what `ivr serve` would read, on the same database
-    page = browser.new_page()
-    page.goto(f"{served_desk}/live")
-    assert "/login" in page.url
-    page.fill("#username", "operator")
-    page.fill("#password", console.password)
-    page.click("#sign-in")
-    page.wait_for_url(f"{served_desk}/live")
+    page = signed_in(browser, f"{served_desk}/live", "operator", console.password)
     assert page.inner_text("#me h2") == "我的状态 My state"
     assert page.inner_text("#me-state") == "available"
 
@@ -169,11 +169,6 @@ def test_operator_sets_their_own_state_on_the_live_page(console: Any, desk_setti
         ("operator", AgentState.AVAILABLE, AgentState.SIGNED_OUT)]
     page.close()
 
-    other = browser.new_page()  # a user no operator names sees no such section
-    other.goto(f"{served_desk}/live")
-    other.fill("#username", "supervisor")
-    other.fill("#password", console.password)
-    other.click("#sign-in")
-    other.wait_for_url(f"{served_desk}/live")
+    other = signed_in(browser, f"{served_desk}/live", "supervisor", console.password)  # no operator names them
     assert other.locator("#agents").count() == 1 and other.locator("#me").count() == 0
     other.close()
