@@ -51,8 +51,8 @@ def _at(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
 
 
-def _agent(d: AgentDirectory, s: AgentStatus) -> AgentOut:
-    return AgentOut(id=s.agent_id, name=s.name, uri=s.uri, groups=list(s.groups), user=d.agents[s.agent_id].user,
+def _agent(s: AgentStatus) -> AgentOut:
+    return AgentOut(id=s.agent_id, name=s.name, uri=s.uri, groups=list(s.groups), user=s.user,
                     state=s.state.value, since=_at(s.since), changed_by=s.changed_by)
 
 
@@ -82,14 +82,14 @@ def status_of(request: Request, username: str) -> AgentOut | None:
     """This console user's operator with their state, or None when no operator names them as its user."""
     d = directory(request)
     mine = operator_of(d, username)
-    return None if mine is None else _agent(d, d.get(mine.agent_id))
+    return None if mine is None else _agent(d.get(mine.agent_id))
 
 
 @router.get("/agents", response_model=list[AgentOut])
 def agents(request: Request, session: Session = Depends(require(api=True))) -> list[AgentOut]:
     """Every configured operator with their state, as the running server sees it."""
     d = directory(request)
-    return [_agent(d, s) for s in d.statuses()]
+    return [_agent(s) for s in d.statuses()]
 
 
 @router.get("/agents/me", response_model=AgentOut)
@@ -116,7 +116,7 @@ def set_agent_state(request: Request, agent_id: str, change: AgentStateIn,
         d.set_state(agent_id, change.state, session.user.username)
     except UnknownAgent as exc:
         raise HTTPException(404, str(exc)) from None
-    return _agent(d, d.get(agent_id))
+    return _agent(d.get(agent_id))
 
 
 @router.get("/agents/{agent_id}/audit", response_model=list[AgentAuditOut])

@@ -68,6 +68,7 @@ class AgentStatus:
     state: AgentState
     since: float
     changed_by: str
+    user: str = ""  # the console user who is this operator ("": none)
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,7 @@ class AgentDirectory:
 
     @staticmethod
     def _status(a: AgentConfig, row: _Row) -> AgentStatus:
-        return AgentStatus(a.agent_id, a.name, a.uri, a.groups, row.state, row.since, row.changed_by)
+        return AgentStatus(a.agent_id, a.name, a.uri, a.groups, row.state, row.since, row.changed_by, a.user)
 
     @staticmethod
     def _audit(conn: sa.Connection, e: AgentAudit) -> None:

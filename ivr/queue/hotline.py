@@ -33,6 +33,7 @@ __all__ = ["QueueOptions", "HotlineQueue", "callbacks_url", "snapshot_path"]
 
 log = logging.getLogger(__name__)
 
+
 def callbacks_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir) / 'callbacks.db'}"
 
