@@ -91,7 +91,7 @@ async def ring(io: CallIO, calling: Awaitable[Outbound], hold: bytes | None = No
                prompt: bytes | None = None) -> Outbound:
     """Play `prompt` (if any), then hold music, to the caller until the operator's call (`calling`) is answered or
     fails. A caller who hangs up meanwhile raises HungUpRinging once the operator's call is settled; cancelling
-`ring` cancels the operator's call (an answered one is hung up)."""
+    `ring` cancels the operator's call (an answered one is hung up)."""
     ringing = asyncio.ensure_future(calling)
     try:
         if prompt is not None:
