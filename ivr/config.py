@@ -97,6 +97,11 @@ class Settings:
             object.__setattr__(self, "prompts_cache", d / "prompts")
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{d / 'ivr.db'}")
+        for key in ("sip_port", "console_port", "rtp_port_min", "rtp_port_max"):
+            port = getattr(self, key)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{key}: {port} is not a port number (0-65535)")
+        object.__setattr__(self, "database_url", database_url(self.database_url))
         if self.rtp_port_min > self.rtp_port_max:
             raise ConfigError(
                 f"rtp_port_min ({self.rtp_port_min}) is above rtp_port_max ({self.rtp_port_max})"
@@ -136,6 +141,34 @@ class Settings:
                 if group not in names:
                     raise ConfigError(f"queue_agents: agent {a.agent_id!r}: unknown group {group!r} "
                                       f"(groups: {', '.join(names)})")
+
+
+    def make_dirs(self) -> None:
+        """Create the data folder, the recordings folder and the SQLite database's folder, or raise ConfigError
+        naming the setting whose folder cannot be created."""
+        folders = [("data_dir", self.data_dir), ("recordings_dir", self.recordings_dir)]
+        if self.database_url.startswith("sqlite:///"):
+            folders.append(("database_url", Path(self.database_url[len("sqlite:///"):]).parent))
+        for key, folder in folders:
+            try:
+                Path(folder).mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+            except OSError as exc:
+                raise ConfigError(f"{key}: cannot create the folder {folder} ({exc.strerror})") from None
+
+
+_DB_SCHEMES = {"sqlite": "sqlite", "postgresql+psycopg": "postgresql+psycopg",
+               "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
+
+
+def database_url(url: str) -> str:
+    """The URL the store is opened with: SQLite, or PostgreSQL through psycopg 3 (the driver shipped; a plain
+    postgresql:// URL means it). Anything else is a ConfigError naming `database_url` (password hidden)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in _DB_SCHEMES:
+        shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+        raise ConfigError(f"database_url: {shown!r} is not an SQLite or PostgreSQL URL "
+                          "(sqlite:///FILE or postgresql://USER@HOST/DB)")
+    return f"{_DB_SCHEMES[scheme.lower()]}://{rest}"
 
 
 def hours_span(key: str, text: str) -> tuple[float, float]:
@@ -256,9 +289,17 @@ def _agent(item: Any, index: int, where: str) -> AgentConfig:
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from None
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+                          "save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     values = _flatten(raw)

@@ -77,6 +77,7 @@ class HotlineService:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, load_engine: bool = True) -> "HotlineService":
+        settings.make_dirs()
         catalogue = load_catalogue(settings.prompts_catalogue)
         flows = FlowRegistry(settings.flow, catalogue.prompts)
         prompts = PromptLibrary(catalogue, settings.prompts_cache, settings.prompts_recorded_dir)  # type: ignore[arg-type]

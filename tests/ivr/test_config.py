@@ -56,6 +56,11 @@ def test_list_settings_from_file_and_env(tmp_path: Path) -> None:
         ("log_level = 'LOUD'\n", {}, "log_level: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR"),
         ("rtp_port_min = 30000\nrtp_port_max = 20000\n", {}, "rtp_port_min (30000) is above rtp_port_max (20000)"),
         ("port = [\n", {}, "{cfg}: not valid TOML"),
+        ("[sip]\nport = 99999\n", {}, "sip_port: 99999 is not a port number (0-65535)"),
+        ("", {"IVR_CONSOLE_PORT": "-1"}, "console_port: -1 is not a port number (0-65535)"),
+        ("database_url = 'mysql://ivr:secret@db/ivr'\n", {},
+         "database_url: 'mysql://ivr:***@db/ivr' is not an SQLite or PostgreSQL URL"),
+        ("database_url = 'ivr.db'\n", {}, "database_url: 'ivr.db' is not an SQLite or PostgreSQL URL"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
@@ -63,6 +68,32 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, env: dict[str, str]
     with pytest.raises(ConfigError) as err:
         load_settings(cfg, environ=env)
     assert message.format(cfg=cfg) in str(err.value)
+
+
+def test_config_file_not_in_utf8(tmp_path: Path) -> None:
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_bytes("[sip]\nport = 5060\n# 热线\n".encode("gbk"))
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg, environ={})
+    assert str(err.value) == f"{cfg}: not UTF-8 text (byte 0xc8 on line 3); save it as UTF-8"
+
+
+def test_postgresql_urls_use_the_shipped_driver(tmp_path: Path) -> None:
+    for url in ("postgresql://ivr@db/ivr", "postgres://ivr@db/ivr", "postgresql+psycopg://ivr@db/ivr"):
+        s = load_settings(overrides={"data_dir": tmp_path, "database_url": url}, environ={})
+        assert s.database_url == "postgresql+psycopg://ivr@db/ivr"
+
+
+def test_folders_that_cannot_be_created_name_their_setting(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    Settings(data_dir=tmp_path / "ok").make_dirs()
+    assert (tmp_path / "ok" / "recordings").is_dir()
+    with pytest.raises(ConfigError) as err:
+        Settings(data_dir=tmp_path / "file" / "ivr").make_dirs()
+    assert str(err.value) == f"data_dir: cannot create the folder {tmp_path / 'file' / 'ivr'} (Not a directory)"
+    with pytest.raises(ConfigError) as err:
+        Settings(data_dir=tmp_path / "ok", database_url=f"sqlite:///{tmp_path}/file/db/ivr.db").make_dirs()
+    assert str(err.value) == f"database_url: cannot create the folder {tmp_path / 'file' / 'db'} (Not a directory)"
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
