@@ -105,9 +105,16 @@ def check_flow(path: str | Path, prompts: Container[str] | None = None) -> tuple
     """The flow (None if it could not be built) and every problem found in it."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return None, [Problem(path, 0, "", "flow file not found")]
+    except OSError as exc:
+        return None, [Problem(path, 0, "", f"cannot read the flow file ({exc.strerror})")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return None, [Problem(path, line, "", f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as UTF-8")]
     try:
         raw = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as exc:

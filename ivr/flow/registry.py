@@ -52,8 +52,9 @@ class FlowRegistry:
             try:
                 text = self.path.read_bytes()
             except OSError as exc:
-                self.last_error = f"{self.path}: cannot read the flow ({exc}); keeping version {self._flow.digest[:12]}"
-                log.error(self.last_error)
+                self.last_error = (f"{self.path}: cannot read the flow ({exc.strerror}); keeping version "
+                                   f"{self._flow.digest[:12]}")
+                log.error("flow edit rejected: %s", self.last_error)
                 return self._flow
             if hashlib.sha256(text).hexdigest() == self._flow.digest:
                 return self._flow  # touched, not changed

@@ -64,6 +64,21 @@ def test_bad_edit_is_rejected_and_logged(tmp_path: Path, caplog: pytest.LogCaptu
     assert reg.current().nodes["hello"].prompt == "b" and reg.last_error == ""
 
 
+def test_flow_saved_as_gbk_is_rejected_once_and_the_last_good_version_serves(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "f.yaml"
+    path.write_text("# 欢迎\n" + FLOW % "a", encoding="utf-8")
+    reg = FlowRegistry(path, PROMPTS)
+    good = reg.current()
+    path.write_bytes(("# 欢迎\n" + FLOW % "b").encode("gbk"))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 6_000_000))
+    with caplog.at_level(logging.ERROR, logger="ivr.flow.registry"):
+        assert [reg.current() for _ in range(3)] == [good] * 3  # every new call keeps the good version
+    assert [r.getMessage() for r in caplog.records] == [
+        f"flow edit rejected: {path}:1: not UTF-8 text (byte 0xbb); save it as UTF-8; keeping version "
+        f"{good.digest[:12]}"]
+
+
 def test_deleted_file_keeps_the_last_version(tmp_path: Path) -> None:
     path = tmp_path / "f.yaml"
     path.write_text(FLOW % "a")
