@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import signal
+import socket
 from collections.abc import Callable
 
 import numpy as np
@@ -70,7 +72,12 @@ async def run_server(config: SipServerConfig, handler: CallHandler, stop: asynci
     """Serve until `stop` is set (or SIGINT/SIGTERM), then drain and close. Returns the stopped server."""
     stop = stop or asyncio.Event()
     server = SipServer(config, handler)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:
+        key = "sip_port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "sip_host"
+        raise ConfigError(f"{key}: cannot listen on {config.host}:{config.port} "
+                          f"({exc.strerror or exc})") from None
     loop = asyncio.get_running_loop()
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -91,6 +98,20 @@ async def run_server(config: SipServerConfig, handler: CallHandler, stop: asynci
     return server
 
 
+def console_socket(settings: Settings) -> socket.socket:
+    """The console's listening socket, bound before the server starts: a port in use is a ConfigError."""
+    host, port = settings.console_host, settings.console_port
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        key = "console_port" if exc.errno in (errno.EADDRINUSE, errno.EACCES) else "console_host"
+        raise ConfigError(f"{key}: cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    return sock
+
+
 async def serve_hotline(settings: Settings, config: SipServerConfig, *, console: bool = True,
                         drain_seconds: float = 30.0, stop: asyncio.Event | None = None,
                         ready: Callable[[SipServer], None] | None = None,
@@ -104,6 +125,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     from ivr.service import HotlineService, InbandDigits, no_model_message
     from ivr.sip.uac import OutboundResult, place_call
 
+    web_socket = console_socket(settings) if console else None  # a port in use fails before anything starts
     service = HotlineService.from_settings(settings)
     if service.engine is None:
         logger.warning(no_model_message())
@@ -127,7 +149,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     queue_task = asyncio.create_task(hq.run(queue_stop))
     console_task: asyncio.Task[None] | None = None
     web = None
-    if console:
+    if web_socket is not None:
         import uvicorn
 
         from ivr.console.app import create_app
@@ -137,7 +159,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
                                             host=settings.console_host, port=settings.console_port,
                                             log_level="warning"))
         web.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]  # run_server owns Ctrl-C
-        console_task = asyncio.create_task(web.serve())
+        console_task = asyncio.create_task(web.serve(sockets=[web_socket]))
         logger.info("operator console on http://%s:%d/", settings.console_host, settings.console_port)
 
     async def handler(channel: SipChannel) -> None:
@@ -190,13 +212,12 @@ def serve(
     if settings.log_level == "WARNING":
         logging.getLogger().setLevel(logging.INFO)  # a server says what it is doing
     cfg = server_config(settings, tuple(allow), ring_seconds, max_calls_per_source, advertise)
-    logger.info("SIP listening on %s:%d (udp)", cfg.host, cfg.port)
     try:
         if demo:
             asyncio.run(run_server(cfg, demo_handler, drain_seconds=drain))
         else:
             asyncio.run(serve_hotline(settings, cfg, console=console, drain_seconds=drain, reload=context.reload))
-    except (FlowError, PromptError, ConfigError) as exc:
+    except (FlowError, PromptError) as exc:
         raise context.fail(str(exc), 2) from None
-    except OSError as exc:
-        raise context.fail(f"cannot listen on {cfg.host}:{cfg.port} ({exc})") from None
+    except OSError as exc:  # e.g. a full disk at start-up: one line, no traceback
+        raise context.fail(str(exc)) from None

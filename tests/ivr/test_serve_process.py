@@ -3,6 +3,8 @@ operators (a bad file is logged and changes nothing), and Ctrl-C (SIGINT) drains
 traceback."""
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -14,6 +16,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sippkit import SIPP, caller_bye, invite_answered, pause, run_sipp, scenario
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port(kind: int) -> int:
@@ -95,3 +100,94 @@ def test_serve_answers_reloads_then_stops_cleanly_on_sigint(tmp_path: Path, prom
     assert "configuration not reloaded: queue_agents: agent 'op3': unknown group 'vip'" in out
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=1)
+
+
+
+IVR = Path(sys.executable).parent / "ivr"
+
+
+def failed_start(tmp_path: Path, env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run the real `ivr ARGS serve` that should not start; returns (exit code, last line of stderr, all output)."""
+    full = {**os.environ, "IVR_DATA_DIR": str(tmp_path / "data"), "IVR_SIP_HOST": "127.0.0.1",
+            "IVR_SIP_PORT": str(free_port(socket.SOCK_DGRAM)),
+            "IVR_CONSOLE_PORT": str(free_port(socket.SOCK_STREAM)), **env}
+    proc = subprocess.run([str(IVR), *args, "serve", "--drain", "0"], env=full, capture_output=True, text=True,
+                          timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    return proc.returncode, lines[-1] if lines else "", proc.stdout + proc.stderr
+
+
+def test_bad_settings_stop_the_server_with_one_line_naming_the_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "ivr.toml"
+    cfg.write_bytes("[sip]\nhost = '127.0.0.1'\n# 热线\n".encode("gbk"))
+    (tmp_path / "file").write_text("")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        cases = [
+            (["-c", str(cfg)], {}, f"{cfg}: not UTF-8 text (byte 0xc8 on line 3); save it as UTF-8"),
+            ([], {"IVR_SIP_PORT": "99999"}, "sip_port: 99999 is not a port number (0-65535)"),
+            ([], {"IVR_DATABASE_URL": "mysql://ivr:secret@db/ivr"},
+             "database_url: 'mysql://ivr:***@db/ivr' is not an SQLite or PostgreSQL URL "
+             "(sqlite:///FILE or postgresql://USER@HOST/DB)"),
+            ([], {"IVR_DATA_DIR": str(tmp_path / "file" / "ivr")},
+             f"data_dir: cannot create the folder {tmp_path / 'file' / 'ivr'} (Not a directory)"),
+            ([], {"IVR_CONSOLE_PORT": str(busy)}, f"console_port: cannot listen on 127.0.0.1:{busy} "
+                                                  "(Address already in use)"),
+        ]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sip:
+            sip.bind(("127.0.0.1", 0))
+            port = sip.getsockname()[1]
+            cases.append(([], {"IVR_SIP_PORT": str(port)},
+                          f"sip_port: cannot listen on 127.0.0.1:{port} (Address already in use)"))
+            for args, env, message in cases:
+                rc, last, out = failed_start(tmp_path, env, *args)
+                assert (rc, last) == (2, f"ivr: configuration error: {message}"), out
+                assert "Traceback" not in out and "secret" not in out
+
+
+@pytest.mark.sipp
+@pytest.mark.skipif(SIPP is None, reason="sipp is not installed (apt-get install sip-tester)")
+def test_flow_saved_as_gbk_while_serving_is_rejected_and_calls_keep_the_last_good_flow(
+        tmp_path: Path, prompt_cache: Path) -> None:
+    flow = tmp_path / "hotline.yaml"
+    text = (REPO / "flows" / "hotline.yaml").read_text(encoding="utf-8")
+    flow.write_text(text, encoding="utf-8")
+    sip = free_port(socket.SOCK_DGRAM)
+    env = {**os.environ, "IVR_DATA_DIR": str(tmp_path / "data"), "IVR_PROMPTS_CACHE": str(prompt_cache),
+           "IVR_SIP_HOST": "127.0.0.1", "IVR_SIP_PORT": str(sip), "IVR_FLOW": str(flow)}
+    log = tmp_path / "serve.log"
+    caller = scenario("caller hangs up after 3 s", invite_answered(), pause(3000), caller_bye(2))
+
+    async def call(name: str) -> tuple[int, str]:
+        (tmp_path / name).mkdir()
+        return await run_sipp(caller, tmp_path / name, sip)
+
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(IVR), "serve", "--no-console", "--drain", "1"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        for _ in range(300):
+            if proc.poll() is not None or options_probe(sip).startswith(b"SIP/2.0 200"):
+                break
+            time.sleep(0.2)
+        rc, sipp_out = asyncio.run(call("before"))
+        assert rc == 0, sipp_out
+        flow.write_bytes(("# 热线\n" + text).encode("gbk"))  # saved by a GBK editor
+        for name in ("after1", "after2"):  # answered and not dropped: the IVR does not hang up on the caller
+            rc, sipp_out = asyncio.run(call(name))
+            assert rc == 0, f"{name}: {sipp_out}"
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = log.read_text()
+    rejected = [line for line in output.splitlines() if "flow edit rejected" in line]
+    assert len(rejected) == 1, output
+    assert rejected[0].endswith(f"flow edit rejected: {flow}:1: not UTF-8 text (byte 0xc8); save it as UTF-8; "
+                                f"keeping version {hashlib.sha256(text.encode()).hexdigest()[:12]}")
+    assert "Traceback" not in output and "handler failed" not in output and proc.returncode == 0
+    assert output.count("ended: caller hung up") == 3
