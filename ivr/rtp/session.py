@@ -134,6 +134,7 @@ class RtpSession:
         self._digits: list[str] = []
         self._transport: asyncio.DatagramTransport | None = None
         self._sock: socket.socket | None = None
+        self._starting = False  # start() is creating the transport on the socket
         self._encode = g711.encoder(params.codec)
         self._decode = g711.decoder(params.codec)
         self._silence = g711.silence_payload(params.codec)
@@ -157,8 +158,12 @@ class RtpSession:
         if self.closed or self._sock is None:
             return
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=self._sock)
-        if self.closed:  # the call ended while the endpoint was being created
+        self._starting = True  # until the transport owns the socket, close() must leave the socket to us
+        try:
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=self._sock)
+        finally:
+            self._starting = False
+        if self.closed:  # the call ended while the endpoint was being created: the transport closes the socket
             transport.close()
             return
         self._transport = transport  # type: ignore[assignment]
@@ -292,8 +297,8 @@ class RtpSession:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-        elif self._sock is not None:
-            self._sock.close()
+        elif self._sock is not None and not self._starting:
+            self._sock.close()  # (while start() runs, the transport it is creating will close it)
         self._sock = None
         self.ports.release(self.local_port)
         self.outbound.clear()

@@ -6,8 +6,15 @@ import random
 import shutil
 import socket
 from pathlib import Path
+from typing import Any
+
+from ivr.sip.transaction import SipTimers
+from ivr.sip.uas import CallHandler, SipServer, SipServerConfig
 
 SIPP = shutil.which("sipp")
+
+#: short SIP timers so that transactions linger briefly in tests
+TIMERS = SipTimers(t1=0.05, t2=0.4, t4=0.1)
 
 HEAD = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
@@ -131,3 +138,24 @@ async def run_sipp(xml: str, workdir: Path, server_port: int, calls: int = 1, ra
     out, _ = await proc.communicate()
     errors = (workdir / "errors.log").read_text(errors="replace") if (workdir / "errors.log").exists() else ""
     return proc.returncode or 0, out.decode(errors="replace")[-3000:] + errors[-3000:]
+
+
+async def start(handler: CallHandler, rtp_ports: tuple[int, int] = (42000, 42999), timers: SipTimers = TIMERS,
+                **kw: Any) -> SipServer:
+    """A UAS on a free loopback port for SIPp (or a test's own peer) to call."""
+    cfg = SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=rtp_ports[0], rtp_port_max=rtp_ports[1],
+                          timers=timers, **kw)
+    server = SipServer(cfg, handler)
+    await server.start()
+    return server
+
+
+async def finish(server: SipServer) -> dict[str, int]:
+    """Wait until the server holds nothing (transactions linger 64*T1), stop it; returns what it still held."""
+    for _ in range(400):
+        if not any(server.resources().values()):
+            break
+        await asyncio.sleep(0.05)
+    res = server.resources()
+    await server.stop()
+    return res

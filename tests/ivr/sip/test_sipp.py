@@ -7,20 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sipclient import ToneHandler, dominant_freq
-from sippkit import (PCMA_ONLY, PCMU_EVENTS, PCMU_ONLY, SIPP, answer_ok, caller_bye, invite_answered, pause,
-                     play, recv, request, run_sipp, scenario, sdp)
+from sippkit import (PCMA_ONLY, PCMU_EVENTS, PCMU_ONLY, SIPP, answer_ok, caller_bye, finish, invite_answered,
+                     pause, play, recv, request, run_sipp, scenario, sdp, start)
 
 from ivr.codecs.g711 import ulaw_encode
 from ivr.dtmf.inband import DBM0_AMPLITUDE, DtmfDetector
 from ivr.rtp.pcap import UdpDatagram, write_udp
-from ivr.sip.transaction import SipTimers
-from ivr.sip.uas import SipServer, SipServerConfig
 from sipclient import rtp
 
 pytestmark = [pytest.mark.sipp, pytest.mark.skipif(SIPP is None, reason="sipp is not installed (apt-get install sip-tester)")]
 
 SHARE = Path("/usr/share/sip-tester")
-TIMERS = SipTimers(t1=0.05, t2=0.4, t4=0.1)
 
 
 class InbandHandler(ToneHandler):
@@ -54,23 +51,6 @@ def pcmu_pcap(path: Path, pcm: np.ndarray) -> Path:
 def sine(freq: float, ms: int, dbm0: float = -10.0) -> np.ndarray:
     n = np.arange(8 * ms)
     return DBM0_AMPLITUDE * 10 ** (dbm0 / 20) * np.sin(2 * np.pi * freq * n / 8000)
-
-
-async def start(handler, **kw) -> SipServer:  # type: ignore[no-untyped-def]
-    cfg = SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=42000, rtp_port_max=42999, timers=TIMERS, **kw)
-    server = SipServer(cfg, handler)
-    await server.start()
-    return server
-
-
-async def finish(server: SipServer) -> dict[str, int]:
-    for _ in range(400):
-        if not any(server.resources().values()):
-            break
-        await asyncio.sleep(0.05)
-    res = server.resources()
-    await server.stop()
-    return res
 
 
 def test_pcmu_call_with_audio_and_rfc4733_keys(tmp_path: Path) -> None:

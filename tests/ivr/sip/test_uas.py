@@ -7,10 +7,11 @@ import struct
 from collections.abc import Awaitable, Callable
 
 from sipclient import Dialog, ToneHandler, dominant_freq, header, open_peer, rtp, ulaw_tone
+from sippkit import start
 
 from ivr.codecs.g711 import ulaw_decode
 from ivr.sip.transaction import SipTimers
-from ivr.sip.uas import SipServer, SipServerConfig, mask_number
+from ivr.sip.uas import SipServer, mask_number
 
 TIMERS = SipTimers(t1=0.02, t2=0.16, t4=0.05)
 
@@ -20,10 +21,7 @@ def run(coro: Awaitable[None]) -> None:
 
 
 async def serve(handler: Callable, **kw) -> SipServer:  # type: ignore[type-arg]
-    cfg = SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=41000, rtp_port_max=41999, timers=TIMERS, **kw)
-    server = SipServer(cfg, handler)
-    await server.start()
-    return server
+    return await start(handler, rtp_ports=(41000, 41999), timers=TIMERS, **kw)
 
 
 async def idle(server: SipServer) -> dict[str, int]:
