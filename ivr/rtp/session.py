@@ -7,6 +7,7 @@ RFC 4733 events are taken out of the stream before the jitter buffer and reporte
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import random
 import socket
@@ -76,6 +77,12 @@ class MediaParams:
     sending: bool = True
     receiving: bool = True  # the caller is expected to send (not on hold with us receive-only... or inactive)
 
+    def __post_init__(self) -> None:
+        try:  # an IP literal: a name would be resolved by every sendto(), 50 times a second
+            ipaddress.ip_address(self.remote[0])
+        except ValueError:
+            raise ValueError("the RTP remote host is not an IP address") from None
+
 
 class InboundFrame(NamedTuple):
     audio: bytes
@@ -86,6 +93,7 @@ class InboundFrame(NamedTuple):
 @dataclass
 class RtpStats:
     sent: int = 0
+    send_errors: int = 0
     received: int = 0
     dropped_foreign: int = 0
     dropped_invalid: int = 0
@@ -207,8 +215,12 @@ class RtpSession:
 
     def _tick(self) -> None:
         self.tick_count += 1
-        frame = self.outbound.popleft() if self.outbound else None
         params = self.params
+        if (self.rx_timeout_ticks and params.receiving and self.on_rx_timeout is not None
+                and self.tick_count - self._last_rx_tick > self.rx_timeout_ticks):
+            callback, self.on_rx_timeout = self.on_rx_timeout, None
+            callback()  # first, so that nothing below can keep a dead call alive
+        frame = self.outbound.popleft() if self.outbound else None
         if params.sending and self._sock is not None and self._transport is not None:
             if self._events and params.dtmf_payload_type is not None:
                 payload, starts = self._events.popleft()
@@ -226,7 +238,10 @@ class RtpSession:
                 if self._send_log is not None:
                     self._send_log.append(time.perf_counter())
             except OSError as exc:  # includes a full socket buffer: a late packet is a lost packet anyway
-                logger.debug("RTP send failed: %s", exc)
+                self.stats.send_errors += 1
+                if self.stats.send_errors == 1:
+                    logger.warning("RTP send to %s:%d failed: %s (further failures of this call counted, not "
+                                   "logged)", *(self.latched or params.remote), exc)
             self._marker = False
             self.seq = (self.seq + 1) & 0xFFFF
         self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
@@ -243,10 +258,6 @@ class RtpSession:
         inbound.append(InboundFrame(audio, self.tick_count, digits))
         if self.on_inbound is not None:
             self.on_inbound()
-        if (self.rx_timeout_ticks and params.receiving and self.on_rx_timeout is not None
-                and self.tick_count - self._last_rx_tick > self.rx_timeout_ticks):
-            callback, self.on_rx_timeout = self.on_rx_timeout, None
-            callback()
 
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
         if self.latched is not None and addr[:2] != self.latched:

@@ -1,24 +1,31 @@
 """SDP (RFC 4566) parse/serialize and the audio offer/answer of RFC 3264 for G.711 and RFC 4733 events.
 
 A description keeps every line in order, so `bytes(parse_sdp(data)) == data` for well-formed input; the typed
-accessors read the lines. `answer_offer` picks the first codec of the offer that we support (PCMU or PCMA),
-keeps the offer's payload type for telephone-event, mirrors the direction and rejects other media streams
-(port 0), as RFC 3264 section 6 requires.
+accessors read the lines. Parsing is as tolerant as sofia-sip's (FreeSWITCH) default mode: white space before a
+line's type (`  a=fmtp:101 0-11,16`) and blank lines at the end are skipped. `answer_offer` picks the first codec of
+the offer that we support (PCMU or PCMA), keeps the offer's payload type for telephone-event, mirrors the direction
+and rejects other media streams (port 0), as RFC 3264 section 6 requires. The connection address must be an IP
+literal of our media's family (host names are never resolved): anything else is a SdpNegotiationError whose
+`warning` is the RFC 3261 warn-code for the 488.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
 __all__ = [
     "SdpError", "SdpNegotiationError", "Media", "SessionDescription", "Negotiated", "parse_sdp",
-    "answer_offer", "make_offer", "accept_answer", "STATIC_PAYLOAD_TYPES", "reverse_direction",
+    "answer_offer", "make_offer", "accept_answer", "STATIC_PAYLOAD_TYPES", "reverse_direction", "connection_address",
+    "warning",
 ]
 
 #: RFC 3551 static payload types we can use.
 STATIC_PAYLOAD_TYPES = {0: ("PCMU", 8000), 8: ("PCMA", 8000)}
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-_LINE_RE = re.compile(r"([a-z])=(.*)")
+_LINE_RE = re.compile(r"[ \t]*([a-z])=(.*)")
+#: ASCII digits only: str.isdigit() also takes "²", which int() refuses, and int() refuses over 4300 digits
+_UINT_RE = re.compile(r"[0-9]{1,10}")
 
 
 class SdpError(ValueError):
@@ -26,7 +33,28 @@ class SdpError(ValueError):
 
 
 class SdpNegotiationError(SdpError):
-    """An offer with nothing we can answer (no audio stream with PCMU or PCMA): the INVITE gets 488."""
+    """An offer (or answer) we cannot use: no audio stream with PCMU or PCMA (warn-code 305), or a connection
+    address that is not an IP literal of our family (301) or is multicast (330). The INVITE gets 488."""
+
+    def __init__(self, message: str, warning: int) -> None:
+        super().__init__(message)
+        self.warning = warning
+
+
+def warning(exc: SdpError) -> str:
+    """The Warning header value of the 488 answering `exc` (RFC 3261 section 20.43): 301 Incompatible network
+    address formats, 305 Incompatible media format, 330 Multicast not available, else 399; our message as text."""
+    code = exc.warning if isinstance(exc, SdpNegotiationError) else 399
+    return f'{code} - "{exc}"'
+
+
+def _uint(text: str) -> int | None:
+    return int(text) if _UINT_RE.fullmatch(text) else None
+
+
+def _payload_type(fmt: str) -> int | None:
+    pt = _uint(fmt)
+    return pt if pt is not None and pt < 128 else None
 
 
 @dataclass
@@ -52,14 +80,33 @@ class Media:
     def rtpmap(self) -> dict[int, tuple[str, int]]:
         """Payload type -> (encoding name, clock rate), static types included."""
         table: dict[int, tuple[str, int]] = {}
-        for fmt in self.formats:
-            if fmt.isdigit() and int(fmt) in STATIC_PAYLOAD_TYPES:
-                table[int(fmt)] = STATIC_PAYLOAD_TYPES[int(fmt)]
+        for pt in self.payload_types():
+            if pt in STATIC_PAYLOAD_TYPES:
+                table[pt] = STATIC_PAYLOAD_TYPES[pt]
         for value in self.attributes("rtpmap"):
-            m = re.fullmatch(r"(\d+)\s+([^/\s]+)/(\d+)(?:/\S+)?\s*", value)
+            m = re.fullmatch(r"([0-9]{1,3})[ \t]+([^/\s]+)/([0-9]{1,10})(?:/\S+)?\s*", value)
             if m:
                 table[int(m.group(1))] = (m.group(2), int(m.group(3)))
         return table
+
+    def payload_types(self) -> list[int]:
+        """The m= line's formats that are RTP payload types (0-127), in order."""
+        return [pt for pt in map(_payload_type, self.formats) if pt is not None]
+
+    def codec(self, codecs: tuple[str, ...]) -> tuple[int, str] | None:
+        """The first format whose encoding is one of `codecs` at 8 kHz, as (payload type, encoding name)."""
+        table = self.rtpmap()
+        for pt in self.payload_types():
+            name, rate = table.get(pt, ("", 0))
+            if name.upper() in codecs and rate == 8000:
+                return pt, name.upper()
+        return None
+
+    def telephone_event(self) -> int | None:
+        """The payload type of RFC 4733 events at 8 kHz, if the m= line has one."""
+        table = self.rtpmap()
+        return next((pt for pt in self.payload_types() if table.get(pt, ("", 0))[0].lower() == "telephone-event"
+                     and table[pt][1] == 8000), None)
 
     @property
     def direction(self) -> str | None:
@@ -75,7 +122,7 @@ class Media:
     @property
     def ptime(self) -> int | None:
         values = self.attributes("ptime")
-        return int(float(values[0])) if values and re.fullmatch(r"\d+(\.\d+)?", values[0]) else None
+        return int(float(values[0])) if values and re.fullmatch(r"[0-9]{1,5}(\.[0-9]{1,5})?", values[0]) else None
 
     def m_line(self) -> str:
         return f"{self.kind} {self.port} {self.proto} {' '.join(self.formats)}"
@@ -111,7 +158,7 @@ def parse_sdp(data: bytes) -> SessionDescription:
     """Parse a session description (CRLF or LF line ends). Raises SdpError with an exact reason."""
     text = data.decode("utf-8", "surrogateescape")
     lines = text.split("\n")
-    if lines and lines[-1] == "":
+    while lines and not lines[-1].strip(" \t\r"):
         lines.pop()
     sd = SessionDescription()
     for n, raw in enumerate(lines, 1):
@@ -124,9 +171,9 @@ def parse_sdp(data: bytes) -> SessionDescription:
             raise SdpError("the description does not start with v=0")
         if t == "m":
             parts = v.split(" ")
-            if len(parts) < 4 or not parts[1].split("/")[0].isdigit() or "" in parts:
+            port = _uint(parts[1].split("/")[0]) if len(parts) >= 4 else None
+            if port is None or "" in parts:
                 raise SdpError(f"line {n}: invalid m= line")
-            port = int(parts[1].split("/")[0])
             if port > 65535:
                 raise SdpError(f"line {n}: port {port} is out of range")
             sd.media.append(Media(parts[0], port, parts[2], parts[3:]))
@@ -139,13 +186,29 @@ def parse_sdp(data: bytes) -> SessionDescription:
     return sd
 
 
-def _connection_address(value: str | None) -> str | None:
+def connection_address(value: str | None, local_host: str | None = None) -> str:
+    """The address of a c= value ("IN IP4 192.0.2.1"): an IP literal of the type the line names and, when
+    `local_host` is given, of its family (our RTP socket's), never a name to resolve. Raises SdpNegotiationError
+    (warn-code 301, or 330 for a multicast address); its message never repeats what the peer sent."""
     if not value:
-        return None
-    parts = value.split()
+        raise SdpNegotiationError("the audio stream has no connection address", 301)
+    parts = value.split(" ")
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
-        return None
-    return parts[2].split("/")[0]
+        raise SdpNegotiationError("the connection line is not IN IP4 or IN IP6 with an address", 301)
+    text, slash, _ = parts[2].partition("/")
+    try:
+        address = ipaddress.ip_address(text) if "%" not in text else None
+    except ValueError:
+        address = None
+    if address is None:
+        raise SdpNegotiationError("the connection address is not an IP address (host names are not resolved)", 301)
+    if address.is_multicast:
+        raise SdpNegotiationError("the connection address is multicast", 330)
+    if slash or address.version != (4 if parts[1] == "IP4" else 6):
+        raise SdpNegotiationError(f"the connection address is not an {parts[1]} unicast address", 301)
+    if local_host is not None and address.version != (6 if ":" in local_host else 4):
+        raise SdpNegotiationError(f"the connection address is {parts[1]} and our media is not", 301)
+    return str(address)
 
 
 def reverse_direction(direction: str) -> str:
@@ -187,25 +250,15 @@ def answer_offer(
     codecs: tuple[str, ...] = ("PCMU", "PCMA"),
     ptime: int = 20,
 ) -> tuple[SessionDescription, Negotiated]:
-    """Answer an offer: raises SdpNegotiationError when no audio stream offers a codec in `codecs`."""
+    """Answer an offer: raises SdpNegotiationError when no audio stream offers a codec in `codecs` or its
+    connection address is unusable (see `connection_address`)."""
     chosen: tuple[int, Media, str, int | None] | None = None
     answer_media: list[Media] = []
     for media in offer.media:
         if chosen is None and media.kind == "audio" and media.port != 0 and media.proto == "RTP/AVP":
-            table = media.rtpmap()
-            pick = None
-            for fmt in media.formats:
-                if fmt.isdigit() and int(fmt) in table:
-                    name, rate = table[int(fmt)]
-                    if name.upper() in codecs and rate == 8000:
-                        pick = (int(fmt), name.upper())
-                        break
+            pick = media.codec(codecs)
             if pick is not None:
-                dtmf = next(
-                    (int(f) for f in media.formats if f.isdigit() and int(f) in table
-                     and table[int(f)][0].lower() == "telephone-event" and table[int(f)][1] == 8000),
-                    None,
-                )
+                dtmf = media.telephone_event()
                 chosen = (pick[0], media, pick[1], dtmf)
                 formats = [str(pick[0])] + ([str(dtmf)] if dtmf is not None else [])
                 lines: list[tuple[str, str]] = [("a", f"rtpmap:{pick[0]} {pick[1]}/8000")]
@@ -217,11 +270,9 @@ def answer_offer(
                 continue
         answer_media.append(Media(media.kind, 0, media.proto, media.formats[:1] or ["0"]))
     if chosen is None:
-        raise SdpNegotiationError("no audio stream with a supported codec (PCMU, PCMA) in the offer")
+        raise SdpNegotiationError("no audio stream with a supported codec (PCMU, PCMA) in the offer", 305)
     pt, media, codec, dtmf = chosen
-    host = _connection_address(media.connection or offer.connection)
-    if host is None:
-        raise SdpNegotiationError("the audio stream has no usable connection address")
+    host = connection_address(media.connection or offer.connection, local_host)
     family = "IP6" if ":" in local_host else "IP4"
     answer = SessionDescription(
         lines=[("v", "0"), ("o", _origin(session_id, version, local_host)), ("s", "-"),
@@ -254,23 +305,19 @@ def make_offer(
     )
 
 
-def accept_answer(answer: SessionDescription, codecs: tuple[str, ...] = ("PCMU", "PCMA")) -> Negotiated:
-    """Read the answer to our own offer (a delayed-offer INVITE answered in the ACK)."""
+def accept_answer(answer: SessionDescription, codecs: tuple[str, ...] = ("PCMU", "PCMA"),
+                  local_host: str | None = None) -> Negotiated:
+    """Read the answer to our own offer (a delayed-offer INVITE answered in the ACK, or an outbound call's 2xx);
+    `local_host` is the address of our offer, whose family the answer's connection address must have."""
     for media in answer.media:
         if media.kind != "audio" or media.port == 0:
             continue
-        table = media.rtpmap()
-        pick = next(((int(f), table[int(f)][0].upper()) for f in media.formats
-                     if f.isdigit() and int(f) in table and table[int(f)][0].upper() in codecs
-                     and table[int(f)][1] == 8000), None)
+        pick = media.codec(codecs)
         if pick is None:
             break
-        dtmf = next((int(f) for f in media.formats if f.isdigit() and int(f) in table
-                     and table[int(f)][0].lower() == "telephone-event"), None)
-        host = _connection_address(media.connection or answer.connection)
-        if host is None:
-            raise SdpNegotiationError("the audio stream has no usable connection address")
+        host = connection_address(media.connection or answer.connection, local_host)
         direction = media.direction or answer.direction or "sendrecv"
-        return Negotiated(codec=pick[1], payload_type=pick[0], dtmf_payload_type=dtmf, remote_host=host,
-                          remote_port=media.port, direction=reverse_direction(direction), remote_ptime=media.ptime)
-    raise SdpNegotiationError("the answer accepts no audio codec we offered")
+        return Negotiated(codec=pick[1], payload_type=pick[0], dtmf_payload_type=media.telephone_event(),
+                          remote_host=host, remote_port=media.port, direction=reverse_direction(direction),
+                          remote_ptime=media.ptime)
+    raise SdpNegotiationError("the answer accepts no audio codec we offered", 305)

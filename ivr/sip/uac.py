@@ -27,7 +27,7 @@ from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSess
 from ivr.sip.headers import MAGIC_COOKIE, parse_address, parse_via, validate_request
 from ivr.sip.message import Request, Response, SipParseError, parse_message, split_values
 from ivr.sip.screen import build_response
-from ivr.sip.sdp import SdpError, accept_answer, answer_offer, make_offer, parse_sdp
+from ivr.sip.sdp import SdpError, accept_answer, answer_offer, make_offer, parse_sdp, warning
 from ivr.sip.transaction import ClientTransaction, SipTimers
 from ivr.sip.uas import media_params
 
@@ -266,7 +266,7 @@ class _Leg:
                 answer, neg = answer_offer(parse_sdp(req.body), self.local_host, self.session.local_port, self.sdp_id,
                                            self.sdp_version + 1)
             except SdpError as exc:
-                self.send(bytes(build_response(req, 488, extra=[("Warning", f'399 - "{exc}"')])), addr)
+                self.send(bytes(build_response(req, 488, extra=[("Warning", warning(exc))])), addr)
                 return
             self.sdp_version += 1
             body = bytes(answer)
@@ -376,7 +376,7 @@ async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127
         outcome = "no_answer" if cancelled else outcome_of(status)
         if final is not None and 200 <= final.status < 300:
             try:
-                neg = accept_answer(parse_sdp(final.body))
+                neg = accept_answer(parse_sdp(final.body), local_host=local_host)
             except SdpError as exc:
                 logger.warning("outbound call %s: unusable SDP answer (%s)", leg.call_id, exc)
                 outcome = "failed"

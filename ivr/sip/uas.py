@@ -27,7 +27,7 @@ from ivr.sip.protection import Guard, LogOnce, ProtectionConfig
 from ivr.sip.refer import Referral, refer_headers
 from ivr.sip.screen import ALLOW, build_response, screen
 from ivr.sip.sdp import (Negotiated, SdpError, SdpNegotiationError, accept_answer, answer_offer, make_offer,
-                         parse_sdp)
+                         parse_sdp, warning)
 from ivr.sip.transaction import ClientTransaction, ServerTransaction, SipTimers, transaction_key
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSession
@@ -352,7 +352,7 @@ class SipServer:
                 answer, neg = answer_offer(offer, local_host, port, session_id, 1, self.config.codecs)
             except SdpNegotiationError as exc:
                 session.close()
-                self._reject_invite(req, summary, addr, 488, str(exc), [("Warning", '304 - "no common codec"')])
+                self._reject_invite(req, summary, addr, 488, str(exc), [("Warning", warning(exc))])
                 return
             session.update(media_params(neg))
         tx = self._new_tx(summary, addr)
@@ -474,7 +474,7 @@ class SipServer:
                 answer, neg = answer_offer(parse_sdp(req.body), call.local_host, call.session.local_port,
                                            call.session_id, call.sdp_version, self.config.codecs)
             except SdpError as exc:
-                tx.respond(488, self._response(req, 488, addr, extra=[("Warning", f'399 - "{exc}"')]))
+                tx.respond(488, self._response(req, 488, addr, extra=[("Warning", warning(exc))]))
                 return
             body = bytes(answer)
             if _without_origin(body) != _without_origin(call.answer_sdp):
@@ -501,7 +501,7 @@ class SipServer:
             return
         if call.awaiting_answer:
             try:
-                neg = accept_answer(parse_sdp(req.body), self.config.codecs)
+                neg = accept_answer(parse_sdp(req.body), self.config.codecs, call.local_host)
             except SdpError as exc:
                 call.pending_tx.terminate()
                 self._end_call(call, f"no usable SDP answer in the ACK ({exc})", send_bye=True)
@@ -558,8 +558,9 @@ class SipServer:
         self.calls.pop(call.call_id, None)
         self.ended_calls.append((call.call_id, reason))
         del self.ended_calls[:-1000]
-        logger.info("call %s ended: %s (rtp sent %d, received %d, dtmf %d)", call.call_id, reason,
-                    call.session.stats.sent, call.session.stats.received, call.session.stats.dtmf_events)
+        stats = call.session.stats
+        logger.info("call %s ended: %s (rtp sent %d, send errors %d, received %d, dtmf %d)", call.call_id, reason,
+                    stats.sent, stats.send_errors, stats.received, stats.dtmf_events)
 
     def _send_bye(self, call: Call) -> None:
         self._send_request(call, "BYE")

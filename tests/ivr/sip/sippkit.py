@@ -12,6 +12,8 @@ from ivr.sip.transaction import SipTimers
 from ivr.sip.uas import CallHandler, SipServer, SipServerConfig
 
 SIPP = shutil.which("sipp")
+#: SIPp's sample captures (G.711 A-law audio, RFC 2833 keys with payload type 101)
+SHARE = Path("/usr/share/sip-tester")
 
 #: short SIP timers so that transactions linger briefly in tests
 TIMERS = SipTimers(t1=0.05, t2=0.4, t4=0.1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sipclient import ToneHandler, dominant_freq
-from sippkit import (PCMA_ONLY, PCMU_EVENTS, PCMU_ONLY, SIPP, answer_ok, caller_bye, finish, invite_answered,
+from sippkit import (PCMA_ONLY, PCMU_EVENTS, PCMU_ONLY, SHARE, SIPP, answer_ok, caller_bye, finish, invite_answered,
                      pause, play, recv, request, run_sipp, scenario, sdp, start)
 
 from ivr.codecs.g711 import ulaw_encode
@@ -16,9 +16,6 @@ from ivr.rtp.pcap import UdpDatagram, write_udp
 from sipclient import rtp
 
 pytestmark = [pytest.mark.sipp, pytest.mark.skipif(SIPP is None, reason="sipp is not installed (apt-get install sip-tester)")]
-
-SHARE = Path("/usr/share/sip-tester")
-
 
 class InbandHandler(ToneHandler):
     """ToneHandler that also runs the in-band detector when the call has no RFC 4733."""

@@ -7,8 +7,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from sipclient import ToneHandler
-from sippkit import PCMU_EVENTS, SIPP, finish, pause, recv, request, run_sipp, scenario, sdp, start
+from sipclient import Dialog, ToneHandler, header, open_peer
+from sippkit import (PCMU_EVENTS, SHARE, SIPP, caller_bye, finish, invite_answered, pause, play, recv, request,
+                     run_sipp, scenario, sdp, start)
 
 from ivr.sip.protection import ProtectionConfig
 
@@ -24,7 +25,8 @@ def logged(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> li
     return [fmt.format(r) for r in caplog.records if r.levelno >= level]
 
 
-def test_invite_cancelled_at_once_leaves_no_bad_file_descriptor(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_invite_cancelled_at_once_leaves_no_bad_file_descriptor(tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
     """A CANCEL right behind the INVITE ends the call while its RTP endpoint is being created (PROTOS runs do this
     for every case): the socket must not be closed under the transport being made."""
     caplog.set_level(logging.INFO)
@@ -46,3 +48,63 @@ def test_invite_cancelled_at_once_leaves_no_bad_file_descriptor(tmp_path: Path, 
     asyncio.run(main())
     assert [line for line in logged(caplog) if "Bad file descriptor" in line or "Errno" in line] == []
     assert logged(caplog, logging.ERROR) == []
+
+
+#: c= values of the PROTOS c07-sip kind (case 3690 and its neighbours), and the warn-code each 488 must carry
+GARBAGE_CONNECTIONS: list[tuple[bytes, int]] = [
+    (b"IN IP4 %s%s%s%s%n%n%n%x%x%x", 301),
+    (b"IN IP4 " + b"A" * 7000, 301),  # 8 KB: the whole INVITE must stay under the 8 KB message cap
+    ("IN IP4 北京市朝阳区".encode(), 301),
+    (b"IN IP4 \xff\xfe\xfd\xc3\x28", 301),
+    (b"IN IP4 hotline.example.org", 301),  # a host name: never resolved
+    (b"IN IP4 999.1.1.1", 301),
+    (b"IN IP4 1.2.3.4.5", 301),
+    (b"IN IP4 224.2.1.1/127", 330),
+    (b"IN IP6 ::1", 301),  # our media is IPv4
+    (b"IN IP4", 301),
+    (b"IN XX IP4 127.0.0.1", 301),
+]
+
+
+def test_nonsense_connection_addresses_get_488_and_a_concurrent_call_is_unaffected(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    garbage_dir, good_dir = tmp_path / "garbage", tmp_path / "good"
+    garbage_dir.mkdir(), good_dir.mkdir()
+    csv = garbage_dir / "connections.csv"
+    csv.write_bytes(b"SEQUENTIAL\n" + b"".join(c + b";\n" for c, _ in GARBAGE_CONNECTIONS))
+    invite = request("INVITE", 1, sdp(*PCMU_EVENTS).replace("{v}", "1").replace(
+        "c=IN IP[media_ip_type] [media_ip]", "c=[field0]"))
+    check = ('  <recv response="488"><action><ereg regexp="^ *(301|330) - &quot;the conn" search_in="hdr" '
+             'header="Warning:" check_it="true" assign_to="w"/></action></recv>\n')
+    ack = request("ACK", 1, in_dialog=True, retrans=False, extra="X-Checked: [$w]").replace("[branch]", "[branch-2]")
+    garbage = scenario("garbage-c", invite, recv(100, optional=True), check, ack)
+    good = scenario("good", invite_answered(PCMU_EVENTS), *(play(SHARE / f"dtmf_2833_{k}.pcap", 400) for k in "123"),
+                    caller_bye(2))
+
+    async def main() -> None:
+        handler = ToneHandler(frames=0, hang_up=False)
+        server = await start(handler)
+        good_call = asyncio.ensure_future(run_sipp(good, good_dir, server.port))
+        rc, out = await run_sipp(garbage, garbage_dir, server.port, calls=len(GARBAGE_CONNECTIONS), rate=10,
+                                 extra=["-inf", str(csv)])
+        assert rc == 0, out
+        sip = await open_peer()  # NULs cannot travel in a SIPp scenario: a scripted caller sends them
+        d = Dialog(sip, ("127.0.0.1", server.port), rtp_port=40000)
+        d.send(d.request("INVITE", d.offer().replace("c=IN IP4 127.0.0.1", "c=IN IP4 \x00\x00\x00\x00127.0.0.1")))
+        refused = await sip.expect(r"SIP/2.0 [2-6]")
+        assert refused.startswith("SIP/2.0 488 Not Acceptable Here\r\n")
+        assert header(refused, "Warning") == (
+            '301 - "the connection address is not an IP address (host names are not resolved)"')
+        d.send(d.request("ACK", cseq=1, branch=d.branch))
+        rc, out = await good_call
+        assert rc == 0, out
+        await asyncio.wait_for(handler.done.wait(), 30)
+        assert handler.digits == ["1", "2", "3"] and handler.caller_hung_up == 1
+        assert server.ended_calls == [(server.ended_calls[0][0], "caller hung up")]
+        assert server.counters["invite_488"] == len(GARBAGE_CONNECTIONS) + 1
+        assert server.counters.get("internal_errors", 0) == 0
+        assert not any((await finish(server)).values())
+
+    asyncio.run(main())
+    assert logged(caplog) == []
