@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -77,6 +78,7 @@ class Settings:
     console_host: str = "127.0.0.1"
     console_port: int = 8080
     log_level: str = "WARNING"
+    node_id: str = ""  # this server among those sharing a ticket store; default: the host name
     queue_trunk: str = ""  # host:port of the outbound proxy for callbacks; "" = none, calls go to each URI's host
     queue_callback_threshold_s: float = 180.0  # offer a callback when the expected wait is longer
     queue_callback_hours: str = "08:00-20:00"  # when callbacks are dialled (Beijing time)
@@ -106,6 +108,10 @@ class Settings:
             raise ConfigError(
                 f"rtp_port_min ({self.rtp_port_min}) is above rtp_port_max ({self.rtp_port_max})"
             )
+        if not self.node_id:
+            object.__setattr__(self, "node_id", socket.gethostname())
+        if not _ID.fullmatch(self.node_id):
+            raise ConfigError(f"node_id: {self.node_id!r} is not 1-64 letters, digits, '.', '_' or '-'")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level: {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
         self._check_queue()

@@ -44,7 +44,7 @@ class Heard:
 @dataclass(frozen=True)
 class RecordResult:
     audio_ms: int
-    reason: str  # "silence" | "max_length" | "key" | "no_input" | "hangup"
+    reason: str  # "silence" | "max_length" | "key" | "no_input" | "hangup" | "write_failed" (writer.error says why)
     transcript: Transcript | None
     sha256: str
 
@@ -199,7 +199,8 @@ class CallIO:
 
         Recording starts at once and keeps every frame; the recogniser hears the message from its pre-roll, with
         its pauses, but not the silence before it nor the silence that ends it. A caller hanging up ends the
-        recording with reason "hangup" (the message is kept and transcribed), it does not raise.
+        recording with reason "hangup" (the message is kept and transcribed), it does not raise; a write that fails
+        ends it with reason "write_failed".
         """
         vad = VadConfig(stop_ms=end_silence_ms, no_input_ms=no_input_ms, max_utterance_ms=max_ms + end_silence_ms)
         endpointer = Endpointer(vad)
@@ -210,7 +211,11 @@ class CallIO:
         try:
             for _ in range(max_ms // FRAME_MS):
                 inbound = await self._step(None)
-                writer.write(inbound.audio)
+                try:
+                    writer.write(inbound.audio)
+                except OSError:  # a full disk: what was written is kept, the caller hears why it stopped
+                    reason = "write_failed"
+                    break
                 if any(d in stop_keys for d in inbound.digits):
                     reason = "key"
                     break

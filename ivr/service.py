@@ -95,7 +95,7 @@ class HotlineService:
         """Run one call through the flow; tickets are written as the caller speaks."""
         flow = self.flows.current()  # a call keeps the version it started with
         io = CallIO(channel, self.engine, InbandDigits() if channel.inband_dtmf else None)
-        sink = StoreSink(self.store, self.settings.recordings_dir)  # type: ignore[arg-type]
+        sink = StoreSink(self.store, self.settings.recordings_dir, self.settings.node_id)  # type: ignore[arg-type]
         info = channel.info
 
         def on_node(node_id: str, flags: frozenset[str]) -> None:

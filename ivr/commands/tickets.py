@@ -5,7 +5,6 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-import hashlib
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,10 +14,11 @@ from rich.table import Table
 
 from ivr.commands import context
 from ivr.logs import mask_number
-from asr.audio import FRAME_BYTES, SAMPLE_RATE, AudioFormatError, read_wav
+from asr.audio import FRAME_BYTES, AudioFormatError, read_wav
 from asr.engine import Engine
 from ivr.tickets import TicketNotFound, TicketStore
 from ivr.tickets.model import Ticket, TicketFilter
+from ivr.tickets.recovery import recover_interrupted
 from ivr.tickets.suggest import Suggester, dispatch_suggester
 
 log = logging.getLogger(__name__)
@@ -108,29 +108,6 @@ def transcribe_backlog(store: TicketStore, engine: Engine, recordings_dir: Path,
     return BacklogResult(tuple(done), tuple(failed))
 
 
-def recover_interrupted(store: TicketStore, recordings_dir: Path, older_than: timedelta) -> list[str]:
-    """Tickets whose call died while the caller spoke: repair the WAV header, store its length and checksum,
-    and queue them for transcription. Returns their numbers."""
-    from ivr.recording import repair
-
-    recovered = []
-    for ticket in store.interrupted(datetime.now(timezone.utc) - older_than):
-        try:
-            path = store.recording_file(ticket, recordings_dir)
-        except (PermissionError, TicketNotFound) as exc:
-            store.set_transcription_failed(ticket.number, str(exc))
-            continue
-        if not path.is_file():
-            store.set_transcription_failed(ticket.number, "recording missing")
-            continue
-        data = repair(path)
-        store.complete_recording(ticket.number, audio_ms=data * 1000 // (2 * SAMPLE_RATE),
-                                 sha256=hashlib.sha256(path.read_bytes()).hexdigest(), transcript=None)
-        recovered.append(ticket.number)
-        log.info("ticket %s: recovered an interrupted recording (%d bytes of audio)", ticket.number, data)
-    return recovered
-
-
 @app.command("transcribe")
 def transcribe(
     pending: bool = typer.Option(False, "--pending", help="Transcribe every ticket waiting for a model."),
@@ -158,7 +135,8 @@ def transcribe(
         raise context.fail(no_model_message())
     store = _store(dispatch_suggester(settings.data_dir) if suggest else None)
     if interrupted:
-        for number in recover_interrupted(store, settings.recordings_dir, timedelta(minutes=older_than)):  # type: ignore[arg-type]
+        before = datetime.now(timezone.utc) - timedelta(minutes=older_than)
+        for number in recover_interrupted(store, settings.recordings_dir, before):  # type: ignore[arg-type]
             typer.echo(f"{number}  recovered an interrupted recording")
     engine = VoskEngine(model_dir)
     result = transcribe_backlog(store, engine, settings.recordings_dir, limit or None,  # type: ignore[arg-type]

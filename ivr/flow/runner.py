@@ -14,11 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from pathlib import Path
 from typing import Protocol
 
 from asr import intents
-from asr.results import Transcript
 from asr.text import numerals_to_digits
 from asr.vad import VadConfig
 from ivr.channel import CallerHungUp
@@ -28,12 +26,12 @@ from ivr.flow.model import (
     Say, Set, Transfer,
 )
 from ivr.logs import mask_number
-from ivr.media import CallIO, Heard
+from ivr.media import CallIO, Heard, RecordResult
 from ivr.recording import RecordingWriter
 from prompts.compose import Digits, Part
 from prompts.library import PromptLibrary, beep
 
-__all__ = ["CallRecord", "TicketSink", "TicketLookup", "FlowRunner", "match_option", "intent_menu"]
+__all__ = ["CallRecord", "OpenRecording", "SavedRecording", "TicketSink", "TicketLookup", "FlowRunner", "match_option", "intent_menu"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +39,7 @@ MAX_STEPS = 200  # a guard against a flow that loops forever
 MAX_REPEATS = 4  # `*` more often than this counts as a failed try
 ASK_AGAIN_SLOWER = 2  # a caller who asks this often to hear a menu again gets the elderly style
 ELDERLY_TIMEOUT_FACTOR = 1.5
+NOT_SAVED = "message_not_saved"  # the call's flag once a message could not be saved
 TicketLookup = Callable[[str], "str | None"]  # ticket number -> its status ("open", ...), None if unknown
 
 
@@ -61,16 +60,32 @@ class CallRecord:
     flow_digest: str = ""  # which version of the flow file the call ran
 
 
+@dataclass(frozen=True)
+class OpenRecording:
+    """A message about to be recorded: its ticket ("" when none could be stored), the writer of its audio (None
+    when nothing can be written) and what could not be stored ("" when all is well)."""
+
+    ticket: str
+    writer: RecordingWriter | None
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class SavedRecording:
+    """How a message was kept: `urgent` when it is an emergency to put through now; `problem` says what could not
+    be stored ("" when all of it was)."""
+
+    urgent: bool = False
+    problem: str = ""
+
+
 class TicketSink(Protocol):
     """Where recordings become tickets; `open` runs before recording starts, so a crash keeps the ticket."""
 
-    def recording_path(self, call: CallRecord, kind: str) -> Path: ...
+    def open(self, call: CallRecord, kind: str) -> OpenRecording: ...
 
-    def open(self, call: CallRecord, kind: str, recording: Path) -> str: ...
-
-    def finish(self, ticket_id: str, call: CallRecord, audio_ms: int, sha256: str,
-               transcript: Transcript | None) -> bool:
-        """Store the finished recording; True when what the caller said is an emergency to put through now."""
+    def finish(self, rec: OpenRecording, call: CallRecord, result: RecordResult | None) -> SavedRecording:
+        """Store the finished recording (`result` None: nothing was recorded)."""
 
 
 @lru_cache(maxsize=512)
@@ -198,8 +213,7 @@ class FlowRunner:
         if isinstance(node, Lookup):
             return await self._lookup(node)
         if isinstance(node, Record):
-            await self._record(node)
-            return node.next
+            return await self._record(node)
         if isinstance(node, Transfer):
             return await self._transfer(node)
         if isinstance(node, Set):
@@ -468,22 +482,45 @@ class FlowRunner:
         log.warning("call %s: transfer to %s failed: %s", self.call.call_id, node.target, result.reason)
         return node.on_fail or None
 
-    async def _record(self, node: Record) -> None:
+    async def _record(self, node: Record) -> str | None:
+        if NOT_SAVED in self.call.flags:  # saving failed earlier in this call, and a person could not take it
+            return await self._not_saved(node)
         await self._play(node.prompt, interruptible=False)
         if node.beep:
             await self.io.play(beep(), interruptible=False)
-        path = self.tickets.recording_path(self.call, node.ticket_kind)
-        ticket_id = self.tickets.open(self.call, node.ticket_kind, path)
-        self.call.tickets.append(ticket_id)
-        writer = RecordingWriter(path)
-        result = await self.io.record(writer, max_ms=node.max_ms, end_silence_ms=node.end_silence_ms,
-                                      no_input_ms=node.no_input_ms)
-        self.call.heard.append({"node": node.id, "kind": "recording", "ms": result.audio_ms, "end": result.reason})
-        if self.tickets.finish(ticket_id, self.call, result.audio_ms, result.sha256, result.transcript):
+        rec = self.tickets.open(self.call, node.ticket_kind)
+        if rec.ticket:
+            self.call.tickets.append(rec.ticket)
+        result = None
+        if rec.writer is not None:
+            result = await self.io.record(rec.writer, max_ms=node.max_ms, end_silence_ms=node.end_silence_ms,
+                                          no_input_ms=node.no_input_ms)
+            self.call.heard.append({"node": node.id, "kind": "recording", "ms": result.audio_ms,
+                                    "end": result.reason})
+        saved = self.tickets.finish(rec, self.call, result)
+        if saved.urgent:
             self.call.flags.add("urgent")  # the flow branches on it: a person at once, ahead of the queue
-            log.warning("call %s: ticket %s is urgent; putting the caller through", self.call.call_id, ticket_id)
-        if result.reason == "hangup":
+            log.warning("call %s: ticket %s is urgent; putting the caller through", self.call.call_id, rec.ticket)
+        if result is not None and result.reason == "hangup":
             raise CallerHungUp(self.call.call_id)
+        if saved.problem:
+            self.call.heard.append({"node": node.id, "kind": "not_saved", "problem": saved.problem})
+            return await self._not_saved(node)
+        return node.next
+
+    async def _not_saved(self, node: Record) -> str | None:
+        """The message could not be saved (a full disk): say so and offer a person; when that was already
+        tried in this call, or there is no person to offer, ask the caller to call again later."""
+        if NOT_SAVED not in self.call.flags and self.flow.agent_node:
+            self.call.flags.add(NOT_SAVED)
+            log.warning("call %s: the message at %s was not saved; offering a person", self.call.call_id, node.id)
+            await self._play("message_not_saved", interruptible=False)
+            return self.flow.agent_node
+        log.warning("call %s: the message at %s cannot be saved; asking the caller to call again",
+                    self.call.call_id, node.id)
+        await self._play("message_not_saved_later", interruptible=False)
+        await self.io.channel.hangup()
+        return None
 
     def _log_heard(self, nid: str, heard: Heard) -> None:
         entry: dict[str, object] = {"node": nid, "kind": heard.kind, "t_ms": heard.t_ms}

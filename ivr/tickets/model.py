@@ -62,6 +62,7 @@ class Ticket:
     updated_at: datetime | None = None
     dispatched_at: datetime | None = None
     dispatched_by: str = ""
+    node: str = ""  # the node that recorded it
 
     @property
     def text(self) -> str:

@@ -6,7 +6,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, inspect
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text, inspect
 from sqlalchemy.engine import Engine
 
 from ivr.tickets import audit
@@ -51,6 +51,8 @@ tickets_table = Table(
     Column("note", Text, nullable=False, default=""),
     Column("dispatched_at", DateTime(timezone=True), nullable=True),
     Column("dispatched_by", String(64), nullable=False, default=""),
+    Column("node", String(64), nullable=False, default=""),  # the node that recorded it (settings.node_id)
+    Index("ix_tickets_transcription_node", "transcription", "node"),
 )
 audit_table = audit.define(metadata)
 corrections_table = Table(

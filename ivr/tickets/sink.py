@@ -1,36 +1,106 @@
-"""Connects the flow runner's recordings to the ticket store."""
+"""Connects the flow runner's recordings to the ticket store.
+
+The ticket is stored first and its recording is named after its number (`<recordings>/<YYYYMMDD>/<number>.wav`),
+so no two recordings can share a name, and the writer never opens an existing file. Whatever can be saved is
+saved: with the ticket database out of room the message is still recorded, under `unticketed/` with the call's
+details beside it, and the log names the file; with the recordings disk full the ticket is kept without audio.
+Each failure is one log line saying what is full, and the runner offers the caller a person.
+"""
 from __future__ import annotations
 
+import json
+import logging
+import uuid
 from pathlib import Path
 
-from asr.results import Transcript
-from ivr.flow.runner import CallRecord
+from sqlalchemy.exc import SQLAlchemyError
+
+from ivr.flow.runner import CallRecord, OpenRecording, SavedRecording
+from ivr.logs import mask_number
+from ivr.media import RecordResult
+from ivr.recording import RecordingWriter
+from ivr.storage import database_location, problem
 from ivr.tickets.store import TicketStore
 
-__all__ = ["StoreSink"]
+__all__ = ["StoreSink", "recording_name", "UNTICKETED"]
+
+log = logging.getLogger(__name__)
+
+UNTICKETED = "unticketed"  # the folder of messages recorded while no ticket could be stored
+
+
+def recording_name(number: str) -> str:
+    """A ticket's recording, relative to the recordings folder: unique because the ticket number is."""
+    return f"{number[:8]}/{number}.wav"
 
 
 class StoreSink:
-    """A TicketSink writing to a TicketStore; recordings go to `<recordings>/<YYYYMMDD>/<call>-<n>.wav`."""
+    """A TicketSink writing to a TicketStore as `node`, recordings under `recordings_dir`."""
 
-    def __init__(self, store: TicketStore, recordings_dir: Path) -> None:
+    def __init__(self, store: TicketStore, recordings_dir: Path, node: str = "") -> None:
         self.store = store
         self.recordings_dir = recordings_dir
+        self.node = node
 
-    def recording_path(self, call: CallRecord, kind: str) -> Path:
-        day = call.started.strftime("%Y%m%d")
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in call.call_id)[:80]
-        return self.recordings_dir / day / f"{safe}-{kind}-{len(call.tickets) + 1}.wav"
+    def _db_problem(self, exc: BaseException) -> str:
+        return f"ticket database {database_location(self.store.engine)}: {problem(exc)}"
 
-    def open(self, call: CallRecord, kind: str, recording: Path) -> str:
-        ticket = self.store.create(
-            caller=call.caller, call_id=call.call_id, kind=kind, menu_path=call.path, flags=call.flags,
-            recording=str(recording.relative_to(self.recordings_dir)),
-        )
-        return ticket.number
+    def _disk_problem(self, exc: BaseException) -> str:
+        return f"recordings folder {self.recordings_dir}: {problem(exc)}"
 
-    def finish(self, ticket_id: str, call: CallRecord, audio_ms: int, sha256: str,
-               transcript: Transcript | None) -> bool:
-        ticket = self.store.complete_recording(ticket_id, audio_ms=audio_ms, sha256=sha256, transcript=transcript,
-                                               menu_path=call.path)
-        return bool((ticket.suggestion or {}).get("transfer_now"))
+    def open(self, call: CallRecord, kind: str) -> OpenRecording:
+        number = ""
+        try:
+            number = self.store.create(caller=call.caller, call_id=call.call_id, kind=kind, menu_path=call.path,
+                                       flags=call.flags, recording=recording_name, node=self.node).number
+            path = self.recordings_dir / recording_name(number)
+        except (SQLAlchemyError, OSError) as exc:
+            trouble = self._db_problem(exc)
+            log.error("call %s: no ticket stored (%s); recording the message without one", call.call_id, trouble)
+            path = self.recordings_dir / UNTICKETED / call.started.strftime("%Y%m%d") / f"{uuid.uuid4().hex}.wav"
+            return OpenRecording("", self._unticketed(call, kind, path), trouble)
+        try:
+            return OpenRecording(number, RecordingWriter(path))
+        except OSError as exc:
+            trouble = self._disk_problem(exc)
+        log.error("ticket %s: recording not saved (%s); the ticket is kept without audio", number, trouble)
+        try:
+            self.store.recording_lost(number, trouble)
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("ticket %s: not updated (%s)", number, self._db_problem(exc))
+        return OpenRecording(number, None, trouble)
+
+    def _unticketed(self, call: CallRecord, kind: str, path: Path) -> RecordingWriter | None:
+        """A writer for a message that has no ticket, with the call's details in a JSON file beside it."""
+        try:
+            writer = RecordingWriter(path)
+            with open(path.with_suffix(".json"), "x", encoding="utf-8") as f:
+                json.dump({"caller": call.caller, "call_id": call.call_id, "kind": kind, "node": self.node,
+                           "started": call.started.isoformat(), "menu_path": call.path}, f, ensure_ascii=False)
+            return writer
+        except OSError as exc:
+            log.error("call %s: message not recorded either (%s)", call.call_id, self._disk_problem(exc))
+            return None
+
+    def finish(self, rec: OpenRecording, call: CallRecord, result: RecordResult | None) -> SavedRecording:
+        troubles = [rec.problem] if rec.problem else []
+        writer = rec.writer
+        cut = self._disk_problem(writer.error) if writer is not None and writer.error is not None else ""
+        if cut:
+            log.error("call %s: recording cut after %d ms (%s); %s keeps what was written", call.call_id,
+                      writer.duration_ms if writer else 0, cut, writer.path if writer else "")
+            troubles.append(cut)
+        if writer is None or result is None:
+            return SavedRecording(problem="; ".join(troubles))
+        if not rec.ticket:
+            log.error("call %s from %s: the message is kept in %s (%d ms), without a ticket", call.call_id,
+                      mask_number(call.caller), writer.path, result.audio_ms)
+            return SavedRecording(problem="; ".join(troubles))
+        try:
+            ticket = self.store.complete_recording(rec.ticket, audio_ms=result.audio_ms, sha256=result.sha256,
+                                                   transcript=result.transcript, menu_path=call.path, problem=cut)
+        except (SQLAlchemyError, OSError) as exc:
+            trouble = self._db_problem(exc)
+            log.error("ticket %s: not completed (%s); the recording is kept in %s", rec.ticket, trouble, writer.path)
+            return SavedRecording(problem="; ".join([*troubles, trouble]))
+        return SavedRecording(bool((ticket.suggestion or {}).get("transfer_now")), "; ".join(troubles))

@@ -11,7 +11,7 @@ import builtins
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,10 @@ class TicketStore:
     # --- the call path -------------------------------------------------------------------------------------
 
     def create(self, *, caller: str, call_id: str, kind: str, menu_path: list[str], flags: set[str] | list[str],
-               recording: str, now: datetime | None = None) -> Ticket:
-        """A new ticket with the next number of the day, transcription "recording"."""
+               recording: str | Callable[[str], str], node: str = "", now: datetime | None = None) -> Ticket:
+        """A new ticket with the next number of the day, transcription "recording". `recording` is the WAV's path
+        relative to the recordings folder, or a function of the new ticket's number giving it; `node` is the
+        node recording it (see `interrupted`)."""
         now = now or _now()
         day = now.strftime("%Y%m%d")
         for _ in range(20):
@@ -82,12 +84,13 @@ class TicketStore:
                     seq = (conn.execute(select(func.max(tickets_table.c.seq)).where(tickets_table.c.day == day))
                            .scalar() or 0) + 1
                     number = f"{day}{seq:03d}"
+                    path = recording(number) if callable(recording) else recording
                     conn.execute(insert(tickets_table).values(
                         number=number, day=day, seq=seq, created_at=now, updated_at=now, caller=caller,
                         call_id=call_id, kind=kind, status=TicketStatus.OPEN.value,
                         transcription=TranscriptionStatus.RECORDING.value,
                         menu_path=json.dumps(menu_path, ensure_ascii=False), flags=json.dumps(sorted(flags)),
-                        recording=recording,
+                        recording=path, node=node,
                     ))
             except IntegrityError:
                 continue  # another writer took that number (its transaction is rolled back); try the next
@@ -95,11 +98,18 @@ class TicketStore:
         raise RuntimeError(f"could not allocate a ticket number for {day}")
 
     def complete_recording(self, number: str, *, audio_ms: int, sha256: str, transcript: Transcript | None,
-                           menu_path: list[str] | None = None) -> Ticket:
-        """Store the finished recording and, when there was a recogniser, its transcript."""
+                           menu_path: list[str] | None = None, flags: Iterable[str] = (),
+                           problem: str = "") -> Ticket:
+        """Store the finished recording and, when there was a recogniser, its transcript. `flags` are added to the
+        ticket's (e.g. "interrupted"); `problem` says why the recording is incomplete (kept in extra)."""
         values: dict[str, Any] = dict(audio_ms=audio_ms, recording_sha256=sha256, updated_at=_now())
         if menu_path is not None:
             values["menu_path"] = json.dumps(menu_path, ensure_ascii=False)
+        if flags or problem:
+            ticket = self.get(number)
+            values["flags"] = json.dumps(sorted(set(ticket.flags) | set(flags)))
+            if problem:
+                values["extra"] = json.dumps(dict(ticket.extra, recording_error=problem), ensure_ascii=False)
         if transcript is None:
             values["transcription"] = TranscriptionStatus.PENDING.value
             return self._update(number, values)
@@ -108,6 +118,15 @@ class TicketStore:
     def set_transcript(self, number: str, transcript: Transcript) -> Ticket:
         """A transcript made later (the backlog): stored with its dispatch suggestion."""
         return self._set_transcript(number, transcript, {})
+
+    def recording_lost(self, number: str, reason: str) -> Ticket:
+        """Nothing of the caller's message could be written (e.g. the recordings disk is full): the ticket stays,
+        without a recording, and cannot be transcribed."""
+        ticket = self.get(number)
+        extra = dict(ticket.extra, transcription_error=f"no recording: {reason}", recording_error=reason)
+        return self._update(number, dict(recording="", audio_ms=0, recording_sha256="", updated_at=_now(),
+                                         transcription=TranscriptionStatus.FAILED.value,
+                                         extra=json.dumps(extra, ensure_ascii=False)))
 
     def set_transcription_failed(self, number: str, reason: str) -> Ticket:
         ticket = self.get(number)
@@ -181,12 +200,15 @@ class TicketStore:
         with self.engine.connect() as conn:
             return [_to_ticket(r) for r in conn.execute(q).mappings()]
 
-    def interrupted(self, before: datetime) -> builtins.list[Ticket]:
-        """Tickets still "recording" that were created before ``before``: their call died mid-message."""
+    def interrupted(self, before: datetime, node: str | None = None) -> builtins.list[Ticket]:
+        """Tickets still "recording" that were created before ``before`` (by ``node`` only, unless None): their
+        call died mid-message."""
         q = (select(tickets_table)
              .where(tickets_table.c.transcription == TranscriptionStatus.RECORDING.value,
                     tickets_table.c.created_at < before)
              .order_by(tickets_table.c.id))
+        if node is not None:
+            q = q.where(tickets_table.c.node == node)
         with self.engine.connect() as conn:
             return [_to_ticket(r) for r in conn.execute(q).mappings()]
 
@@ -453,5 +475,5 @@ def _to_ticket(row: Any) -> Ticket:
         suggestion=json.loads(row["suggestion"]) if row["suggestion"] else None,
         contact_name=row["contact_name"], callback_number=row["callback_number"], address=row["address"],
         note=row["note"], updated_at=_utc(row["updated_at"]), dispatched_at=_utc(row["dispatched_at"]),
-        dispatched_by=row["dispatched_by"],
+        dispatched_by=row["dispatched_by"], node=row["node"],
     )

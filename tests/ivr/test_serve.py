@@ -6,14 +6,11 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-from sipclient import rtp
-from sippkit import PCMU_EVENTS, SIPP, caller_bye, invite_answered, pause, play, run_sipp, scenario
+from sippkit import PCMU_EVENTS, SIPP, caller_bye, invite_answered, pause, pcmu_pcap, play, run_sipp, scenario
 
-from asr.audio import FRAME_BYTES, duration_ms, read_wav
-from ivr.codecs.g711 import ulaw_encode
+from asr.audio import duration_ms, read_wav
 from ivr.commands.serve import serve_hotline, server_config
 from ivr.config import Settings
-from ivr.rtp.pcap import UdpDatagram, write_udp
 from ivr.tickets import TicketStore
 from prompts import PromptLibrary, load_catalogue
 
@@ -21,16 +18,6 @@ pytestmark = [pytest.mark.sipp, pytest.mark.skipif(SIPP is None, reason="sipp is
 
 REPO = Path(__file__).resolve().parents[2]
 SHARE = Path("/usr/share/sip-tester")
-
-
-def pcmu_pcap(path: Path, pcm: bytes) -> Path:
-    """The caller's speech as a 20 ms PCMU RTP stream, for SIPp's play_pcap_audio."""
-    items = []
-    for k, i in enumerate(range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)):
-        pkt = rtp(0, 100 + k, 8000 + 160 * k, 0xCA11E5, ulaw_encode(pcm[i : i + FRAME_BYTES]), marker=k == 0)
-        items.append(UdpDatagram(1000.0 + 0.02 * k, ("10.0.0.1", 6000), ("10.0.0.2", 7000), pkt))
-    write_udp(path, items)
-    return path
 
 
 def test_sip_call_through_the_shipped_flow_to_a_ticket(settings: Settings, ko_model_dir: Path, tmp_path: Path) -> None:

@@ -11,6 +11,12 @@ from typing import Any
 from ivr.sip.transaction import SipTimers
 from ivr.sip.uas import CallHandler, SipServer, SipServerConfig
 
+from sipclient import rtp
+
+from asr.audio import FRAME_BYTES
+from ivr.codecs.g711 import ulaw_encode
+from ivr.rtp.pcap import UdpDatagram, write_udp
+
 SIPP = shutil.which("sipp")
 #: SIPp's sample captures (G.711 A-law audio, RFC 2833 keys with payload type 101)
 SHARE = Path("/usr/share/sip-tester")
@@ -87,6 +93,16 @@ def notify_refer(cseq: int, frag: str = "SIP/2.0 200 OK") -> str:
 def play(pcap: str | Path, pause_ms: int) -> str:
     return (f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
             f'  <pause milliseconds="{pause_ms}"/>\n')
+
+
+def pcmu_pcap(path: Path, pcm: bytes) -> Path:
+    """The caller's speech as a 20 ms PCMU RTP stream, for SIPp's play_pcap_audio."""
+    items = []
+    for k, i in enumerate(range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)):
+        pkt = rtp(0, 100 + k, 8000 + 160 * k, 0xCA11E5, ulaw_encode(pcm[i : i + FRAME_BYTES]), marker=k == 0)
+        items.append(UdpDatagram(1000.0 + 0.02 * k, ("10.0.0.1", 6000), ("10.0.0.2", 7000), pkt))
+    write_udp(path, items)
+    return path
 
 
 def pause(ms: int) -> str:
