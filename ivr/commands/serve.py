@@ -1,8 +1,10 @@
 """`ivr serve`: answer SIP calls, run the call flow on each, and serve the operator console beside it.
 
 `serve_hotline()` is the production path (HotlineService.handle_call on every call); `run_server()` takes any
-handler, and `--demo` answers with a beep and logs the keys (a line check without the flow). Ctrl-C (SIGINT) or SIGTERM stops taking
-calls (503) and lets the calls in progress finish for up to `--drain` seconds before hanging them up.
+handler, and `--demo` answers with a beep and logs the keys (a line check without the flow). Ctrl-C (SIGINT) or
+SIGTERM stops taking calls (503) and lets the calls in progress finish for up to `--drain` seconds before hanging
+them up. Before taking calls, the recordings this node (`node_id`) was making when it last stopped are repaired and
+queued for transcription.
 """
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import numpy as np
 import typer
+from sqlalchemy.exc import SQLAlchemyError
 
 from asr.audio import FRAME_BYTES
 from ivr.channel import CallerHungUp
@@ -25,8 +29,11 @@ from ivr.dtmf.inband import DtmfDetector
 from ivr.queue.hotline import QueueOptions
 from ivr.sip.protection import ProtectionConfig
 from ivr.sip.uas import CallHandler, SipServer, SipServerConfig, mask_number
+from ivr.storage import problem
+from ivr.tickets.recovery import recover_interrupted
+from ivr.tickets.store import TicketStore
 
-__all__ = ["app", "server_config", "run_server", "serve_hotline", "demo_handler"]
+__all__ = ["app", "server_config", "run_server", "serve_hotline", "recover_recordings", "demo_handler"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +119,21 @@ def console_socket(settings: Settings) -> socket.socket:
     return sock
 
 
+def recover_recordings(store: TicketStore, settings: Settings) -> list[str]:
+    """Before taking calls: repair the recordings this node was making when it stopped (another node's recordings
+    in a shared store are still being made) and queue them for transcription."""
+    try:
+        recovered = recover_interrupted(store, settings.recordings_dir, datetime.now(timezone.utc),  # type: ignore[arg-type]
+                                        node=settings.node_id)
+    except (SQLAlchemyError, OSError) as exc:
+        logger.error("interrupted recordings of node %s not recovered: %s", settings.node_id, problem(exc))
+        return []
+    if recovered:
+        logger.warning("node %s: %d recording(s) cut off when it stopped repaired, flagged interrupted and queued "
+                       "for transcription: %s", settings.node_id, len(recovered), " ".join(recovered))
+    return recovered
+
+
 async def serve_hotline(settings: Settings, config: SipServerConfig, *, console: bool = True,
                         drain_seconds: float = 30.0, stop: asyncio.Event | None = None,
                         ready: Callable[[SipServer], None] | None = None,
@@ -129,6 +151,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     service = HotlineService.from_settings(settings)
     if service.engine is None:
         logger.warning(no_model_message())
+    recover_recordings(service.store, settings)
     started: list[SipServer] = []
 
     async def outbound(uri: str, proxy: tuple[str, int]) -> OutboundResult:

@@ -105,3 +105,13 @@ def test_settings_are_frozen() -> None:
     s = Settings()
     with pytest.raises(AttributeError):
         s.sip_port = 1  # type: ignore[misc]
+
+
+def test_node_id_defaults_to_the_host_name_and_a_bad_one_names_the_key(tmp_path: Path) -> None:
+    import socket
+
+    assert load_settings(overrides={"data_dir": tmp_path}, environ={}).node_id == socket.gethostname()
+    assert load_settings(overrides={"data_dir": tmp_path}, environ={"IVR_NODE_ID": "ivr-b"}).node_id == "ivr-b"
+    with pytest.raises(ConfigError) as err:
+        load_settings(overrides={"data_dir": tmp_path}, environ={"IVR_NODE_ID": "node a"})
+    assert str(err.value) == "node_id: 'node a' is not 1-64 letters, digits, '.', '_' or '-'"

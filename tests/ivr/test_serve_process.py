@@ -191,3 +191,92 @@ def test_flow_saved_as_gbk_while_serving_is_rejected_and_calls_keep_the_last_goo
                                 f"keeping version {hashlib.sha256(text.encode()).hexdigest()[:12]}")
     assert "Traceback" not in output and "handler failed" not in output and proc.returncode == 0
     assert output.count("ended: caller hung up") == 3
+
+
+def serve(env: dict[str, str]) -> subprocess.Popen[str]:
+    """`ivr serve --no-console`, answering SIP OPTIONS once it is ready (within a minute)."""
+    proc = subprocess.Popen([str(IVR), "serve", "--no-console", "--drain", "2"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    for n in range(300):
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        if options_probe(int(env["IVR_SIP_PORT"]), n).startswith(b"SIP/2.0 200"):
+            return proc
+        time.sleep(0.2)
+    raise AssertionError("ivr serve did not answer OPTIONS")
+
+
+def sipp_complaint(tmp_path: Path, port: int, prompt_cache: Path) -> subprocess.Popen[bytes]:
+    """A SIPp caller who presses 1, waits for the beep and speaks for half a minute."""
+    from sippkit import PCMU_EVENTS, free_udp_port, pcmu_pcap, play
+
+    from asr.audio import duration_ms, read_wav
+    from prompts import PromptLibrary, load_catalogue
+
+    prompts = PromptLibrary(load_catalogue(REPO / "prompts" / "catalogue.yaml"), prompt_cache)
+    speech = b"".join(read_wav(REPO / "audio_fixtures" / "zh" / f"c0{i}.wav") for i in range(1, 9))
+    xml = scenario("long complaint", invite_answered(PCMU_EVENTS), pause(1500),
+                   play("/usr/share/sip-tester/dtmf_2833_1.pcap", 600),
+                   pause(duration_ms(prompts.get("complaint_intro")) + 1500),
+                   play(pcmu_pcap(tmp_path / "speech.pcap", speech), duration_ms(speech) + 500), caller_bye(2))
+    (tmp_path / "caller.xml").write_text(xml, encoding="iso-8859-1")
+    assert SIPP is not None
+    return subprocess.Popen([SIPP, "-sf", str(tmp_path / "caller.xml"), f"127.0.0.1:{port}", "-i", "127.0.0.1",
+                             "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port(even=True)),
+                             "-m", "1", "-nostdin", "-timeout", "120s"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.sipp
+@pytest.mark.skipif(SIPP is None, reason="sipp is not installed (apt-get install sip-tester)")
+def test_a_recording_cut_by_sigkill_is_repaired_at_restart_and_another_nodes_is_left(
+        tmp_path: Path, prompt_cache: Path) -> None:
+    from ivr.recording import HEADER_BYTES, RecordingWriter
+    from ivr.tickets import TicketStore
+
+    sip = free_port(socket.SOCK_DGRAM)
+    data = tmp_path / "data"
+    env = {**os.environ, "IVR_DATA_DIR": str(data), "IVR_PROMPTS_CACHE": str(prompt_cache), "IVR_NODE_ID": "node-a",
+           "IVR_SIP_HOST": "127.0.0.1", "IVR_SIP_PORT": str(sip), "IVR_RTP_PORT_MIN": "46000",
+           "IVR_RTP_PORT_MAX": "46999"}
+    env.pop("IVR_CONFIG", None)
+    proc = serve(env)
+    caller = sipp_complaint(tmp_path, sip, prompt_cache)
+    store = TicketStore(f"sqlite:///{data / 'ivr.db'}")
+    other = RecordingWriter(data / "recordings" / "other" / "b.wav", flush_every=1)
+    try:
+        for _ in range(600):  # until 2 s of the caller's message are on disk
+            tickets = store.list()
+            if tickets and (data / "recordings" / tickets[0].recording).stat().st_size > HEADER_BYTES + 32_000:
+                break
+            assert proc.poll() is None and caller.poll() is None
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        [cut] = store.list()
+        wav = data / "recordings" / cut.recording
+        assert cut.transcription.value == "recording" and cut.node == "node-a"
+        assert wav.read_bytes()[40:44] == b"\0\0\0\0"  # the header still says no audio
+        for _ in range(50):
+            other.write(b"\x10\x00" * 160)  # another node, recording right now into the same store
+        theirs = store.create(caller="13900000009", call_id="b", kind="complaint", menu_path=[], flags=[],
+                              recording="other/b.wav", node="node-b")
+        proc = serve(env)
+        repaired = store.get(cut.number)
+        size = wav.stat().st_size
+        assert repaired.transcription.value == "pending" and "interrupted" in repaired.flags
+        assert int.from_bytes(wav.read_bytes()[40:44], "little") == size - HEADER_BYTES > 32_000
+        assert int.from_bytes(wav.read_bytes()[4:8], "little") == size - 8
+        assert repaired.audio_ms == (size - HEADER_BYTES) // 16
+        assert store.verify_recording(cut.number, data / "recordings").ok
+        assert store.get(theirs.number).transcription.value == "recording"
+        assert (data / "recordings" / "other" / "b.wav").read_bytes()[40:44] == b"\0\0\0\0"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        other._f.close()
+        for p in (proc, caller):
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    assert proc.returncode == 0 and "Traceback" not in out, out
+    assert "node node-a: 1 recording(s) cut off when it stopped repaired, flagged interrupted" in out

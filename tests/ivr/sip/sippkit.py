@@ -8,14 +8,13 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from ivr.sip.transaction import SipTimers
-from ivr.sip.uas import CallHandler, SipServer, SipServerConfig
-
 from sipclient import rtp
 
 from asr.audio import FRAME_BYTES
 from ivr.codecs.g711 import ulaw_encode
 from ivr.rtp.pcap import UdpDatagram, write_udp
+from ivr.sip.transaction import SipTimers
+from ivr.sip.uas import CallHandler, SipServer, SipServerConfig
 
 SIPP = shutil.which("sipp")
 #: SIPp's sample captures (G.711 A-law audio, RFC 2833 keys with payload type 101)
