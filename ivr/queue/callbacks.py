@@ -2,13 +2,17 @@
 
 States: pending -> dialling (claimed, attempt counted, lease) -> done | pending (retry later) | failed.
 A claim is one conditional UPDATE, so two workers (or a worker restarted after SIGKILL) never both own a callback.
-A callback whose lease expired while `dialling` (the process died during the attempt, outcome unknown) goes back to
-pending at its place, marked `interrupted`; every other pending callback is dialled exactly once per attempt.
+The worker renews its lease while the dial or the bridge goes on; a callback whose lease expired while `dialling`
+(the worker died during the attempt, outcome unknown) is taken back by any running worker (`recover`, run
+periodically) and goes back to pending at its place, marked `interrupted`; every other pending callback is dialled
+exactly once per attempt.
 """
 from __future__ import annotations
 
 import logging
+import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,7 +22,8 @@ import sqlalchemy as sa
 from ivr.logs import mask_number
 from ivr.queue.model import QueueError
 
-__all__ = ["Callback", "CallbackStore", "RetryPolicy", "CallingHours", "CallbackNotFound", "open_engine"]
+__all__ = ["Callback", "CallbackStore", "RetryPolicy", "CallingHours", "CallbackNotFound", "open_engine",
+           "lease_owner"]
 
 log = logging.getLogger(__name__)
 
@@ -152,20 +157,35 @@ class CallbackStore:
         return out
 
     def recover(self) -> int:
-        """Attempts whose lease expired (the dialler died): back to pending at their place, marked interrupted."""
+        """Attempts whose lease expired (their dialler died, in this process or any other sharing the store): back
+        to pending at their place, marked interrupted. Safe to run often and from many workers at once: each
+        expired attempt is taken back exactly once. Returns how many were taken back."""
         now = self.clock()
-        n = 0
+        expired = (callbacks.c.status == DIALLING) & (callbacks.c.lease_until < now)
+        with self.engine.connect() as conn:  # a read first: most of the time nothing has expired
+            if conn.execute(sa.select(callbacks.c.id).where(expired).limit(1)).first() is None:
+                return 0
         with self.engine.begin() as conn:
-            rows = conn.execute(callbacks.select().where(
-                (callbacks.c.status == DIALLING) & (callbacks.c.lease_until < now))).all()
-            for r in rows:
-                # the attempt's outcome is unknown: it does not count against the limit and keeps its place
-                conn.execute(callbacks.update().where(callbacks.c.id == r.id).values(
-                    status=PENDING, attempts=callbacks.c.attempts - 1, lease_owner=None, lease_until=None,
-                    last_result="interrupted", updated=now))
-                log.warning("callback %d was being dialled when its dialler died: dialling it again", r.id)
-                n += 1
-        return n
+            # the attempt's outcome is unknown: it does not count against the limit and keeps its place
+            rows = conn.execute(callbacks.update().where(expired).values(
+                status=PENDING, attempts=callbacks.c.attempts - 1, lease_owner=None, lease_until=None,
+                last_result="interrupted", updated=now).returning(callbacks.c.id)).all()
+        for (cb_id,) in rows:
+            log.warning("callback %d: its dialler stopped holding it (lease expired): dialling it again", cb_id)
+        return len(rows)
+
+    def renew(self, ids: Iterable[int], owner: str, lease_s: float = 120.0) -> set[int]:
+        """Extend `owner`'s leases on these callbacks (dials and bridges still in progress); returns the ids still
+        held, so a lease lost meanwhile (this worker stalled past it) shows as missing."""
+        wanted = list(ids)
+        if not wanted:
+            return set()
+        now = self.clock()
+        with self.engine.begin() as conn:
+            rows = conn.execute(callbacks.update().where(
+                callbacks.c.id.in_(wanted) & (callbacks.c.status == DIALLING) & (callbacks.c.lease_owner == owner)
+            ).values(lease_until=now + lease_s, updated=now).returning(callbacks.c.id)).all()
+        return {r[0] for r in rows}
 
     def claim(self, cb_id: int, owner: str, lease_s: float = 120.0) -> bool:
         """Take this callback for one dial attempt; False when it is not due or someone else holds it."""
@@ -227,6 +247,12 @@ class CallbackStore:
             values = {"status": PENDING, "next_attempt_at": due}
         conn.execute(callbacks.update().where(callbacks.c.id == cb.id).values(
             last_result=result, lease_owner=None, lease_until=None, updated=now, **values))
+
+
+def lease_owner(node_id: str) -> str:
+    """A lease owner name for one worker process: its node and a token of its own (a restarted process, or
+    another process on the node, never passes for it)."""
+    return f"{node_id[:48]}/{secrets.token_hex(4)}"
 
 
 def _row(r: sa.Row) -> Callback:

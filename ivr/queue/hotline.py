@@ -18,7 +18,7 @@ from ivr.config import DEFAULT_GROUPS, AgentConfig, Settings, hours_span
 from ivr.console.live import CallbackEntry, LiveState, QueueEntry
 from ivr.media import DigitDetector
 from ivr.queue.agents import AgentDirectory
-from ivr.queue.callbacks import Callback, CallbackStore, CallingHours
+from ivr.queue.callbacks import Callback, CallbackStore, CallingHours, lease_owner
 from ivr.queue.desk import DeskPolicy, QueueDesk
 from ivr.queue.dialback import CallbackDialler
 from ivr.queue.engine import CallQueue, QueuePolicy
@@ -54,6 +54,7 @@ class QueueOptions:
     hours: CallingHours | None = None  # when callbacks may be dialled; None: any time
     tick_s: float = 0.05
     status_every_s: float = 1.0
+    lease_s: float = 120.0  # a callback being dialled by a worker that died is dialled again after this
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "QueueOptions":
@@ -83,6 +84,7 @@ class HotlineQueue:
                               trunk=options.trunk, policy=options.desk, live=live)
         dialler = CallbackDialler(prompts, place_call=place_call, bridge=bridge, trunk=options.trunk, inband=inband)
         self.runner = QueueRunner(self.queue, self.store, desk=self.desk, dialback=dialler, tick_s=options.tick_s,
+                                  owner=lease_owner(settings.node_id), lease_s=options.lease_s,
                                   on_failed=self._note_failure)
         self.metrics = QueueMetrics(self.queue, self.store)
         self.status_path = snapshot_path(settings.data_dir)

@@ -5,7 +5,10 @@ Live callers: every event for a call waiting on the desk (Announce, OfferCallbac
 has already gone frees the operator again. Callbacks: the callback is claimed in the store, `dialback` calls the
 citizen and then the operator, and the store records the outcome (busy / no answer are retried on the store's
 policy; `on_failed` hears of a callback given up, e.g. to note it on the ticket). A callback that is not due yet
-(retry back-off, calling hours) leaves the queue and comes back at its place when it is due.
+(retry back-off, calling hours) leaves the queue and comes back at its place when it is due. While a callback is
+dialled and bridged its lease is renewed (every quarter of it); every second the runner takes back the callbacks
+whose lease ran out (their dialler died, on this node or on another sharing the store), and they rejoin the queue
+at their place.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ivr.queue.callbacks import FAILED, PENDING, Callback, CallbackStore
+from ivr.queue.callbacks import FAILED, PENDING, Callback, CallbackNotFound, CallbackStore
 from ivr.queue.engine import CallQueue
 from ivr.queue.model import AgentState, Connect, Priority, QueueEvent, UnknownCall
 
@@ -61,17 +64,18 @@ Dialback = Callable[[Connect, Callback], Awaitable[DialbackResult]]
 
 class QueueRunner:
     def __init__(self, queue: CallQueue, store: CallbackStore | None, *, desk: EventSink | None = None,
-                 dialback: Dialback | None = None, owner: str = "node1", tick_s: float = 0.05,
-                 on_event: Callable[[QueueEvent], None] | None = None,
+                 dialback: Dialback | None = None, owner: str = "node1", lease_s: float = 120.0,
+                 tick_s: float = 0.05, on_event: Callable[[QueueEvent], None] | None = None,
                  on_failed: Callable[[Callback], None] | None = None) -> None:
         self.queue, self.store, self.desk, self.dialback = queue, store, desk, dialback
-        self.owner, self.tick_s = owner, tick_s
+        self.owner, self.lease_s, self.tick_s = owner, lease_s, tick_s
         self.on_event = on_event or (lambda e: None)
         self.on_failed = on_failed or (lambda cb: None)
         self.connects: deque[Connect] = deque(maxlen=1000)  # the latest hand-overs, for status and tests
         self._tasks: set[asyncio.Task[None]] = set()
         self._dialling: set[int] = set()
         self._requeued_at = 0.0
+        self._renewed_at = 0.0
 
     def restore(self) -> int:
         """Put every outstanding callback back in the queue at its original place (after a restart)."""
@@ -91,6 +95,18 @@ class QueueRunner:
             n += 1
         return n
 
+    def _keep_leases(self) -> None:
+        """Renew the leases of the callbacks being dialled here (every quarter of a lease), and take back those
+        whose dialler died here or on another node (their lease ran out)."""
+        assert self.store is not None
+        now = self.store.clock()
+        if self._dialling and now - self._renewed_at >= self.lease_s / 4:
+            self._renewed_at = now
+            held = self.store.renew(self._dialling, self.owner, self.lease_s)
+            for cb_id in sorted(self._dialling - held):
+                log.warning("callback %d: lease lost while dialling (this worker stalled past it)", cb_id)
+        self.store.recover()
+
     def _requeue_due(self) -> None:
         """Callbacks whose retry is due again (or booked by another process) rejoin the queue at their place."""
         assert self.store is not None
@@ -104,6 +120,7 @@ class QueueRunner:
         """One tick: hand the queue's events to the desk, start callback calls, requeue due callbacks."""
         if self.store is not None and self.queue.clock() - self._requeued_at >= REQUEUE_EVERY_S:
             self._requeued_at = self.queue.clock()
+            self._keep_leases()
             self._requeue_due()
         for event in self.queue.tick():
             if isinstance(event, Connect):
@@ -133,7 +150,7 @@ class QueueRunner:
     async def _callback(self, event: Connect) -> None:
         self.queue.connected(event.call_id)
         cb_id = int(event.call_id.removeprefix("cb-"))
-        if self.store is None or self.dialback is None or not self.store.claim(cb_id, self.owner):
+        if self.store is None or self.dialback is None or not self.store.claim(cb_id, self.owner, self.lease_s):
             # not due (retry back-off, calling hours) or another node has it: it comes back when due
             self.queue.set_state(event.agent_id, AgentState.AVAILABLE)
             return
@@ -145,6 +162,10 @@ class QueueRunner:
                 log.exception("callback %d: dialling failed", cb_id)
                 result = DialbackResult("failed")
             after = self.store.finish(cb_id, self.owner, result.outcome)
+        except CallbackNotFound:  # taken back after this worker stalled past its lease: it is dialled again
+            log.warning("callback %d: %s, but the lease was lost meanwhile; not recorded", cb_id, result.outcome)
+            self.queue.set_state(event.agent_id, AgentState.AVAILABLE)
+            return
         finally:
             self._dialling.discard(cb_id)
         log.info("callback %d: %s (attempt %d, now %s)", cb_id, result.outcome, after.attempts, after.status)

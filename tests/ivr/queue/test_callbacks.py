@@ -1,4 +1,5 @@
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -105,3 +106,72 @@ def test_sigkill_with_pending_callbacks_each_dialled_once_in_order(tmp_path):
     assert s.counts() == {"pending": 0, "dialling": 0, "done": 40, "failed": 0}
     for d in repeats:
         assert s.get(d).attempts == 1  # the interrupted attempt was not counted
+
+
+def test_a_renewed_lease_is_kept_and_an_expired_one_taken_back_once(tmp_path):
+    s, clock = store(tmp_path)
+    other = CallbackStore(f"sqlite:///{tmp_path / 'cb.db'}", clock=clock)  # a second worker on the same store
+    cb = s.book("13800000000", "general", 2, entered=0, rank=0)
+    assert s.claim(cb, "w1", lease_s=10.0)
+    clock.t += 8
+    assert s.renew([cb], "w1", lease_s=10.0) == {cb} and other.renew([cb], "w2", lease_s=10.0) == set()
+    clock.t += 8  # past the first lease, within the renewed one
+    assert other.recover() == 0 and s.get(cb).status == "dialling"
+    clock.t += 3
+    assert other.recover() + s.recover() == 1  # taken back exactly once
+    got = s.get(cb)
+    assert (got.status, got.attempts, got.last_result) == ("pending", 0, "interrupted")
+    assert s.renew([cb], "w1", lease_s=10.0) == set()  # w1 learns it lost the lease
+    with pytest.raises(CallbackNotFound, match=f"^callback {cb} is not being dialled by w1$"):
+        s.finish(cb, "w1", "answered")
+
+
+@pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+def test_a_running_worker_takes_back_a_killed_workers_callback_after_its_lease(tmp_path, sipp):
+    _, citizen = sipp(["-sn", "uas"], 10)
+    url = f"sqlite:///{tmp_path / 'cb.db'}"
+    s = CallbackStore(url)
+    cb = s.book("13955556666", "general", 2, entered=1.0, rank=1.0, ticket="T-1")
+    log = tmp_path / "dials.log"
+    lease = "6"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+
+    def worker(owner: str, hold_s: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(HERE / "runner_proc.py"), url, str(log), owner, lease, hold_s,
+                                 str(citizen)], env=env)
+
+    def wait_for(line: str, *procs: subprocess.Popen) -> None:
+        for _ in range(2400):
+            if log.exists() and line in log.read_text().splitlines():
+                return
+            assert all(p.poll() is None for p in procs), log.read_text() if log.exists() else ""
+            time.sleep(0.05)
+        raise AssertionError(f"no {line!r} in the dial log: {log.read_text() if log.exists() else ''}")
+
+    w1 = worker("w1", "600")  # a long live call: its lease must be renewed
+    w2 = None
+    try:
+        wait_for(f"{cb} w1", w1)
+        w2 = worker("w2", "0.5")
+        wait_for("ready w2", w1, w2)
+        for _ in range(36):  # three leases while w1 lives: w2 never takes the callback
+            time.sleep(0.5)
+            assert s.get(cb).status == "dialling" and f"{cb} w2" not in log.read_text()
+        w1.send_signal(signal.SIGKILL)
+        w1.wait()
+        wait_for(f"{cb} w2", w2)  # the running worker took it back once the lease ran out, and dialled it
+        for _ in range(2400):
+            if s.get(cb).status == "done":
+                break
+            assert w2.poll() is None
+            time.sleep(0.05)
+        w2.send_signal(signal.SIGTERM)
+        assert w2.wait(timeout=60) == 0
+    finally:
+        for p in (w1, w2):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+    after = s.get(cb)
+    assert (after.attempts, after.last_result) == (1, "answered")  # the interrupted attempt was not counted
+    assert [line for line in log.read_text().splitlines() if not line.startswith("ready")] == [f"{cb} w1", f"{cb} w2"]
