@@ -4,5 +4,6 @@
 (see `asr.audio`); only the engine resamples, at its own boundary. Errors: see `asr.errors`.
 
 Main entry points: `asr.vad.Endpointer` (+ `VadConfig` per prompt), `asr.engine.VoskEngine`,
-`asr.stream.AsyncDecoder`, `asr.results.Transcript`, `asr.text.normalize`, `asr.intents`, `asr.models`.
+`asr.stream.AsyncDecoder` (decoded most-behind first by `asr.stream.DecodeScheduler`), `asr.load` (decode lag,
+admission to live recognition), `asr.results.Transcript`, `asr.text.normalize`, `asr.intents`, `asr.models`.
 """

@@ -1,112 +1,239 @@
-"""Decoding off the event loop: one utterance's audio fed in order to a recogniser on a worker thread.
+"""Decoding off the event loop: each utterance's audio reaches its recogniser in order, the most-behind first.
 
-Vosk's calls release the GIL, so a shared thread pool spreads many calls' decoding over the cores, while each
-utterance's chunks stay in order (a single drain task per utterance). Audio goes to the recogniser in chunks of at
-least `min_chunk_ms` (200 ms): every call into a recogniser costs a thread hop, a partial result and a resampler
-call on cold caches (bench/asr_streams.py, 2-4 paced streams: resampling was 3-4.5 % of the decoder's CPU in 100 ms
-chunks, 2.5-2.7 % in 200 ms ones; per 20 ms frame, partial results alone were ~8 %). Frames that arrive while a
-chunk is being decoded are batched into the next call, so a slow chunk never makes the backlog grow frame by frame.
-`finish()` decodes what is left and finalises in one job on the pool.
+An `AsyncDecoder` is one utterance. Every live utterance is a stream of audio chunks that must reach its recogniser in order. A FIFO thread pool with a
+task per utterance lets every stream fall behind together when the decoders are short of CPU, and hands a worker
+200 ms at a time however much is waiting. Here a fixed set of worker threads (`workers`, one per core by default)
+takes from a heap ordered by the arrival time of each stream's oldest undecoded audio (earliest deadline first), and
+decodes everything that stream has queued in one call, so a stream that fell behind catches up in one step and a
+stream is never on two workers at once. A stream enters the heap once it has `min_chunk_ms` queued, or when it is
+finished or cancelled.
+
+Each call into a recogniser is reported as a `DecodeJob` (oldest and newest frame's arrival, start, end, thread CPU)
+to `DecodeStats`, which the load governor and `/metrics` read.
 """
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from asr.audio import SAMPLE_RATE
 from asr.engine import Engine, Recognizer
 from asr.errors import DecoderClosedError
+from asr.load import DecodeJob, DecodeStats
 from asr.results import Partial, Transcript
 
-__all__ = ["AsyncDecoder", "decode_executor"]
+__all__ = ["AsyncDecoder", "DecodeScheduler", "default_scheduler"]
 
-_executor: ThreadPoolExecutor | None = None
+log = logging.getLogger(__name__)
+
+_BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
 
 
-def decode_executor() -> ThreadPoolExecutor:
-    """The process-wide pool for decoding (two threads per core)."""
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1), thread_name_prefix="asr")
-    return _executor
+@dataclass
+class _Work:
+    """What a worker took from a stream: the audio, its arrival span, and whether to finish after it."""
+    pcm: bytes
+    oldest: float
+    newest: float
+    final: bool
+    cancelled: bool
 
 
 class AsyncDecoder:
-    """Streams one utterance to a recogniser without blocking the event loop.
+    """One utterance's audio, decoded in order off the event loop by the scheduler's workers.
 
-    Audio is sent once `min_chunk_ms` of it is queued, so partial results come at most that much later.
+    Create it on the event loop that awaits it; audio is sent on once `min_chunk_ms` of it is queued (default the
+    scheduler's), so partial results come at most that much later.
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        phrases: Sequence[str] | None = None,
-        on_partial: Callable[[Partial], None] | None = None,
-        executor: ThreadPoolExecutor | None = None,
-        min_chunk_ms: int = 200,
-    ) -> None:
-        self.engine = engine
-        self._phrases = phrases
-        self._on_partial = on_partial
-        self._executor = executor or decode_executor()
-        self._min_chunk = min_chunk_ms * SAMPLE_RATE // 1000 * 2
-        self._buffer: list[bytes] = []
-        self._buffered = 0
-        self._task: asyncio.Task[None] | None = None
+    def __init__(self, engine: Engine, phrases: Sequence[str] | None = None,
+                 on_partial: Callable[[Partial], None] | None = None, scheduler: DecodeScheduler | None = None,
+                 min_chunk_ms: int | None = None) -> None:
+        self._scheduler = scheduler or default_scheduler()
+        self._engine, self._phrases, self._on_partial = engine, phrases, on_partial
+        self._loop = asyncio.get_running_loop()
+        self.id = next(self._scheduler._ids)
+        self._min_chunk = self._scheduler.min_chunk if min_chunk_ms is None else min_chunk_ms * _BYTES_PER_MS
+        self._chunks: list[bytes] = []
+        self._queued_bytes = 0
+        self._oldest = 0.0  # arrival (monotonic) of the oldest undecoded audio
+        self._newest = 0.0
+        self._in_heap = False
+        self._running = False
+        self._closing = False  # finish() or cancel() called: no more audio
+        self._cancelled = False
+        self._done: asyncio.Future[Transcript | None] = self._loop.create_future()
         self._rec: Recognizer | None = None
-        self._finished = False
+        self.audio_ms = 0
+        self._scheduler._opened()
 
     def feed(self, pcm: bytes) -> None:
-        """Queue audio for decoding; returns at once."""
-        if self._finished:
+        """Queue audio (8 kHz PCM16) for decoding; returns at once."""
+        if self._closing:
             raise DecoderClosedError("AsyncDecoder.feed() after finish() or cancel()")
-        self._buffer.append(pcm)
-        self._buffered += len(pcm)
-        if self._buffered >= self._min_chunk and (self._task is None or self._task.done()):
-            self._task = asyncio.get_running_loop().create_task(self._drain())
-
-    def _take(self) -> bytes:
-        chunk = b"".join(self._buffer)
-        self._buffer.clear()
-        self._buffered = 0
-        return chunk
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._buffered >= self._min_chunk:
-            partial = await loop.run_in_executor(self._executor, self._accept, self._take())
-            if partial is not None and self._on_partial is not None:
-                self._on_partial(partial)
-
-    def _accept(self, chunk: bytes) -> Partial | None:
-        if self._rec is None:
-            self._rec = self.engine.recognizer(self._phrases)
-        return self._rec.accept(chunk)
-
-    def _final(self, rest: bytes) -> Transcript:
-        if rest:
-            self._accept(rest)
-        if self._rec is None:
-            self._rec = self.engine.recognizer(self._phrases)
-        result = self._rec.final()
-        self.engine.release(self._rec)
-        self._rec = None
-        return result
+        self._scheduler._feed(self, pcm, time.monotonic())
 
     async def finish(self) -> Transcript:
-        """Decode what is left and return the final transcript."""
-        self._finished = True
-        if self._task is not None:
-            await self._task
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._final, self._take())
+        """Decode what is queued and return the final transcript."""
+        if not self._closing:
+            self._scheduler._close(self, cancel=False)
+        result = await asyncio.shield(self._done)
+        assert result is not None
+        return result
 
     async def cancel(self) -> None:
-        """Drop the utterance (caller hung up); the recogniser goes back to the pool."""
-        self._finished = True
-        self._take()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._rec is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._final, b"")
+        """Drop the audio not yet decoded; the recogniser goes back to the engine's pool."""
+        if not self._closing:
+            self._scheduler._close(self, cancel=True)
+        await asyncio.gather(asyncio.shield(self._done), return_exceptions=True)
+
+    # --- worker side (called by DecodeScheduler with its lock held, or on a worker thread) ---------------------
+
+    def _take(self) -> _Work:
+        work = _Work(b"".join(self._chunks), self._oldest, self._newest, self._closing, self._cancelled)
+        self._chunks.clear()
+        self._queued_bytes = 0
+        return work
+
+    def _run(self, work: _Work) -> tuple[Partial | None, Transcript | None]:
+        partial = None
+        if work.pcm and not work.cancelled:
+            if self._rec is None:
+                self._rec = self._engine.recognizer(self._phrases)
+            partial = self._rec.accept(work.pcm)
+        if not work.final:
+            return partial, None
+        if self._rec is None:
+            if work.cancelled:
+                return None, None
+            self._rec = self._engine.recognizer(self._phrases)
+        result = self._rec.final()
+        self._engine.release(self._rec)
+        self._rec = None
+        return None, (None if work.cancelled else result)
+
+
+class DecodeScheduler:
+    """Worker threads decoding the live streams, most-behind first. One per process: `default_scheduler()`."""
+
+    def __init__(self, workers: int | None = None, min_chunk_ms: int = 200, stats: DecodeStats | None = None) -> None:
+        self.workers = workers or (os.cpu_count() or 1)
+        self.min_chunk = min_chunk_ms * _BYTES_PER_MS
+        self.stats = stats or DecodeStats()
+        self._heap: list[tuple[float, int, AsyncDecoder]] = []
+        self._cv = threading.Condition()
+        self._ids = itertools.count(1)
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+
+    def _opened(self) -> None:
+        with self._cv:
+            if not self._threads:
+                self._start()
+        self.stats.opened()
+
+    def shutdown(self) -> None:
+        """Stop the workers once the heap is empty (streams still open are not waited for)."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join()
+        self._threads.clear()
+        self._stopping = False
+
+    def _start(self) -> None:
+        for i in range(self.workers):
+            t = threading.Thread(target=self._work, name=f"asr-decode-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _push(self, s: AsyncDecoder) -> None:  # lock held
+        if not s._in_heap and not s._running:
+            s._in_heap = True
+            heapq.heappush(self._heap, (s._oldest, s.id, s))
+            self._cv.notify()
+
+    def _feed(self, s: AsyncDecoder, pcm: bytes, now: float) -> None:
+        with self._cv:
+            if not s._chunks:
+                s._oldest = now
+            s._chunks.append(pcm)
+            s._queued_bytes += len(pcm)
+            s._newest = now
+            s.audio_ms += len(pcm) // _BYTES_PER_MS
+            if s._queued_bytes >= s._min_chunk:
+                self._push(s)
+
+    def _close(self, s: AsyncDecoder, cancel: bool) -> None:
+        with self._cv:
+            s._closing = True
+            if cancel:
+                s._cancelled = True
+                s._chunks.clear()
+                s._queued_bytes = 0
+            if not s._chunks:
+                s._oldest = s._newest = time.monotonic()
+            self._push(s)
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._heap and not self._stopping:
+                    self._cv.wait()
+                if not self._heap:
+                    return
+                _, _, s = heapq.heappop(self._heap)
+                s._in_heap = False
+                s._running = True
+                work = s._take()
+            started, cpu = time.monotonic(), time.thread_time()
+            error: BaseException | None = None
+            partial = result = None
+            try:
+                partial, result = s._run(work)
+            except Exception as exc:  # a recogniser failure ends this stream only
+                log.exception("decoding stream %d failed", s.id)
+                error, work.final = exc, True
+            ended = time.monotonic()
+            self.stats.record(DecodeJob(s.id, len(work.pcm) // _BYTES_PER_MS, work.oldest, work.newest, started,
+                                        ended, time.thread_time() - cpu, work.final))
+            with self._cv:
+                s._running = False
+                if work.final:
+                    self.stats.closed()
+                elif s._queued_bytes >= s._min_chunk or s._closing:
+                    self._push(s)
+            if partial is not None and s._on_partial is not None:
+                s._loop.call_soon_threadsafe(s._on_partial, partial)
+            if work.final:
+                s._loop.call_soon_threadsafe(_settle, s._done, result, error)
+
+
+def _settle(fut: asyncio.Future[Transcript | None], result: Transcript | None, error: BaseException | None) -> None:
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
+_default: DecodeScheduler | None = None
+_default_lock = threading.Lock()
+
+
+def default_scheduler() -> DecodeScheduler:
+    """The process-wide scheduler (one worker per core)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = DecodeScheduler()
+        return _default

@@ -32,7 +32,7 @@ import asr.resample as resample_mod  # noqa: E402
 from asr.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, frames, read_wav  # noqa: E402
 from asr.engine import VoskEngine, VoskRecognizer  # noqa: E402
 from asr.results import Transcript  # noqa: E402
-from asr.stream import AsyncDecoder  # noqa: E402
+from asr.stream import AsyncDecoder, DecodeScheduler  # noqa: E402
 from asr.vad import Endpointer, SpeechAudio, SpeechEnd, SpeechStart, VadConfig  # noqa: E402
 
 
@@ -121,7 +121,7 @@ def build_call(fixtures: list[bytes], seconds: float, offset: int, rng: np.rando
     return pcm[: len(pcm) - len(pcm) % FRAME_BYTES]
 
 
-async def run_stream(engine: VoskEngine, pcm: bytes, executor: ThreadPoolExecutor, t0: float,
+async def run_stream(engine: VoskEngine, pcm: bytes, scheduler: DecodeScheduler, t0: float,
                      latencies: list[float], lags: list[float]) -> None:
     ep = Endpointer(VadConfig(no_input_ms=0))
     decoder: AsyncDecoder | None = None
@@ -144,7 +144,7 @@ async def run_stream(engine: VoskEngine, pcm: bytes, executor: ThreadPoolExecuto
         loop_cpu += time.thread_time() - t
         for e in events:
             if isinstance(e, SpeechStart):
-                decoder = AsyncDecoder(engine, executor=executor)
+                decoder = AsyncDecoder(engine, scheduler=scheduler)
                 decoder.feed(e.audio)
             elif isinstance(e, SpeechAudio) and decoder is not None:
                 decoder.feed(e.audio)
@@ -160,7 +160,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def paced(engine: VoskEngine, calls: list[bytes], n: int) -> None:
-    executor = ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1), thread_name_prefix="asr")
+    scheduler = DecodeScheduler()
     latencies: list[list[float]] = [[] for _ in range(n)]
     lags: list[list[float]] = [[] for _ in range(n)]
     CPU.reset()
@@ -169,12 +169,12 @@ def paced(engine: VoskEngine, calls: list[bytes], n: int) -> None:
 
     async def main() -> None:
         t0 = time.perf_counter() + 0.05
-        await asyncio.gather(*(run_stream(engine, calls[i], executor, t0, latencies[i], lags[i]) for i in range(n)))
+        await asyncio.gather(*(run_stream(engine, calls[i], scheduler, t0, latencies[i], lags[i]) for i in range(n)))
 
     asyncio.run(main())
     wall = time.perf_counter() - wall0
     proc = time.process_time() - proc0
-    executor.shutdown()
+    scheduler.shutdown()
     audio_s = sum(len(calls[i]) for i in range(n)) / 2 / SAMPLE_RATE
     c = dict(CPU.t)
     decoder = c.get("recogniser", 0.0) - c.get("resample", 0.0) - c.get("normalise", 0.0)

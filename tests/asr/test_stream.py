@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from asr.engine import Recognizer, VoskEngine
 from asr.errors import DecoderClosedError
 from asr.results import Partial, Transcript
-from asr.stream import AsyncDecoder
+from asr.stream import AsyncDecoder, DecodeScheduler
 
 from .conftest import fixture_pcm
 
@@ -47,15 +46,16 @@ class RecordingEngine:
         self.engine.release(self.real)
 
 
-async def stream(decoder: AsyncDecoder, pcm: bytes) -> Transcript:
+async def stream(decoder: AsyncDecoder, pcm: bytes, frame_s: float = 0.0) -> Transcript:
     for i in range(0, len(pcm), 320):
         decoder.feed(pcm[i:i + 320])
-        await asyncio.sleep(0)  # frames arrive while earlier chunks are being decoded
+        await asyncio.sleep(frame_s)  # frames arrive while earlier chunks are being decoded
     return await decoder.finish()
 
 
 def test_chunks_are_decoded_in_order_off_the_loop(ko_engine: VoskEngine) -> None:
     pcm = fixture_pcm("c05")
+    ko_engine.warm(fixture_pcm("c01") + fixture_pcm("c02"))  # a cold recogniser takes seconds: one or two calls
     rec_engine = RecordingEngine(ko_engine)
     partials: list[tuple[str, str]] = []
 
@@ -65,7 +65,7 @@ def test_chunks_are_decoded_in_order_off_the_loop(ko_engine: VoskEngine) -> None
         def on_partial(p: Partial) -> None:
             partials.append((p.text, threading.current_thread().name))
 
-        result = await stream(AsyncDecoder(rec_engine, on_partial=on_partial), pcm)
+        result = await stream(AsyncDecoder(rec_engine, on_partial=on_partial), pcm, frame_s=0.02)
         assert all(th == loop_thread for _, th in partials)  # callbacks come back on the loop
         assert loop_thread not in rec_engine.threads
         return result
@@ -80,17 +80,17 @@ def test_chunks_are_decoded_in_order_off_the_loop(ko_engine: VoskEngine) -> None
 def test_concurrent_calls_keep_their_own_audio(ko_engine: VoskEngine) -> None:
     names = ["c06", "c07", "q02", "n01"]
     pcms = [fixture_pcm(n) for n in names]
-    executor = ThreadPoolExecutor(max_workers=4)
+    scheduler = DecodeScheduler(workers=4)
 
     async def main() -> list[Transcript]:
         engines = [RecordingEngine(ko_engine) for _ in names]
-        results = await asyncio.gather(*(stream(AsyncDecoder(e, executor=executor), p) for e, p in zip(engines, pcms)))
+        results = await asyncio.gather(*(stream(AsyncDecoder(e, scheduler=scheduler), p) for e, p in zip(engines, pcms)))
         for e, p in zip(engines, pcms):
             assert b"".join(e.fed) == p
         return list(results)
 
     results = asyncio.run(main())
-    executor.shutdown()
+    scheduler.shutdown()
     for r, p in zip(results, pcms):
         assert r.audio_ms == len(p) // 16
         assert r.words and all(w.end <= r.audio_ms / 1000 + 0.05 for w in r.words)
@@ -151,3 +151,111 @@ def test_finish_decodes_audio_shorter_than_a_chunk(ko_engine: VoskEngine) -> Non
 
     assert asyncio.run(main()).audio_ms == 60
     assert rec_engine.fed == [pcm]
+
+
+class SlowEngine:
+    """A stand-in engine for scheduling logic: each recogniser logs (name, bytes) per call; `gate` holds calls."""
+
+    name, model_name, supports_grammar = "fake", "fake", False
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.released = 0
+        self.names = iter(["first", "second", "third", "fourth"])
+
+    def recognizer(self, phrases=None) -> Recognizer:  # type: ignore[no-untyped-def]
+        outer, name = self, next(self.names)
+
+        class Rec:
+            def accept(self, pcm: bytes) -> Partial | None:
+                outer.gate.wait()
+                outer.calls.append((name, len(pcm)))
+                return None
+
+            def final(self) -> Transcript:
+                outer.calls.append((name, -1))
+                return Transcript(text=name)
+
+        return Rec()
+
+    def release(self, rec: Recognizer) -> None:
+        self.released += 1
+
+
+def test_the_stream_most_behind_is_decoded_first_all_it_has_at_once() -> None:
+    engine = SlowEngine()
+    scheduler = DecodeScheduler(workers=1)
+    chunk = bytes(3200)  # 200 ms
+
+    async def main() -> list[str]:
+        a = AsyncDecoder(engine, scheduler=scheduler)  # recogniser "first"
+        engine.gate.clear()
+        a.feed(chunk)  # the only worker takes it and waits at the gate
+        while not scheduler._heap and not a._running:
+            await asyncio.sleep(0.001)
+        b, c = AsyncDecoder(engine, scheduler=scheduler), AsyncDecoder(engine, scheduler=scheduler)
+        c.feed(chunk)  # c's audio arrived before b's: c is further behind
+        await asyncio.sleep(0.01)
+        b.feed(chunk)
+        c.feed(chunk)
+        c.feed(chunk)
+        engine.gate.set()
+        results = await asyncio.gather(c.finish(), b.finish(), a.finish())
+        return [r.text for r in results]
+
+    texts = asyncio.run(main())
+    scheduler.shutdown()
+    audio = [(name, n) for name, n in engine.calls if n > 0]
+    assert audio == [("first", 3200), ("second", 9600), ("third", 3200)]  # c (second) first, all at once
+    assert texts == ["second", "third", "first"] and engine.released == 3
+    stats = scheduler.stats
+    assert stats.streams == 0 and stats.total_audio_s == 1.0
+
+
+def test_jobs_report_their_lag_from_the_newest_and_the_oldest_frame() -> None:
+    engine = SlowEngine()
+    scheduler = DecodeScheduler(workers=1)
+    jobs = []
+    scheduler.stats.observers.append(jobs.append)
+
+    async def main() -> None:
+        d = AsyncDecoder(engine, scheduler=scheduler, min_chunk_ms=40)
+        engine.gate.clear()
+        d.feed(bytes(320))
+        d.feed(bytes(320))  # 40 ms queued: decoded after the gate opens
+        await asyncio.sleep(0.05)
+        engine.gate.set()
+        await d.finish()
+
+    asyncio.run(main())
+    scheduler.shutdown()
+    first = jobs[0]
+    assert first.audio_ms == 40 and not first.final and jobs[-1].final
+    assert first.lag_oldest_s >= first.lag_s >= 0.04  # held at the gate at least 50 ms after the frames arrived
+    snap = scheduler.stats.snapshot(60)
+    assert snap.jobs == 2 and snap.streams == 0 and snap.audio_s == 0.04
+
+
+def test_a_cancelled_stream_gives_its_recogniser_back_without_decoding_what_was_queued() -> None:
+    engine = SlowEngine()
+    scheduler = DecodeScheduler(workers=1)
+
+    async def main() -> None:
+        d = AsyncDecoder(engine, scheduler=scheduler, min_chunk_ms=20)
+        engine.gate.clear()
+        d.feed(bytes(320))
+        while not d._running:
+            await asyncio.sleep(0.001)
+        d.feed(bytes(3200))  # queued behind the running call: dropped by cancel()
+        cancel = asyncio.ensure_future(d.cancel())
+        await asyncio.sleep(0.01)
+        engine.gate.set()
+        await cancel
+        with pytest.raises(DecoderClosedError):
+            d.feed(bytes(320))
+
+    asyncio.run(main())
+    scheduler.shutdown()
+    assert engine.calls == [("first", 320), ("first", -1)] and engine.released == 1
