@@ -1,8 +1,9 @@
-"""Fixtures shared by the whole suite: the real test Vosk model, rendered prompts, isolated settings."""
+"""Fixtures shared by the whole suite: the real test Vosk model, rendered prompts, isolated settings, real small disks."""
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,52 @@ def prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def settings(tmp_path: Path, prompt_cache: Path) -> Settings:
     """Settings for one test: its own data dir (database, recordings, no models), the shipped flow and prompts."""
     return load_settings(overrides={"data_dir": tmp_path / "data", "prompts_cache": prompt_cache}, environ={})
+
+
+class SmallDisks:
+    """Real small filesystems (tmpfs) mounted for one test, to see what a full disk does."""
+
+    def __init__(self) -> None:
+        self.mounted: list[Path] = []
+
+    def mount(self, folder: Path, size: str = "1m") -> Path:
+        """A fresh tmpfs of `size` (e.g. "64k", "4m") at `folder`."""
+        import subprocess
+
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(folder)], check=True)
+        self.mounted.append(folder)
+        return folder
+
+    @staticmethod
+    def fill(folder: Path, leave_bytes: int = 0) -> Path:
+        """Take the disk's free space but `leave_bytes` (rounded down to whole blocks) with a file; returns it."""
+        filler = folder / "filler"
+        free = shutil.disk_usage(folder).free - leave_bytes
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            while free > 0:
+                free -= os.write(fd, bytes(min(free, 1 << 16)))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        return filler
+
+    def unmount_all(self) -> None:
+        import subprocess
+
+        for folder in reversed(self.mounted):
+            if subprocess.run(["umount", str(folder)], capture_output=True).returncode:
+                subprocess.run(["umount", "-l", str(folder)], check=True)  # still open (a killed process's file)
+        self.mounted.clear()
+
+
+@pytest.fixture
+def small_disks() -> Iterator[SmallDisks]:
+    """Mount real small tmpfs filesystems (needs root); all are unmounted after the test."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    disks = SmallDisks()
+    yield disks
+    disks.unmount_all()

@@ -123,8 +123,8 @@ def recover_recordings(store: TicketStore, settings: Settings) -> list[str]:
     """Before taking calls: repair the recordings this node was making when it stopped (another node's recordings
     in a shared store are still being made) and queue them for transcription."""
     try:
-        recovered = recover_interrupted(store, settings.recordings_dir, datetime.now(timezone.utc),  # type: ignore[arg-type]
-                                        node=settings.node_id)
+        recovered = recover_interrupted(store, settings.recordings_dir,  # type: ignore[arg-type]
+                                        datetime.now(timezone.utc), node=settings.node_id)
     except (SQLAlchemyError, OSError) as exc:
         logger.error("interrupted recordings of node %s not recovered: %s", settings.node_id, problem(exc))
         return []

@@ -31,7 +31,8 @@ from ivr.recording import RecordingWriter
 from prompts.compose import Digits, Part
 from prompts.library import PromptLibrary, beep
 
-__all__ = ["CallRecord", "OpenRecording", "SavedRecording", "TicketSink", "TicketLookup", "FlowRunner", "match_option", "intent_menu"]
+__all__ = ["CallRecord", "OpenRecording", "SavedRecording", "TicketSink",
+          "TicketLookup", "FlowRunner", "match_option", "intent_menu"]
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from ivr.logs import mask_number
 from ivr.queue.model import QueueError
+from ivr.storage import database_location, has_room
 
 __all__ = ["Callback", "CallbackStore", "RetryPolicy", "CallingHours", "CallbackNotFound", "open_engine",
            "lease_owner"]
@@ -28,6 +29,7 @@ __all__ = ["Callback", "CallbackStore", "RetryPolicy", "CallingHours", "Callback
 log = logging.getLogger(__name__)
 
 PENDING, DIALLING, DONE, FAILED = "pending", "dialling", "done", "failed"
+ROOM_BYTES = 1 << 20  # the free space below which a callback is not offered (it could not be stored)
 
 metadata = sa.MetaData()
 callbacks = sa.Table(
@@ -115,12 +117,20 @@ class CallbackStore:
     """The callbacks table. `url` is an SQLAlchemy URL (e.g. sqlite:////var/lib/ivr/callbacks.db)."""
 
     def __init__(self, url: str, clock=time.time, policy: RetryPolicy | None = None,
-                 hours: CallingHours | None = None) -> None:
+                 hours: CallingHours | None = None, room_bytes: int = ROOM_BYTES) -> None:
         self.clock = clock
         self.policy = policy or RetryPolicy()
         self.hours = hours
+        self.room_bytes = room_bytes
         self.engine = open_engine(url)
         metadata.create_all(self.engine)
+
+    def has_room(self) -> bool:
+        """Whether a callback can be booked now: the disk of an SQLite store has `room_bytes` free (a server's
+        store is trusted until a booking fails). Check before offering a callback."""
+        if self.engine.dialect.name != "sqlite":
+            return True
+        return has_room(Path(database_location(self.engine)).parent, self.room_bytes)
 
     def book(self, number: str, group: str, priority: int, entered: float, rank: float, ticket: str = "") -> int:
         """Store a callback durably (committed, fsynced by SQLite) and return its id. Call before telling the caller."""

@@ -7,7 +7,9 @@ hold music:
 - Announce: "您前面还有N位来电在等待，预计等待M分钟" (or 您是下一位 / 不到一分钟);
 - OfferCallback (wait over the threshold, or the callback key pressed at any time): "按1预约回拨，为您保留排队位置";
   the caller ID (if it looks like a phone number) or a keyed number is read back digit by digit and confirmed, the
-  callback is stored (CallbackStore.book) and keeps the caller's place, and only then the caller hears it is booked;
+  callback is stored (CallbackStore.book) and keeps the caller's place, and only then the caller hears it is booked.
+  No callback is offered while its store has no room; a booking that fails anyway is "没有预约成功，请继续等待" and
+  the caller keeps their place;
 - Connect: "正在为您接通", the operator is called and the two legs bridged (or, with `transfer="refer"`, the
   caller's phone is sent a REFER to the operator; a phone that will not take it is bridged); an operator who does
   not answer frees the caller's place back at the head of the queue.
@@ -24,6 +26,8 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from asr.vad import VadConfig
 from ivr.channel import CallerHungUp, TransferResult
 from ivr.console.live import LiveState
@@ -37,6 +41,7 @@ from ivr.queue.model import (
     AgentState, Announce, Connect, OfferCallback, Priority, QueueEvent, Rejected, UnknownCall,
 )
 from ivr.queue.runner import callback_call_id, release
+from ivr.storage import database_location, problem
 from prompts.compose import Cardinal, Digits, Part, queue_announcement
 from prompts.library import PromptLibrary
 
@@ -74,6 +79,7 @@ class _Call:
     group: str
     style: str
     inbox: deque[QueueEvent] = field(default_factory=deque)
+    cannot_book: bool = False  # a booking failed (the store is full): no more callback offers in this call
 
     @property
     def call_id(self) -> str:
@@ -141,7 +147,7 @@ class QueueDesk:
     # -- waiting ----------------------------------------------------------------------------------------------
     async def _wait(self, call: _Call) -> TransferResult:
         hold = HoldAudio(self.hold)
-        hinted = self.store is None
+        hinted = False
         for _ in range(FREE_AGENT_STEPS):  # an operator is free: put the caller through without announcing
             if not self._agent_free(call.group) or self._connect_pending(call):
                 break
@@ -153,7 +159,8 @@ class QueueDesk:
             if isinstance(event, Announce):
                 if not any(isinstance(e, Announce) for e in call.inbox):  # else a newer one is waiting
                     await self._announce(call, event)
-                    if not hinted and not any(isinstance(e, OfferCallback) for e in call.inbox):
+                    offer_next = any(isinstance(e, OfferCallback) for e in call.inbox)
+                    if not hinted and not offer_next and self._can_book(call):
                         hinted = True
                         await self._say(call, ["queue_hold_hint"])
             elif isinstance(event, OfferCallback):
@@ -163,7 +170,7 @@ class QueueDesk:
                 if await self._connect(call, event):
                     return TransferResult(True, call.group, "connected")
             key = call.io.take_key()  # between events too, so announcements never starve the key
-            if key == self.policy.callback_key and self.store is not None:
+            if key == self.policy.callback_key and self._can_book(call):
                 try:
                     call.inbox.append(self.queue.offer_on_key(call.call_id))
                 except UnknownCall:
@@ -193,8 +200,20 @@ class QueueDesk:
         await self._say(call, parts)
 
     # -- callback ---------------------------------------------------------------------------------------------
+    def _can_book(self, call: _Call) -> bool:
+        """Whether a callback may be offered: only one that can be stored first (never while its store is full)."""
+        if self.store is None or call.cannot_book:
+            return False
+        if not self.store.has_room():
+            call.cannot_book = True
+            log.warning("call %s: no callback offered: %s has no room", call.call_id,
+                        database_location(self.store.engine))
+            self._note(call, "queue_no_callback", reason="store full")
+            return False
+        return True
+
     async def _offer(self, call: _Call, event: OfferCallback) -> bool:
-        if self.store is None or self._connect_pending(call):
+        if self._connect_pending(call) or not self._can_book(call):
             return False
         self._note(call, "queue_offer", reason=event.reason,
                    wait_s=round(event.wait_s) if math.isfinite(event.wait_s) else None)
@@ -207,7 +226,15 @@ class QueueDesk:
             return False
         if self._connect_pending(call):
             return False  # a person is free right now: put the caller through instead
-        cb_id = self._book(call, number)
+        try:
+            cb_id = self._book(call, number)
+        except (SQLAlchemyError, OSError) as exc:
+            call.cannot_book = True
+            log.error("call %s: callback not booked (%s: %s); the caller keeps their place", call.call_id,
+                      database_location(self.store.engine), problem(exc))  # type: ignore[union-attr]
+            self._note(call, "queue_callback_failed", problem=problem(exc))
+            await self._say(call, ["callback_not_booked"])
+            return False
         self._note(call, "queue_callback", callback=cb_id)
         await self._say(call, ["callback_booked"])
         await call.io.channel.hangup()

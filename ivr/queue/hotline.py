@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ivr.config import DEFAULT_GROUPS, AgentConfig, Settings, hours_span
 from ivr.console.live import CallbackEntry, LiveState, QueueEntry
 from ivr.media import DigitDetector
@@ -26,6 +28,7 @@ from ivr.queue.legs import Bridge, PlaceCall
 from ivr.queue.metrics import QueueMetrics, write_snapshot
 from ivr.queue.model import AgentGroup, Priority
 from ivr.queue.runner import QueueRunner, callback_call_id
+from ivr.storage import database_location, problem
 from ivr.tickets.store import TicketStore
 from prompts.library import PromptLibrary
 
@@ -130,19 +133,43 @@ class HotlineQueue:
         await asyncio.gather(self.runner.run(stop), self._publish(stop))
 
     async def _publish(self, stop: asyncio.Event) -> None:
+        trouble = ""  # a full disk must not stop the queue, nor fill the log: one line when it changes
         while True:
             try:
-                self.agents.sync(self.queue)  # sign-ins/outs from `ivr queue agent` and the console
-                pausing = self.agents.pausing()
-                write_snapshot(self.queue, self.status_path, pausing)
-                self.metrics.refresh(pausing)
-            except Exception:  # a full disk must not stop the queue
-                log.exception("cannot publish the queue status")
+                now = self._publish_once()
+            except Exception as exc:  # not the storage: a bug, with its traceback when it first shows
+                if repr(exc) != trouble:
+                    log.exception("cannot publish the queue status")
+                trouble = repr(exc)
+            else:
+                if now != trouble:
+                    if now:
+                        log.error("cannot publish the queue status: %s", now)
+                    else:
+                        log.info("the queue status is published again")
+                trouble = now
             try:
                 await asyncio.wait_for(stop.wait(), self.options.status_every_s)
                 return
             except asyncio.TimeoutError:
                 pass
+
+    def _publish_once(self) -> str:
+        """Sync the operators' states, write the status file and the gauges; "" or what could not be written."""
+        try:
+            self.agents.sync(self.queue)  # sign-ins/outs from `ivr queue agent` and the console
+            pausing = self.agents.pausing()
+        except (SQLAlchemyError, OSError) as exc:
+            return f"{database_location(self.agents.engine)}: {problem(exc)}"
+        try:
+            write_snapshot(self.queue, self.status_path, pausing)
+        except OSError as exc:
+            return f"{self.status_path}: {problem(exc)}"
+        try:
+            self.metrics.refresh(pausing)
+        except SQLAlchemyError as exc:
+            return f"{database_location(self.store.engine)}: {problem(exc)}"
+        return ""
 
     def _note_failure(self, cb: Callback) -> None:
         if not cb.ticket:

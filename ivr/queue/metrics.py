@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from collections.abc import Collection
 from pathlib import Path
@@ -13,6 +12,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from ivr.queue.callbacks import CallbackStore
 from ivr.queue.engine import CallQueue
 from ivr.queue.model import AgentState, Priority
+from ivr.storage import write_atomic
 
 __all__ = ["QueueMetrics", "snapshot", "write_snapshot", "read_snapshot"]
 
@@ -38,10 +38,8 @@ def snapshot(queue: CallQueue, pausing: Collection[str] = ()) -> dict[str, Any]:
 
 
 def write_snapshot(queue: CallQueue, path: Path, pausing: Collection[str] = ()) -> None:
-    """Write the snapshot atomically (temp file + rename)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(snapshot(queue, pausing), ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    """Write the snapshot atomically (temp file + rename; a failed write leaves no temp file)."""
+    write_atomic(path, json.dumps(snapshot(queue, pausing), ensure_ascii=False).encode("utf-8"))
 
 
 def read_snapshot(path: Path) -> dict[str, Any] | None:

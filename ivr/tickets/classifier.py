@@ -9,7 +9,6 @@ import io
 import json
 import logging
 import math
-import os
 import re
 import threading
 import unicodedata
@@ -19,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ivr.storage import write_atomic
 
 __all__ = [
     "ClassifierError",
@@ -337,9 +338,7 @@ class TextClassifier:
             classes=np.array(self.classes, dtype=str),
             departments=np.array(self.departments, dtype=str),
         )
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, path)
+        write_atomic(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> TextClassifier:

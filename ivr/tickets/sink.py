@@ -1,6 +1,6 @@
 """Connects the flow runner's recordings to the ticket store.
 
-The ticket is stored first and its recording is named after its number (`<recordings>/<YYYYMMDD>/<number>.wav`),
+The ticket is stored first and its recording is named after its number (`<recordings>/<YYYY-MM-DD>/<number>.wav`),
 so no two recordings can share a name, and the writer never opens an existing file. Whatever can be saved is
 saved: with the ticket database out of room the message is still recorded, under `unticketed/` with the call's
 details beside it, and the log names the file; with the recordings disk full the ticket is kept without audio.
@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
+import secrets
+import string
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,7 +32,14 @@ UNTICKETED = "unticketed"  # the folder of messages recorded while no ticket cou
 
 def recording_name(number: str) -> str:
     """A ticket's recording, relative to the recordings folder: unique because the ticket number is."""
-    return f"{number[:8]}/{number}.wav"
+    return f"{number[:4]}-{number[4:6]}-{number[6:8]}/{number}.wav"
+
+
+def unticketed_name(call: CallRecord) -> str:
+    """Where a message without a ticket goes: the day, the time and random letters (no digit run for the log's
+    phone-number mask to hide)."""
+    letters = "".join(secrets.choice(string.ascii_lowercase) for _ in range(12))
+    return f"{UNTICKETED}/{call.started:%Y-%m-%d}/{call.started:%H%M%S}-{letters}.wav"
 
 
 class StoreSink:
@@ -57,7 +65,7 @@ class StoreSink:
         except (SQLAlchemyError, OSError) as exc:
             trouble = self._db_problem(exc)
             log.error("call %s: no ticket stored (%s); recording the message without one", call.call_id, trouble)
-            path = self.recordings_dir / UNTICKETED / call.started.strftime("%Y%m%d") / f"{uuid.uuid4().hex}.wav"
+            path = self.recordings_dir / unticketed_name(call)
             return OpenRecording("", self._unticketed(call, kind, path), trouble)
         try:
             return OpenRecording(number, RecordingWriter(path))

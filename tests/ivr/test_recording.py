@@ -49,5 +49,6 @@ def test_calls_with_the_same_call_id_get_one_recording_each(tmp_path: Path) -> N
     for rec, path in zip(opened, paths):
         ticket = store.get(rec.ticket)
         assert ticket.node == "n1" and ticket.call_id == "same-call-id@10.0.0.9"
-        assert path == tmp_path / "rec" / ticket.number[:8] / f"{ticket.number}.wav"
+        n = ticket.number
+        assert path == tmp_path / "rec" / f"{n[:4]}-{n[4:6]}-{n[6:8]}" / f"{n}.wav"
         assert store.recording_file(ticket, tmp_path / "rec") == path

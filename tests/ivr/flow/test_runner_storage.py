@@ -1,0 +1,119 @@
+"""A caller leaving a message while a disk is full (a real small tmpfs): they hear that it could not be saved and are
+offered a person; whatever can be saved is saved, the log says in one line what is full, no temporary file stays."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from flow_harness import count, fixture, run_call
+
+from asr.audio import read_wav
+from ivr.channel import CallInfo, TransferResult
+from ivr.channel_file import FileChannel, parse_script
+from ivr.flow.runner import FlowRunner
+from ivr.logs import MaskingFilter
+from ivr.media import CallIO
+from ivr.recording import HEADER_BYTES
+from ivr.tickets.sink import StoreSink
+from ivr.tickets.store import TicketStore
+
+COMPLAINT = f"keys:1; say:{fixture('c01')}"
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != "filler")
+
+
+def logged(text: str) -> str:
+    """`text` as the log shows it once phone numbers are masked (a CLI test may have installed the mask)."""
+    record = logging.LogRecord("t", logging.ERROR, "", 0, text, None, None)
+    MaskingFilter().filter(record)
+    return record.getMessage()
+
+
+def errors(caplog: pytest.LogCaptureFixture) -> list[str]:
+    assert not any(r.exc_info for r in caplog.records)  # one line each, no traceback
+    return [logged(r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_recordings_disk_full_keeps_the_ticket_without_audio_and_offers_a_person(
+        hotline, library, small_disks, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rec = small_disks.mount(tmp_path / "recordings", "64k")
+    small_disks.fill(rec)
+    call = run_call(hotline, library, COMPLAINT, tmp_path)
+    assert call.record.path == ["welcome", "main_menu=complaint", "complaint", "general_agent"]
+    assert call.record.outcome == "transferred:general" and "message_not_saved" in call.record.flags
+    assert count(call.played, library.get("message_not_saved")) == 1
+    [ticket] = call.store.list()
+    assert (ticket.transcription.value, ticket.recording, ticket.audio_ms) == ("failed", "", 0)
+    assert ticket.extra["recording_error"] == f"recordings folder {rec}: disk full"
+    assert errors(caplog) == [logged(f"ticket {ticket.number}: recording not saved (recordings folder {rec}: "
+                                     "disk full); the ticket is kept without audio")]
+    assert files(rec) == []  # no empty WAV, no .tmp
+
+
+def test_a_recording_cut_by_a_full_disk_keeps_what_was_written(hotline, library, fake_engine, small_disks,
+                                                                 tmp_path: Path,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    rec = small_disks.mount(tmp_path / "recordings", "64k")
+    small_disks.fill(rec, leave_bytes=8192)  # the header and half a second of audio
+    call = run_call(hotline, library, COMPLAINT, tmp_path, engine=fake_engine)
+    assert call.record.path[3:] == ["general_agent"]
+    assert count(call.played, library.get("message_not_saved")) == 1
+    [ticket] = call.store.list()
+    wav = rec / ticket.recording
+    assert files(rec) == [ticket.recording]
+    assert int.from_bytes(wav.read_bytes()[40:44], "little") == wav.stat().st_size - HEADER_BYTES
+    assert 0 < ticket.audio_ms == len(read_wav(wav)) // 16 <= 512
+    assert call.store.verify_recording(ticket.number, rec).ok
+    assert ticket.transcription.value == "done"  # what the recogniser heard until the cut
+    assert ticket.extra["recording_error"] == f"recordings folder {rec}: disk full"
+    [line] = errors(caplog)
+    assert line == logged(f"call t-1: recording cut after {ticket.audio_ms} ms (recordings folder {rec}: disk full); "
+                          f"{wav} keeps what was written")
+
+
+def test_database_disk_full_keeps_the_message_without_a_ticket_and_says_which_file(
+        hotline, library, small_disks, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = small_disks.mount(tmp_path / "db", "4m")
+    store = TicketStore(f"sqlite:///{db / 'ivr.db'}")
+    small_disks.fill(db)
+    call = run_call(hotline, library, COMPLAINT, tmp_path, store=store)
+    assert call.record.path[3:] == ["general_agent"] and call.record.tickets == []
+    assert count(call.played, library.get("message_not_saved")) == 1
+    kept = [p for p in (tmp_path / "recordings").rglob("*.wav")]
+    assert len(kept) == 1 and kept[0].parent.parent.name == "unticketed"
+    assert len(read_wav(kept[0])) >= len(read_wav(fixture("c01")))
+    details = json.loads(kept[0].with_suffix(".json").read_text(encoding="utf-8"))
+    assert (details["caller"], details["call_id"], details["kind"]) == ("13800138000", "t-1", "complaint")
+    assert errors(caplog) == [logged(m) for m in [
+        f"call t-1: no ticket stored (ticket database {db / 'ivr.db'}: disk full); recording the message without one",
+        f"call t-1 from 138****8000: the message is kept in {kept[0]} ({len(read_wav(kept[0])) // 16} ms), "
+        "without a ticket"]]
+    assert str(kept[0]) in errors(caplog)[1]  # the file is named in full
+    assert not list(db.glob("*.tmp"))
+
+
+class NoOperator(FileChannel):
+    """A caller whose transfer finds no operator (the queue's on_fail leads back to leaving a message)."""
+
+    async def transfer(self, target: str) -> TransferResult:
+        self.transfers.append(target)
+        return TransferResult(ok=False, target=target, reason="no operator signed in")
+
+
+def test_no_person_either_asks_the_caller_to_call_again_instead_of_looping(hotline, library, small_disks,
+                                                                           tmp_path: Path) -> None:
+    rec = small_disks.mount(tmp_path / "recordings", "64k")
+    small_disks.fill(rec)
+    channel = NoOperator(parse_script(COMPLAINT), CallInfo(call_id="t-2", caller="13800138000"))
+    store = TicketStore(f"sqlite:///{tmp_path}/ivr.db")
+    runner = FlowRunner(hotline, CallIO(channel, None), library, StoreSink(store, rec))
+    record = asyncio.run(runner.run())
+    assert record.path == ["welcome", "main_menu=complaint", "complaint", "general_agent", "complaint"]
+    assert channel.transfers == ["general"] and channel.hung_up_by_system
+    assert count(bytes(channel.played), library.get("message_not_saved_later")) == 1
+    assert len(store.list()) == 1  # the second message was not attempted
