@@ -23,7 +23,7 @@ _SDP_ACCEPT = ("application/sdp", "application/*", "*/*")
 REASONS = {
     100: "Trying", 180: "Ringing", 200: "OK", 400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed",
     406: "Not Acceptable", 415: "Unsupported Media Type", 416: "Unsupported URI Scheme", 420: "Bad Extension",
-    480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist", 486: "Busy Here",
+    480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist", 482: "Loop Detected", 486: "Busy Here",
     487: "Request Terminated", 488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error",
     501: "Not Implemented", 503: "Service Unavailable", 505: "Version Not Supported", 513: "Message Too Large",
 }

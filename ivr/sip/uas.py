@@ -5,9 +5,14 @@ session, answers 100/180/200 and, once the ACK arrives, runs `await handler(chan
 ends with the caller's BYE (the channel then raises CallerHungUp), with `channel.hangup()` or when the handler
 returns (we send BYE). CANCEL before the answer gets 487; OPTIONS 200; re-INVITE changes codec/direction/address;
 unknown methods 501, Require 420, offers without PCMU/PCMA 488, other versions 505, the call limit 503 with
-Retry-After. An INVITE without SDP (delayed offer) gets our offer in the 200 and its answer is read from the ACK.
-We only ever send BYE, and never answer an authentication challenge (the front end holds no credentials). Nothing raises into the event loop: every datagram is handled inside a guard, bad ones are answered
-statelessly or dropped and logged once.
+Retry-After. An INVITE without SDP (delayed offer, or a re-INVITE without one) gets our offer in the 200 and its
+answer is read from the ACK. Calls are dialogs keyed by Call-ID and the caller's From tag: an INVITE without To tag
+matching a call's first INVITE (same CSeq) on another branch is a merged request (RFC 3261 8.2.2.2, 482 Loop
+Detected); with a new CSeq it is that dialog's re-INVITE (an RFC 2543 peer, as sofia-sip and chan_sip take it); with
+another From tag it is another call, even with the same Call-ID.
+We only ever send BYE, and never answer an authentication challenge (the front end holds no credentials). Nothing
+raises into the event loop: every datagram is handled inside a guard, bad ones are answered statelessly or dropped
+and logged once.
 """
 from __future__ import annotations
 
@@ -86,9 +91,15 @@ class Call:
     end_reason: str = ""
     awaiting_answer: bool = False  # we offered in the 200 (delayed offer): the answer comes in the ACK
 
+    reoffered: bool = False  # our 200 to a re-INVITE without SDP offered again: the ACK may carry an answer
+
     @property
     def remote_tag(self) -> str | None:
         return self.summary.from_.tag
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return dialog_key(self.summary)
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -112,7 +123,7 @@ class SipServer:
         self.ports = PortAllocator(config.rtp_port_min, config.rtp_port_max)
         self.guard = Guard(config.protection)
         self.log_once = LogOnce(logger)
-        self.calls: dict[str, Call] = {}
+        self.calls: dict[tuple[str, str], Call] = {}  # dialog_key() -> call
         self.server_tx: dict[tuple[str, ...], ServerTransaction] = {}
         self.client_tx: dict[str, ClientTransaction] = {}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -122,7 +133,7 @@ class SipServer:
         self._transport: asyncio.DatagramTransport | None = None
         self._local_ips: dict[str, str] = {}
         self.ended_calls: list[tuple[str, str]] = []  # (call id, reason), the last 1000
-        self.referrals: dict[str, Referral] = {}  # call id -> the REFER in progress on it
+        self.referrals: dict[tuple[str, str], Referral] = {}  # dialog_key() -> the REFER in progress on it
 
     # ----- life cycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -279,7 +290,7 @@ class SipServer:
             return
         if req.method == "INVITE":
             if summary.to.tag:
-                self._on_reinvite(req, summary, addr)
+                self._on_reinvite(req, summary, addr, self._dialog(summary))
             else:
                 self._on_invite(req, summary, addr)
         elif req.method == "CANCEL":
@@ -308,15 +319,25 @@ class SipServer:
         logger.info("INVITE %s from %s refused %d: %s", summary.call_id, addr[0], status, reason)
         tx.respond(status, self._response(req, status, addr, to_tag=_tag(), extra=extra))
 
+    def _dialog(self, summary: RequestSummary) -> Call | None:
+        """The call an in-dialog request (To tag set) belongs to, if it is still going."""
+        call = self.calls.get(dialog_key(summary))
+        if call is None or summary.to.tag != call.local_tag or call.state == "ended":
+            return None
+        return call
+
     def _on_invite(self, req: Request, summary: RequestSummary, addr: tuple[str, int]) -> None:
-        existing = self.calls.get(summary.call_id)
-        if existing is not None:
-            if existing.remote_tag == summary.from_.tag and existing.summary.cseq.number == summary.cseq.number:
+        existing = self.calls.get(dialog_key(summary))
+        if existing is not None:  # (calls leave self.calls when they end)
+            first = summary.cseq.number == existing.summary.cseq.number
+            if first and transaction_key(summary) == existing.invite_tx.key:  # after its transaction ended
                 self._count("retransmissions_absorbed")
                 if existing.invite_tx.last_response is not None:
                     self._send(existing.invite_tx.last_response, addr)
-                return
-            self._reject_invite(req, summary, addr, 482, "merged request")
+            elif first and existing.invite_tx.state != "terminated":
+                self._reject_invite(req, summary, addr, 482, "merged request (same From tag, Call-ID and CSeq)")
+            else:  # another CSeq (or the first one's, answered and done): this dialog's re-INVITE
+                self._on_reinvite(req, summary, addr, existing)
             return
         busy = [("Retry-After", str(self.config.retry_after))]
         if self.draining:
@@ -360,7 +381,7 @@ class SipServer:
                     local_host=local_host, invite_tx=tx, session=session, negotiated=neg,
                     answer_sdp=bytes(answer), session_id=session_id, remote_cseq=summary.cseq.number,
                     awaiting_answer=offer is None)
-        self.calls[call.call_id] = call
+        self.calls[call.key] = call
         session.on_rx_timeout = lambda: self._end_call(call, "no RTP from the caller (timeout)", send_bye=True)
         self._count("calls")
         logger.info("call %s from %s to %s (%s)", call.call_id, mask_number(summary.from_.uri), mask_number(req.uri),
@@ -428,12 +449,12 @@ class SipServer:
         self._end_call(call, "IVR hung up", send_bye=True)
 
     async def _refer(self, call: Call, target: str, timeout_s: float) -> TransferResult:
-        referral = self.referrals[call.call_id] = Referral(target)
+        referral = self.referrals[call.key] = Referral(target)
         try:
             self._send_request(call, "REFER", refer_headers(target, self._contact(call)), referral.on_response)
             result = await referral.wait(timeout_s)
         finally:
-            self.referrals.pop(call.call_id, None)
+            self.referrals.pop(call.key, None)
         logger.info("call %s REFER to %s: %s", call.call_id, mask_number(target), result.reason or "transferred")
         if result.ok:
             self._end_call(call, "transferred by REFER", send_bye=True)
@@ -443,21 +464,20 @@ class SipServer:
         """A NOTIFY about a REFER of ours: answer 200 and pass it on. False: not one (screen() answers it)."""
         try:
             req = parse_message(data)
-            referral = self.referrals.get(req.get("Call-ID") or "")
-            call = self.calls.get(req.get("Call-ID") or "")
-            if not isinstance(req, Request) or referral is None or call is None:
+            if not isinstance(req, Request):
                 return False
-            if validate_request(req, frozenset({"NOTIFY"})).to.tag != call.local_tag:
-                return False
+            call = self._dialog(validate_request(req, frozenset({"NOTIFY"})))
         except SipParseError:
+            return False
+        referral = self.referrals.get(call.key) if call is not None else None
+        if referral is None:
             return False
         self._send(self._response(req, 200, addr), addr)
         referral.on_notify(req)
         return True
 
-    def _on_reinvite(self, req: Request, summary: RequestSummary, addr: tuple[str, int]) -> None:
-        call = self.calls.get(summary.call_id)
-        if call is None or summary.to.tag != call.local_tag or call.state == "ended":
+    def _on_reinvite(self, req: Request, summary: RequestSummary, addr: tuple[str, int], call: Call | None) -> None:
+        if call is None:
             tx = self._new_tx(summary, addr)
             tx.respond(481, self._response(req, 481, addr))
             return
@@ -469,6 +489,7 @@ class SipServer:
             tx.respond(500, self._response(req, 500, addr, extra=[("Retry-After", "1")]))
             return
         call.remote_cseq = summary.cseq.number
+        call.reoffered = not req.body  # our current description goes in the 200 as an offer
         if req.body:
             try:
                 answer, neg = answer_offer(parse_sdp(req.body), call.local_host, call.session.local_port,
@@ -496,10 +517,10 @@ class SipServer:
         if tx is not None and tx.final_status is not None and tx.final_status >= 300:
             tx.ack()
             return
-        call = self.calls.get(summary.call_id)
-        if call is None or summary.to.tag != call.local_tag or call.pending_tx is None:
+        call = self._dialog(summary)
+        if call is None or call.pending_tx is None:
             return
-        if call.awaiting_answer:
+        if call.awaiting_answer or (call.reoffered and req.body):  # (an empty ACK to a re-offer keeps the media)
             try:
                 neg = accept_answer(parse_sdp(req.body), self.config.codecs, call.local_host)
             except SdpError as exc:
@@ -509,13 +530,14 @@ class SipServer:
             call.awaiting_answer = False
             call.negotiated = neg
             call.session.update(media_params(neg))
+        call.reoffered = False
         pending, call.pending_tx = call.pending_tx, None
         pending.ack()
 
     def _on_cancel(self, req: Request, summary: RequestSummary, addr: tuple[str, int]) -> None:
         tx = self._new_tx(summary, addr)
         invite_tx = self.server_tx.get(transaction_key(summary, "INVITE"))
-        call = self.calls.get(summary.call_id)
+        call = self.calls.get(dialog_key(summary))
         if invite_tx is None:
             tx.respond(481, self._response(req, 481, addr))
             return
@@ -527,8 +549,8 @@ class SipServer:
 
     def _on_bye(self, req: Request, summary: RequestSummary, addr: tuple[str, int]) -> None:
         tx = self._new_tx(summary, addr)
-        call = self.calls.get(summary.call_id)
-        if call is None or summary.to.tag != call.local_tag or call.state == "ended":
+        call = self._dialog(summary)
+        if call is None:
             tx.respond(481, self._response(req, 481, addr))
             return
         tx.respond(200, self._response(req, 200, addr))
@@ -541,8 +563,8 @@ class SipServer:
         answered = call.state in ("answered", "confirmed")
         call.state = "ended"
         call.end_reason = reason
-        if call.call_id in self.referrals:
-            self.referrals[call.call_id].on_call_ended(reason)
+        if call.key in self.referrals:
+            self.referrals[call.key].on_call_ended(reason)
         if call.ring_handle is not None:
             call.ring_handle.cancel()
             call.ring_handle = None
@@ -555,7 +577,7 @@ class SipServer:
             if tx is not None and tx.final_status is not None and tx.final_status < 300:
                 tx.terminate()
         call.pending_tx = None
-        self.calls.pop(call.call_id, None)
+        self.calls.pop(call.key, None)
         self.ended_calls.append((call.call_id, reason))
         del self.ended_calls[:-1000]
         stats = call.session.stats
@@ -607,6 +629,11 @@ class SipServer:
         self.tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("call task failed", exc_info=task.exception())
+
+
+def dialog_key(summary: RequestSummary) -> tuple[str, str]:
+    """What tells the caller's dialogs apart (RFC 3261 12): the Call-ID and the caller's From tag."""
+    return summary.call_id, summary.from_.tag or ""
 
 
 def _tag() -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sipclient import Dialog, ToneHandler, header, open_peer
 from sippkit import (PCMU_EVENTS, SHARE, SIPP, caller_bye, finish, invite_answered, pause, play, recv, request,
-                     run_sipp, scenario, sdp, start)
+                     rtpmaps, run_sipp, scenario, sdp, start)
 
 from ivr.sip.protection import ProtectionConfig
 
@@ -108,3 +108,77 @@ def test_nonsense_connection_addresses_get_488_and_a_concurrent_call_is_unaffect
 
     asyncio.run(main())
     assert logged(caplog) == []
+
+
+def _answer_has(regexp: str, var: str) -> str:
+    return (f'  <recv response="200"><action><ereg regexp="{regexp}" search_in="body" check_it="true" '
+            f'assign_to="{var}"/></action></recv>\n')
+
+
+def test_indented_sdp_line_and_an_invite_repeated_without_to_tag(tmp_path: Path) -> None:
+    """What FreeSWITCH's own uac_telephone_event SIPp test does (our scenario, written after it): its offer has a
+    line indented with a tab and spaces, which sofia-sip skips; then it sends a second INVITE without SDP, without
+    To tag and with CSeq 2, which sofia-sip matches to the dialog: the 200 offers again, the ACK answers, the call
+    goes on, keys still work, BYE ends it."""
+    offer = sdp("8 0 18 101", rtpmaps("rtpmap:8 PCMA/8000", "rtpmap:0 PCMU/8000", "rtpmap:18 G729/8000",
+                                      "fmtp:18 annexb=no", "rtpmap:101 telephone-event/8000")
+                + "\t  a=fmtp:101 0-11,16\n").replace("{v}", "1")
+    answer = sdp("8 0 101", rtpmaps("rtpmap:8 PCMA/8000", "rtpmap:0 PCMU/8000", "rtpmap:101 telephone-event/8000",
+                                    "fmtp:101 0-15")).replace("{v}", "2")
+    xml = scenario(
+        "tagless-reinvite",
+        request("INVITE", 1, offer), recv(100, optional=True), recv(180, optional=True),
+        _answer_has("RTP/AVP 8 101[^0-9]", "a1"),
+        request("ACK", 1, in_dialog=True, retrans=False, extra="X-Checked: [$a1]"), pause(500),
+        request("INVITE", 2), recv(100, optional=True), _answer_has("RTP/AVP 8 101[^0-9]", "a2"),
+        request("ACK", 2, answer, in_dialog=True, retrans=False, extra="X-Checked: [$a2]"),
+        play(SHARE / "dtmf_2833_7.pcap", 600), caller_bye(3))
+
+    async def main() -> None:
+        handler = ToneHandler(frames=0, hang_up=False)
+        server = await start(handler)
+        seen: list[bytes] = []
+        received = server.datagram_received
+        server.datagram_received = lambda data, addr: (seen.append(data), received(data, addr))  # type: ignore
+        rc, out = await run_sipp(xml, tmp_path, server.port)
+        assert rc == 0, out
+        assert any(b"\r\n  a=fmtp:101 0-11,16\r\n" in d for d in seen)  # SIPp kept the indentation
+        assert sum(d.startswith(b"INVITE ") and b"\r\nTo: " in d and b";tag=" not in d.split(b"\r\nTo: ")[1]
+                   .split(b"\r\n")[0] for d in seen) == 2
+        await asyncio.wait_for(handler.done.wait(), 30)
+        assert len(handler.channels) == 1 and handler.channels[0].info.extra["codec"] == "PCMA"
+        assert handler.digits == ["7"] and handler.caller_hung_up == 1
+        assert [reason for _, reason in server.ended_calls] == ["caller hung up"]
+        assert "invite_482" not in server.counters and "invite_400" not in server.counters
+        assert not any((await finish(server)).values())
+
+    asyncio.run(main())
+
+
+def test_merged_request_gets_482_loop_detected_and_the_first_invite_goes_on(tmp_path: Path) -> None:
+    """The same INVITE (From tag, Call-ID, CSeq) on a second branch while the first is ringing: forked upstream
+    and merged here (RFC 3261 8.2.2.2)."""
+    offer = sdp(*PCMU_EVENTS).replace("{v}", "1")
+    xml = scenario(
+        "merged",
+        request("INVITE", 1, offer, retrans=False), request("INVITE", 1, offer, retrans=False),
+        recv(100, optional=True), recv(180, optional=True), recv(482),
+        request("ACK", 1, retrans=False).replace("[branch]", "[branch-4]"),  # the 482's ACK: the second INVITE's
+        recv(180, optional=True), _answer_has("m=audio", "a"),
+        request("ACK", 1, in_dialog=True, retrans=False, extra="X-Checked: [$a]"), pause(300), caller_bye(2))
+
+    async def main() -> None:
+        handler = ToneHandler(frames=0, hang_up=False)
+        server = await start(handler, ring_seconds=0.3)
+        seen: list[bytes] = []
+        received = server._send
+        server._send = lambda data, addr: (seen.append(data), received(data, addr))  # type: ignore
+        rc, out = await run_sipp(xml, tmp_path, server.port, extra=["-default_behaviors", "pingreply"])
+        assert rc == 0, out
+        await asyncio.wait_for(handler.done.wait(), 30)
+        assert {d.split(b"\r\n")[0] for d in seen if d.startswith(b"SIP/2.0 482")} == {b"SIP/2.0 482 Loop Detected"}
+        assert len(handler.channels) == 1 and handler.caller_hung_up == 1
+        assert server.counters["invite_482"] == 1
+        assert not any((await finish(server)).values())
+
+    asyncio.run(main())

@@ -351,3 +351,30 @@ def test_silent_caller_is_hung_up_after_the_rtp_timeout_but_not_while_holding() 
         await server.stop()
 
     run(main())
+
+
+def test_same_call_id_with_another_from_tag_is_another_call() -> None:
+    """RFC 3261 12: a dialog is the Call-ID with both tags. Two callers that chose one Call-ID are two calls (a merged
+    request needs the same From tag and CSeq too), and each BYE ends its own."""
+    async def main() -> None:
+        server = await serve(ToneHandler(frames=0, hang_up=False))
+        sip = await open_peer()
+        first = Dialog(sip, ("127.0.0.1", server.port), rtp_port=(await open_peer()).port)
+        second = Dialog(sip, ("127.0.0.1", server.port), rtp_port=(await open_peer()).port)
+        second.call_id = first.call_id
+        for d in (first, second):
+            await answer_call(d)
+            d.send(d.ack())
+        assert first.to_tag != second.to_tag and len(server.calls) == 2
+        first.cseq += 1
+        first.send(first.request("BYE"))
+        await sip.expect(r"SIP/2.0 200 OK\r\n(?s:.*)CSeq: 2 BYE")
+        assert [call.remote_tag for call in server.calls.values()] == [second.from_tag]
+        second.cseq += 1
+        second.send(second.request("BYE"))
+        await sip.expect(r"SIP/2.0 200 OK\r\n(?s:.*)CSeq: 2 BYE")
+        assert [reason for _, reason in server.ended_calls] == ["caller hung up", "caller hung up"]
+        assert not any((await idle(server)).values())
+        await server.stop()
+
+    run(main())
