@@ -27,7 +27,8 @@ from ivr.queue.hotline import QueueOptions
 from ivr.tickets import TicketStore
 from prompts import PromptLibrary, load_catalogue
 
-pytestmark = [pytest.mark.sipp, pytest.mark.skipif(SIPP is None, reason="sipp is not installed (apt-get install sip-tester)")]
+pytestmark = [pytest.mark.sipp,
+              pytest.mark.skipif(SIPP is None, reason="sipp is not installed (apt-get install sip-tester)")]
 
 REPO = Path(__file__).resolve().parents[2]
 SHARE = Path("/usr/share/sip-tester")
@@ -67,24 +68,28 @@ def heard_frames(recording: bytes, speech: bytes) -> int:
     return sum(recording[i:i + FRAME_BYTES] in sent for i in range(0, len(recording), FRAME_BYTES))
 
 
-def test_calls_with_one_call_id_each_keep_their_own_recording(settings: Settings, tmp_path: Path) -> None:
+def test_concurrent_calls_with_one_call_id_each_keep_their_own_recording(settings: Settings, tmp_path: Path) -> None:
     settings = dataclasses.replace(settings, sip_host="127.0.0.1", sip_port=0, rtp_port_min=45000,
                                    rtp_port_max=45999)
     speeches = [read_wav(REPO / "audio_fixtures" / "zh" / f"q0{i}.wav") for i in range(1, 5)]
+    callers = [f"1390000000{i}" for i in range(4)]
+
+    async def call(port: int, i: int) -> tuple[int, str]:
+        await asyncio.sleep(0.3 * i)  # all four calls are up at once, each with its own From tag
+        work = tmp_path / f"caller{i}"
+        work.mkdir()
+        xml = suggestion_caller(settings, speeches[i], work / "speech.pcap").replace("13800138000", callers[i])
+        return await run_sipp(xml, work, port, extra=["-cid_str", CALL_ID])
 
     async def main() -> None:
         async with serving(settings) as port:
-            for i, speech in enumerate(speeches):  # one after another: the UAS refuses a second live dialog
-                work = tmp_path / f"caller{i}"
-                work.mkdir()
-                xml = suggestion_caller(settings, speech, work / "speech.pcap")
-                rc, out = await run_sipp(xml, work, port, extra=["-cid_str", CALL_ID])
+            for rc, out in await asyncio.gather(*(call(port, i) for i in range(4))):
                 assert rc == 0, out
 
     asyncio.run(main())
     store = TicketStore(settings.database_url)
-    tickets = list(reversed(store.list()))
-    assert [t.call_id for t in tickets] == [CALL_ID] * 4
+    tickets = sorted(store.list(), key=lambda t: callers.index(t.caller))
+    assert [t.caller for t in tickets] == callers and {t.call_id for t in tickets} == {CALL_ID}
     assert all(t.transcription.value == "pending" for t in tickets)
     result = CliRunner().invoke(app, ["tickets", "verify"], env={"IVR_DATA_DIR": str(settings.data_dir)})
     assert result.exit_code == 0 and "4 of 4 recordings verified" in result.output, result.output
