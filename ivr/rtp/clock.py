@@ -1,7 +1,9 @@
 """One 20 ms media clock shared by every call of the process.
 
 All RTP sessions are ticked from the same timer, scheduled on absolute deadlines (no drift), so N calls cost one
-timer wake-up per 20 ms instead of N. The clock records how late each tick fired, which is the RTP send jitter.
+timer wake-up per 20 ms instead of N. The clock records how late each tick fired, which is the RTP send jitter,
+and counts what a blocked event loop cost the calls: late ticks, stalls and the ticks skipped after a stall (each
+one a 20 ms frame that no call sent or played out).
 """
 from __future__ import annotations
 
@@ -30,7 +32,14 @@ class MediaClock:
         self.durations: list[float] = []
         self.keep = 15000
         self.ticks = 0
+        #: ticks that fired after the next one was already due (a packet sent late)
+        self.late_ticks = 0
+        #: ticks more than 5 intervals late (the loop was blocked); the ticks missed meanwhile are skipped
         self.stalls = 0
+        #: ticks skipped after stalls: every call lost that many 20 ms frames each way
+        self.missed_ticks = 0
+        #: the worst lateness seen, in seconds
+        self.max_lateness = 0.0
         self._last_stall_log = float("-inf")
 
     def subscribe(self, key: int, callback: Callable[[], None]) -> None:
@@ -62,8 +71,12 @@ class MediaClock:
             del self.lateness[: self.keep // 2]
             del self.durations[: self.keep // 2]
         self.lateness.append(late)
+        self.max_lateness = max(self.max_lateness, late)
+        if late > self.interval:
+            self.late_ticks += 1
         if late > 5 * self.interval:  # the loop was stalled: skip the missed ticks rather than burst
             self.stalls += 1
+            self.missed_ticks += int(late / self.interval)
             if now - self._last_stall_log > 10.0:  # overload must not flood the log
                 logger.warning("media clock stalled for %.0f ms (%d stalls so far)", late * 1000, self.stalls)
                 self._last_stall_log = now

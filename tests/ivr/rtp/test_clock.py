@@ -1,4 +1,5 @@
 import asyncio
+import time
 
 from ivr.rtp.clock import MediaClock
 
@@ -27,3 +28,22 @@ def test_one_clock_ticks_every_subscriber_and_stops_when_empty() -> None:
         assert len(clock.lateness) == len(clock.durations) == clock.ticks
 
     asyncio.run(main())
+
+
+def test_a_blocked_loop_is_counted_as_a_stall_and_the_ticks_it_skipped() -> None:
+    async def main() -> MediaClock:
+        clock = MediaClock(interval=0.01)
+        ticks: list[int] = []
+        clock.subscribe(1, lambda: ticks.append(clock.ticks))
+        while len(ticks) < 3:
+            await asyncio.sleep(0.005)
+        time.sleep(0.2)  # something blocks the event loop for 20 ticks
+        while len(ticks) < 6:
+            await asyncio.sleep(0.005)
+        clock.unsubscribe(1)
+        return clock
+
+    clock = asyncio.run(main())
+    assert clock.stalls >= 1 and clock.late_ticks >= 1
+    assert clock.missed_ticks >= 15  # skipped, not sent in a burst
+    assert clock.max_lateness >= 0.15
