@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from ivr.console.app import COOKIE, context_of, require
+from ivr.console.app import COOKIE, client_host, context_of, require
 from ivr.console.pages import csv_rows, filter_from, recording_response
 from ivr.console.users import SESSION_HOURS, Role, Session, UserError
 from ivr.tickets.model import Ticket, TicketRow
@@ -149,13 +150,14 @@ def _edit(fn: Any, *args: Any) -> Any:
 
 
 @router.post("/session", response_model=SessionOut, tags=["session"])
-def sign_in(request: Request, creds: Credentials) -> Response:
-    """Sign in; the session cookie is set and the CSRF token returned."""
+async def sign_in(request: Request, creds: Credentials) -> Response:
+    """Sign in; the session cookie is set and the CSRF token returned. Repeated failures lock the user name
+    and the client address out for a while (429); a busy console answers 503 at once."""
     ctx = context_of(request)
-    user = ctx.sign_in(creds.username, creds.password)
+    user = await ctx.sign_in(creds.username, creds.password, client_host(request))
     if user is None:
         raise HTTPException(401, "wrong user name or password")
-    s = ctx.users.start_session(user)
+    s = await run_in_threadpool(ctx.users.start_session, user)
     body = SessionOut(username=user.username, role=user.role.value, csrf=s.csrf, expires_at=s.expires_at)
     response = JSONResponse(body.model_dump(mode="json"))
     response.set_cookie(COOKIE, s.token, httponly=True, samesite="strict", secure=ctx.secure_cookies,

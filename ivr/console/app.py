@@ -20,15 +20,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.concurrency import run_in_threadpool
 
 from ivr.config import Settings
+from ivr.console.limits import BodyLimit
 from ivr.console.live import LiveState
-from ivr.console.security import LoginThrottle, same
-from ivr.console.users import Role, Session, User, UserStore
+from ivr.console.security import MAX_PASSWORD, same
+from ivr.console.signin import LoginThrottle, SignInGate, SignInRefused
+from ivr.console.users import MAX_NAME, Role, Session, User, UserStore
 from ivr.logs import mask_number
 from ivr.queue.agents import AgentDirectory, directory_for
 from ivr.tickets.store import TicketStore
 from ivr.tickets.suggest import Suggester
 
-__all__ = ["create_app", "ConsoleContext", "COOKIE", "CSRF_HEADER", "require", "context_of"]
+__all__ = ["create_app", "ConsoleContext", "COOKIE", "CSRF_HEADER", "require", "context_of", "client_host"]
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +58,23 @@ class ConsoleContext:
     templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(HERE / "templates")))
     suggester: Suggester | None = None
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    gate: SignInGate = field(default_factory=SignInGate)
 
-    def sign_in(self, username: str, password: str) -> User | None:
-        """The user, if the password is right and the name is not locked out by repeated failures."""
-        if self.throttle.blocked(username):
-            raise HTTPException(429, "too many failed sign-ins for this user; try again in 15 minutes")
-        user = self.users.authenticate(username, password)
-        if user is None:
-            self.throttle.failed(username)
-        else:
-            self.throttle.succeeded(username)
+    async def sign_in(self, username: str, password: str, host: str | None) -> User | None:
+        """The user, if the password is right; refused at once (HTTP 422, 429 or 503) when a field is too long,
+        the name or the client address `host` has failed too often, or too many sign-ins are in progress."""
+        if len(username) > MAX_NAME or len(password) > MAX_PASSWORD:
+            raise HTTPException(422, f"a user name has at most {MAX_NAME} characters, a password {MAX_PASSWORD}")
+        try:
+            attempt = self.throttle.reserve(username, host)
+            try:
+                user = await self.gate.run(self.users.authenticate, username, password)
+            except SignInRefused:
+                self.throttle.cancel(attempt)
+                raise
+        except SignInRefused as exc:
+            raise HTTPException(exc.status, exc.message, headers={"Retry-After": str(exc.retry_after)}) from None
+        self.throttle.settle(attempt, ok=user is not None)
         return user
 
     def suggest(self) -> Suggester:
@@ -85,6 +94,10 @@ class LoginRequired(Exception):
 
 def context_of(request: Request) -> ConsoleContext:
     return request.app.state.console  # type: ignore[no-any-return]
+
+
+def client_host(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def require(role: Role = Role.OPERATOR, *, api: bool = False):  # type: ignore[no-untyped-def]
@@ -139,6 +152,7 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
         docs_url=None, redoc_url=None, openapi_url=None,  # served behind a session by api.py
     )
     app.state.console = ctx
+    app.add_middleware(BodyLimit)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
     from ivr.console import agents as agents_api

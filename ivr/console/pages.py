@@ -10,9 +10,10 @@ from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from ivr.console.agents import status_of
-from ivr.console.app import COOKIE, LOGIN_COOKIE, context_of, html, require
+from ivr.console.app import COOKIE, LOGIN_COOKIE, client_host, context_of, html, require
 from ivr.console.security import new_token, same
 from ivr.console.users import SESSION_HOURS, Role, Session
 from ivr.tickets.model import EDITABLE_FIELDS, TicketFilter
@@ -66,15 +67,16 @@ def login_page(request: Request, next: str = "/tickets", error: str = "") -> Res
 
 
 @router.post("/login")
-def login(request: Request, form: dict[str, str] = Depends(form_data)) -> Response:
+async def login(request: Request, form: dict[str, str] = Depends(form_data)) -> Response:
     ctx = context_of(request)
     target = _safe_next(form.get("next", "/tickets"))
     if not same(form.get("csrf"), request.cookies.get(LOGIN_COOKIE)):
         raise HTTPException(403, "CSRF token missing or wrong")
-    user = ctx.sign_in(form.get("username", ""), form.get("password", ""))
+    user = await ctx.sign_in(form.get("username", ""), form.get("password", ""),
+                             client_host(request))
     if user is None:
         return RedirectResponse(f"/login?next={quote(target, safe='')}&error=1", status_code=303)
-    session = ctx.users.start_session(user)
+    session = await run_in_threadpool(ctx.users.start_session, user)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", secure=ctx.secure_cookies,
                         max_age=SESSION_HOURS * 3600)

@@ -5,18 +5,20 @@ import base64
 import hashlib
 import hmac
 import secrets
-from collections.abc import Callable
 
-__all__ = ["hash_password", "verify_password", "new_token", "token_hash", "same", "LoginThrottle"]
+__all__ = ["hash_password", "verify_password", "new_token", "token_hash", "same", "MIN_PASSWORD", "MAX_PASSWORD"]
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
 MIN_PASSWORD = 8
+MAX_PASSWORD = 1024  # characters; a sign-in with a longer one is refused before any hashing
 
 
 def hash_password(password: str) -> str:
     """``scrypt$N$r$p$salt$hash`` (base64): safe to store."""
     if len(password) < MIN_PASSWORD:
         raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise ValueError(f"a password has at most {MAX_PASSWORD} characters")
     salt = secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
     b64 = base64.b64encode
@@ -49,37 +51,3 @@ def token_hash(token: str) -> str:
 def same(a: str | None, b: str | None) -> bool:
     """Constant-time comparison of two tokens; an empty or missing token never matches."""
     return bool(a) and bool(b) and hmac.compare_digest(a.encode(), b.encode())  # type: ignore[union-attr]
-
-
-class LoginThrottle:
-    """Refuses sign-in for a user name after `limit` failures within `window` seconds (in this process)."""
-
-    def __init__(self, limit: int = 5, window: float = 900.0, clock: Callable[[], float] | None = None) -> None:
-        import threading
-        import time
-
-        self.limit, self.window = limit, window
-        self._clock = clock or time.monotonic
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, name: str) -> list[float]:
-        now = self._clock()
-        recent = [t for t in self._failures.get(name, []) if now - t < self.window]
-        if recent:
-            self._failures[name] = recent
-        else:
-            self._failures.pop(name, None)
-        return recent
-
-    def blocked(self, name: str) -> bool:
-        with self._lock:
-            return len(self._recent(name.lower())) >= self.limit
-
-    def failed(self, name: str) -> None:
-        with self._lock:
-            self._failures.setdefault(name.lower(), []).append(self._clock())
-
-    def succeeded(self, name: str) -> None:
-        with self._lock:
-            self._failures.pop(name.lower(), None)

@@ -16,10 +16,11 @@ from sqlalchemy.exc import IntegrityError
 
 from ivr.console.security import hash_password, new_token, token_hash, verify_password
 
-__all__ = ["Role", "User", "Session", "UserStore", "UserError", "SESSION_HOURS"]
+__all__ = ["Role", "User", "Session", "UserStore", "UserError", "SESSION_HOURS", "MAX_NAME"]
 
 SESSION_HOURS = 12
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]{2,64}$")
+MAX_NAME = 64
+_NAME = re.compile(rf"^[A-Za-z0-9_.\-]{{2,{MAX_NAME}}}$")
 
 _md = MetaData()
 users_table = Table(
@@ -95,7 +96,7 @@ class UserStore:
 
     def add(self, username: str, password: str, role: Role | str) -> User:
         if not _NAME.match(username):
-            raise UserError(f"user name {username!r}: use 2-64 letters, digits, '.', '_' or '-'")
+            raise UserError(f"user name {username!r}: use 2-{MAX_NAME} letters, digits, '.', '_' or '-'")
         try:
             role = Role(role)
         except ValueError:

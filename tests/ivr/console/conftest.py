@@ -4,6 +4,10 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,3 +100,37 @@ def console(tmp_path: Path, suggester) -> Console:  # type: ignore[no-untyped-de
     for role in ("operator", "supervisor", "admin"):
         ctx.users.add(role, PASSWORD, role)
     return Console(app, ctx, store, recordings, numbers)
+
+
+@pytest.fixture
+def http() -> Iterator[Callable[[FastAPI], str]]:
+    """Serve an app on a real HTTP server on 127.0.0.1 (a free port, a thread of its own) until the test ends;
+    returns its base URL."""
+    import uvicorn
+
+    running: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(app: FastAPI) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        while not server.started:  # start-up only; nothing is timed
+            if not thread.is_alive():
+                pytest.fail("the console server did not start")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join()
+
+
+@pytest.fixture
+def served(console: Console, http: Callable[[FastAPI], str]) -> str:
+    """The console app on a real HTTP server on 127.0.0.1."""
+    return http(console.app)

@@ -6,9 +6,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,35 +22,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(app: Any) -> Iterator[str]:
-    """The app on a real HTTP server on 127.0.0.1, until the generator is closed."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:  # start-up only; nothing is timed
-        if not thread.is_alive():
-            pytest.fail("the console server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join()
-
-
-@pytest.fixture
-def served(console: Any) -> Iterator[str]:
-    """The console app on a real HTTP server on 127.0.0.1."""
-    yield from _serve(console.app)
-
-
 @pytest.fixture
 def desk_settings(tmp_path: Path) -> Settings:
     """The console's settings with two operators: op1 is the console user `operator`, op2 no console user."""
@@ -64,10 +32,9 @@ def desk_settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def served_desk(console: Any, desk_settings: Settings) -> Iterator[str]:
+def served_desk(console: Any, desk_settings: Settings, http: Any) -> str:
     """A console over the same store and users as `console`, with operators configured, on a real HTTP server."""
-    yield from _serve(create_app(desk_settings, store=console.store, live=LiveState(),
-                                 suggester=console.ctx.suggester))
+    return http(create_app(desk_settings, store=console.store, live=LiveState(), suggester=console.ctx.suggester))
 
 
 @pytest.fixture

@@ -212,20 +212,3 @@ def test_repeated_wrong_passwords_lock_the_name_out(console: Any) -> None:
     r = c.post("/api/session", json={"username": "operator", "password": console.password})
     assert r.status_code == 429 and r.json()["detail"].startswith("too many failed sign-ins")
     assert c.post("/api/session", json={"username": "admin", "password": console.password}).status_code == 200
-
-
-def test_throttle_window_and_reset() -> None:
-    from ivr.console.security import LoginThrottle
-
-    now = [0.0]
-    t = LoginThrottle(limit=2, window=60, clock=lambda: now[0])
-    t.failed("Zhang")
-    assert not t.blocked("zhang")
-    t.failed("zhang")
-    assert t.blocked("ZHANG")
-    now[0] = 61.0
-    assert not t.blocked("zhang")
-    t.failed("zhang")
-    t.succeeded("zhang")
-    t.failed("zhang")
-    assert not t.blocked("zhang")
