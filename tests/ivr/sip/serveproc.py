@@ -1,0 +1,79 @@
+"""`ivr serve` as a real process for tests: free ports, start it, wait until SIP and the console are up, stop it
+with Ctrl-C (SIGINT) and hand back what it printed."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    proc: subprocess.Popen[str]
+    sip_port: int
+    web_port: int
+    data_dir: Path
+    output: list[str] = field(default_factory=list)  # filled when the process has stopped
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def metrics(self) -> dict[str, float]:
+        """The console's /metrics as name{labels} -> value."""
+        text = urllib.request.urlopen(f"{self.url}/metrics", timeout=10).read().decode()
+        return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\S+) (\S+)$", text, re.M)}
+
+    def rss_kib(self, key: str = "VmRSS") -> int:
+        """The server's resident memory (VmRSS) or its peak so far (VmHWM), in KiB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(rf"^{key}:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
+
+
+@contextmanager
+def serve(tmp_path: Path, prompt_cache: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
+    """`ivr serve ARGS` on free loopback ports with its own data dir; stopped by SIGINT on the way out (killed if
+    it does not stop)."""
+    sip, web = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+    data = tmp_path / "data"
+    full_env = {**os.environ, "IVR_DATA_DIR": str(data), "IVR_PROMPTS_CACHE": str(prompt_cache),
+                "IVR_SIP_HOST": "127.0.0.1", "IVR_SIP_PORT": str(sip), "IVR_CONSOLE_PORT": str(web), **(env or {})}
+    ivr = Path(sys.executable).parent / "ivr"
+    proc = subprocess.Popen([str(ivr), "serve", "--drain", "2", *args], env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    served = Served(proc, sip, web, data)
+    try:
+        for _ in range(300):  # until the console is up (the first start loads the dispatch classifier)
+            if proc.poll() is not None:
+                raise AssertionError(f"ivr serve exited: {proc.communicate()[0]}")
+            try:
+                urllib.request.urlopen(f"{served.url}/metrics", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the console did not come up")
+        yield served
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        served.output.extend((proc.communicate()[0] or "").splitlines())
