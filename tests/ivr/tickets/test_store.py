@@ -372,3 +372,35 @@ def test_verify_command_reports_altered_recordings(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["tickets", "verify"], env=env)
     assert result.exit_code == 1 and f"{numbers[1]}  checksum mismatch" in result.output
     assert "1 of 2 recordings verified" in result.output
+
+
+def test_only_one_nodes_interrupted_recordings_are_recovered_and_flagged(store: TicketStore, tmp_path: Path) -> None:
+    from ivr.recording import HEADER_BYTES, RecordingWriter
+    from ivr.tickets.recovery import recover_interrupted
+
+    rec = tmp_path / "rec"
+    numbers = {}
+    for node in ("a", "b"):
+        writer = RecordingWriter(rec / f"{node}.wav", flush_every=1)
+        for _ in range(10):
+            writer.write(b"\x01\x00" * 160)
+        writer._f.close()  # the process died: the header still says no audio
+        numbers[node] = store.create(caller="1", call_id=node, kind="complaint", menu_path=[], flags=["elderly"],
+                                     recording=f"{node}.wav", node=node).number
+    assert [t.number for t in store.interrupted(datetime.now(timezone.utc), node="a")] == [numbers["a"]]
+    assert recover_interrupted(store, rec, datetime.now(timezone.utc), node="a") == [numbers["a"]]
+    a, b = store.get(numbers["a"]), store.get(numbers["b"])
+    assert (a.transcription.value, a.flags, a.audio_ms, a.node) == ("pending", ("elderly", "interrupted"), 200, "a")
+    assert (rec / "a.wav").read_bytes()[40:44] == (3200).to_bytes(4, "little")
+    assert store.verify_recording(a.number, rec).ok
+    assert b.transcription.value == "recording" and (rec / "b.wav").stat().st_size == HEADER_BYTES + 3200
+
+
+def test_a_ticket_whose_recording_was_lost_stays_without_audio(store: TicketStore) -> None:
+    t = store.create(caller="1", call_id="c", kind="complaint", menu_path=[], flags=[],
+                     recording=lambda number: f"{number}.wav")
+    assert t.recording == f"{t.number}.wav"
+    lost = store.recording_lost(t.number, "recordings folder /r: disk full")
+    assert (lost.transcription.value, lost.recording, lost.audio_ms) == ("failed", "", 0)
+    assert lost.extra == {"transcription_error": "no recording: recordings folder /r: disk full",
+                          "recording_error": "recordings folder /r: disk full"}
