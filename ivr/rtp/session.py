@@ -1,8 +1,9 @@
-"""One call's RTP stream over asyncio UDP: port allocation, symmetric latching, paced send, jitter-buffered receive.
+"""One call's RTP stream over asyncio UDP: port allocation, source latching, paced send, jitter-buffered receive.
 
 The session is ticked by the shared MediaClock: each tick sends one 20 ms packet (the frame the channel queued,
 or silence so NAT bindings stay open) and plays one frame out of the jitter buffer into the inbound queue.
-RFC 4733 events are taken out of the stream before the jitter buffer and reported once per key press.
+RFC 4733 events are taken out of the stream before the jitter buffer and reported once per key press. Which
+sources are the caller's (and where we send) is decided by a SourceLatch (ivr/rtp/source.py).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ivr.dtmf.rfc4733 import DtmfEventError, DtmfReceiver, TelephoneEvent, digit
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.jitter import JitterBuffer
 from ivr.rtp.packet import RtpError, RtpPacket, is_rtcp
+from ivr.rtp.source import SourceLatch
 
 __all__ = ["PortAllocator", "RtpSession", "MediaParams", "InboundFrame", "RtpStats", "NoFreePortError"]
 
@@ -137,7 +139,7 @@ class RtpSession:
         self.timestamp = random.getrandbits(32)
         self.tick_count = 0
         self.local_port = 0
-        self.latched: tuple[str, int] | None = None
+        self.source = SourceLatch(params.remote)
         self._marker = True
         self._digits: list[str] = []
         self._transport: asyncio.DatagramTransport | None = None
@@ -188,7 +190,7 @@ class RtpSession:
             self._decode = g711.decoder(params.codec)
             self._silence = g711.silence_payload(params.codec)
         if params.remote != self.params.remote:
-            self.latched = None
+            self.source.reset(params.remote)
         if params.sending and not self.params.sending:
             self._marker = True
         if params.receiving and not self.params.receiving:
@@ -210,8 +212,13 @@ class RtpSession:
         return True
 
     @property
+    def latched(self) -> tuple[str, int] | None:
+        """Where the caller's RTP comes from (None before the first packet)."""
+        return self.source.latched
+
+    @property
     def remote(self) -> tuple[str, int]:
-        return self.latched or self.params.remote
+        return self.source.latched or self.params.remote
 
     def _tick(self) -> None:
         self.tick_count += 1
@@ -233,7 +240,7 @@ class RtpSession:
             header = _HEADER.pack(0x80, (0x80 if self._marker else 0) | pt, self.seq,
                                   timestamp, self.ssrc)  # RtpPacket's layout, without the object
             try:
-                self._sock.sendto(header + payload, self.latched or params.remote)  # non-blocking, no queueing
+                self._sock.sendto(header + payload, self.remote)  # non-blocking, no queueing
                 self.stats.sent += 1
                 if self._send_log is not None:
                     self._send_log.append(time.perf_counter())
@@ -241,7 +248,7 @@ class RtpSession:
                 self.stats.send_errors += 1
                 if self.stats.send_errors == 1:
                     logger.warning("RTP send to %s:%d failed: %s (further failures of this call counted, not "
-                                   "logged)", *(self.latched or params.remote), exc)
+                                   "logged)", *self.remote, exc)
             self._marker = False
             self.seq = (self.seq + 1) & 0xFFFF
         self.timestamp = (self.timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
@@ -260,13 +267,10 @@ class RtpSession:
             self.on_inbound()
 
     def _received(self, data: bytes, addr: tuple[str, int]) -> None:
-        if self.latched is not None and addr[:2] != self.latched:
-            self.stats.dropped_foreign += 1
-            return
         if is_rtcp(data):
             return
         if len(data) > 12 and data[0] == 0x80:  # fast path: no padding, extension or CSRC (what phones send)
-            _, b1, _, timestamp, ssrc = _HEADER.unpack_from(data)
+            _, b1, seq, timestamp, ssrc = _HEADER.unpack_from(data)
             pt, payload = b1 & 0x7F, data[12:]
         else:
             try:
@@ -275,11 +279,13 @@ class RtpSession:
                 self.stats.dropped_invalid += 1
                 return
             pt, payload, timestamp, ssrc = pkt.payload_type, pkt.payload, pkt.timestamp, pkt.ssrc
+            seq = pkt.sequence_number
         if pt != self.params.payload_type and pt != self.params.dtmf_payload_type:
             self.stats.dropped_invalid += 1
             return
-        if self.latched is None:
-            self.latched = (addr[0], addr[1])  # symmetric RTP: answer where the caller really sends from
+        if not self.source.accept((addr[0], addr[1]), ssrc, seq, self.tick_count):
+            self.stats.dropped_foreign += 1
+            return
         self.stats.received += 1
         self._last_rx_tick = self.tick_count
         if pt == self.params.dtmf_payload_type:

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import pytest
+from sipclient import rtp
 
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.session import MediaParams, PortAllocator, RtpSession
@@ -38,3 +40,59 @@ def test_failing_sends_are_counted_logged_once_and_the_rx_timeout_still_fires(
     lines = [r.getMessage() for r in caplog.records if r.name == "ivr.rtp.session"]
     assert lines == ["RTP send to 255.255.255.255:4000 failed: [Errno 13] Permission denied "
                      "(further failures of this call counted, not logged)"]
+
+
+def _udp(port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", port))
+    sock.setblocking(False)
+    return sock
+
+
+def _drain(sock: socket.socket) -> int:
+    n = 0
+    while True:
+        try:
+            sock.recv(2048)
+            n += 1
+        except BlockingIOError:
+            return n
+
+
+def test_a_stranger_cannot_hijack_a_call_and_a_moved_caller_is_followed() -> None:
+    """Over loopback with the real media clock: the caller sends from a port not in its SDP (NAT), a stranger
+    injects a trickle and a burst; then the caller's stream moves to another port and is followed."""
+    async def main() -> None:
+        caller, stranger, moved, sdp_port = _udp(), _udp(), _udp(), _udp()
+        session = RtpSession(MediaClock(), PortAllocator(46900, 46999),
+                             MediaParams("PCMU", 0, 101, sdp_port.getsockname()))
+        await session.open("127.0.0.1")
+        ours = ("127.0.0.1", session.local_port)
+        seq = 100
+        for i in range(60):
+            caller.sendto(rtp(0, seq, 160 * seq, 0xCA11, b"\xff" * 160), ours)
+            seq += 1
+            if i % 10 == 5:
+                stranger.sendto(rtp(0, 7000 + i, 0, 0xBAD, b"\x00" * 160), ours)
+            if i == 30:
+                for k in range(50):
+                    stranger.sendto(rtp(0, 8000 + k, 160 * k, 0xBAD, b"\x00" * 160), ours)
+            await asyncio.sleep(0.02)
+        assert session.latched == caller.getsockname() and session.stats.dropped_foreign == 56
+        assert _drain(caller) > 20 and _drain(stranger) == 0  # we send to the caller only
+        for _ in range(500):  # the caller's NAT binding moves: same stream from another port
+            moved.sendto(rtp(0, seq, 160 * seq, 0xCA11, b"\xff" * 160), ours)
+            seq += 1
+            await asyncio.sleep(0.02)
+            if session.latched == moved.getsockname():
+                break
+        assert session.latched == moved.getsockname() and session.source.moves == 1
+        await asyncio.sleep(0.2)
+        _drain(caller)
+        await asyncio.sleep(0.2)
+        assert _drain(moved) > 5 and _drain(caller) == 0
+        session.close()
+        for sock in (caller, stranger, moved, sdp_port):
+            sock.close()
+
+    asyncio.run(main())

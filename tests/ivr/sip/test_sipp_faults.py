@@ -1,16 +1,20 @@
 """Faults a PBX must take in its stride, driven by SIPp over loopback: calls torn down during set-up, nonsense
-connection addresses, SDP with leading whitespace, merged and tagless repeated INVITEs."""
+connection addresses, SDP with leading whitespace, merged and tagless repeated INVITEs, RTP from two ports."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sipclient import Dialog, ToneHandler, header, open_peer
 from sippkit import (PCMU_EVENTS, SHARE, SIPP, caller_bye, finish, invite_answered, pause, play, recv, request,
                      rtpmaps, run_sipp, scenario, sdp, start)
 
+from ivr.channel import CallerHungUp
+from ivr.codecs.g711 import ulaw_encode
 from ivr.sip.protection import ProtectionConfig
 
 pytestmark = [pytest.mark.sipp, pytest.mark.skipif(SIPP is None, reason="sipp is not installed (apt-get install sip-tester)")]
@@ -182,3 +186,38 @@ def test_merged_request_gets_482_loop_detected_and_the_first_invite_goes_on(tmp_
         assert not any((await finish(server)).values())
 
     asyncio.run(main())
+
+
+def test_audio_from_one_port_and_keys_from_the_sdp_port_in_concurrent_calls(tmp_path: Path) -> None:
+    """SIPp's rtp_stream sends audio from its media port (-mp) while the SDP names [media_port+2], from which it
+    plays the RFC 2833 keys: both sources are the caller's (the latched one and the SDP's)."""
+    calls = 20
+    heard: dict[str, list[bytes]] = {}
+    keys: dict[str, list[str]] = {}
+
+    async def handler(channel) -> None:  # type: ignore[no-untyped-def]
+        audio, digits = heard.setdefault(channel.info.call_id, []), keys.setdefault(channel.info.call_id, [])
+        with contextlib.suppress(CallerHungUp):
+            while True:
+                inbound = await channel.exchange(None)
+                audio.append(inbound.audio)
+                digits.extend(inbound.digits)
+
+    t = np.arange(8000 * 3) / 8000
+    (tmp_path / "tone.ulaw").write_bytes(ulaw_encode((4000 * np.sin(2 * np.pi * 400 * t)).astype("<i2").tobytes()))
+    stream = f'  <nop><action><exec rtp_stream="{tmp_path / "tone.ulaw"},-1,0"/></action></nop>\n'
+    invite = invite_answered(PCMU_EVENTS).replace("m=audio [media_port]", "m=audio [media_port+2]")
+    keys_played = (play(SHARE / f"dtmf_2833_{k}.pcap", 400) for k in "123")
+    xml = scenario("two-sources", invite, stream, pause(300), *keys_played, caller_bye(2))
+
+    async def main() -> None:
+        server = await start(handler)
+        rc, out = await run_sipp(xml, tmp_path, server.port, calls=calls, rate=20, limit=calls)
+        assert rc == 0, out
+        assert not any((await finish(server)).values())
+
+    asyncio.run(main())
+    assert len(keys) == calls
+    assert [k for k in keys.values() if k != ["1", "2", "3"]] == []
+    loud = [sum(np.abs(np.frombuffer(f, "<i2")).max() > 1000 for f in frames) for frames in heard.values()]
+    assert min(loud) > 40  # the tone from the other port is heard in every call
