@@ -77,6 +77,7 @@ class Settings:
     max_calls: int = 400
     console_host: str = "127.0.0.1"
     console_port: int = 8080
+    console_secure_cookies: bool = False  # mark the console's cookies Secure (it is reached over HTTPS)
     log_level: str = "WARNING"
     node_id: str = ""  # this server among those sharing a ticket store; default: the host name
     queue_trunk: str = ""  # host:port of the outbound proxy for callbacks; "" = none, calls go to each URI's host
@@ -210,6 +211,8 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             return int(value)
+        if ftype == "bool":
+            return _bool(value)
         if ftype == "float":
             if isinstance(value, bool) or not isinstance(value, (str, int, float)):
                 raise ValueError
@@ -235,11 +238,23 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     except ConfigError:
         raise
     except ValueError:
-        expected = {"int": "an integer", "float": "a number", "tuple[str, ...]": "a list of strings",
+        expected = {"int": "an integer", "float": "a number", "bool": "true or false", "tuple[str, ...]": "a list of strings",
                     "tuple[AgentGroup, ...]": "a list of tables", "tuple[AgentConfig, ...]": "a list of tables",
                     }.get(ftype, "a string")
         raise ConfigError(f"{key} (from {source}): {value!r} is not {expected}") from None
     raise AssertionError(f"unhandled settings type {ftype}")
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _bool(value: Any) -> bool:
+    """A TOML boolean, or true/false, yes/no, on/off, 1/0 from the environment."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError
 
 
 def _tables(value: Any) -> list[Any]:

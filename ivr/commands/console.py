@@ -12,16 +12,21 @@ app = typer.Typer(help="The operator web console.", invoke_without_command=True)
 def console(
     host: str = typer.Option(None, "--host", help="Address to listen on (default: console_host, 127.0.0.1)."),
     port: int = typer.Option(None, "--port", "-p", help="Port (default: console_port, 8080)."),
-    secure_cookies: bool = typer.Option(False, "--secure-cookies", help="Mark cookies Secure (behind HTTPS)."),
+    secure_cookies: bool = typer.Option(False, "--secure-cookies",
+                                        help="Mark cookies Secure (behind HTTPS; default: console_secure_cookies)."),
 ) -> None:
     """Serve the console: sign in, tickets, the live view and the JSON API (/api, OpenAPI at /api/openapi.json)."""
+    from dataclasses import replace
+
     import uvicorn
 
     from ivr.console import create_app
     from ivr.console.users import UserStore
 
     settings = context.settings()
-    app_ = create_app(settings, secure_cookies=secure_cookies)
+    if secure_cookies:
+        settings = replace(settings, console_secure_cookies=True)
+    app_ = create_app(settings)
     if not UserStore(app_.state.console.store.engine).list():
         typer.secho("no console users yet: add one with `ivr users add NAME --role admin`", fg="yellow", err=True)
     host = host or settings.console_host

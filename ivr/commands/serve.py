@@ -245,6 +245,8 @@ def serve(
     max_calls_per_source: int = typer.Option(0, help="Concurrent calls allowed per source address (0 = no cap)."),
     drain: float = typer.Option(30.0, help="Seconds to let calls finish on Ctrl-C."),
     console: bool = typer.Option(True, "--console/--no-console", help="Run the operator console beside SIP."),
+    secure_cookies: bool = typer.Option(False, "--secure-cookies", help="Mark the console's cookies Secure (behind "
+                                        "HTTPS; default: the console_secure_cookies setting)."),
     demo: bool = typer.Option(False, "--demo", help="Answer with a beep and log keys instead of running the flow."),
 ) -> None:
     """Answer SIP calls over UDP, run the call flow on each and write tickets; Ctrl-C drains calls, SIGHUP
@@ -256,7 +258,8 @@ def serve(
     from prompts import PromptError
 
     settings = context.settings()
-    settings = replace(settings, sip_host=host or settings.sip_host, sip_port=port or settings.sip_port)
+    settings = replace(settings, sip_host=host or settings.sip_host, sip_port=port or settings.sip_port,
+                       console_secure_cookies=secure_cookies or settings.console_secure_cookies)
     if settings.log_level == "WARNING":
         logging.getLogger().setLevel(logging.INFO)  # a server says what it is doing
     cfg = server_config(settings, tuple(allow), ring_seconds, max_calls_per_source, advertise)

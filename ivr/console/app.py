@@ -128,7 +128,7 @@ def require(role: Role = Role.OPERATOR, *, api: bool = False):  # type: ignore[n
 
 
 def create_app(settings: Settings, *, store: TicketStore | None = None, live: LiveState | None = None,
-               suggester: Suggester | None = None, secure_cookies: bool = False,
+               suggester: Suggester | None = None,
                metrics: CollectorRegistry | None = None, agents: AgentDirectory | None = None) -> FastAPI:
     """The console for these settings. The store is opened (and migrated) here unless one is given;
     `live` is what the call path and the queue feed (a fresh, empty one when not given); `metrics` (the
@@ -138,7 +138,7 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
     ctx = ConsoleContext(
         store=store, users=UserStore(store.engine), live=live or LiveState(),
         recordings_dir=Path(settings.recordings_dir), data_dir=settings.data_dir,  # type: ignore[arg-type]
-        secure_cookies=secure_cookies, suggester=suggester,
+        secure_cookies=settings.console_secure_cookies, suggester=suggester,
     )
     _load_catalogue(ctx)
     ctx.templates.env.filters["masked"] = mask_number

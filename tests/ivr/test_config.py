@@ -115,3 +115,18 @@ def test_node_id_defaults_to_the_host_name_and_a_bad_one_names_the_key(tmp_path:
     with pytest.raises(ConfigError) as err:
         load_settings(overrides={"data_dir": tmp_path}, environ={"IVR_NODE_ID": "node a"})
     assert str(err.value) == "node_id: 'node a' is not 1-64 letters, digits, '.', '_' or '-'"
+
+
+def test_secure_cookies_setting_from_file_and_env(tmp_path: Path) -> None:
+    assert load_settings(overrides={"data_dir": tmp_path}, environ={}).console_secure_cookies is False
+    cfg = write(tmp_path, "[console]\nsecure_cookies = true\n")
+    assert load_settings(cfg, environ={}).console_secure_cookies is True
+    for raw, value in (("1", True), ("Yes", True), ("on", True), ("0", False), ("false", False), ("off", False)):
+        assert load_settings(cfg, environ={"IVR_CONSOLE_SECURE_COOKIES": raw}).console_secure_cookies is value
+    with pytest.raises(ConfigError) as exc:
+        load_settings(environ={"IVR_CONSOLE_SECURE_COOKIES": "maybe"})
+    assert str(exc.value) == ("console_secure_cookies (from environment variable IVR_CONSOLE_SECURE_COOKIES): "
+                              "'maybe' is not true or false")
+    with pytest.raises(ConfigError) as exc:
+        load_settings(write(tmp_path, "[console]\nsecure_cookies = 'sometimes'\n"), environ={})
+    assert "console_secure_cookies" in str(exc.value) and "is not true or false" in str(exc.value)
