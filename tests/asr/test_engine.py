@@ -199,3 +199,40 @@ def test_errors(tmp_path: Path, ko_model_dir: Path) -> None:
         VoskEngine(ko_model_dir, resampler="cubic")
     assert issubclass(ModelLoadError, EngineError) and issubclass(ModelLoadError, ModelError)
     assert issubclass(EngineError, AsrError)
+
+
+def test_recognisers_are_recycled_after_their_audio_budget(ko_model_dir: Path) -> None:
+    engine = VoskEngine(ko_model_dir, recycle_after_s=2.0)
+    rec = engine.recognizer()
+    rec.accept(fixture_pcm("c01")[:16000])  # 1 s
+    rec.final()
+    engine.release(rec)
+    assert engine.recognizer() is rec and rec.decoded_s == 1.0
+    rec.accept(fixture_pcm("c02")[:16000])
+    rec.final()
+    engine.release(rec)  # 2 s decoded in all: dropped, its graph cache freed with it
+    assert engine.pooled() == 0 and engine.recycled == 1
+
+
+def test_warm_in_background_pools_warm_recognisers_at_low_priority(ko_model_dir: Path) -> None:
+    import os
+
+    from asr.engine import warm_in_background
+
+    engine = VoskEngine(ko_model_dir)
+    before = engine.pooled()
+    seen: list[int] = []
+    real = VoskRecognizer.accept
+
+    def accept(self: VoskRecognizer, pcm: bytes):  # type: ignore[no-untyped-def]
+        seen.append(os.getpriority(os.PRIO_PROCESS, 0))  # this thread's nice value (Linux)
+        return real(self, pcm)
+
+    VoskRecognizer.accept = accept  # type: ignore[method-assign]
+    try:
+        warm_in_background(engine, fixture_pcm("c01"), count=2).join()
+    finally:
+        VoskRecognizer.accept = real  # type: ignore[method-assign]
+    assert engine.pooled() == before + 2
+    assert seen and all(n == os.getpriority(os.PRIO_PROCESS, 0) + 10 for n in seen)
+    assert all(r.decoded_s > 0 for r in engine._pools[None][-2:])
