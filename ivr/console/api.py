@@ -5,12 +5,12 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ivr.console.app import COOKIE, client_host, context_of, require
-from ivr.console.pages import csv_rows, filter_from, recording_response
+from ivr.console.pages import MAX_OFFSET, csv_response, filter_from, recording_response
 from ivr.console.users import SESSION_HOURS, Role, Session, UserError
 from ivr.tickets.model import Ticket, TicketRow
 from ivr.tickets.store import TicketEditError, TicketNotFound
@@ -184,8 +184,8 @@ def list_tickets(request: Request, limit: int = 50, offset: int = 0, status: str
                  until: str = "", q: str = "",
                  session: Session = Depends(require(api=True))) -> TicketPageOut:
     """Tickets newest first; `q` finds transcripts containing every space-separated part."""
-    if not 1 <= limit <= MAX_LIMIT or offset < 0:
-        raise HTTPException(422, f"limit must be 1..{MAX_LIMIT} and offset at least 0")
+    if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
+        raise HTTPException(422, f"limit must be 1..{MAX_LIMIT} and offset 0..{MAX_OFFSET}")
     flt = filter_from(dict(status=status, category=category, district=district, urgency=urgency,
                            transcription=transcription, kind=kind, since=since, until=until, q=q))
     page = context_of(request).store.search(flt, limit=limit, offset=offset)
@@ -257,9 +257,7 @@ def corrections(request: Request, session: Session = Depends(require(Role.SUPERV
 
 @router.get("/export.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})
 def export(request: Request, session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> Response:
-    flt = filter_from(dict(request.query_params))
-    return StreamingResponse(csv_rows(context_of(request).store, flt), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="tickets.csv"'})
+    return csv_response(context_of(request).store, filter_from(dict(request.query_params)))
 
 
 @router.get("/live", tags=["live"])

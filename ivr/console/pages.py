@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
@@ -19,10 +20,11 @@ from ivr.console.users import SESSION_HOURS, Role, Session
 from ivr.tickets.model import EDITABLE_FIELDS, TicketFilter
 from ivr.tickets.store import TicketEditError, TicketNotFound, TicketStore
 
-__all__ = ["router", "filter_from", "csv_rows"]
+__all__ = ["router", "filter_from", "csv_rows", "csv_response", "MAX_OFFSET"]
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
+MAX_OFFSET = 10 ** 9  # rows skipped at most (the store's integers are 64-bit; no list is this long)
 LOW_CONFIDENCE = 0.6
 STATUSES = ("open", "dispatched", "closed")
 URGENCIES = ("normal", "urgent", "emergency")
@@ -103,6 +105,8 @@ def ticket_list(request: Request, page: int = 1, session: Session = Depends(requ
     params = dict(request.query_params)
     flt = filter_from(params)
     page = max(1, page)
+    if page > MAX_OFFSET // PAGE:
+        raise HTTPException(400, f"page: {page} is beyond the last page there can be ({MAX_OFFSET // PAGE})")
     result = ctx.store.search(flt, limit=PAGE, offset=(page - 1) * PAGE)
     keep = {k: v for k, v in params.items() if k != "page" and v}
     return html(ctx, request, "list.html", result=result, flt=flt, params=keep, page=page,
@@ -224,6 +228,15 @@ def _cell(value: object) -> str:
     return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
 
 
+def csv_response(store: TicketStore, flt: TicketFilter) -> Response:
+    """The matching tickets as a CSV download. The header row and the first rows are made before the answer
+    starts, so that a failing query is an error answer, never a 200 with an empty body."""
+    rows = csv_rows(store, flt)
+    first = next(rows)
+    return StreamingResponse(itertools.chain([first], rows), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="tickets.csv"'})
+
+
 def csv_rows(store: TicketStore, flt: TicketFilter) -> Iterator[str]:
     buf = io.StringIO()
     writer = csv.writer(buf)
@@ -241,7 +254,4 @@ def csv_rows(store: TicketStore, flt: TicketFilter) -> Iterator[str]:
 
 @router.get("/export.csv")
 def export(request: Request, session: Session = Depends(require(Role.SUPERVISOR))) -> Response:
-    ctx = context_of(request)
-    flt = filter_from(dict(request.query_params))
-    return StreamingResponse(csv_rows(ctx.store, flt), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="tickets.csv"'})
+    return csv_response(context_of(request).store, filter_from(dict(request.query_params)))

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +252,7 @@ class TicketStore:
                 conds.append(c[name] == value)
         if flt.since:
             conds.append(c.created_at >= datetime.combine(flt.since, time.min, timezone.utc))
-        if flt.until:
+        if flt.until and flt.until < date.max:  # until the last day there is: no bound
             conds.append(c.created_at < datetime.combine(flt.until + timedelta(days=1), time.min, timezone.utc))
         if flt.query and flt.query.strip():
             if self.sqlite:

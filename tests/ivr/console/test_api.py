@@ -150,3 +150,40 @@ def test_edit_dispatch_and_word_correction_through_the_pages(console: Any) -> No
     assert "垃圾桶" in r.text and "街道办事处" in r.text  # the audit table on the page
     page = c.get("/tickets", params={"status": "dispatched"}).text
     assert n in page and console.numbers["c02"] not in page
+
+
+def test_out_of_range_query_values_get_an_answer_never_a_500(console: Any, served: str) -> None:
+    """Over real HTTP: the last day there is, offsets and pages beyond any list, a date before any ticket."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{served}/api/session", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"username": "supervisor", "password": console.password}).encode())
+    with urllib.request.urlopen(request) as r:
+        cookie = r.headers["Set-Cookie"].split(";")[0]
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(f"{served}{path}", headers={"Cookie": cookie})) as r:
+                return r.status, r.read().decode("utf-8-sig")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    status, body = get("/api/tickets?until=9999-12-31")
+    assert status == 200 and json.loads(body)["total"] == 4
+    status, body = get("/tickets?until=9999-12-31")
+    assert status == 200 and all(n in body for n in console.numbers.values())
+    for path in ("/api/export.csv?until=9999-12-31", "/export.csv?until=9999-12-31&since=0001-01-01"):
+        status, body = get(path)
+        rows = list(csv.reader(io.StringIO(body)))
+        assert status == 200 and rows[0][:2] == ["number", "created_at"] and len(rows) == 5, path
+    status, body = get("/api/export.csv?until=0001-01-01")
+    assert status == 200 and list(csv.reader(io.StringIO(body)))[0][0] == "number"  # no ticket: the header row
+    for path in (f"/api/tickets?offset={10 ** 20}", f"/api/tickets?limit={10 ** 20}", "/api/tickets?offset=-1"):
+        status, body = get(path)
+        assert (status, json.loads(body)) == (422, {"detail": "limit must be 1..500 and offset 0..1000000000"}), path
+    status, body = get(f"/tickets?page={10 ** 20}")
+    assert status == 400 and f"page: {10 ** 20} is beyond the last page there can be (20000000)" in body
+    status, body = get("/api/export.csv?until=9999-99-99")
+    assert (status, json.loads(body)) == (400, {"detail": "until: '9999-99-99' is not a date (YYYY-MM-DD)"})

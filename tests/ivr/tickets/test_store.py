@@ -118,6 +118,7 @@ def test_filters_search_and_pages(store: TicketStore) -> None:
     assert numbers(district="海淀区") == [heat]
     assert numbers(since=date(2026, 1, 11), until=date(2026, 1, 12)) == [noise]
     assert numbers(until=date(2026, 1, 10)) == [heat]
+    assert numbers(since=date.min, until=date.max) == [light, noise, heat]  # the first and last days there are
     assert numbers(query="暖气") == [heat]
     assert numbers(query="十四度") == [heat]  # a phrase: the three characters in a row
     assert numbers(query="热") == [heat]  # one character
