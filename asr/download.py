@@ -189,6 +189,7 @@ def _plan(zf: zipfile.ZipFile, label: str) -> _Plan:
         members.append(info)
     if not members:
         raise ArchiveError(f"{label}: the archive is empty")
+    _check_layout(members, label)
     prefix = ""
     if len(tops) == 1:
         (top,) = tops
@@ -196,6 +197,25 @@ def _plan(zf: zipfile.ZipFile, label: str) -> _Plan:
             prefix = top
     total = sum(m.file_size for m in members if not m.is_dir())
     return _Plan(members=tuple(members), prefix=prefix, total_bytes=total)
+
+
+def _check_layout(members: list[zipfile.ZipInfo], label: str) -> None:
+    """Every path is one file or one folder: a name that is both, or a file listed twice, cannot be unpacked
+    faithfully, so the archive is refused before anything is written."""
+    files: set[PurePosixPath] = set()
+    folders: set[PurePosixPath] = set()
+    for info in members:
+        path = PurePosixPath(info.filename)
+        folders.update(path.parents)
+        if info.is_dir():
+            folders.add(path)
+        elif path in files:
+            raise ArchiveError(f"{label}: {info.filename!r} is in the archive twice")
+        else:
+            files.add(path)
+    both = sorted(files & folders)
+    if both:
+        raise ArchiveError(f"{label}: {str(both[0])!r} is both a file and a folder in the archive")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -228,14 +248,14 @@ def _extract(zf: zipfile.ZipFile, plan: _Plan, work: Path, label: str,
         if plan.prefix:
             rel = PurePosixPath(*rel.parts[1:])
         target = work.joinpath(*rel.parts) if rel.parts else work
-        if info.is_dir():
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
         size = 0
         try:
-            with zf.open(info) as src, target.open("wb") as dst:
+            if info.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, target.open("xb") as dst:  # each file once (see _check_layout)
                 while block := src.read(_CHUNK):
                     dst.write(block)
                     h.update(block)

@@ -570,6 +570,52 @@ def test_unsafe_zip_paths_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "evil.txt").exists()
 
 
+def crafted_zip(path: Path, *extra: tuple[str, bytes]) -> Path:
+    """The fake model's zip with `extra` entries written after the model's own."""
+    buf = io.BytesIO(make_zip(fake_tree()))
+    with zipfile.ZipFile(buf, "a") as zf:
+        for name, data in extra:
+            zf.writestr(name, data)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([("vosk-model-test-0.1/README/", b"")], "'vosk-model-test-0.1/README' is both a file and a folder in the archive"),
+    ([("vosk-model-test-0.1/README/notes.txt", b"x")],
+     "'vosk-model-test-0.1/README' is both a file and a folder in the archive"),
+    ([("vosk-model-test-0.1/am/final.mdl/", b"")],
+     "'vosk-model-test-0.1/am/final.mdl' is both a file and a folder in the archive"),
+    ([("vosk-model-test-0.1/conf/model.conf", b"--beam=1\n")],
+     "'vosk-model-test-0.1/conf/model.conf' is in the archive twice"),
+])
+def test_a_zip_path_that_is_both_file_and_folder_is_one_line_and_leaves_nothing(
+        tmp_path: Path, extra: list[tuple[str, bytes]], message: str) -> None:
+    """The real `ivr models install` on a crafted zip: one error line, exit 1, the models folder as it was."""
+    import subprocess
+    import sys
+
+    models = tmp_path / "models"
+    install_archive(crafted_zip(tmp_path / "good.zip"), models, "installed-before")
+    before = snapshot(models)
+    zpath = crafted_zip(tmp_path / "crafted.zip", *extra)
+    done = subprocess.run([str(Path(sys.executable).parent / "ivr"), "models", "install", str(zpath)],
+                          env={**os.environ, "IVR_DATA_DIR": str(tmp_path / "data"), "IVR_MODELS_DIR": str(models)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stdout + done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == f"ivr: crafted.zip: {message}"
+    assert snapshot(models) == before
+    # a folder entry listed before the file of the same name is refused the same way
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("m/README/", b"")
+        zf.writestr("m/README", b"x")
+    (tmp_path / "b.zip").write_bytes(buf.getvalue())
+    with pytest.raises(ArchiveError, match=re.escape("b.zip: 'm/README' is both a file and a folder in the archive")):
+        install_archive(tmp_path / "b.zip", tmp_path / "other")
+    assert not (tmp_path / "other").exists()
+
+
 def test_stale_work_dir_of_a_dead_installer_is_cleaned(tmp_path: Path) -> None:
     models = tmp_path / "models"
     stale = models / ".installing-vosk-model-test-0.1-999999999-abcd"
