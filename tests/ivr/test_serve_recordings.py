@@ -4,24 +4,22 @@ why, reaches a person, and what can be saved is saved."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
 import re
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sippkit import (PCMU_EVENTS, SIPP, answer_ok, caller_bye, free_udp_port, invite_answered, pause, pcmu_pcap,
-                     play, recv, run_sipp, scenario)
+                     play, recv, run_sipp, scenario, serving)
 from typer.testing import CliRunner
 
 from asr.audio import FRAME_BYTES, duration_ms, read_wav
 from ivr.cli import app
 from ivr.codecs.g711 import ulaw_decode, ulaw_encode
-from ivr.commands.serve import serve_hotline, server_config
 from ivr.config import AgentConfig, Settings
 from ivr.queue.hotline import QueueOptions
 from ivr.tickets import TicketStore
@@ -33,24 +31,6 @@ pytestmark = [pytest.mark.sipp,
 REPO = Path(__file__).resolve().parents[2]
 SHARE = Path("/usr/share/sip-tester")
 CALL_ID = "same-call-id@10.0.0.9"
-
-
-@contextlib.asynccontextmanager
-async def serving(settings: Settings, queue: QueueOptions | None = None) -> AsyncIterator[int]:
-    """`ivr serve` without the console on loopback; yields its SIP port, drains and stops on leaving."""
-    stop = asyncio.Event()
-    servers: list = []
-    task = asyncio.create_task(serve_hotline(settings, server_config(settings), console=False, stop=stop,
-                                             drain_seconds=5, ready=servers.append, queue=queue))
-    while not servers:
-        await asyncio.sleep(0.05)
-        if task.done():
-            task.result()
-    try:
-        yield servers[0].port
-    finally:
-        stop.set()
-        await task
 
 
 def suggestion_caller(settings: Settings, speech: bytes, pcap: Path) -> str:
@@ -82,8 +62,8 @@ def test_concurrent_calls_with_one_call_id_each_keep_their_own_recording(setting
         return await run_sipp(xml, work, port, extra=["-cid_str", CALL_ID])
 
     async def main() -> None:
-        async with serving(settings) as port:
-            for rc, out in await asyncio.gather(*(call(port, i) for i in range(4))):
+        async with serving(settings) as server:
+            for rc, out in await asyncio.gather(*(call(server.port, i) for i in range(4))):
                 assert rc == 0, out
 
     asyncio.run(main())
@@ -138,10 +118,10 @@ def full_disk_call(settings: Settings, tmp_path: Path, fill: Callable[[], None])
     speech = read_wav(REPO / "audio_fixtures" / "zh" / "c01.wav")
 
     async def main() -> None:
-        async with serving(settings, queue) as sip:
+        async with serving(settings, queue) as server:
             fill()
             rc, out = await run_sipp(complaint_then_a_person(settings, speech, tmp_path / "speech.pcap"), tmp_path,
-                                     sip)
+                                     server.port)
             assert rc == 0, out
 
     try:

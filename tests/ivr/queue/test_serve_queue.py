@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 from sippkit import (PCMU_EVENTS, SIPP, answer, answer_ok, invite_answered, notify_refer, pause, play, recv, run_sipp,
-                     scenario)
+                     scenario, serving)
 
-from ivr.commands.serve import serve_hotline, server_config
 from ivr.config import AgentConfig, Settings
 from ivr.queue.model import AgentState
 from ivr.queue import QueuePolicy
@@ -63,23 +62,13 @@ Caller = Callable[[str, float, str], Awaitable[tuple[int, str]]]
 async def hotline(settings: Settings, options: QueueOptions, tmp_path: Path) -> AsyncIterator[Caller]:
     """`ivr serve` (no console) with the queue `options`; yields `call(name, delay_s, scenario)`, which runs a
     SIPp caller against it in tmp_path/name after the delay. The server stops (draining) on leaving."""
-    stop = asyncio.Event()
-    servers: list = []
-    task = asyncio.create_task(serve_hotline(settings, server_config(settings), console=False, stop=stop,
-                                             drain_seconds=5, ready=servers.append, queue=options))
-    while not servers:
-        await asyncio.sleep(0.05)
+    async with serving(settings, options) as server:
+        async def call(name: str, delay: float, xml: str) -> tuple[int, str]:
+            await asyncio.sleep(delay)
+            (tmp_path / name).mkdir()
+            return await run_sipp(xml, tmp_path / name, server.port, timeout_s=150)
 
-    async def call(name: str, delay: float, xml: str) -> tuple[int, str]:
-        await asyncio.sleep(delay)
-        (tmp_path / name).mkdir()
-        return await run_sipp(xml, tmp_path / name, servers[0].port, timeout_s=150)
-
-    try:
         yield call
-    finally:
-        stop.set()
-        await task
 
 
 ELDERLY = (pause(1500), key("0"))  # 老年人请按0 at the main menu: the elderly desk, with priority

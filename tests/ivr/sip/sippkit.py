@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import shutil
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sipclient import rtp
 
@@ -15,6 +17,10 @@ from ivr.codecs.g711 import ulaw_encode
 from ivr.rtp.pcap import UdpDatagram, write_udp
 from ivr.sip.transaction import SipTimers
 from ivr.sip.uas import CallHandler, SipServer, SipServerConfig
+
+if TYPE_CHECKING:
+    from ivr.config import Settings
+    from ivr.queue.hotline import QueueOptions
 
 SIPP = shutil.which("sipp")
 #: SIPp's sample captures (G.711 A-law audio, RFC 2833 keys with payload type 101)
@@ -176,3 +182,24 @@ async def finish(server: SipServer) -> dict[str, int]:
     res = server.resources()
     await server.stop()
     return res
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, queue: QueueOptions | None = None) -> AsyncIterator[SipServer]:
+    """`ivr serve`'s production path (serve_hotline, no console) with the queue `queue` (None: from the settings);
+    yields its SIP server once it listens, and drains and stops it on leaving."""
+    from ivr.commands.serve import serve_hotline, server_config
+
+    stop = asyncio.Event()
+    servers: list[SipServer] = []
+    task = asyncio.create_task(serve_hotline(settings, server_config(settings), console=False, stop=stop,
+                                             drain_seconds=5, ready=servers.append, queue=queue))
+    while not servers:
+        await asyncio.sleep(0.05)
+        if task.done():
+            task.result()  # it failed to start: raise why
+    try:
+        yield servers[0]
+    finally:
+        stop.set()
+        await task
