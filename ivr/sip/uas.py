@@ -21,14 +21,16 @@ import logging
 import random
 import re
 import socket
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ivr.channel import CallInfo, TransferResult
+from ivr.lograte import RateLimitedLog
 from ivr.channel_sip import SipChannel
 from ivr.sip.headers import MAGIC_COOKIE, RequestSummary, parse_via, validate_request
 from ivr.sip.message import Request, Response, SipParseError, parse_message, split_values
-from ivr.sip.protection import Guard, LogOnce, ProtectionConfig
+from ivr.sip.protection import Guard, ProtectionConfig
 from ivr.sip.refer import Referral, refer_headers
 from ivr.sip.screen import ALLOW, build_response, screen
 from ivr.sip.sdp import (Negotiated, SdpError, SdpNegotiationError, accept_answer, answer_offer, make_offer,
@@ -122,7 +124,10 @@ class SipServer:
         self.clock = clock or MediaClock()
         self.ports = PortAllocator(config.rtp_port_min, config.rtp_port_max)
         self.guard = Guard(config.protection)
-        self.log_once = LogOnce(logger)
+        self.rate_log = RateLimitedLog(logger)  # drops, refusals and errors that a flood repeats
+        self.refused: Counter[str] = Counter()  # new calls refused, by kind (metrics)
+        self.dropped: Counter[str] = Counter()  # datagrams dropped unanswered, by kind (metrics)
+        self._flush_timer: asyncio.TimerHandle | None = None
         self.calls: dict[tuple[str, str], Call] = {}  # dialog_key() -> call
         self.server_tx: dict[tuple[str, ...], ServerTransaction] = {}
         self.client_tx: dict[str, ClientTransaction] = {}
@@ -143,6 +148,12 @@ class SipServer:
         self._transport = transport  # type: ignore[assignment]
         self.port = transport.get_extra_info("sockname")[1]
         logger.info("SIP listening on %s:%d (UDP)", self.config.host, self.port)
+        self._flush_logs()
+
+    def _flush_logs(self) -> None:
+        """Report what the rate-limited log held back, every interval until stop()."""
+        self.rate_log.flush()
+        self._flush_timer = asyncio.get_running_loop().call_later(self.rate_log.interval_s, self._flush_logs)
 
     async def stop(self, drain_seconds: float = 0.0) -> None:
         """Refuse new calls (503), let calls finish for up to `drain_seconds`, hang up the rest, close."""
@@ -167,6 +178,10 @@ class SipServer:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        self.rate_log.flush()
 
     def resources(self) -> dict[str, int]:
         """What is held right now: calls, transactions, timers, RTP ports, clock subscribers, tasks."""
@@ -253,26 +268,26 @@ class SipServer:
             self._handle(data, (addr[0], addr[1]))
         except Exception:  # never into the event loop: log and carry on
             self._count("internal_errors")
-            logger.exception("error handling a datagram from %s", addr[0])
+            self.rate_log(("error", addr[0]), logging.ERROR, "error handling a datagram from %s", addr[0],
+                          exc_info=True)
 
     def _handle(self, data: bytes, addr: tuple[str, int]) -> None:
         if not data.strip(b"\r\n"):
             return  # CRLF keep-alive
-        reason = self.guard.check_datagram(data, addr[0])
-        if reason:
-            self._count("dropped")
-            self.log_once(addr[0], reason)
+        refusal = self.guard.check_datagram(data, addr[0])
+        if refusal is not None:
+            self._drop(addr, refusal.kind, refusal.reason)
             return
         if self.referrals and data.startswith(b"NOTIFY ") and self._on_notify(data, addr):
             return
         verdict = screen(data)
         if verdict.drop_reason:
-            self._count("dropped")
-            self.log_once(addr[0], verdict.drop_reason)
+            self._drop(addr, "malformed", verdict.drop_reason)
             return
         if verdict.reject is not None:
             self._count("rejected")
-            self.log_once(addr[0], f"{verdict.reject.status} {verdict.reason}", "answered")
+            self.rate_log(("answered", addr[0]), logging.WARNING, "answered from %s: %d %s", addr[0],
+                          verdict.reject.status, verdict.reason)
             self._send(bytes(self._stamp_via(verdict.reject, addr)), addr)
             return
         if verdict.response is not None:
@@ -312,11 +327,22 @@ class SipServer:
             ctx.response(resp.status)
 
     # ----- INVITE -----------------------------------------------------------------------------------------
+    def _drop(self, addr: tuple[str, int], kind: str, reason: str) -> None:
+        """A datagram dropped unanswered: counted by kind, logged at most once per interval per source."""
+        self._count("dropped")
+        self.dropped[kind] += 1
+        self.rate_log(("dropped", addr[0]), logging.WARNING, "dropped from %s: %s", addr[0], reason)
+
     def _reject_invite(self, req: Request, summary: RequestSummary, addr: tuple[str, int], status: int,
-                       reason: str, extra: list[tuple[str, str]] | None = None) -> None:
+                       reason: str, extra: list[tuple[str, str]] | None = None, kind: str = "") -> None:
+        """Answer a new INVITE with `status`; counted by `kind` (default: the status) and logged at most once per
+        interval per kind and source, so a refused flood logs a summary, not a line per INVITE."""
         tx = self._new_tx(summary, addr)
         self._count(f"invite_{status}")
-        logger.info("INVITE %s from %s refused %d: %s", summary.call_id, addr[0], status, reason)
+        kind = kind or str(status)
+        self.refused[kind] += 1
+        self.rate_log(("refused", kind, addr[0]), logging.INFO, "INVITE %s from %s refused %d: %s", summary.call_id,
+                      addr[0], status, reason)
         tx.respond(status, self._response(req, status, addr, to_tag=_tag(), extra=extra))
 
     def _dialog(self, summary: RequestSummary) -> Call | None:
@@ -335,21 +361,23 @@ class SipServer:
                 if existing.invite_tx.last_response is not None:
                     self._send(existing.invite_tx.last_response, addr)
             elif first and existing.invite_tx.state != "terminated":
-                self._reject_invite(req, summary, addr, 482, "merged request (same From tag, Call-ID and CSeq)")
+                self._reject_invite(req, summary, addr, 482, "merged request (same From tag, Call-ID and CSeq)",
+                                    kind="merged")
             else:  # another CSeq (or the first one's, answered and done): this dialog's re-INVITE
                 self._on_reinvite(req, summary, addr, existing)
             return
         busy = [("Retry-After", str(self.config.retry_after))]
         if self.draining:
-            self._reject_invite(req, summary, addr, 503, "server is stopping", busy)
+            self._reject_invite(req, summary, addr, 503, "server is stopping", busy, "stopping")
             return
         if len(self.calls) >= self.config.max_calls:
-            self._reject_invite(req, summary, addr, 503, f"call limit {self.config.max_calls} reached", busy)
+            self._reject_invite(req, summary, addr, 503, f"call limit {self.config.max_calls} reached", busy,
+                                "call_limit")
             return
         from_source = sum(1 for c in self.calls.values() if c.peer[0] == addr[0])
-        reason = self.guard.check_invite(addr[0], from_source)
-        if reason:
-            self._reject_invite(req, summary, addr, 503, reason, busy)
+        refusal = self.guard.check_invite(addr[0], from_source)
+        if refusal is not None:
+            self._reject_invite(req, summary, addr, 503, refusal.reason, busy, refusal.kind)
             return
         local_host = self._local_ip(addr)
         session_id = random.randint(1, 2**31)
@@ -359,10 +387,10 @@ class SipServer:
                                  rx_timeout_ticks=int(self.config.rtp_timeout / 0.02))
             port = session.bind("0.0.0.0" if ":" not in local_host else "::")
         except SdpError as exc:
-            self._reject_invite(req, summary, addr, 400, f"bad SDP: {exc}")
+            self._reject_invite(req, summary, addr, 400, f"bad SDP: {exc}", kind="bad_sdp")
             return
         except NoFreePortError as exc:
-            self._reject_invite(req, summary, addr, 503, str(exc), busy)
+            self._reject_invite(req, summary, addr, 503, str(exc), busy, "no_rtp_port")
             return
         if offer is None:  # delayed offer: we offer in the 200, the caller answers in the ACK
             answer = make_offer(local_host, port, session_id, 1, self.config.codecs)
@@ -373,7 +401,8 @@ class SipServer:
                 answer, neg = answer_offer(offer, local_host, port, session_id, 1, self.config.codecs)
             except SdpNegotiationError as exc:
                 session.close()
-                self._reject_invite(req, summary, addr, 488, str(exc), [("Warning", warning(exc))])
+                self._reject_invite(req, summary, addr, 488, str(exc), [("Warning", warning(exc))],
+                                    "not_acceptable")
                 return
             session.update(media_params(neg))
         tx = self._new_tx(summary, addr)
