@@ -1,8 +1,11 @@
 """SIP/RTP load benchmark with SIPp on loopback: calls per second, concurrent media calls, per-call cost, fd leaks.
 
     .venv/bin/python bench/sip_load.py [--cps 50] [--cps-calls 500] [--media-calls 200] [--media-seconds 20]
+                                       [--limits shipped [--trust 127.0.0.1]]
 
-The UAS runs in this process with a handler that plays a prompt (a tone) back to back and passes every caller frame
+With `--limits off` (the default) the INVITE rate limits are raised out of the way, to measure the server itself;
+with `--limits shipped` the server has the shipped settings' limits (per source, global, call limit), and SIPp's
+address is a trusted trunk with `--trust 127.0.0.1`. The UAS runs in this process with a handler that plays a prompt (a tone) back to back and passes every caller frame
 through webrtcvad (no ASR); SIPp places the calls and plays 20 ms PCMU RTP from a pcap. Prints figures; asserts none.
 RTP send jitter is measured on every packet sent: its send time against the ideal 20 ms schedule of its stream
 (anchored on the stream's first packet); a packet is late when it leaves more than 10 ms after its slot. The media
@@ -34,6 +37,8 @@ from asr.audio import FRAME_BYTES  # noqa: E402
 from ivr.channel import CallerHungUp  # noqa: E402
 from ivr.codecs.g711 import ulaw_encode  # noqa: E402
 from ivr.rtp.pcap import UdpDatagram, write_udp  # noqa: E402
+from ivr.commands.serve import server_config  # noqa: E402
+from ivr.config import Settings  # noqa: E402
 from ivr.sip.protection import ProtectionConfig  # noqa: E402
 from ivr.rtp.session import RtpSession  # noqa: E402
 from ivr.sip.uas import SipServer, SipServerConfig  # noqa: E402
@@ -91,9 +96,13 @@ def pcmu_pcap(path: Path, seconds: float) -> Path:
     return path
 
 
-async def start(handler: MediaHandler, max_calls: int) -> SipServer:
-    cfg = SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=46000, rtp_port_max=49999, max_calls=max_calls,
-                          protection=ProtectionConfig(invite_rate=1000, invite_burst=1000))
+async def start(handler: MediaHandler, max_calls: int, shipped: Settings | None) -> SipServer:
+    """The UAS with the limits of `shipped` settings, or (None) with the INVITE limits out of the way."""
+    if shipped is not None:
+        cfg = server_config(shipped)
+    else:
+        cfg = SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=46000, rtp_port_max=49999, max_calls=max_calls,
+                              protection=ProtectionConfig(invite_rate=1e6, invite_burst=10**6, global_invite_rate=0))
     server = SipServer(cfg, handler)
     await server.start()
     return server
@@ -106,9 +115,9 @@ async def settle(server: SipServer) -> None:
         await asyncio.sleep(0.05)
 
 
-async def bench_cps(work: Path, rate: int, calls: int, hold_ms: int) -> None:
+async def bench_cps(work: Path, rate: int, calls: int, hold_ms: int, shipped: Settings | None) -> None:
     handler = MediaHandler()
-    server = await start(handler, max_calls=4000)
+    server = await start(handler, 4000, shipped)
     fd0 = fds()
     cpu0, t0 = time.process_time(), time.monotonic()
     xml = scenario("cps", invite_answered(), pause(hold_ms), caller_bye(2))
@@ -118,15 +127,15 @@ async def bench_cps(work: Path, rate: int, calls: int, hold_ms: int) -> None:
     await settle(server)
     print(f"cps: {rate}/s offered, {calls} calls of {hold_ms} ms: {ok} ok, {failed} failed (sipp rc {rc}), "
           f"{wall:.1f} s wall, server CPU {cpu:.1f} s = {1000 * cpu / max(calls, 1):.2f} ms per call; "
-          f"fds {fd0} -> {fds()}; left {server.resources()}")
+          f"fds {fd0} -> {fds()}; left {server.resources()}; INVITEs refused {dict(server.refused) or 'none'}")
     if failed:
         print(out[-1500:])
     await server.stop()
 
 
-async def bench_media(work: Path, calls: int, seconds: int, rate: int) -> None:
+async def bench_media(work: Path, calls: int, seconds: int, rate: int, shipped: Settings | None) -> None:
     handler = MediaHandler()
-    server = await start(handler, max_calls=calls + 10)
+    server = await start(handler, calls + 10, shipped)
     pcap = pcmu_pcap(work / "caller.pcap", seconds)
     fd0, rss0 = fds(), rss_mb()
     xml = scenario("media", invite_answered(),
@@ -191,18 +200,24 @@ def main() -> None:
     ap.add_argument("--media-calls", type=int, default=200)
     ap.add_argument("--media-seconds", type=int, default=20)
     ap.add_argument("--media-rate", type=int, default=20)
+    ap.add_argument("--limits", choices=["off", "shipped"], default="off",
+                    help="INVITE limits: out of the way (off) or the shipped settings' (shipped)")
+    ap.add_argument("--trust", action="append", default=[], metavar="ADDR", help="with --limits shipped: a trusted "
+                    "source (SIPp's is 127.0.0.1)")
     args = ap.parse_args()
+    shipped = Settings(sip_host="127.0.0.1", sip_port=0, rtp_port_min=46000, rtp_port_max=49999,
+                       sip_trusted=tuple(args.trust)) if args.limits == "shipped" else None
 
     async def run() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for rate in args.cps:
                 d = Path(tmp) / f"cps{rate}"
                 d.mkdir()
-                await bench_cps(d, rate, args.cps_calls, args.hold_ms)
+                await bench_cps(d, rate, args.cps_calls, args.hold_ms, shipped)
             if args.media_calls:
                 d = Path(tmp) / "media"
                 d.mkdir()
-                await bench_media(d, args.media_calls, args.media_seconds, args.media_rate)
+                await bench_media(d, args.media_calls, args.media_seconds, args.media_rate, shipped)
 
     asyncio.run(run())
 

@@ -65,8 +65,15 @@ app.command(
 )(simulate)
 app.command(
     help="Answer SIP calls (UDP), run the call flow on each, write tickets, and serve the operator console.",
-    epilog="Example:  ivr serve --port 5060 --allow 10.1.0.0/16   (Ctrl-C drains calls in progress; "
-           "kill -HUP reloads the operators from the configuration)",
+    epilog=("Example:  ivr serve --port 5060 --allow 10.1.0.0/16 --trust 10.1.0.5   (Ctrl-C drains calls in progress "
+            "for up to --drain seconds, then hangs up the rest; kill -HUP reloads the operators from the "
+            "configuration)\n\n"
+            "New calls are limited per source address (settings sip_invite_rate 20/s, sip_invite_burst 40, "
+            "sip_max_calls_per_source) and from all addresses together (sip_global_invite_rate 100/s, "
+            "sip_global_invite_burst 200); over a limit an INVITE gets 503 with Retry-After. Every call of a "
+            "carrier's SBC or of a proxy in front comes from one address: list it with --trust (sip_trusted) and "
+            "only the global limit applies to it (sip_trusted_invite_rate sets one of its own). In ivr.toml these "
+            "are \\[sip] invite_rate = 20, trusted = [\"10.1.0.5\"] ...; in the environment IVR_SIP_TRUSTED=10.1.0.5."),
 )(serve)
 app.add_typer(call_app, name="call")
 app.add_typer(tickets_app, name="tickets")

@@ -10,6 +10,7 @@ The operators' desks and the operators themselves are arrays of tables, set in t
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import socket
@@ -72,9 +73,20 @@ class Settings:
     elderly_numbers: tuple[str, ...] = ()
     sip_host: str = "0.0.0.0"
     sip_port: int = 5060
+    sip_allow: tuple[str, ...] = ()  # addresses or CIDRs allowed to send SIP at all; none = everyone
+    sip_trusted: tuple[str, ...] = ()  # the trunk/proxy (SBC, Kamailio): allowed, no per-source INVITE limits
+    sip_invite_rate: float = 20.0  # new calls a second from one untrusted address (token bucket) ...
+    sip_invite_burst: int = 40  # ... and how many at once
+    sip_trusted_invite_rate: float = 0.0  # the same for one trusted address; 0 = no per-source limit
+    sip_trusted_invite_burst: int = 200
+    sip_global_invite_rate: float = 100.0  # new calls a second from all addresses together; 0 = no limit
+    sip_global_invite_burst: int = 200
+    sip_max_calls_per_source: int = 0  # calls at once from one untrusted address; 0 = only max_calls
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000
+    rtp_timeout_s: float = 60.0  # a call (inbound or outbound) with no RTP from the far end this long is hung up
     max_calls: int = 400
+    drain_s: float = 30.0  # on Ctrl-C/SIGTERM calls may go on this long, then the rest are hung up and it exits
     console_host: str = "127.0.0.1"
     console_port: int = 8080
     console_secure_cookies: bool = False  # mark the console's cookies Secure (it is reached over HTTPS)
@@ -113,9 +125,25 @@ class Settings:
             object.__setattr__(self, "node_id", socket.gethostname())
         if not _ID.fullmatch(self.node_id):
             raise ConfigError(f"node_id: {self.node_id!r} is not 1-64 letters, digits, '.', '_' or '-'")
+        self._check_sip()
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level: {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
         self._check_queue()
+
+    def _check_sip(self) -> None:
+        for key in ("sip_allow", "sip_trusted"):
+            for entry in getattr(self, key):
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ConfigError(f"{key}: {entry!r} is not an IP address or network (CIDR)") from None
+        for key in ("sip_invite_rate", "sip_trusted_invite_rate", "sip_global_invite_rate", "rtp_timeout_s", "drain_s",
+                    "sip_max_calls_per_source"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: {getattr(self, key)} is below 0")
+        for key in ("sip_invite_burst", "sip_trusted_invite_burst", "sip_global_invite_burst"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: {getattr(self, key)} is below 1")
 
     def _check_queue(self) -> None:
         trunk = _HOST_PORT.fullmatch(self.queue_trunk)

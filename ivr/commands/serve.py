@@ -71,14 +71,17 @@ async def demo_handler(channel: SipChannel) -> None:
     logger.info("call %s from %s: keys %s", channel.info.call_id, mask_number(channel.info.caller), "".join(keys))
 
 
-def server_config(settings: Settings, allow: tuple[str, ...] = (), ring_seconds: float = 0.0,
-                  max_calls_per_source: int = 0, advertised_host: str | None = None) -> SipServerConfig:
-    return SipServerConfig(
-        host=settings.sip_host, port=settings.sip_port, advertised_host=advertised_host,
-        rtp_port_min=settings.rtp_port_min, rtp_port_max=settings.rtp_port_max, max_calls=settings.max_calls,
-        ring_seconds=ring_seconds,
-        protection=ProtectionConfig(allow_sources=allow, max_calls_per_source=max_calls_per_source),
-    )
+def server_config(settings: Settings, ring_seconds: float = 0.0, advertised_host: str | None = None) -> SipServerConfig:
+    """The SIP server's configuration from the settings: addresses, RTP ports and time-out, call and INVITE limits."""
+    s = settings
+    protection = ProtectionConfig(
+        allow_sources=s.sip_allow, trusted_sources=s.sip_trusted, invite_rate=s.sip_invite_rate,
+        invite_burst=s.sip_invite_burst, trusted_invite_rate=s.sip_trusted_invite_rate,
+        trusted_invite_burst=s.sip_trusted_invite_burst, global_invite_rate=s.sip_global_invite_rate,
+        global_invite_burst=s.sip_global_invite_burst, max_calls_per_source=s.sip_max_calls_per_source)
+    return SipServerConfig(host=s.sip_host, port=s.sip_port, advertised_host=advertised_host,
+                           rtp_port_min=s.rtp_port_min, rtp_port_max=s.rtp_port_max, max_calls=s.max_calls,
+                           ring_seconds=ring_seconds, rtp_timeout=s.rtp_timeout_s, protection=protection)
 
 
 async def run_server(config: SipServerConfig, handler: CallHandler, stop: asyncio.Event | None = None,
@@ -172,6 +175,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     from ivr.queue.hotline import HotlineQueue
     from ivr.rtp.metrics import ClockCollector
     from ivr.service import HotlineService, InbandDigits, no_model_message
+    from ivr.sip.metrics import SipCollector
     from ivr.sip.uac import OutboundResult, place_call
 
     web_socket = console_socket(settings) if console else None  # a port in use fails before anything starts
@@ -201,6 +205,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
                       service.live, place_call=outbound, bridge=bridge, inband=InbandDigits)
     service.desk = hq.desk
     ClockCollector(lambda: started[0].clock if started else None, hq.metrics.registry)  # /metrics: media stalls
+    SipCollector(lambda: started[0] if started else None, hq.metrics.registry)  # /metrics: refusals, log floods
     queue_stop = asyncio.Event()
     queue_task = asyncio.create_task(hq.run(queue_stop))
     web: ConsoleThread | None = None
@@ -239,11 +244,19 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
 def serve(
     host: str | None = typer.Option(None, help="SIP listen address (default: the sip_host setting)."),
     port: int | None = typer.Option(None, help="SIP UDP port (default: the sip_port setting)."),
-    allow: list[str] = typer.Option([], "--allow", help="Trunk allow-list: an address or CIDR (repeatable)."),
+    allow: list[str] = typer.Option([], "--allow", metavar="ADDR", help=(
+        "Take SIP only from this address or network (CIDR), repeatable (default: the sip_allow setting, else "
+        "everyone).")),
+    trust: list[str] = typer.Option([], "--trust", metavar="ADDR", help=(
+        "A trusted trunk or proxy (SBC, Kamailio), address or CIDR, repeatable: allowed, and no per-source INVITE "
+        "limit, only the global one (default: the sip_trusted setting).")),
     advertise: str | None = typer.Option(None, help="Address to put in SDP/Contact (default: route to caller)."),
     ring_seconds: float = typer.Option(0.0, help="Ring this long (180) before answering."),
-    max_calls_per_source: int = typer.Option(0, help="Concurrent calls allowed per source address (0 = no cap)."),
-    drain: float = typer.Option(30.0, help="Seconds to let calls finish on Ctrl-C."),
+    max_calls_per_source: int | None = typer.Option(None, help=(
+        "Calls at once from one untrusted address (default: sip_max_calls_per_source, 0 = no cap).")),
+    drain: float | None = typer.Option(None, metavar="SECONDS", help=(
+        "On Ctrl-C/SIGTERM calls may go on this long; then the rest are hung up and the server exits "
+        "(default: the drain_s setting, 30).")),
     console: bool = typer.Option(True, "--console/--no-console", help="Run the operator console beside SIP."),
     secure_cookies: bool = typer.Option(False, "--secure-cookies", help="Mark the console's cookies Secure (behind "
                                         "HTTPS; default: the console_secure_cookies setting)."),
@@ -257,17 +270,19 @@ def serve(
     from ivr.flow import FlowError
     from prompts import PromptError
 
-    settings = context.settings()
-    settings = replace(settings, sip_host=host or settings.sip_host, sip_port=port or settings.sip_port,
-                       console_secure_cookies=secure_cookies or settings.console_secure_cookies)
+    flags = {"sip_host": host, "sip_port": port, "sip_allow": tuple(allow) or None, "sip_trusted": tuple(trust) or None,
+             "sip_max_calls_per_source": max_calls_per_source, "drain_s": drain,
+             "console_secure_cookies": secure_cookies or None}
+    settings = replace(context.settings(), **{k: v for k, v in flags.items() if v is not None})
     if settings.log_level == "WARNING":
         logging.getLogger().setLevel(logging.INFO)  # a server says what it is doing
-    cfg = server_config(settings, tuple(allow), ring_seconds, max_calls_per_source, advertise)
+    cfg = server_config(settings, ring_seconds, advertise)
     try:
         if demo:
-            asyncio.run(run_server(cfg, demo_handler, drain_seconds=drain))
+            asyncio.run(run_server(cfg, demo_handler, drain_seconds=settings.drain_s))
         else:
-            asyncio.run(serve_hotline(settings, cfg, console=console, drain_seconds=drain, reload=context.reload))
+            asyncio.run(serve_hotline(settings, cfg, console=console, drain_seconds=settings.drain_s,
+                                      reload=context.reload))
     except (FlowError, PromptError) as exc:
         raise context.fail(str(exc), 2) from None
     except OSError as exc:  # e.g. a full disk at start-up: one line, no traceback

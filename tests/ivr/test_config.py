@@ -61,6 +61,11 @@ def test_list_settings_from_file_and_env(tmp_path: Path) -> None:
         ("database_url = 'mysql://ivr:secret@db/ivr'\n", {},
          "database_url: 'mysql://ivr:***@db/ivr' is not an SQLite or PostgreSQL URL"),
         ("database_url = 'ivr.db'\n", {}, "database_url: 'ivr.db' is not an SQLite or PostgreSQL URL"),
+        ("[sip]\ntrusted = ['carrier-sbc']\n", {}, "sip_trusted: 'carrier-sbc' is not an IP address or network (CIDR)"),
+        ("", {"IVR_SIP_ALLOW": "10.0.0.0/33"}, "sip_allow: '10.0.0.0/33' is not an IP address or network (CIDR)"),
+        ("[sip]\ninvite_burst = 0\n", {}, "sip_invite_burst: 0 is below 1"),
+        ("[sip]\nglobal_invite_rate = -1\n", {}, "sip_global_invite_rate: -1.0 is below 0"),
+        ("drain_s = -5\n", {}, "drain_s: -5.0 is below 0"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
@@ -68,6 +73,15 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, env: dict[str, str]
     with pytest.raises(ConfigError) as err:
         load_settings(cfg, environ=env)
     assert message.format(cfg=cfg) in str(err.value)
+
+
+def test_front_door_limits_from_file_and_env(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "drain_s = 10\n[sip]\ntrusted = ['10.0.0.1']\ninvite_rate = 5\nglobal_invite_rate = 0\n"
+                          "[rtp]\ntimeout_s = 20\n")
+    s = load_settings(cfg, environ={"IVR_SIP_ALLOW": "10.0.0.0/24, 192.0.2.7"})
+    assert (s.sip_trusted, s.sip_allow) == (("10.0.0.1",), ("10.0.0.0/24", "192.0.2.7"))
+    assert (s.sip_invite_rate, s.sip_invite_burst, s.sip_global_invite_rate) == (5.0, 40, 0.0)
+    assert (s.drain_s, s.rtp_timeout_s) == (10.0, 20.0)
 
 
 def test_config_file_not_in_utf8(tmp_path: Path) -> None:

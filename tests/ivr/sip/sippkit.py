@@ -145,13 +145,14 @@ def free_udp_port(even: bool = False) -> int:
 
 async def run_sipp(xml: str, workdir: Path, server_port: int, calls: int = 1, rate: float = 1.0,
                    limit: int | None = None, extra: list[str] | None = None,
-                   timeout_s: int = 120, nice: int = 0) -> tuple[int, str]:
-    """Run SIPp against 127.0.0.1:server_port; returns (exit code, output). Exit code 0 = every call passed."""
+                   timeout_s: int = 120, nice: int = 0, local_ip: str = "127.0.0.1") -> tuple[int, str]:
+    """Run SIPp from `local_ip` (any 127.x address is loopback) against 127.0.0.1:server_port; returns (exit code,
+    output). Exit code 0 = every call passed."""
     assert SIPP is not None
     path = workdir / "scenario.xml"
     path.write_text(xml, encoding="iso-8859-1")
-    args = [SIPP, "-sf", str(path), f"127.0.0.1:{server_port}", "-i", "127.0.0.1", "-p", str(free_udp_port()),
-            "-mi", "127.0.0.1", "-mp", str(free_udp_port(even=True)), "-m", str(calls), "-r", str(rate),
+    args = [SIPP, "-sf", str(path), f"127.0.0.1:{server_port}", "-i", local_ip, "-p", str(free_udp_port()),
+            "-mi", local_ip, "-mp", str(free_udp_port(even=True)), "-m", str(calls), "-r", str(rate),
             "-l", str(limit or calls), "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error", "-trace_err",
             "-error_file", str(workdir / "errors.log"), "-max_recv_loops", "1000", *(extra or [])]
     if nice:  # let the load generator yield to the server under test

@@ -108,3 +108,15 @@ def test_protection_over_udp() -> None:
         await server.stop()
 
     asyncio.run(main())
+
+
+def test_server_config_takes_the_front_door_limits_from_the_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, sip_allow=("10.0.0.0/24",), sip_trusted=("10.0.0.1",), sip_invite_rate=5,
+                        sip_invite_burst=10, sip_trusted_invite_rate=300, sip_global_invite_rate=250,
+                        sip_global_invite_burst=500, sip_max_calls_per_source=3, rtp_timeout_s=20)
+    cfg = server_config(settings)
+    assert cfg.protection == ProtectionConfig(
+        allow_sources=("10.0.0.0/24",), trusted_sources=("10.0.0.1",), invite_rate=5, invite_burst=10,
+        trusted_invite_rate=300, trusted_invite_burst=200, global_invite_rate=250, global_invite_burst=500,
+        max_calls_per_source=3)
+    assert cfg.rtp_timeout == 20
