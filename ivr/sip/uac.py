@@ -7,9 +7,11 @@ an outcome: answered (2xx), busy (486, 600, 603), no_answer (408, 480, 487, time
 OutboundChannel: the same paced, jitter-buffered exchange as an inbound SipChannel. `hangup()` sends BYE
 (retransmitted until answered, timer F at most); a BYE from the far end is answered 200 and makes the next
 `exchange()` raise CallerHungUp; in-dialog OPTIONS and INFO are answered 200, and a re-INVITE (hold, resume) is
-answered with our SDP on the same port and the media follows it. Each call has its own SIP socket,
+answered with our SDP on the same port and the media follows it. An answered call that hears no RTP from the far
+end for `rtp_timeout_s` (while it should) is hung up, as an inbound call is. Each call has its own SIP socket,
 closed with the RTP session when the call ends. Cancelling `place_call` while the phone rings CANCELs the INVITE
-(a 2xx that crosses the CANCEL is hung up).
+(a 2xx that crosses the CANCEL is hung up). Calls placed with an `OutboundCalls` are counted there until they end,
+so a stopping server can wait for them and then hang them all up.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from ivr.sip.sdp import SdpError, accept_answer, answer_offer, make_offer, parse
 from ivr.sip.transaction import ClientTransaction, SipTimers
 from ivr.sip.uas import media_params
 
-__all__ = ["OutboundResult", "OutboundChannel", "place_call", "outcome_of"]
+__all__ = ["OutboundResult", "OutboundChannel", "OutboundCalls", "place_call", "outcome_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +71,11 @@ class _Leg:
     """The SIP side of one outbound call: socket, INVITE transaction, dialog and client transactions."""
 
     def __init__(self, uri: str, proxy: tuple[str, int], local_host: str, caller_id: str, display: str,
-                 timers: SipTimers) -> None:
+                 timers: SipTimers, calls: OutboundCalls | None = None) -> None:
         self.uri = uri
+        self.calls = calls
+        if calls is not None:
+            calls.add(self)
         self.proxy = proxy
         self.local_host = local_host
         self.timers = timers
@@ -91,7 +96,7 @@ class _Leg:
         self.ack: bytes | None = None  # our ACK of the final response, sent again when it is retransmitted
         self.in_dialog = False  # a 2xx established the dialog
         self.ended = False  # BYE sent or received
-        self.on_bye: Callable[[], None] | None = None
+        self.on_ended: Callable[[], None] | None = None  # the call ended under the channel (far end's BYE, cut)
         self.session: RtpSession | None = None
         self.sdp_id = secrets.randbelow(1 << 30)
         self.sdp_version = 1
@@ -161,7 +166,9 @@ class _Leg:
                 resp = await asyncio.wait_for(self.invite_responses.get(), max(0.0, wake - loop.time()))
             except asyncio.TimeoutError:
                 resp = None
-            if resp is None:  # a timer is due, or the call is given up
+            if resp is None:  # a timer is due, or the call is given up or closed
+                if self.transport is None:
+                    return None, bool(cancel_end)
                 now = loop.time()
                 if self.giving_up:
                     ring_end = min(ring_end, now)
@@ -240,8 +247,8 @@ class _Leg:
             self.send(bytes(build_response(req, 200)), addr)
             logger.info("outbound call %s: the far end hung up", self.call_id)
             self.ended = True
-            if self.on_bye is not None:
-                self.on_bye()
+            if self.on_ended is not None:
+                self.on_ended()
             self.close()
         elif req.method in ("OPTIONS", "INFO"):
             self.send(bytes(build_response(req, 200, extra=[("Allow", IN_DIALOG_ALLOW)])), addr)
@@ -295,6 +302,27 @@ class _Leg:
         logger.info("outbound call %s: no ACK for our 200 to its re-INVITE", self.call_id)
 
     # ----- ending -----------------------------------------------------------------------------------------
+    def cut(self) -> None:
+        """End the call now, without waiting: BYE when it is up (its channel hears CallerHungUp), CANCEL while it
+        rings. `close()` follows."""
+        if self.in_dialog and not self.ended and self.transport is not None:
+            self.ended = True
+            self.cseq += 1
+            branch = MAGIC_COOKIE + secrets.token_hex(8)
+            self._client_tx(self.request("BYE", self.cseq, branch), branch)
+            if self.on_ended is not None:
+                self.on_ended()
+        elif not self.in_dialog:
+            self.give_up()
+
+    def lost_media(self, seconds: float) -> None:
+        """No RTP from the far end for `seconds`: hang up (BYE) as an inbound call is."""
+        logger.info("outbound call %s: no RTP from the far end for %.0f s: hanging up", self.call_id, seconds)
+        if self.on_ended is not None:
+            self.on_ended()
+        _ending.add(task := asyncio.ensure_future(self.hangup()))
+        task.add_done_callback(_ending.discard)
+
     async def hangup(self) -> None:
         """BYE (when the dialog is up), then release the socket and the RTP port."""
         try:
@@ -308,6 +336,9 @@ class _Leg:
             self.close()
 
     def close(self) -> None:
+        if self.calls is not None:
+            self.calls.discard(self)
+        self.invite_responses.put_nowait(None)  # an INVITE still waiting gives up at once
         for task in list(self.tasks):
             task.cancel()
         for ctx in list(self.client_tx.values()):
@@ -335,7 +366,40 @@ class OutboundChannel(SipChannel):
     def __init__(self, leg: _Leg, info: CallInfo, session: RtpSession, inband_dtmf: bool) -> None:
         super().__init__(info, session, leg.hangup, inband_dtmf)
         self._leg = leg
-        leg.on_bye = self.mark_hung_up
+        leg.on_ended = self.mark_hung_up
+
+
+class OutboundCalls:
+    """The outbound calls of a server, so that a stopping server can wait for those ringing or up and then hang up
+    the rest. A call is kept until its socket closes (after the BYE's answer); it counts until it has ended."""
+
+    def __init__(self) -> None:
+        self._legs: set[_Leg] = set()
+
+    def __len__(self) -> int:
+        """How many calls are ringing or up."""
+        return sum(1 for leg in self._legs if not leg.ended)
+
+    def add(self, leg: _Leg) -> None:
+        self._legs.add(leg)
+
+    def discard(self, leg: _Leg) -> None:
+        self._legs.discard(leg)
+
+    async def hang_up_all(self, grace_s: float = 2.0) -> int:
+        """BYE every call that is up and CANCEL those ringing, wait up to `grace_s` for the far ends to answer (and
+        to the BYEs already sent), then close them all (sockets, RTP ports). Returns how many were ringing or up."""
+        legs = list(self._legs)
+        cut = len(self)
+        for leg in legs:
+            leg.cut()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while any(leg.client_tx for leg in legs) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for leg in legs:
+            leg.close()
+        return cut
 
 
 def _user(uri: str) -> str:
@@ -344,16 +408,25 @@ def _user(uri: str) -> str:
 
 async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127.0.0.1", caller_id: str = "12345",
                      display: str = "", ring_timeout_s: float = 30.0, ports: PortAllocator | None = None,
-                     clock: MediaClock | None = None, t1: float = 0.5, advertise: str | None = None) -> OutboundResult:
+                     clock: MediaClock | None = None, t1: float = 0.5, advertise: str | None = None,
+                     rtp_timeout_s: float = 60.0, calls: OutboundCalls | None = None) -> OutboundResult:
     """Call `uri` through `proxy` (host, port) from sockets bound to `local_host`; `advertise` (default
-    `local_host`) is the address put in Via, Contact and SDP. See the module docstring for the outcomes."""
+    `local_host`) is the address put in Via, Contact and SDP; an answered call with no RTP from the far end for
+    `rtp_timeout_s` is hung up (0: never); `calls` counts the call until it ends. See the module docstring for
+    the outcomes."""
     loop = asyncio.get_running_loop()
-    leg = _Leg(uri, proxy, advertise or local_host, caller_id, display, SipTimers(t1=t1))
-    transport, _ = await loop.create_datagram_endpoint(lambda: _Endpoint(leg), local_addr=(local_host, 0))
+    leg = _Leg(uri, proxy, advertise or local_host, caller_id, display, SipTimers(t1=t1), calls)
+    try:
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Endpoint(leg), local_addr=(local_host, 0))
+    except BaseException:
+        leg.close()
+        raise
     leg.transport = transport  # type: ignore[assignment]
     leg.port = transport.get_extra_info("sockname")[1]
     session = RtpSession(clock or MediaClock(), ports or DEFAULT_PORTS,
-                         MediaParams("PCMU", 0, None, ("0.0.0.0", 0), sending=False, receiving=False))
+                         MediaParams("PCMU", 0, None, ("0.0.0.0", 0), sending=False, receiving=False),
+                         rx_timeout_ticks=int(rtp_timeout_s / 0.02),
+                         on_rx_timeout=lambda: leg.lost_media(rtp_timeout_s))
     leg.session = session
     try:
         rtp_port = session.bind(local_host)
@@ -397,6 +470,7 @@ async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127
 
 
 _withdrawing: set[asyncio.Future[None]] = set()  # given-up INVITEs still being CANCELled
+_ending: set[asyncio.Future[None]] = set()  # calls being hung up for lack of RTP
 
 
 async def _withdraw(leg: _Leg, inviting: asyncio.Future[tuple[Response | None, bool]]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from ivr.channel import CallerHungUp
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.session import PortAllocator
-from ivr.sip.uac import place_call
+from ivr.sip.uac import OutboundCalls, place_call
 
 HERE = Path(__file__).parent / "sipp"
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
@@ -218,3 +219,57 @@ def test_far_end_hold_and_resume_by_re_invite(sipp) -> None:
     held = sending.index(False)
     assert all(sending[:held]) and True in sending[held:] and not sending[-1] is False  # held, then resumed
     assert proc.wait(timeout=30) == 0  # each re-INVITE got a 200 whose SDP answered recvonly, then sendrecv
+
+
+def test_far_end_that_vanishes_is_hung_up_after_the_rtp_timeout(sipp, caplog: pytest.LogCaptureFixture) -> None:
+    proc, port = sipp(["-sf", str(HERE / "operator_echo.xml"), "-rtp_echo"], 1)
+    ports, calls = PortAllocator(46600, 46699), OutboundCalls()
+    caplog.set_level(logging.INFO, logger="ivr.sip.uac")
+
+    async def main() -> int:
+        await asyncio.sleep(0.3)
+        res = await place_call(f"sip:8007@127.0.0.1:{port}", ("127.0.0.1", port), ports=ports, t1=T1,
+                               rtp_timeout_s=1.0, calls=calls)
+        assert res.channel is not None and len(calls) == 1
+        for frame in tone(440, 150):  # 3 s, three times the time-out: the echo keeps the call up
+            await res.channel.exchange(frame)
+        proc.kill()  # the operator's phone vanishes (no BYE)
+        proc.wait()
+        after = 0
+        with pytest.raises(CallerHungUp):
+            while after < 1500:  # 30 s of frames at most: the call must end long before
+                await res.channel.exchange(None)
+                after += 1
+        for _ in range(400):  # the BYE to nobody runs out (timer F), then the socket and port are released
+            if not ports.in_use and not calls:
+                break
+            await asyncio.sleep(0.05)
+        assert ports.in_use == set() and len(calls) == 0
+        return after
+
+    assert asyncio.run(main()) >= 50  # at least the 1 s time-out of silence after the far end went
+    assert any(r.getMessage().endswith("no RTP from the far end for 1 s: hanging up") for r in caplog.records)
+
+
+def test_hang_up_all_byes_the_calls_up_and_cancels_those_ringing(sipp) -> None:
+    up, up_port = sipp(["-sf", str(HERE / "operator_echo.xml"), "-rtp_echo"], 1)  # answers, waits for our BYE
+    ringing, ringing_port = sipp(["-sf", str(HERE / "noanswer.xml")], 1)  # rings until CANCELled
+    ports, calls = PortAllocator(46700, 46799), OutboundCalls()
+
+    async def main() -> None:
+        await asyncio.sleep(0.3)
+        res = await place_call(f"sip:8008@127.0.0.1:{up_port}", ("127.0.0.1", up_port), ports=ports, t1=T1,
+                               calls=calls)
+        assert res.channel is not None
+        calling = asyncio.ensure_future(place_call(f"sip:8009@127.0.0.1:{ringing_port}", ("127.0.0.1", ringing_port),
+                                                   ports=ports, t1=T1, ring_timeout_s=60.0, calls=calls))
+        await asyncio.sleep(1.0)
+        assert len(calls) == 2
+        assert await calls.hang_up_all() == 2
+        with pytest.raises(CallerHungUp):
+            await res.channel.exchange(None)
+        assert (await calling).outcome == "no_answer"
+        assert ports.in_use == set() and len(calls) == 0
+
+    asyncio.run(main())
+    assert up.wait(timeout=30) == 0 and ringing.wait(timeout=30) == 0  # a BYE answered 200; a CANCEL, 487 ACKed
