@@ -2,9 +2,10 @@
 
 `serve_hotline()` is the production path (HotlineService.handle_call on every call); `run_server()` takes any
 handler, and `--demo` answers with a beep and logs the keys (a line check without the flow). Ctrl-C (SIGINT) or
-SIGTERM stops taking calls (503) and lets the calls in progress finish for up to `--drain` seconds before hanging
-them up. Before taking calls, the recordings this node (`node_id`) was making when it last stopped are repaired and
-queued for transcription.
+SIGTERM stops taking calls (503) and stops the queue, lets the calls in progress (inbound, and the outbound legs
+of bridges and callbacks) go on for up to `--drain` seconds, then hangs up the rest and exits; a second Ctrl-C
+hangs up at once. Before taking calls, the recordings this node (`node_id`) was making when it last stopped are
+repaired and queued for transcription.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from ivr.config import ConfigError, Settings
 from ivr.dtmf.inband import DtmfDetector
 from ivr.queue.hotline import QueueOptions
 from ivr.sip.protection import ProtectionConfig
+from ivr.sip.uac import OutboundCalls
 from ivr.sip.uas import CallHandler, SipServer, SipServerConfig, mask_number
 from ivr.storage import problem
 from ivr.tickets.recovery import recover_interrupted
@@ -85,9 +87,20 @@ def server_config(settings: Settings, ring_seconds: float = 0.0, advertised_host
 
 
 async def run_server(config: SipServerConfig, handler: CallHandler, stop: asyncio.Event | None = None,
-                     drain_seconds: float = 30.0, ready: Callable[[SipServer], None] | None = None) -> SipServer:
-    """Serve until `stop` is set (or SIGINT/SIGTERM), then drain and close. Returns the stopped server."""
+                     drain_seconds: float = 30.0, ready: Callable[[SipServer], None] | None = None, *,
+                     outbound: OutboundCalls | None = None,
+                     on_stopping: Callable[[], None] | None = None) -> SipServer:
+    """Serve until `stop` is set (SIGINT/SIGTERM set it), then call `on_stopping` and `drain` the calls in progress,
+    inbound and `outbound`; a second SIGINT/SIGTERM hangs them up at once. Returns the stopped server."""
     stop = stop or asyncio.Event()
+    cut_now = asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set() and not cut_now.is_set():
+            logger.warning("stop signal again: hanging up now")
+            cut_now.set()
+        stop.set()
+
     server = SipServer(config, handler)
     try:
         await server.start()
@@ -99,7 +112,7 @@ async def run_server(config: SipServerConfig, handler: CallHandler, stop: asynci
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
@@ -107,12 +120,33 @@ async def run_server(config: SipServerConfig, handler: CallHandler, stop: asynci
         ready(server)
     try:
         await stop.wait()
-        logger.info("stopping: %d call(s) in progress, draining for up to %.0f s", len(server.calls), drain_seconds)
-        await server.stop(drain_seconds)
+        if on_stopping is not None:
+            on_stopping()
+        await drain(server, drain_seconds, outbound or OutboundCalls(), cut_now)
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
     return server
+
+
+async def drain(server: SipServer, seconds: float, outbound: OutboundCalls, cut_now: asyncio.Event) -> None:
+    """Refuse new calls (503) and let the calls in progress, inbound and outbound, go on for up to `seconds` (until
+    `cut_now`); then hang up the rest (BYE; CANCEL what rings) and close."""
+    server.draining = True
+    logger.info("stopping: %d call(s) and %d outbound leg(s) in progress, draining for up to %.0f s (Ctrl-C again "
+                "hangs up now)", len(server.calls), len(outbound), seconds)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while (server.calls or outbound) and loop.time() < start + seconds and not cut_now.is_set():
+        await asyncio.sleep(0.05)
+    calls, legs = len(server.calls), len(outbound)
+    if calls or legs:
+        logger.warning("hanging up %d call(s) and %d outbound leg(s) still in progress after %.0f s of draining",
+                       calls, legs, loop.time() - start)
+    cutting = asyncio.ensure_future(outbound.hang_up_all())
+    await server.stop()
+    await cutting
+    logger.info("stopped: %d call(s) and %d outbound leg(s) cut", calls, legs)
 
 
 def console_socket(settings: Settings) -> socket.socket:
@@ -137,7 +171,7 @@ class ConsoleThread:
     def __init__(self, app: ASGIApp, sock: socket.socket) -> None:
         import uvicorn
 
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
         self.server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]  # run_server owns Ctrl-C
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="console",
                                        daemon=True)
@@ -178,6 +212,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     from ivr.sip.metrics import SipCollector
     from ivr.sip.uac import OutboundResult, place_call
 
+    legs = OutboundCalls()
     web_socket = console_socket(settings) if console else None  # a port in use fails before anything starts
     service = HotlineService.from_settings(settings)
     if service.engine is None:
@@ -189,7 +224,8 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
         """Operator and callback legs share the server's RTP ports and media clock and its addresses."""
         server = started[0]
         return await place_call(uri, proxy, local_host=server.route_ip(proxy), ports=server.ports,
-                                clock=server.clock, advertise=config.advertised_host)
+                                clock=server.clock, advertise=config.advertised_host,
+                                rtp_timeout_s=config.rtp_timeout, calls=legs)
 
     def on_ready(server: SipServer) -> None:
         started.append(server)
@@ -229,13 +265,19 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     loop = asyncio.get_running_loop()
     if reload is not None:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    try:
-        return await run_server(config, handler, stop, drain_seconds, on_ready)
+    try:  # on stopping, the queue dials no more callbacks nor connects more callers; those in progress drain
+        return await run_server(config, handler, stop, drain_seconds, on_ready, outbound=legs,
+                                on_stopping=queue_stop.set)
     finally:
         if reload is not None:
             loop.remove_signal_handler(signal.SIGHUP)
-        queue_stop.set()  # after the calls have drained
-        await queue_task
+        queue_stop.set()
+        try:  # its callbacks' calls have been hung up: it ends at once, unless something is stuck
+            await asyncio.wait_for(asyncio.shield(queue_task), 5.0)
+        except asyncio.TimeoutError:
+            logger.warning("the queue did not stop within 5 s of the calls: cancelled")
+            queue_task.cancel()
+            await asyncio.gather(queue_task, return_exceptions=True)
         if web is not None:
             await web.stop()
 

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -67,6 +70,38 @@ def test_stop_drains_then_hangs_up_calls_in_progress() -> None:
         assert server.ended_calls[-1] == (d.call_id, "server stopping")
 
     asyncio.run(main())
+
+
+def test_second_ctrl_c_hangs_up_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ivr.commands.serve")
+
+    async def main() -> None:
+        cfg = SipServerConfig(host="127.0.0.1", port=0, rtp_port_min=44000, rtp_port_max=44999,
+                              timers=SipTimers(t1=0.02, t2=0.16, t4=0.05))
+        started: list[SipServer] = []
+        task = asyncio.create_task(run_server(cfg, ToneHandler(frames=0, hang_up=False), drain_seconds=3600,
+                                              ready=started.append))
+        while not started:
+            await asyncio.sleep(0.01)
+        sip = await open_peer()
+        d = Dialog(sip, ("127.0.0.1", started[0].port), rtp_port=(await open_peer()).port)
+        d.send(d.invite())
+        ok = await sip.expect(r"SIP/2.0 200")
+        d.to_tag = header(ok, "To").split("tag=")[1]
+        d.send(d.ack())
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: draining for up to an hour
+        while not started[0].draining:
+            await asyncio.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGINT)  # and again
+        bye = await sip.expect(r"BYE ")
+        assert header(bye, "Call-ID") == d.call_id
+        server = await task
+        assert server.ended_calls[-1] == (d.call_id, "server stopping")
+
+    asyncio.run(main())
+    messages = [r.getMessage() for r in caplog.records]
+    assert "stop signal again: hanging up now" in messages
+    assert "stopped: 1 call(s) and 0 outbound leg(s) cut" in messages
 
 
 def test_protection_over_udp() -> None:
