@@ -35,6 +35,6 @@ class SipCollector:
 
 def _family(name: str, doc: str, label: str, counts: Counter[str]) -> CounterMetricFamily:
     family = CounterMetricFamily(name, doc, labels=[label])
-    for key, n in sorted(counts.items()):
+    for key, n in sorted(dict(counts).items()):  # copied in one step: the console scrapes from its own thread
         family.add_metric([key], n)
     return family
