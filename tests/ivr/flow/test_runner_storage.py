@@ -117,3 +117,26 @@ def test_no_person_either_asks_the_caller_to_call_again_instead_of_looping(hotli
     assert channel.transfers == ["general"] and channel.hung_up_by_system
     assert count(bytes(channel.played), library.get("message_not_saved_later")) == 1
     assert len(store.list()) == 1  # the second message was not attempted
+
+
+def test_database_full_by_the_end_of_the_message_keeps_the_recording_for_the_start_up_repair(
+        hotline, library, small_disks, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    db = small_disks.mount(tmp_path / "db", "4m")
+    store = TicketStore(f"sqlite:///{db / 'ivr.db'}")
+
+    class FillsWhileRecording(StoreSink):
+        def open(self, call, kind):  # type: ignore[no-untyped-def]
+            rec = super().open(call, kind)
+            small_disks.fill(db)  # the ticket is stored; the disk fills while the caller speaks
+            return rec
+
+    channel = FileChannel(parse_script(COMPLAINT), CallInfo(call_id="t-3", caller="13800138000"))
+    runner = FlowRunner(hotline, CallIO(channel, None), library, FillsWhileRecording(store, tmp_path / "rec"))
+    record = asyncio.run(runner.run())
+    assert record.path[2:] == ["complaint", "general_agent"]
+    assert count(bytes(channel.played), library.get("message_not_saved")) == 1
+    [ticket] = store.list()
+    wav = tmp_path / "rec" / ticket.recording
+    assert ticket.transcription.value == "recording" and len(read_wav(wav)) >= len(read_wav(fixture("c01")))
+    assert errors(caplog) == [logged(f"ticket {ticket.number}: not completed (ticket database {db / 'ivr.db'}: "
+                                     f"disk full); the recording is kept in {wav}")]
