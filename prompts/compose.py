@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prompts.numbers import cardinal, digits
+
 __all__ = ["Digits", "Cardinal", "Part", "PIECES", "digit_pieces", "cardinal_pieces", "pieces_text",
            "queue_announcement"]
 
@@ -19,7 +21,7 @@ PIECES: dict[str, str] = {
 }
 """Piece id -> the Mandarin it says; every id must be in the prompt catalogue."""
 
-MAX_CARDINAL = 99_999_999
+_PIECE_OF = {text: pid for pid, text in PIECES.items()}
 
 
 @dataclass(frozen=True)
@@ -42,49 +44,12 @@ Part = str | Digits | Cardinal  # a str is a prompt id
 
 def digit_pieces(value: str) -> list[str]:
     """``"2026"`` -> num_2 num_0 num_2 num_6; 1 is read 幺 as on the telephone."""
-    if not value or not value.isdigit() or not value.isascii():
-        raise ValueError(f"{value!r} is not a string of digits 0-9")
-    return ["num_yao" if d == "1" else f"num_{d}" for d in value]
+    return [_PIECE_OF[c] for c in digits(value)]
 
 
 def cardinal_pieces(n: int, counting: bool = True) -> list[str]:
-    """The pieces that say `n` (0..99,999,999) as a Mandarin number."""
-    if not 0 <= n <= MAX_CARDINAL:
-        raise ValueError(f"{n} is out of range 0..{MAX_CARDINAL}")
-    if n == 0:
-        return ["num_0"]
-    if n == 2 and counting:
-        return ["num_liang"]
-    high, low = divmod(n, 10_000)
-    out: list[str] = []
-    if high:
-        head = _below_10000(high, first=True)
-        out += (["num_liang"] if head == ["num_2"] else head) + ["num_10000"]
-        if low and low < 1000:
-            out.append("num_0")
-    if low:
-        out += _below_10000(low, first=not high)
-    return out
-
-
-def _below_10000(n: int, first: bool) -> list[str]:
-    out: list[str] = []
-    zero_pending = False
-    for unit, piece in ((1000, "num_1000"), (100, "num_100"), (10, "num_10"), (1, "")):
-        d = (n // unit) % 10
-        if d == 0:
-            if out:
-                zero_pending = True
-            continue
-        if zero_pending:
-            out.append("num_0")
-            zero_pending = False
-        if unit == 10 and d == 1 and not out and first:
-            out.append("num_10")  # 十五, not 一十五, at the head of a number
-            continue
-        digit = "num_liang" if d == 2 and unit >= 100 else f"num_{d}"
-        out += [digit] + ([piece] if piece else [])
-    return out
+    """The pieces that say `n` (0..99,999,999) as a Mandarin number, as `prompts.numbers.cardinal` reads it."""
+    return [_PIECE_OF[c] for c in cardinal(n, counting)]
 
 
 def pieces_text(pieces: list[str]) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 
 from asr.audio import read_wav, write_wav
 from prompts.catalogue import STYLES, Catalogue, PromptError
+from prompts.numbers import normalise
 
 __all__ = ["MANDARIN_VOICE", "RenderStats", "TtsEngine", "to_pinyin", "render_catalogue", "level_pcm"]
 
@@ -32,14 +33,13 @@ RENDER_ATTEMPTS = 3
 EDGE_MS = 120  # silence kept before and after a rendered prompt
 STYLE_RATE = {"standard": 1.0, "elderly": 0.8}
 STYLE_LEVEL_DBFS = {"standard": -20.0, "elderly": -16.0}  # elderly prompts play louder
-_DIGITS = dict(zip("0123456789", "零幺二三四五六七八九"))
 
 
 def to_pinyin(text: str) -> str:
-    """Mandarin text -> tone-numbered pinyin for espeak-ng; digits become Chinese digits read one by one."""
+    """Mandarin text -> tone-numbered pinyin for espeak-ng; numbers are first written out as they are said."""
     from pypinyin import Style, lazy_pinyin
 
-    text = re.sub(r"\d", lambda m: _DIGITS[m.group()], text)
+    text = normalise(text)
     parts = lazy_pinyin(text, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda s: list(s))  # type: ignore[arg-type,return-value]
     out = " ".join(p for p in parts if p.strip())
     return re.sub(r"\s*([，。、；：！？,.;:!?])\s*", lambda m: ", " if m.group(1) in "，、；：,;:" else ". ", out)
@@ -140,7 +140,7 @@ def render_catalogue(
 
 def _render_key(text_digest: str, style: str) -> str:
     """The text's digest plus the render settings: a new rate, level or voice renders everything again."""
-    settings = f"{MANDARIN_VOICE}|{BASE_RATE_WPM}|{STYLE_RATE[style]}|{STYLE_LEVEL_DBFS[style]}|{EDGE_MS}|embedded-rate"
+    settings = f"{MANDARIN_VOICE}|{BASE_RATE_WPM}|{STYLE_RATE[style]}|{STYLE_LEVEL_DBFS[style]}|{EDGE_MS}|numbers-1"
     return f"{text_digest}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
 
