@@ -42,7 +42,8 @@ class RateLimitedLog:
         self._overflow = 0  # lines of keys beyond max_keys since the last flush
         self._flushed_at = float("-inf")
 
-    def __call__(self, key: Hashable, level: int, msg: str, *args: object, exc_info: bool = False) -> bool:
+    def __call__(self, key: Hashable, level: int, msg: str, *args: object,
+                 exc_info: bool | BaseException = False) -> bool:
         """Log `msg % args` at `level`, unless `key` had a line less than `interval_s` ago (then it is counted and
         reported later). True when the line was logged."""
         if not self.log.isEnabledFor(level):
@@ -83,7 +84,8 @@ class RateLimitedLog:
     def _hold(self) -> None:
         suppressed_lines[self.log.name] += 1
 
-    def _emit(self, level: int, msg: str, args: tuple[object, ...], more: int, exc_info: bool) -> None:
+    def _emit(self, level: int, msg: str, args: tuple[object, ...], more: int,
+              exc_info: bool | BaseException) -> None:
         if more:
             self.log.log(level, msg + " (%d more like this)", *args, more, exc_info=exc_info)
         else:

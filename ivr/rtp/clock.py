@@ -11,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from ivr.lograte import RateLimitedLog
+
 __all__ = ["MediaClock", "TICK_SECONDS"]
 
 logger = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class MediaClock:
         self.missed_ticks = 0
         #: the worst lateness seen, in seconds
         self.max_lateness = 0.0
-        self._last_stall_log = float("-inf")
+        self._log = RateLimitedLog(logger)  # stalls and failing sessions: a line every 10 s at most
 
     def subscribe(self, key: int, callback: Callable[[], None]) -> None:
         self._subscribers[key] = callback
@@ -77,15 +79,14 @@ class MediaClock:
         if late > 5 * self.interval:  # the loop was stalled: skip the missed ticks rather than burst
             self.stalls += 1
             self.missed_ticks += int(late / self.interval)
-            if now - self._last_stall_log > 10.0:  # overload must not flood the log
-                logger.warning("media clock stalled for %.0f ms (%d stalls so far)", late * 1000, self.stalls)
-                self._last_stall_log = now
+            self._log("stall", logging.WARNING, "media clock stalled for %.0f ms (%d stalls so far)", late * 1000,
+                      self.stalls)
             self._next = now
         for callback in list(self._subscribers.values()):
             try:
                 callback()
-            except Exception:  # one broken session must not stop the others
-                logger.exception("media tick failed")
+            except Exception as exc:  # one broken session must not stop the others, nor flood the log
+                self._log(("tick", type(exc).__name__), logging.ERROR, "media tick failed: %s", exc, exc_info=True)
         self.durations.append(self._loop.time() - now)
         self._next += self.interval
         if self._subscribers:

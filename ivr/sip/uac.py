@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from ivr.channel import CallInfo
 from ivr.channel_sip import SipChannel
+from ivr.lograte import RateLimitedLog
 from ivr.logs import mask_number
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSession
@@ -36,6 +37,7 @@ from ivr.sip.uas import media_params
 __all__ = ["OutboundResult", "OutboundChannel", "OutboundCalls", "place_call", "outcome_of"]
 
 logger = logging.getLogger(__name__)
+_errors = RateLimitedLog(logger)
 
 IN_DIALOG_ALLOW = "ACK, BYE, OPTIONS, INFO"
 #: RTP ports for calls placed without an allocator of their own (one range per process)
@@ -60,8 +62,9 @@ class _Endpoint(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
         try:
             self.leg.received(data, (addr[0], addr[1]))
-        except Exception:  # never into the event loop
-            logger.exception("error handling a datagram on outbound call %s", self.leg.call_id)
+        except Exception as exc:  # never into the event loop, nor a traceback per datagram
+            _errors(("datagram", type(exc).__name__), logging.ERROR, "error handling a datagram on outbound call %s",
+                    self.leg.call_id, exc_info=True)
 
     def error_received(self, exc: Exception) -> None:
         logger.debug("outbound SIP socket error: %s", exc)

@@ -1,10 +1,14 @@
 import asyncio
+import logging
 import time
 
+import pytest
+
+from ivr.lograte import suppressed_lines
 from ivr.rtp.clock import MediaClock
 
 
-def test_one_clock_ticks_every_subscriber_and_stops_when_empty() -> None:
+def test_one_clock_ticks_every_subscriber_and_stops_when_empty(caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
         clock = MediaClock(interval=0.005)
         seen: dict[str, int] = {"a": 0, "b": 0}
@@ -27,7 +31,12 @@ def test_one_clock_ticks_every_subscriber_and_stops_when_empty() -> None:
         assert not clock.running and clock.ticks >= 10
         assert len(clock.lateness) == len(clock.durations) == clock.ticks
 
-    asyncio.run(main())
+    held = suppressed_lines["ivr.rtp.clock"]
+    with caplog.at_level(logging.ERROR, logger="ivr.rtp.clock"):
+        asyncio.run(main())
+    failed = [r for r in caplog.records if r.getMessage().startswith("media tick failed: a session bug")]
+    assert len(failed) == 1 and failed[0].exc_info is not None  # one traceback, not one per tick
+    assert suppressed_lines["ivr.rtp.clock"] - held >= 9
 
 
 def test_a_blocked_loop_is_counted_as_a_stall_and_the_ticks_it_skipped() -> None:
