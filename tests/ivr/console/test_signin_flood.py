@@ -72,7 +72,10 @@ def test_a_sign_in_flood_costs_a_live_call_no_audio(tmp_path: Path, prompt_cache
         play(pcmu_pcap(tmp_path / "speech.pcap", speech), duration_ms(speech) + 600), caller_bye(2),
     )
 
-    with serve(tmp_path, prompt_cache, env={"IVR_RTP_PORT_MIN": "45000", "IVR_RTP_PORT_MAX": "45999"}) as served:
+    # The server runs at nice -5 as a PBX runs its media (asterisk -p, freeswitch -hp), so that other jobs on this
+    # shared 2-vCPU machine are not counted against the console; the console's threads share that priority.
+    with serve(tmp_path, prompt_cache, env={"IVR_RTP_PORT_MIN": "45000", "IVR_RTP_PORT_MAX": "45999"},
+               nice=-5) as served:
         rss_before = served.rss_kib()
 
         async def call_while_flooded() -> tuple[int, str, dict[str, float], Counter[int]]:
@@ -103,7 +106,8 @@ def test_a_sign_in_flood_costs_a_live_call_no_audio(tmp_path: Path, prompt_cache
              for k in ("ticks", "stalls", "missed_ticks", "late_ticks")}
     print(f"\nsign-ins answered {dict(answers)}; clock {delta}, max lateness "
           f"{after['ivr_media_clock_max_lateness_seconds'] * 1000:.0f} ms; RSS {rss_before // 1024} MB before, "
-          f"peak {peak // 1024} MB")
+          f"peak {peak // 1024} MB; recording {tickets[0].audio_ms if tickets else None} ms of "
+          f"{duration_ms(speech)} ms spoken")
     assert sum(answers.values()) >= 300 and set(answers) <= {401, 429, 503}, answers
     assert delta["ticks"] > duration_ms(speech) // 20
     assert delta["stalls"] == 0 and delta["missed_ticks"] == 0, delta

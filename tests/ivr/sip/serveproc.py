@@ -46,15 +46,17 @@ class Served:
 
 
 @contextmanager
-def serve(tmp_path: Path, prompt_cache: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Served]:
-    """`ivr serve ARGS` on free loopback ports with its own data dir; stopped by SIGINT on the way out (killed if
-    it does not stop)."""
+def serve(tmp_path: Path, prompt_cache: Path, *args: str, env: dict[str, str] | None = None,
+          nice: int = 0) -> Iterator[Served]:
+    """`ivr serve ARGS` on free loopback ports with its own data dir, at `nice` (a negative one needs root: as a PBX
+    runs its media, e.g. asterisk -p); stopped by SIGINT on the way out (killed if it does not stop)."""
     sip, web = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
     data = tmp_path / "data"
     full_env = {**os.environ, "IVR_DATA_DIR": str(data), "IVR_PROMPTS_CACHE": str(prompt_cache),
                 "IVR_SIP_HOST": "127.0.0.1", "IVR_SIP_PORT": str(sip), "IVR_CONSOLE_PORT": str(web), **(env or {})}
     ivr = Path(sys.executable).parent / "ivr"
-    proc = subprocess.Popen([str(ivr), "serve", "--drain", "2", *args], env=full_env, stdout=subprocess.PIPE,
+    niced = ["nice", "-n", str(nice)] if nice and (nice > 0 or os.geteuid() == 0) else []
+    proc = subprocess.Popen([*niced, str(ivr), "serve", "--drain", "2", *args], env=full_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     served = Served(proc, sip, web, data)
     try:
