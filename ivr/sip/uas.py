@@ -1,15 +1,15 @@
 """The SIP user agent server over asyncio UDP: answers calls and runs an injected handler per call.
 
-`SipServer(config, handler)` listens on UDP; for each INVITE it negotiates G.711 (+ RFC 4733), opens an RTP
-session, answers 100/180/200 and, once the ACK arrives, runs `await handler(channel)` with a SipChannel. The call
-ends with the caller's BYE (the channel then raises CallerHungUp), with `channel.hangup()` or when the handler
-returns (we send BYE). CANCEL before the answer gets 487; OPTIONS 200; re-INVITE changes codec/direction/address;
-unknown methods 501, Require 420, offers without PCMU/PCMA 488, other versions 505, the call limit 503 with
-Retry-After. An INVITE without SDP (delayed offer, or a re-INVITE without one) gets our offer in the 200 and its
-answer is read from the ACK. Calls are dialogs keyed by Call-ID and the caller's From tag: an INVITE without To tag
-matching a call's first INVITE (same CSeq) on another branch is a merged request (RFC 3261 8.2.2.2, 482 Loop
-Detected); with a new CSeq it is that dialog's re-INVITE (an RFC 2543 peer, as sofia-sip and chan_sip take it); with
-another From tag it is another call, even with the same Call-ID.
+`SipServer(config, handler)` listens on UDP; for each INVITE it negotiates G.711 (+ RFC 4733), opens an RTP session,
+answers 100/180/200 and, once the ACK arrives, runs `await handler(channel)` with a SipChannel. The call ends with
+the caller's BYE (the channel then raises CallerHungUp), with `channel.hangup()` or when the handler returns (we
+send BYE). CANCEL before the answer gets 487; OPTIONS 200 (503 while draining); re-INVITE changes
+codec/direction/address; unknown methods 501, Require 420, offers without PCMU/PCMA 488, other versions 505, the
+call limit 503 with Retry-After. An INVITE without SDP (delayed offer, or a re-INVITE without one) gets our offer in
+the 200 and its answer is read from the ACK. Calls are dialogs keyed by Call-ID and the caller's From tag: an INVITE
+without To tag matching a call's first INVITE (same CSeq) on another branch is a merged request (RFC 3261 8.2.2.2,
+482 Loop Detected); with a new CSeq it is that dialog's re-INVITE (an RFC 2543 peer, as sofia-sip and chan_sip take
+it); with another From tag it is another call, even with the same Call-ID.
 We only ever send BYE, and never answer an authentication challenge (the front end holds no credentials). Nothing
 raises into the event loop: every datagram is handled inside a guard, bad ones are answered statelessly or dropped
 and logged once.
@@ -313,9 +313,20 @@ class SipServer:
         elif req.method == "BYE":
             self._on_bye(req, summary, addr)
         elif req.method == "OPTIONS":
-            tx = self._new_tx(summary, addr)
-            tx.respond(200, self._response(req, 200, addr, to_tag=None if summary.to.tag else _tag(), extra=[
-                ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "")]))
+            self._on_options(req, summary, addr)
+
+    def _on_options(self, req: Request, summary: RequestSummary, addr: tuple[str, int]) -> None:
+        """200 with what we accept; 503 with Retry-After while draining, as an INVITE would get, so that a proxy
+        probing its nodes with OPTIONS (Kamailio's dispatcher) stops sending us new calls."""
+        tx = self._new_tx(summary, addr)
+        tag = None if summary.to.tag else _tag()
+        if self.draining:
+            self._count("options_503")
+            tx.respond(503, self._response(req, 503, addr, to_tag=tag,
+                                           extra=[("Retry-After", str(self.config.retry_after))]))
+            return
+        tx.respond(200, self._response(req, 200, addr, to_tag=tag, extra=[
+            ("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "")]))
 
     def _on_response(self, resp: Response) -> None:
         try:
