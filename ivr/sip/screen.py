@@ -45,11 +45,16 @@ def build_response(
     req: SipMessage, status: int, reason: str | None = None, to_tag: str | None = None,
     extra: list[tuple[str, str]] | None = None, body: bytes = b"", content_type: str | None = None,
 ) -> Response:
-    """A response to `req` copying Via, From, To, Call-ID and CSeq (RFC 3261 section 8.2.6)."""
+    """A response to `req` copying Via, From, To, Call-ID and CSeq (RFC 3261 section 8.2.6); one that makes a dialog
+    (101-299 to an INVITE, with our To tag) also copies the Record-Route values in order (section 12.1.1), so the
+    caller routes its ACK and BYE through the proxies that asked to stay on the path."""
     resp = Response(status=status, reason=reason or REASONS.get(status, "Unknown"))
+    dialog = to_tag is not None and 100 < status < 300 and isinstance(req, Request) and req.method == "INVITE"
     for h in req.headers:
         if h.key in ("via", "from", "call-id", "cseq"):
             resp.headers.append(Header(_NAMES[h.key], h.text))
+        elif h.key == "record-route" and dialog:
+            resp.headers.append(Header("Record-Route", h.text))
         elif h.key == "to":
             value = h.text
             if to_tag and ";tag=" not in value.replace(" ", "").lower():
