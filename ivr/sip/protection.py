@@ -88,12 +88,17 @@ class Guard:
         return known
 
     def check_datagram(self, data: bytes, source: str) -> Refusal | None:
-        """Why to drop the datagram before parsing, or None."""
-        if self._allowed and not _within(source, self._allowed) and not self.trusted(source):
+        """Why to drop the datagram before parsing, or None. A trusted proxy's requests are not screened for
+        scanner User-Agents: it relays callers' requests as they came (it screens them itself), and a request it
+        relayed that went unanswered would look to it like a dead node."""
+        trusted = self.trusted(source)
+        if self._allowed and not trusted and not _within(source, self._allowed):
             return Refusal("allow_list", "source is not in the trunk allow-list")
         if len(data) > self.config.max_message_bytes:
             return Refusal("too_big", f"message of {len(data)} bytes is over the "
                                       f"{self.config.max_message_bytes}-byte cap")
+        if trusted:
+            return None
         head = data[: data.find(b"\r\n\r\n") if b"\r\n\r\n" in data else len(data)]
         for m in _UA_RE.finditer(head):
             ua = m.group(0).lower()

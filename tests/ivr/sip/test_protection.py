@@ -18,6 +18,13 @@ def test_scanners_are_dropped(ua: bytes) -> None:
     assert Guard(ProtectionConfig()).check_datagram(OPTIONS % ua, "1.2.3.4") == Refusal("scanner", "scanner user agent")
 
 
+def test_a_trusted_proxy_relaying_a_scanner_is_not_dropped_but_its_size_is_capped() -> None:
+    g = Guard(ProtectionConfig(trusted_sources=("10.0.0.5",), max_message_bytes=200))
+    assert g.check_datagram(OPTIONS % b"friendly-scanner", "10.0.0.5") is None  # Kamailio relays it, screened
+    assert g.check_datagram(OPTIONS % b"friendly-scanner", "10.0.0.6").kind == "scanner"
+    assert g.check_datagram(OPTIONS % (b"x" * 300), "10.0.0.5").kind == "too_big"
+
+
 def test_ordinary_agents_pass_and_size_cap() -> None:
     g = Guard(ProtectionConfig(max_message_bytes=200))
     assert g.check_datagram(OPTIONS % b"Asterisk PBX 18", "1.2.3.4") is None
