@@ -378,3 +378,64 @@ def test_same_call_id_with_another_from_tag_is_another_call() -> None:
         await server.stop()
 
     run(main())
+
+
+def test_draining_server_answers_options_and_invites_503_while_its_call_goes_on() -> None:
+    async def main() -> None:
+        handler = ToneHandler(frames=0, hang_up=False)
+        server = await serve(handler, retry_after=9)
+        sip = await open_peer()
+        d = Dialog(sip, ("127.0.0.1", server.port), rtp_port=(await open_peer()).port)
+        probe = Dialog(sip, ("127.0.0.1", server.port))
+        probe.send(probe.request("OPTIONS"))
+        assert (await sip.expect(r"SIP/2.0 ")).startswith("SIP/2.0 200 OK")
+        await answer_call(d)
+        d.send(d.ack())
+        stopping = asyncio.create_task(server.stop(drain_seconds=30))  # Ctrl-C: the call in progress may go on
+        await asyncio.sleep(0.1)
+        probe.cseq += 1
+        probe.send(probe.request("OPTIONS"))  # a proxy's probe: take no new calls here
+        busy = await sip.expect(r"SIP/2.0 ")
+        assert busy.startswith("SIP/2.0 503 Service Unavailable") and header(busy, "Retry-After") == "9"
+        assert header(busy, "CSeq") == "2 OPTIONS" and ";tag=" in header(busy, "To")
+        late = Dialog(sip, ("127.0.0.1", server.port), rtp_port=5000)
+        late.send(late.invite())
+        assert (await sip.expect(r"SIP/2.0 5")).startswith("SIP/2.0 503")
+        late.send(late.request("ACK", branch=late.branch))
+        assert not stopping.done() and len(server.calls) == 1
+        d.cseq += 1
+        d.send(d.request("BYE"))  # the call in progress ends normally, then the server stops
+        assert (await sip.expect(r"SIP/2.0 200")).find("CSeq: 2 BYE") > 0
+        await stopping
+        assert server.counters["options_503"] == 1 and server.refused["stopping"] == 1
+
+    run(main())
+
+
+def test_dialog_answers_copy_record_route_and_our_bye_follows_it() -> None:
+    async def main() -> None:
+        handler = ToneHandler(frames=5)  # hangs up after 100 ms of tone
+        server = await serve(handler, ring_seconds=0.05)
+        sip = await open_peer()
+        d = Dialog(sip, ("127.0.0.1", server.port), rtp_port=(await open_peer()).port)
+        routes = ("Record-Route: <sip:127.0.0.10:5060;lr;ftag=x>, <sip:10.1.1.1;lr>\r\n"
+                  "Record-Route: <sip:10.2.2.2;lr>\r\n")
+        d.send(d.request("INVITE", d.offer(), extra=routes))
+        ringing = await sip.expect(r"SIP/2.0 180 ")
+        ok = await sip.expect(r"SIP/2.0 200 ")
+        for answer in (ringing, ok):  # RFC 3261 12.1.1: every value, in order
+            assert re.findall(r"^Record-Route: (.*)\r$", answer, re.M) == [
+                "<sip:127.0.0.10:5060;lr;ftag=x>, <sip:10.1.1.1;lr>", "<sip:10.2.2.2;lr>"]
+        d.to_tag = re.search(r"^To:.*;tag=([^;\r]+)", ok, re.M).group(1)  # type: ignore[union-attr]
+        d.send(d.ack())
+        bye = await sip.expect(r"BYE ")
+        assert re.findall(r"^Route: (.*)\r$", bye, re.M) == [
+            "<sip:127.0.0.10:5060;lr;ftag=x>", "<sip:10.1.1.1;lr>", "<sip:10.2.2.2;lr>"]
+        sip.send(_ok_for(bye), d.server)
+        d2 = Dialog(sip, ("127.0.0.1", server.port), rtp_port=5000)
+        d2.send(d2.request("OPTIONS", extra=routes))
+        assert "Record-Route" not in await sip.expect(r"SIP/2.0 200")  # not a dialog
+        assert not any((await idle(server)).values())
+        await server.stop()
+
+    run(main())
