@@ -1,12 +1,13 @@
-"""The SIP front door's counters for Prometheus: new calls refused and datagrams dropped, by kind, and the log
-lines the rate-limited logs held back (what a flood would otherwise have written)."""
+"""The SIP front door's counters for Prometheus: calls taken, new calls refused and datagrams dropped, by kind,
+whether the node is draining (what a proxy in front sees as 503 to its OPTIONS), and the log lines the rate-limited
+logs held back (what a flood would otherwise have written)."""
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ivr.lograte import suppressed_lines
 from ivr.sip.uas import SipServer
@@ -25,6 +26,10 @@ class SipCollector:
     def collect(self) -> Iterator[Metric]:
         server = self.server_of()
         if server is not None:
+            yield CounterMetricFamily("ivr_sip_calls", "New calls taken (INVITEs accepted)",
+                                      value=server.counters.get("calls", 0))
+            yield GaugeMetricFamily("ivr_sip_draining", "1 while stopping: new calls and OPTIONS get 503",
+                                    value=int(server.draining))
             yield _family("ivr_sip_invites_refused", "New calls refused (INVITE answered 4xx/5xx), by reason",
                           "reason", server.refused)
             yield _family("ivr_sip_datagrams_dropped", "SIP datagrams dropped unanswered, by reason", "reason",
