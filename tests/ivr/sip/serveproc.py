@@ -29,6 +29,7 @@ class Served:
     web_port: int
     data_dir: Path
     output: list[str] = field(default_factory=list)  # filled when the process has stopped
+    log: Path | None = None  # where it writes its log, if not to a pipe
 
     @property
     def url(self) -> str:
@@ -44,38 +45,55 @@ class Served:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
         return int(re.search(rf"^{key}:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
 
+    def stop(self) -> None:
+        """Ctrl-C (SIGINT), then wait for it to drain and exit (killed if it does not); keeps what it printed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        printed = self.proc.communicate()[0] or ""
+        if self.log is not None:
+            printed = self.log.read_text(errors="replace")
+        self.output.extend(printed.splitlines())
+
+
+def launch(data: Path, prompt_cache: Path, *args: str, env: dict[str, str] | None = None,
+           sip: int | None = None, web: int | None = None, log: Path | None = None, nice: int = 0) -> Served:
+    """Start `ivr serve --drain 2 ARGS` (a later --drain wins) with its own data dir on loopback ports (free ones by
+    default) at `nice`, its output to `log` or a pipe, and wait until its console answers."""
+    sip, web = sip or free_port(socket.SOCK_DGRAM), web or free_port(socket.SOCK_STREAM)
+    full_env = {**os.environ, "IVR_DATA_DIR": str(data), "IVR_PROMPTS_CACHE": str(prompt_cache),
+                "IVR_SIP_HOST": "127.0.0.1", "IVR_SIP_PORT": str(sip), "IVR_CONSOLE_PORT": str(web), **(env or {})}
+    ivr = Path(sys.executable).parent / "ivr"
+    out = log.open("w") if log is not None else subprocess.PIPE
+    niced = ["nice", "-n", str(nice)] if nice and (nice > 0 or os.geteuid() == 0) else []
+    proc = subprocess.Popen([*niced, str(ivr), "serve", "--drain", "2", *args], env=full_env, stdout=out,
+                            stderr=subprocess.STDOUT, text=True)
+    if log is not None:
+        out.close()  # type: ignore[union-attr]
+    served = Served(proc, sip, web, data, log=log)
+    for _ in range(300):  # until the console is up (the first start loads the dispatch classifier)
+        if proc.poll() is not None:
+            served.stop()
+            raise AssertionError("ivr serve exited: " + "\n".join(served.output))
+        try:
+            urllib.request.urlopen(f"{served.url}/metrics", timeout=1).read()
+            return served
+        except OSError:
+            time.sleep(0.2)
+    served.stop()
+    raise AssertionError("the console did not come up")
+
 
 @contextmanager
 def serve(tmp_path: Path, prompt_cache: Path, *args: str, env: dict[str, str] | None = None,
           nice: int = 0) -> Iterator[Served]:
     """`ivr serve ARGS` on free loopback ports with its own data dir, at `nice` (a negative one needs root: as a PBX
     runs its media, e.g. asterisk -p); stopped by SIGINT on the way out (killed if it does not stop)."""
-    sip, web = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
-    data = tmp_path / "data"
-    full_env = {**os.environ, "IVR_DATA_DIR": str(data), "IVR_PROMPTS_CACHE": str(prompt_cache),
-                "IVR_SIP_HOST": "127.0.0.1", "IVR_SIP_PORT": str(sip), "IVR_CONSOLE_PORT": str(web), **(env or {})}
-    ivr = Path(sys.executable).parent / "ivr"
-    niced = ["nice", "-n", str(nice)] if nice and (nice > 0 or os.geteuid() == 0) else []
-    proc = subprocess.Popen([*niced, str(ivr), "serve", "--drain", "2", *args], env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    served = Served(proc, sip, web, data)
+    served = launch(tmp_path / "data", prompt_cache, *args, env=env, nice=nice)
     try:
-        for _ in range(300):  # until the console is up (the first start loads the dispatch classifier)
-            if proc.poll() is not None:
-                raise AssertionError(f"ivr serve exited: {proc.communicate()[0]}")
-            try:
-                urllib.request.urlopen(f"{served.url}/metrics", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("the console did not come up")
         yield served
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        served.output.extend((proc.communicate()[0] or "").splitlines())
+        served.stop()

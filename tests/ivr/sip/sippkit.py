@@ -59,19 +59,26 @@ PCMA_ONLY = ("8", rtpmaps("rtpmap:8 PCMA/8000"))
 
 
 def request(method: str, cseq: int, body: str = "", in_dialog: bool = False, retrans: bool = True,
-            start_rtd: bool = False, extra: str = "") -> str:
+            start_rtd: bool = False, extra: str = "", routed: bool = False) -> str:
+    """A request of the caller's; `routed` in-dialog requests go to the answer's Contact along its Record-Route
+    (a proxy in between, such as Kamailio; the 200 must be received with `rrs`)."""
+    routed = routed and in_dialog
     headers = COMMON.format(peer="[peer_tag_param]" if in_dialog else "", cseq=cseq, method=method)
+    if routed:
+        headers += "\n      [routes]"
     if extra:
         headers += "\n      " + extra
     ctype = "\n      Content-Type: application/sdp" if body else ""
-    uri = "sip:12345@[remote_ip]:[remote_port]"
+    uri = "[next_url]" if routed else "sip:12345@[remote_ip]:[remote_port]"
     attrs = (' retrans="500"' if retrans else "") + (' start_rtd="true"' if start_rtd else "")
     return (f"  <send{attrs}>\n    <![CDATA[\n\n      {method} {uri} SIP/2.0\n      {headers}{ctype}\n"
             f"      Content-Length: [len]\n{body}\n    ]]>\n  </send>\n")
 
 
-def recv(status: int | str, optional: bool = False, rtd: bool = False) -> str:
-    attrs = (' optional="true"' if optional else "") + (' rtd="true"' if rtd else "")
+def recv(status: int | str, optional: bool = False, rtd: bool = False, rrs: bool = False) -> str:
+    """Expect a response (status code) or a request (method); `rrs` keeps its Record-Route and Contact for routed
+    requests."""
+    attrs = (' optional="true"' if optional else "") + (' rtd="true"' if rtd else "") + (' rrs="true"' if rrs else "")
     kind = "response" if isinstance(status, int) else "request"
     return f'  <recv {kind}="{status}"{attrs}/>\n'
 
@@ -114,13 +121,14 @@ def pause(ms: int) -> str:
     return f'  <pause milliseconds="{ms}"/>\n'
 
 
-def invite_answered(offer: tuple[str, str] = PCMU_EVENTS, cseq: int = 1) -> str:
+def invite_answered(offer: tuple[str, str] = PCMU_EVENTS, cseq: int = 1, routed: bool = False) -> str:
     return (request("INVITE", cseq, sdp(*offer).replace("{v}", "1"), start_rtd=True) + recv(100, optional=True)
-            + recv(180, optional=True) + recv(200, rtd=True) + request("ACK", cseq, in_dialog=True, retrans=False))
+            + recv(180, optional=True) + recv(200, rtd=True, rrs=routed)
+            + request("ACK", cseq, in_dialog=True, retrans=False, routed=routed))
 
 
-def caller_bye(cseq: int) -> str:
-    return request("BYE", cseq, in_dialog=True) + recv(200)
+def caller_bye(cseq: int, routed: bool = False) -> str:
+    return request("BYE", cseq, in_dialog=True, routed=routed) + recv(200)
 
 
 def scenario(name: str, *steps: str) -> str:
@@ -145,13 +153,14 @@ def free_udp_port(even: bool = False) -> int:
 
 async def run_sipp(xml: str, workdir: Path, server_port: int, calls: int = 1, rate: float = 1.0,
                    limit: int | None = None, extra: list[str] | None = None,
-                   timeout_s: int = 120, nice: int = 0, local_ip: str = "127.0.0.1") -> tuple[int, str]:
-    """Run SIPp from `local_ip` (any 127.x address is loopback) against 127.0.0.1:server_port; returns (exit code,
+                   timeout_s: int = 120, nice: int = 0, local_ip: str = "127.0.0.1",
+                   server_host: str = "127.0.0.1") -> tuple[int, str]:
+    """Run SIPp from `local_ip` (any 127.x address is loopback) against server_host:server_port; returns (exit code,
     output). Exit code 0 = every call passed."""
     assert SIPP is not None
     path = workdir / "scenario.xml"
     path.write_text(xml, encoding="iso-8859-1")
-    args = [SIPP, "-sf", str(path), f"127.0.0.1:{server_port}", "-i", local_ip, "-p", str(free_udp_port()),
+    args = [SIPP, "-sf", str(path), f"{server_host}:{server_port}", "-i", local_ip, "-p", str(free_udp_port()),
             "-mi", local_ip, "-mp", str(free_udp_port(even=True)), "-m", str(calls), "-r", str(rate),
             "-l", str(limit or calls), "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error", "-trace_err",
             "-error_file", str(workdir / "errors.log"), "-max_recv_loops", "1000", *(extra or [])]
