@@ -172,6 +172,55 @@ async def our_streams(pcm: bytes, n: int) -> dict[str, object]:
                 texts=texts)
 
 
+async def memory_soak(n: int, minutes: float, marks: list[float]) -> None:
+    """N paced streams of ever-different speech for `minutes`: RSS and pool figures at each mark (minutes)."""
+    from asr.audio import FRAME_BYTES, read_wav
+    from asr.stream import AsyncDecoder, default_scheduler
+    from asr.vad import Endpointer, SpeechAudio, SpeechEnd, SpeechStart, VadConfig
+
+    engine = warmed_engine()
+    utts = [read_wav(p) for p in sorted((ROOT.parent / "shared" / "audio" / "zh").glob("*.wav"))]
+    utts += [read_wav(p) for p in sorted((ROOT / "var" / "bench-capacity" / "audio").glob("s?.wav"))]
+    rng = np.random.default_rng(7)
+    t_start = time.monotonic()
+    end = t_start + minutes * 60
+
+    def piece() -> bytes:  # an utterance at a random gain, then 1-3 s of line noise
+        u = np.frombuffer(utts[rng.integers(len(utts))], "<i2").astype(np.float64) * rng.uniform(0.3, 1.5)
+        gap = rng.normal(0, 32768 * 10 ** (-50 / 20), int(rng.uniform(1, 3) * 8000))
+        x = np.concatenate([u, gap])
+        return np.clip(np.rint(x), -32768, 32767).astype("<i2").tobytes()
+
+    async def one() -> None:
+        ep = Endpointer(VadConfig(no_input_ms=0))
+        decoder: AsyncDecoder | None = None
+        k, t0 = 0, time.monotonic()
+        while time.monotonic() < end:
+            pcm = piece()
+            for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES):
+                delay = t0 + 0.02 * k - time.monotonic()
+                k += 1
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                for e in ep.process(pcm[i:i + FRAME_BYTES]):
+                    if isinstance(e, SpeechStart):
+                        decoder = AsyncDecoder(engine)
+                        decoder.feed(e.audio)
+                    elif isinstance(e, SpeechAudio) and decoder is not None:
+                        decoder.feed(e.audio)
+                    elif isinstance(e, SpeechEnd) and decoder is not None:
+                        await decoder.finish()
+                        decoder = None
+
+    async def report() -> None:
+        for mark in marks:
+            await asyncio.sleep(max(0.0, t_start + mark * 60 - time.monotonic()))
+            print(f"{mark:5.0f} min: RSS {rss_kb() / 1024:7.0f} MB, pooled {engine.pooled()}, recycled "
+                  f"{engine.recycled}, decoded {default_scheduler().stats.total_audio_s:7.0f} s of audio", flush=True)
+
+    await asyncio.gather(report(), *(one() for _ in range(n)))
+
+
 def warmed_engine():  # type: ignore[no-untyped-def]
     """The engine as `ivr serve` builds it, recogniser pool warmed as it is at start-up."""
     from asr.engine import VoskEngine
@@ -259,6 +308,9 @@ def main() -> None:
     worker.add_argument("--wav", type=Path, required=True)
     worker.add_argument("--streams", type=int, required=True)
     worker.add_argument("--json", type=Path, required=True)
+    mem = sub.add_parser("memory", help="RSS over a long run of N streams of ever-different speech")
+    mem.add_argument("--streams", type=int, default=4)
+    mem.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--streams", type=int, nargs="+", default=[2, 4, 6, 8, 10])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--calls", nargs="+", default=["peer", "mandarin"], choices=["peer", "mandarin"])
@@ -266,6 +318,10 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "var" / "bench-capacity",
                     help="calls, the peer's venv and results (kept between runs)")
     args = ap.parse_args()
+    if args.cmd == "memory":
+        marks = sorted({0.0, *[m for m in (1.0, 10.0, 30.0, 60.0) if m <= args.minutes], args.minutes})
+        asyncio.run(memory_soak(args.streams, args.minutes, marks))
+        return
     if args.cmd == "ours":
         from asr.audio import read_wav
 
