@@ -106,8 +106,11 @@ def rss_kb() -> int:
     return 0
 
 
-async def our_streams(pcm: bytes, n: int) -> dict[str, object]:
+async def our_streams(pcm: bytes, n: int, admit: bool = False) -> dict[str, object]:
+    """N paced streams of `pcm`; with `admit`, each utterance asks the admission control and is not decoded if
+    refused (a shed caller's speech is transcribed after the call in the product)."""
     from asr.audio import FRAME_BYTES
+    from asr.load import Admission, Reservation
     from asr.stream import AsyncDecoder, default_scheduler
     from asr.vad import Endpointer, SpeechAudio, SpeechEnd, SpeechStart, VadConfig
 
@@ -120,6 +123,7 @@ async def our_streams(pcm: bytes, n: int) -> dict[str, object]:
     frames = [pcm[i:i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
     finals: list[list[float]] = [[] for _ in range(n)]
     texts: list[list[str]] = [[] for _ in range(n)]
+    admission = Admission(scheduler.stats) if admit else None
     peak = [rss_kb()]
     stop = threading.Event()
 
@@ -132,12 +136,15 @@ async def our_streams(pcm: bytes, n: int) -> dict[str, object]:
     async def one(i: int, t0: float) -> None:
         ep = Endpointer(VadConfig(no_input_ms=0))
         decoder: AsyncDecoder | None = None
+        reservation: Reservation | None = None
         pending = []
 
-        async def finish(d: AsyncDecoder, ended: float) -> None:
+        async def finish(d: AsyncDecoder, ended: float, r: Reservation | None) -> None:
             t = await d.finish()
             finals[i].append(time.monotonic() - ended)
             texts[i].append(t.text)
+            if r is not None:
+                r.release()
 
         for k, frame in enumerate(frames):
             delay = t0 + 0.02 * k - time.monotonic()
@@ -145,16 +152,19 @@ async def our_streams(pcm: bytes, n: int) -> dict[str, object]:
                 await asyncio.sleep(delay)
             for e in ep.process(frame):
                 if isinstance(e, SpeechStart):
+                    reservation = admission.admit() if admission is not None else None
+                    if admission is not None and reservation is None:
+                        continue  # shed: this utterance is not decoded live
                     decoder = AsyncDecoder(engine)
                     owner[decoder.id] = i
                     decoder.feed(e.audio)
                 elif isinstance(e, SpeechAudio) and decoder is not None:
                     decoder.feed(e.audio)
                 elif isinstance(e, SpeechEnd) and decoder is not None:
-                    pending.append(asyncio.ensure_future(finish(decoder, time.monotonic())))
-                    decoder = None
+                    pending.append(asyncio.ensure_future(finish(decoder, time.monotonic(), reservation)))
+                    decoder, reservation = None, None
         if decoder is not None:
-            pending.append(asyncio.ensure_future(finish(decoder, time.monotonic())))
+            pending.append(asyncio.ensure_future(finish(decoder, time.monotonic(), reservation)))
         await asyncio.gather(*pending)
 
     cpu0, wall0 = proc_cpu(), time.monotonic()
@@ -162,14 +172,15 @@ async def our_streams(pcm: bytes, n: int) -> dict[str, object]:
     await asyncio.gather(*(one(i, t0) for i in range(n)))
     cpu, wall = proc_cpu() - cpu0, time.monotonic() - wall0
     stop.set()
-    p95 = [float(np.percentile([a for a, _ in s], 95)) if s else float("nan") for s in lags]
-    p95_old = [float(np.percentile([b for _, b in s], 95)) if s else float("nan") for s in lags]
+    p95 = [float(np.percentile([a for a, _ in s], 95)) if s else 0.0 for s in lags]
+    p95_old = [float(np.percentile([b for _, b in s], 95)) if s else 0.0 for s in lags]
     all_finals = [x for f in finals for x in f]
     return dict(N=n, held=sum(x < HELD_P95_S for x in p95), lag_p95_worst=max(p95), lag_oldest_p95_worst=max(p95_old),
                 lag_max=max((a for s in lags for a, _ in s), default=float("nan")),
                 final_p50=float(np.percentile(all_finals, 50)), final_p95=float(np.percentile(all_finals, 95)),
                 cpu_per_audio_s=cpu / (n * len(frames) * 0.02), wall_s=wall, peak_rss_mb=peak[0] / 1024,
-                texts=texts)
+                texts=texts, admitted=admission.admitted if admission else None,
+                shed=admission.shed if admission else None, limit=admission.limit if admission else None)
 
 
 async def memory_soak(n: int, minutes: float, marks: list[float]) -> None:
@@ -308,6 +319,7 @@ def main() -> None:
     worker.add_argument("--wav", type=Path, required=True)
     worker.add_argument("--streams", type=int, required=True)
     worker.add_argument("--json", type=Path, required=True)
+    worker.add_argument("--admit", action="store_true", help="admission control on each utterance")
     mem = sub.add_parser("memory", help="RSS over a long run of N streams of ever-different speech")
     mem.add_argument("--streams", type=int, default=4)
     mem.add_argument("--minutes", type=float, default=60.0)
@@ -325,7 +337,7 @@ def main() -> None:
     if args.cmd == "ours":
         from asr.audio import read_wav
 
-        result = asyncio.run(our_streams(read_wav(args.wav), args.streams))
+        result = asyncio.run(our_streams(read_wav(args.wav), args.streams, args.admit))
         args.json.write_text(json.dumps(result))
         return
     args.work.mkdir(parents=True, exist_ok=True)
