@@ -86,6 +86,8 @@ class Settings:
     rtp_port_max: int = 30000
     rtp_timeout_s: float = 60.0  # a call (inbound or outbound) with no RTP from the far end this long is hung up
     max_calls: int = 400
+    asr_warm: int = 4  # recognisers warmed on the prompts' audio at start-up (a cold one decodes 2-3x slower)
+    asr_recycle_after_s: float = 3600.0  # a recogniser that decoded this much audio is dropped (its cache only grows)
     drain_s: float = 30.0  # on Ctrl-C/SIGTERM calls may go on this long, then the rest are hung up and it exits
     console_host: str = "127.0.0.1"
     console_port: int = 8080
@@ -126,6 +128,8 @@ class Settings:
         if not _ID.fullmatch(self.node_id):
             raise ConfigError(f"node_id: {self.node_id!r} is not 1-64 letters, digits, '.', '_' or '-'")
         self._check_sip()
+        if self.asr_warm < 0 or self.asr_recycle_after_s <= 0:
+            raise ConfigError("asr_warm must be 0 or more and asr_recycle_after_s above 0")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level: {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
         self._check_queue()

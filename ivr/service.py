@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asr.engine import Engine, VoskEngine
+from asr.engine import Engine, VoskEngine, warm_in_background
 from asr.models import DEFAULT_MODEL, ModelNotFoundError, how_to_get, resolve_model
 from ivr.channel import Channel, TransferResult
 from ivr.channel_sip import SipChannel
@@ -65,6 +66,9 @@ class InbandDigits:
         return [d.digit for d in self._detector.feed(frame)]
 
 
+WARM_AUDIO_BYTES = 30 * 16000  # 30 s of 8 kHz PCM16
+
+
 @dataclass
 class HotlineService:
     settings: Settings
@@ -87,9 +91,16 @@ class HotlineService:
             if model_dir is None:
                 log.info(no_model_message())
             else:
-                engine = VoskEngine(model_dir)
+                engine = VoskEngine(model_dir, recycle_after_s=settings.asr_recycle_after_s)
         store = TicketStore(settings.database_url, suggest=dispatch_suggester(settings.data_dir))
         return cls(settings, flows, prompts, engine, store)
+
+    def warm(self) -> threading.Thread | None:
+        """Warm `asr_warm` recognisers on 30 s of the prompts (speech) on a low-priority thread, for a server."""
+        if not isinstance(self.engine, VoskEngine) or not self.settings.asr_warm:
+            return None
+        speech = b"".join(self.prompts.get(p) for p in self.prompts.catalogue.prompts)[:WARM_AUDIO_BYTES]
+        return warm_in_background(self.engine, speech, self.settings.asr_warm)
 
     async def handle_call(self, channel: Channel) -> CallRecord:
         """Run one call through the flow; tickets are written as the caller speaks."""

@@ -40,7 +40,8 @@ def prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def settings(tmp_path: Path, prompt_cache: Path) -> Settings:
     """Settings for one test: its own data dir (database, recordings, no models), the shipped flow and prompts."""
-    return load_settings(overrides={"data_dir": tmp_path / "data", "prompts_cache": prompt_cache}, environ={})
+    return load_settings(overrides={"data_dir": tmp_path / "data", "prompts_cache": prompt_cache, "asr_warm": 0},
+                         environ={})
 
 
 class SmallDisks:

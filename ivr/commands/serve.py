@@ -217,6 +217,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     service = HotlineService.from_settings(settings)
     if service.engine is None:
         logger.warning(no_model_message())
+    service.warm()
     recover_recordings(service.store, settings)
     started: list[SipServer] = []
 
