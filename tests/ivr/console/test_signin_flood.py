@@ -61,14 +61,24 @@ def flood(served: Served, stop: threading.Event) -> Counter[int]:
     return total
 
 
+def skip_overloaded(why: str) -> None:
+    """This test counts the media clock's stalls: on a machine whose CPUs are oversubscribed by other jobs the
+    clock stalls with no console request at all (measured: 3-7 stalls in 27 s at a load average of 12 on 2 vCPUs),
+    which says nothing about the console."""
+    pytest.skip(f"the machine is overloaded (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs): {why}")
+
+
 def test_a_sign_in_flood_costs_a_live_call_no_audio(tmp_path: Path, prompt_cache: Path) -> None:
+    if os.getloadavg()[0] > 3 * (os.cpu_count() or 1):
+        skip_overloaded("the media clock could not be trusted")
     settings = load_settings(overrides={"data_dir": tmp_path / "data", "prompts_cache": prompt_cache}, environ={})
     UserStore(TicketStore(settings.database_url).engine).add("operator", "correct horse 12345", "operator")
     prompts = PromptLibrary(load_catalogue(settings.prompts_catalogue), prompt_cache)
     speech = b"".join(read_wav(REPO / "audio_fixtures" / "zh" / f"c0{i}.wav") for i in range(1, 5))
+    intro_ms = duration_ms(prompts.get("complaint_intro"))
     xml = scenario(
         "complaint", invite_answered(PCMU_EVENTS), pause(1500), play(SHARE / "dtmf_2833_1.pcap", 600),
-        pause(duration_ms(prompts.get("complaint_intro")) + 1500),
+        pause(intro_ms + 1500),
         play(pcmu_pcap(tmp_path / "speech.pcap", speech), duration_ms(speech) + 600), caller_bye(2),
     )
 
@@ -78,13 +88,22 @@ def test_a_sign_in_flood_costs_a_live_call_no_audio(tmp_path: Path, prompt_cache
                nice=-5) as served:
         rss_before = served.rss_kib()
 
+        async def ticked(count: float, call: asyncio.Task[tuple[int, str]]) -> dict[str, float]:
+            """The metrics once the media clock has served `count` ticks (the call is up at the first) or the
+            call has ended."""
+            while (now := served.metrics()).get("ivr_media_clock_ticks_total", 0) < count and not call.done():
+                await asyncio.sleep(0.05)
+            return now
+
         async def call_while_flooded() -> tuple[int, str, dict[str, float], Counter[int]]:
             sipp = asyncio.create_task(run_sipp(xml, tmp_path, served.sip_port))
-            for _ in range(200):  # the call is up once the media clock ticks
-                before = served.metrics()
-                if before.get("ivr_media_clock_ticks_total", 0) > 0:
-                    break
-                await asyncio.sleep(0.05)
+            up = await ticked(1, sipp)
+            # the caller's key and the complaint prompt, without any console request: a machine that stalls the
+            # media clock even then is too busy for this test
+            before = await ticked(up.get("ivr_media_clock_ticks_total", 0) + (2100 + intro_ms) // 20 - 50, sipp)
+            if before.get("ivr_media_clock_stalls_total", 0) > up.get("ivr_media_clock_stalls_total", 0):
+                await sipp
+                skip_overloaded("the media clock stalled before any console request")
             stop = threading.Event()
             flooding = asyncio.get_running_loop().run_in_executor(None, flood, served, stop)
             rc, out = await sipp
