@@ -8,24 +8,36 @@ from ivr.commands import context
 from prompts import PromptError, load_catalogue
 from prompts.catalogue import STYLES
 from prompts.render import render_catalogue
+from prompts.voices import Voice, choose_voice, voice_names
 
 app = typer.Typer(help="Render and list the voice prompts.", no_args_is_help=True)
 
 
 @app.command()
-def build() -> None:
-    """Render every prompt whose text changed (standard and elderly style) to 8 kHz WAV."""
+def build(
+    voice: str = typer.Option("auto", help=f"{' | '.join(voice_names())} (or kokoro/SPEAKER); auto: the best "
+                                            "installed voice a public hotline may use, else espeak-ng"),
+) -> None:
+    """Render every prompt whose text or voice changed (standard and elderly style) to 8 kHz WAV."""
     s = context.settings()
     try:
         catalogue = load_catalogue(s.prompts_catalogue)
+
+        def make_voice() -> Voice:
+            made, notices = choose_voice(voice, s.data_dir / "voices")
+            for notice in notices:
+                typer.echo(f"prompts: {notice}", err=True)
+            return made
+
         with Progress(transient=True) as progress:
             task = progress.add_task("rendering prompts", total=len(catalogue.prompts) * len(STYLES))
             stats = render_catalogue(catalogue, s.prompts_cache, s.prompts_recorded_dir,  # type: ignore[arg-type]
-                                     progress=lambda _key: progress.advance(task))
+                                     engine_factory=make_voice, progress=lambda _key: progress.advance(task))
     except PromptError as exc:
         raise context.fail(str(exc)) from None
+    said = f", {stats.audio_seconds:.1f} s of speech in {stats.render_seconds:.1f} s" if stats.rendered else ""
     typer.echo(f"prompts: {stats.rendered} rendered, {stats.unchanged} unchanged, {stats.recorded} recorded "
-               f"-> {s.prompts_cache}")
+               f"-> {s.prompts_cache} (voice {stats.voice or 'none needed'}{said})")
 
 
 @app.command("list")

@@ -1,7 +1,10 @@
-"""`ivr prompts build` with the real espeak-ng: only changed prompts render, elderly style slower and louder."""
+"""`ivr prompts build` with the real espeak-ng: only changed prompts render, elderly style slower and louder.
+
+The same behaviour with the default neural voice is in test_voices.py."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +14,9 @@ from typer.testing import CliRunner
 
 from asr.audio import read_wav
 from ivr.cli import app
+from prompts.voice_espeak import EspeakVoice
+
+ESPEAK = EspeakVoice.name
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -38,34 +44,36 @@ def env(tmp_path: Path) -> dict[str, str]:
             "IVR_PROMPTS_RECORDED_DIR": str(tmp_path / "recorded")}
 
 
-def build(env: dict[str, str]) -> str:
-    result = CliRunner().invoke(app, ["prompts", "build"], env=env)
+def build(env: dict[str, str], voice: str = "espeak") -> str:
+    """The summary line, without the render timing (which varies)."""
+    result = CliRunner().invoke(app, ["prompts", "build", "--voice", voice], env=env)
     assert result.exit_code == 0, result.output
-    return result.output.strip().splitlines()[-1]
+    return re.sub(r", [0-9.]+ s of speech in [0-9.]+ s\)$", ")", result.output.strip().splitlines()[-1])
 
 
 def test_build_renders_only_what_changed(env: dict[str, str], tmp_path: Path) -> None:
     cache = tmp_path / "data" / "prompts"
-    assert build(env) == f"prompts: 6 rendered, 0 unchanged, 0 recorded -> {cache}"
+    assert build(env) == f"prompts: 6 rendered, 0 unchanged, 0 recorded -> {cache} (voice {ESPEAK})"
     manifest = json.loads((cache / "manifest.json").read_text())
     assert sorted(manifest) == ["elderly/menu", "elderly/num_5", "elderly/welcome", "standard/menu",
                                 "standard/num_5", "standard/welcome"]
     before = {p: p.stat().st_mtime_ns for p in cache.rglob("*.wav")}
-    assert build(env) == f"prompts: 0 rendered, 6 unchanged, 0 recorded -> {cache}"
+    assert build(env) == f"prompts: 0 rendered, 6 unchanged, 0 recorded -> {cache} (voice {ESPEAK})"
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.wav")} == before
     # change only the elderly text of one prompt: exactly one file is rendered again
     cat = Path(env["IVR_PROMPTS_CATALOGUE"])
     cat.write_text(CATALOGUE.replace("反映问题，请按1。", "反映问题，请按1。找人工，请按0。"), encoding="utf-8")
-    assert build(env) == f"prompts: 1 rendered, 5 unchanged, 0 recorded -> {cache}"
+    assert build(env) == f"prompts: 1 rendered, 5 unchanged, 0 recorded -> {cache} (voice {ESPEAK})"
     changed = [p.relative_to(cache) for p in cache.rglob("*.wav") if p.stat().st_mtime_ns != before[p]]
     assert changed == [Path("elderly/menu.wav")]
     # a voice artist's recording replaces TTS for that prompt
     shutil.copy(cache / "standard" / "num_5.wav", Path(env["IVR_PROMPTS_RECORDED_DIR"]) / "num_5.wav")
-    assert build(env) == f"prompts: 0 rendered, 4 unchanged, 2 recorded -> {cache}"
+    assert build(env) == f"prompts: 0 rendered, 4 unchanged, 2 recorded -> {cache} (voice {ESPEAK})"
 
 
-def test_elderly_style_is_slower_and_louder(env: dict[str, str], tmp_path: Path) -> None:
-    build(env)
+@pytest.mark.parametrize("voice", ["espeak", "auto"])
+def test_elderly_style_is_slower_and_louder(env: dict[str, str], tmp_path: Path, voice: str) -> None:
+    build(env, voice)
     cache = tmp_path / "data" / "prompts"
     std, old = read_wav(cache / "standard" / "welcome.wav"), read_wav(cache / "elderly" / "welcome.wav")
     ratio = len(old) / len(std)
@@ -76,15 +84,15 @@ def test_elderly_style_is_slower_and_louder(env: dict[str, str], tmp_path: Path)
 
 def test_bad_catalogue_is_one_clear_error(env: dict[str, str]) -> None:
     Path(env["IVR_PROMPTS_CATALOGUE"]).write_text("welcome:\n  text: ''\n", encoding="utf-8")
-    result = CliRunner().invoke(app, ["prompts", "build"], env=env)
+    result = CliRunner().invoke(app, ["prompts", "build", "--voice", "espeak"], env=env)
     assert result.exit_code == 1
     assert result.output.strip() == f"ivr: {env['IVR_PROMPTS_CATALOGUE']}: prompt 'welcome' needs a non-empty text"
 
 
 def test_rate_applies_to_each_render() -> None:
-    from prompts.render import TtsEngine
+    from prompts.voice_espeak import EspeakVoice
 
-    engine = TtsEngine()
+    engine = EspeakVoice()
     text = "您好，这里是12345市民服务热线。"
     lengths = [len(engine.render(text, r)) for r in (1.0, 0.8, 1.0, 0.8)]
     assert abs(lengths[0] - lengths[2]) < lengths[0] * 0.01 and abs(lengths[1] - lengths[3]) < lengths[1] * 0.01

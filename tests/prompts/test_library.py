@@ -12,7 +12,8 @@ from prompts import PromptLibrary, load_catalogue
 from prompts.catalogue import PromptError
 from prompts.compose import Cardinal, Digits
 from prompts.library import PIECE_GAP_MS, WORD_GAP_MS, beep, trim_silence
-from prompts.render import STYLES, TtsEngine, render_catalogue
+from prompts.render import STYLES, render_catalogue
+from prompts.voice_espeak import EspeakVoice
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -44,7 +45,7 @@ def test_render_skips_recorded_prompts(tmp_path: Path) -> None:
     for pid in catalogue.prompts:
         write_wav(recorded / f"{pid}.wav", tone(100, 500))
 
-    def no_tts() -> TtsEngine:
+    def no_tts() -> EspeakVoice:
         raise AssertionError("TTS must not run when every prompt is recorded")
 
     stats = render_catalogue(catalogue, tmp_path / "cache", recorded, engine_factory=no_tts)
@@ -62,7 +63,7 @@ def test_unrendered_prompt_plays_a_tone_without_tts(tmp_path: Path) -> None:
 
 def test_missing_tts_engine_is_one_clear_error() -> None:
     with pytest.raises(PromptError) as err:
-        TtsEngine(driver="no_such_driver")
+        EspeakVoice(driver="no_such_driver")
     assert str(err.value).startswith("no text-to-speech engine (")
     assert str(err.value).endswith("); install espeak-ng (apt-get install espeak-ng) or put recorded WAVs in the "
                                    "prompts' recorded folder")

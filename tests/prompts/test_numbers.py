@@ -87,7 +87,7 @@ def test_no_digit_is_left_in_the_shipped_catalogue() -> None:
 
 
 def test_espeak_reads_the_normalised_text() -> None:
-    from prompts.render import to_pinyin
+    from prompts.voice_espeak import to_pinyin
 
     assert to_pinyin("11月15日") == to_pinyin("十一月十五日") == "shi2 yi1 yue4 shi2 wu3 ri4"
     assert to_pinyin("请按1") == "qing3 an4 yi1"
