@@ -53,7 +53,7 @@ class Row:
     cer: float
     cer_issue_ten: float
     level_spread_db: float  # by the meter the renderer levels with
-    loud_half_spread_db: float  # by an independent meter: RMS of the louder half of 100 ms windows
+    loudness_spread_db: float  # by an independent meter: gated programme loudness (BS.1770 manner)
     render_s: float
     audio_s: float
     worst: str
@@ -63,10 +63,18 @@ def for_scoring(text: str) -> str:
     return _NOT_SPOKEN.sub("", normalise(text)).replace("幺", "一")
 
 
-def loud_half_dbfs(pcm: bytes) -> float:
+def gated_loudness_db(pcm: bytes) -> float:
+    """Programme loudness in the manner of ITU-R BS.1770 (no K-weighting: the audio is already telephone band):
+    400 ms blocks with 75 % overlap, an absolute gate at -70 dB and a relative gate 10 dB below the mean."""
     x = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768
-    n = len(x) // 800
-    power = np.sort(np.mean(x[: n * 800].reshape(n, 800) ** 2, axis=1))[n // 2:]
+    block, hop = SAMPLE_RATE * 4 // 10, SAMPLE_RATE // 10
+    if len(x) < block:
+        x = np.pad(x, (0, block - len(x)))
+    power = np.array([np.mean(x[i:i + block] ** 2) for i in range(0, len(x) - block + 1, hop)])
+    power = power[10 * np.log10(np.maximum(power, 1e-12)) > -70]
+    if not len(power):
+        return -70.0
+    power = power[10 * np.log10(power) > 10 * np.log10(np.mean(power)) - 10]
     return float(10 * np.log10(np.mean(power)))
 
 
@@ -130,7 +138,7 @@ def main() -> None:
                 if p.id in ISSUE_TEN:
                     edits10, chars10 = edits10 + e, chars10 + n
                 levels.append(speech_level_dbfs(pcm))
-                loud.append(loud_half_dbfs(pcm))
+                loud.append(gated_loudness_db(pcm))
                 worst = max(worst, (e / n, p.id))
                 details.append({"voice": voice.name, "style": style, "id": p.id, "said": normalise(p.for_style(style)),
                                 "heard": heard, "cer": round(e / n, 3)})
@@ -140,11 +148,11 @@ def main() -> None:
                             max(levels) - min(levels), max(loud) - min(loud), stats.render_seconds if stats.rendered else wall,
                             stats.audio_seconds, f"{worst[1]} {worst[0]:.0%}"))
     print(f"\n{'voice':<26} {'style':<8} {'prompts':>7} {'CER':>6} {'CER(10)':>8} {'level spread':>12} "
-          f"{'2nd meter':>9} {'render s':>9} {'RTF':>5}  worst")
+          f"{'loudness':>9} {'render s':>9} {'RTF':>5}  worst")
     for r in rows:
         rtf = f"{r.render_s / r.audio_s:5.2f}" if r.audio_s else "    -"
         print(f"{r.voice:<26} {r.style:<8} {r.prompts:>7} {r.cer:6.1%} {r.cer_issue_ten:8.1%} "
-              f"{r.level_spread_db:9.2f} dB {r.loud_half_spread_db:6.2f} dB {r.render_s:9.1f} {rtf}  {r.worst}")
+              f"{r.level_spread_db:9.2f} dB {r.loudness_spread_db:6.2f} dB {r.render_s:9.1f} {rtf}  {r.worst}")
     if args.json:
         args.json.write_text(json.dumps({"rows": [asdict(r) for r in rows], "prompts": details},
                                         ensure_ascii=False, indent=1))

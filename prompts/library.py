@@ -16,7 +16,10 @@ from prompts.render import recorded_path
 __all__ = ["PromptLibrary", "beep", "trim_silence"]
 
 PIECE_GAP_MS = 60  # between the digits of a number read one by one
-WORD_GAP_MS = 150  # between a prompt and the number it introduces
+WORD_GAP_MS = 150  # between a prompt and a number read digit by digit, and between two prompts (a clause pause)
+COUNT_GAP_MS = 30  # between a prompt and a count said inside its sentence: 前面还有 | 十五 | 位来电
+CROSSFADE_MS = 20  # the pieces of one count overlap: 十 and 五 run into each other as in speech
+EDGE_FADE_MS = 6  # every piece fades in and out, so no join clicks
 
 
 def trim_silence(pcm: bytes, threshold_dbfs: float = -45.0, keep_ms: int = 10) -> bytes:
@@ -33,6 +36,36 @@ def trim_silence(pcm: bytes, threshold_dbfs: float = -45.0, keep_ms: int = 10) -
 
 def _silence(ms: int) -> bytes:
     return bytes(2 * (SAMPLE_RATE * ms // 1000))
+
+
+def _ramp(ms: int, n: int) -> np.ndarray:
+    k = min(SAMPLE_RATE * ms // 1000, n // 2)
+    return np.sin(np.linspace(0, np.pi / 2, k, endpoint=False)) ** 2
+
+
+def faded(pcm: bytes, ms: int = EDGE_FADE_MS) -> bytes:
+    """`pcm` with raised-cosine fades of `ms` at both ends: a piece cut out of a sentence starts and ends at zero."""
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    ramp = _ramp(ms, len(x))
+    if len(ramp):
+        x[: len(ramp)] *= ramp
+        x[len(x) - len(ramp):] *= ramp[::-1]
+    return np.rint(x).astype("<i2").tobytes()
+
+
+def crossfaded(pieces: Sequence[bytes], ms: int = CROSSFADE_MS) -> bytes:
+    """Pieces overlapped by `ms` with complementary fades (equal power), as the syllables of one word."""
+    out = np.zeros(0)
+    for pcm in pieces:
+        x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+        ramp = _ramp(ms, min(len(x), len(out) * 2))
+        k = len(ramp)
+        if k:
+            head = out[len(out) - k:] * np.sqrt(1 - ramp) + x[:k] * np.sqrt(ramp)
+            out = np.concatenate([out[: len(out) - k], head, x[k:]])
+        else:
+            out = np.concatenate([out, x])
+    return np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes()
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +112,10 @@ class PromptLibrary:
         return self.catalogue[prompt_id].for_style(style)
 
     def piece(self, prompt_id: str, style: str = "standard") -> bytes:
-        """A prompt with its leading and trailing silence cut, for joining into sentences."""
+        """A prompt with its leading and trailing silence cut and its ends faded, for joining into sentences."""
         key = (prompt_id, style)
         if key not in self._trimmed:
-            self._trimmed[key] = trim_silence(self.get(prompt_id, style))
+            self._trimmed[key] = faded(trim_silence(self.get(prompt_id, style)))
         return self._trimmed[key]
 
     def compose(self, parts: Sequence[Part], style: str = "standard") -> bytes:
@@ -91,13 +124,18 @@ class PromptLibrary:
         Ticket numbers (`Digits`) are read digit by digit, counts (`Cardinal`) as numbers; every piece is
         already in memory, so composing never waits for disk or TTS.
         """
-        out: list[bytes] = []
+        said: list[tuple[bytes, str]] = []  # audio and what it is: prompt, digits or count
         for part in parts:
             if isinstance(part, Digits):
                 pieces = [self.piece(p, style) for p in digit_pieces(part.value)]
-                out.append(_silence(PIECE_GAP_MS).join(pieces))
+                said.append((_silence(PIECE_GAP_MS).join(pieces), "digits"))
             elif isinstance(part, Cardinal):
-                out.append(b"".join(self.piece(p, style) for p in cardinal_pieces(part.value, part.counting)))
+                pieces = [self.piece(p, style) for p in cardinal_pieces(part.value, part.counting)]
+                said.append((crossfaded(pieces), "count"))
             else:
-                out.append(self.piece(part, style))
-        return _silence(WORD_GAP_MS).join(out)
+                said.append((self.piece(part, style), "prompt"))
+        out = [said[0][0]] if said else []
+        for (_, before), (audio, kind) in zip(said, said[1:]):
+            count_in_sentence = "count" in (before, kind) and "digits" not in (before, kind)
+            out += [_silence(COUNT_GAP_MS if count_in_sentence else WORD_GAP_MS), audio]
+        return b"".join(out)

@@ -11,7 +11,7 @@ from asr.audio import write_wav as _write_wav
 from prompts import PromptLibrary, load_catalogue
 from prompts.catalogue import PromptError
 from prompts.compose import Cardinal, Digits
-from prompts.library import PIECE_GAP_MS, WORD_GAP_MS, beep, trim_silence
+from prompts.library import COUNT_GAP_MS, CROSSFADE_MS, PIECE_GAP_MS, WORD_GAP_MS, beep, crossfaded, faded, trim_silence
 from prompts.render import STYLES, render_catalogue
 from prompts.voice_espeak import EspeakVoice
 
@@ -84,13 +84,17 @@ def test_compose_ticket_number_and_queue_position(tmp_path: Path) -> None:
         write_wav(recorded / f"{pid}.wav", bytes(800) + tone(100, f) + bytes(800))
     lib = PromptLibrary(catalogue, tmp_path / "cache", recorded)
     got = lib.compose(["ticket_status_intro", Digits("2011")], "standard")
-    piece = {pid: trim_silence(lib.get(pid)) for pid in hz}
-    gap, word_gap = bytes(16 * PIECE_GAP_MS), bytes(16 * WORD_GAP_MS)
+    piece = {pid: faded(trim_silence(lib.get(pid))) for pid in hz}
+    gap, word_gap, count_gap = bytes(16 * PIECE_GAP_MS), bytes(16 * WORD_GAP_MS), bytes(16 * COUNT_GAP_MS)
     expected = (piece["ticket_status_intro"] + word_gap + piece["num_2"] + gap + piece["num_0"] + gap
                 + piece["num_yao"] + gap + piece["num_yao"])
     assert got == expected
-    assert lib.compose([Cardinal(12)]) == piece["num_10"] + piece["num_2"]
+    twelve = crossfaded([piece["num_10"], piece["num_2"]])
+    assert lib.compose([Cardinal(12)]) == twelve
+    assert len(twelve) == len(piece["num_10"]) + len(piece["num_2"]) - 16 * CROSSFADE_MS  # the two overlap
     assert lib.compose([Cardinal(2)]) == piece["num_liang"]
+    assert lib.compose(["queue_ahead", Cardinal(12), "queue_callers"]) == (
+        piece["queue_ahead"] + count_gap + twelve + count_gap + piece["queue_callers"])
 
 
 def test_composed_numbers_from_real_rendered_pieces(prompt_cache: Path) -> None:
@@ -99,3 +103,32 @@ def test_composed_numbers_from_real_rendered_pieces(prompt_cache: Path) -> None:
     x = np.frombuffer(five, dtype="<i2")
     assert 11 * 100 * 8 < len(x) < 11 * 900 * 8  # eleven spoken digits, each under a second
     assert lib.missing == []
+
+
+def longest_silence_ms(pcm: bytes, below_dbfs: float = -45.0) -> int:
+    """The longest run of 10 ms frames below `below_dbfs` between the first and the last sound."""
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768
+    n = len(x) // 80
+    quiet = np.sqrt(np.mean(x[: n * 80].reshape(n, 80) ** 2, axis=1)) < 10 ** (below_dbfs / 20)
+    loud = np.flatnonzero(~quiet)
+    run = best = 0
+    for q in quiet[loud[0]: loud[-1] + 1]:
+        run = run + 1 if q else 0
+        best = max(best, run)
+    return 10 * best
+
+
+def test_queue_announcement_is_not_choppy(prompt_cache: Path) -> None:
+    """Position and wait spliced into the sentence with no pause longer than a comma's, and no clicks at joins."""
+    from prompts.compose import queue_announcement
+
+    lib = PromptLibrary(load_catalogue(REPO / "prompts" / "catalogue.yaml"), prompt_cache)
+    for style in STYLES:
+        said = lib.compose(queue_announcement(15, 12), style)
+        assert longest_silence_ms(said) <= WORD_GAP_MS + 40  # only the clause pause before 预计等待
+        position = lib.compose(["queue_ahead", Cardinal(15), "queue_callers"], style)
+        assert longest_silence_ms(position) <= 80  # 前面还有十五位来电: said in one breath
+    for pid in ("queue_ahead", "num_10", "num_5", "queue_callers"):
+        edge = np.abs(np.frombuffer(lib.piece(pid), dtype="<i2")[[0, -1]].astype(int))
+        assert edge.max() < 200  # every piece starts and ends near zero: joins cannot click
+
