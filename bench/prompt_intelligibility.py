@@ -32,7 +32,7 @@ from asr.audio import SAMPLE_RATE, read_wav, resample_linear  # noqa: E402
 from asr.whisper_model import WHISPER_BASE, assemble  # noqa: E402
 from bench.asr_resample import edit_distance  # noqa: E402
 from prompts import load_catalogue  # noqa: E402
-from prompts.catalogue import STYLES  # noqa: E402
+from prompts.catalogue import STYLES, Catalogue  # noqa: E402
 from prompts.numbers import normalise  # noqa: E402
 from prompts.render import render_catalogue  # noqa: E402
 from prompts.shaping import speech_level_dbfs  # noqa: E402
@@ -105,12 +105,15 @@ def main() -> None:
     ap.add_argument("--styles", default=",".join(STYLES))
     ap.add_argument("--work", type=Path, default=ROOT / "var" / "bench-prompts", help="renders and models kept here")
     ap.add_argument("--catalogue", type=Path, default=ROOT / "prompts" / "catalogue.yaml")
+    ap.add_argument("--ten", action="store_true", help="only the ten prompts issue 17 measured (quicker)")
     ap.add_argument("--per-prompt", action="store_true", help="print every prompt's transcript and CER")
     ap.add_argument("--json", type=Path, help="write the rows and per-prompt results here")
     args = ap.parse_args()
 
     catalogue = load_catalogue(args.catalogue)
-    sentences = [p for p in catalogue.prompts.values() if not p.id.startswith("num_")]  # pieces are not sentences
+    wanted = [p for p in catalogue.prompts.values() if not p.id.startswith("num_")]  # pieces are not sentences
+    sentences = [p for p in wanted if p.id in ISSUE_TEN] if args.ten else wanted
+    catalogue = Catalogue(catalogue.path, {p.id: p for p in sentences})
     styles = args.styles.split(",")
     listener = Listener(args.work / "models")
     rows: list[Row] = []

@@ -4,53 +4,28 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-
 from collections.abc import Sequence
+
+import numpy as np
 
 from asr.audio import SAMPLE_RATE, AudioFormatError, read_wav
 from prompts.catalogue import STYLES, Catalogue, PromptError
 from prompts.compose import Cardinal, Digits, Part, cardinal_pieces, digit_pieces
 from prompts.render import recorded_path
+from prompts.shaping import trim_silence
 
-__all__ = ["PromptLibrary", "beep", "trim_silence"]
+__all__ = ["PromptLibrary", "beep", "crossfaded", "trim_silence"]
+
+log = logging.getLogger(__name__)
 
 PIECE_GAP_MS = 60  # between the digits of a number read one by one
 WORD_GAP_MS = 150  # between a prompt and a number read digit by digit, and between two prompts (a clause pause)
 COUNT_GAP_MS = 30  # between a prompt and a count said inside its sentence: 前面还有 | 十五 | 位来电
 CROSSFADE_MS = 20  # the pieces of one count overlap: 十 and 五 run into each other as in speech
-EDGE_FADE_MS = 6  # every piece fades in and out, so no join clicks
-
-
-def trim_silence(pcm: bytes, threshold_dbfs: float = -45.0, keep_ms: int = 10) -> bytes:
-    """Cut leading and trailing silence (TTS pads both ends), keeping `keep_ms` either side."""
-    x = np.frombuffer(pcm, dtype="<i2")
-    if not len(x):
-        return pcm
-    loud = np.flatnonzero(np.abs(x.astype(np.int32)) > 32768 * 10 ** (threshold_dbfs / 20))
-    if not len(loud):
-        return b""
-    keep = SAMPLE_RATE * keep_ms // 1000
-    return x[max(0, loud[0] - keep): loud[-1] + 1 + keep].tobytes()
 
 
 def _silence(ms: int) -> bytes:
     return bytes(2 * (SAMPLE_RATE * ms // 1000))
-
-
-def _ramp(ms: int, n: int) -> np.ndarray:
-    k = min(SAMPLE_RATE * ms // 1000, n // 2)
-    return np.sin(np.linspace(0, np.pi / 2, k, endpoint=False)) ** 2
-
-
-def faded(pcm: bytes, ms: int = EDGE_FADE_MS) -> bytes:
-    """`pcm` with raised-cosine fades of `ms` at both ends: a piece cut out of a sentence starts and ends at zero."""
-    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-    ramp = _ramp(ms, len(x))
-    if len(ramp):
-        x[: len(ramp)] *= ramp
-        x[len(x) - len(ramp):] *= ramp[::-1]
-    return np.rint(x).astype("<i2").tobytes()
 
 
 def crossfaded(pieces: Sequence[bytes], ms: int = CROSSFADE_MS) -> bytes:
@@ -58,16 +33,14 @@ def crossfaded(pieces: Sequence[bytes], ms: int = CROSSFADE_MS) -> bytes:
     out = np.zeros(0)
     for pcm in pieces:
         x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-        ramp = _ramp(ms, min(len(x), len(out) * 2))
-        k = len(ramp)
+        k = min(SAMPLE_RATE * ms // 1000, len(x) // 2, len(out))
         if k:
+            ramp = np.sin(np.linspace(0, np.pi / 2, k, endpoint=False)) ** 2
             head = out[len(out) - k:] * np.sqrt(1 - ramp) + x[:k] * np.sqrt(ramp)
             out = np.concatenate([out[: len(out) - k], head, x[k:]])
         else:
             out = np.concatenate([out, x])
     return np.clip(np.rint(out), -32768, 32767).astype("<i2").tobytes()
-
-log = logging.getLogger(__name__)
 
 
 def beep(ms: int = 300, hz: float = 1000.0, dbfs: float = -12.0) -> bytes:
@@ -112,10 +85,11 @@ class PromptLibrary:
         return self.catalogue[prompt_id].for_style(style)
 
     def piece(self, prompt_id: str, style: str = "standard") -> bytes:
-        """A prompt with its leading and trailing silence cut and its ends faded, for joining into sentences."""
+        """A prompt with its leading and trailing silence cut, for joining into sentences (rendered prompts fade in
+        and out within the part kept, so the cut does not click)."""
         key = (prompt_id, style)
         if key not in self._trimmed:
-            self._trimmed[key] = faded(trim_silence(self.get(prompt_id, style)))
+            self._trimmed[key] = trim_silence(self.get(prompt_id, style))
         return self._trimmed[key]
 
     def compose(self, parts: Sequence[Part], style: str = "standard") -> bytes:

@@ -10,12 +10,13 @@ import numpy as np
 
 from asr.audio import SAMPLE_RATE
 
-__all__ = ["BAND_HZ", "telephone_band", "trim_edges", "speech_level_dbfs", "level_pcm", "shape"]
+__all__ = ["BAND_HZ", "telephone_band", "trim_silence", "fade_edges", "speech_level_dbfs", "level_pcm", "shape"]
 
 BAND_HZ = (300.0, 3400.0)
 """The telephone speech band (ITU-T G.712): energy outside it is wasted on the line or muddies small earpieces."""
 
-EDGE_MS = 120  # silence kept before and after a rendered prompt
+EDGE_MS = 120  # digital silence before and after a rendered prompt
+ONSET_MS = 10  # kept before the first and after the last sound above the trim threshold, faded
 _FRAME = SAMPLE_RATE // 50  # 20 ms
 _ACTIVE_BELOW_PEAK_DB = 30.0  # frames within this of the loudest frame count as speech
 _FLOOR_DBFS = -60.0
@@ -36,14 +37,27 @@ def telephone_band(pcm: bytes, band: tuple[float, float] = BAND_HZ, edge_hz: flo
     return np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
 
 
-def trim_edges(pcm: bytes, keep_ms: int = EDGE_MS, threshold: int = 200) -> bytes:
-    """Cut the voice's leading and trailing silence down to `keep_ms`."""
+def trim_silence(pcm: bytes, threshold_dbfs: float = -45.0, keep_ms: int = ONSET_MS) -> bytes:
+    """Cut leading and trailing silence, keeping `keep_ms` either side of the first and last sound."""
     x = np.frombuffer(pcm, dtype="<i2")
-    loud = np.flatnonzero(np.abs(x.astype(np.int32)) > threshold)
-    if not len(loud):
+    if not len(x):
         return pcm
+    loud = np.flatnonzero(np.abs(x.astype(np.int32)) > 32768 * 10 ** (threshold_dbfs / 20))
+    if not len(loud):
+        return b""
     keep = SAMPLE_RATE * keep_ms // 1000
     return x[max(0, loud[0] - keep): loud[-1] + 1 + keep].tobytes()
+
+
+def fade_edges(pcm: bytes, ms: int = ONSET_MS // 2) -> bytes:
+    """Raised-cosine fades of `ms` at both ends: audio that starts and ends at zero cannot click when joined."""
+    x = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    k = min(SAMPLE_RATE * ms // 1000, len(x) // 2)
+    if k:
+        ramp = np.sin(np.linspace(0, np.pi / 2, k, endpoint=False)) ** 2
+        x[:k] *= ramp
+        x[len(x) - k:] *= ramp[::-1]
+    return np.rint(x).astype("<i2").tobytes()
 
 
 def speech_level_dbfs(pcm: bytes) -> float:
@@ -81,8 +95,14 @@ def level_pcm(pcm: bytes, target_dbfs: float, knee: float = 0.5) -> bytes:
 
 
 def shape(pcm: bytes, target_dbfs: float) -> bytes:
-    """A voice's 8 kHz output as a prompt: telephone band, edges trimmed, levelled."""
-    return level_pcm(trim_edges(telephone_band(pcm)), target_dbfs)
+    """A voice's 8 kHz output as a prompt: telephone band, levelled, its sound faded in and out between
+    `EDGE_MS` of digital silence (so run-time splicing cuts it cleanly at the same -45 dBFS points)."""
+    levelled = level_pcm(telephone_band(pcm), target_dbfs)
+    sound = trim_silence(levelled)
+    if not sound:
+        return pcm
+    pad = bytes(2 * (SAMPLE_RATE * EDGE_MS // 1000))
+    return level_pcm(pad + fade_edges(sound) + pad, target_dbfs)  # again: the level as framed in the file
 
 
 def _limit(y: np.ndarray, knee: float) -> np.ndarray:

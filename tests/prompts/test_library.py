@@ -11,7 +11,7 @@ from asr.audio import write_wav as _write_wav
 from prompts import PromptLibrary, load_catalogue
 from prompts.catalogue import PromptError
 from prompts.compose import Cardinal, Digits
-from prompts.library import COUNT_GAP_MS, CROSSFADE_MS, PIECE_GAP_MS, WORD_GAP_MS, beep, crossfaded, faded, trim_silence
+from prompts.library import COUNT_GAP_MS, CROSSFADE_MS, PIECE_GAP_MS, WORD_GAP_MS, beep, crossfaded, trim_silence
 from prompts.render import STYLES, render_catalogue
 from prompts.voice_espeak import EspeakVoice
 
@@ -84,7 +84,7 @@ def test_compose_ticket_number_and_queue_position(tmp_path: Path) -> None:
         write_wav(recorded / f"{pid}.wav", bytes(800) + tone(100, f) + bytes(800))
     lib = PromptLibrary(catalogue, tmp_path / "cache", recorded)
     got = lib.compose(["ticket_status_intro", Digits("2011")], "standard")
-    piece = {pid: faded(trim_silence(lib.get(pid))) for pid in hz}
+    piece = {pid: trim_silence(lib.get(pid)) for pid in hz}
     gap, word_gap, count_gap = bytes(16 * PIECE_GAP_MS), bytes(16 * WORD_GAP_MS), bytes(16 * COUNT_GAP_MS)
     expected = (piece["ticket_status_intro"] + word_gap + piece["num_2"] + gap + piece["num_0"] + gap
                 + piece["num_yao"] + gap + piece["num_yao"])
