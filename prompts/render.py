@@ -82,7 +82,7 @@ def render_catalogue(
 
 def _render_key(text_digest: str, style: str, voice: str) -> str:
     """The text's digest plus the render settings: a new voice, rate or level renders everything again."""
-    settings = f"{voice}|{STYLE_RATE[style]}|{STYLE_LEVEL_DBFS[style]}|{EDGE_MS}|numbers-1|band-1|active-level-1"
+    settings = f"{voice}|{STYLE_RATE[style]}|{STYLE_LEVEL_DBFS[style]}|{EDGE_MS}|numbers-1|band-1|active-level-1|edges-2"
     return f"{text_digest}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
 
 

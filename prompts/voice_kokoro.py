@@ -13,6 +13,7 @@ import logging
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class KokoroVoice:
             raise PromptError(f"kokoro has no speaker {self.speaker!r}: choose one of {', '.join(SPEAKERS)}")
         self.name = f"kokoro/{self.speaker}"
         self._cache_dir = cache_dir
-        self._session: object | None = None
+        self._session: Any = None
         self._vocab: dict[str, int] = {}
         self._style = np.zeros((0, 256), np.float32)
 
@@ -109,7 +110,7 @@ class KokoroVoice:
         if len(tokens) > MAX_TOKENS:
             raise PromptError(f"kokoro: {sentence!r} is too long ({len(tokens)} phonemes, at most {MAX_TOKENS}); "
                               "split it with 。")
-        out = self._session.run(None, {  # type: ignore[attr-defined]
+        out = self._session.run(None, {
             "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
             "style": self._style[len(tokens) - 1].reshape(1, 256),
             "speed": np.array([rate], dtype=np.float32),

