@@ -149,7 +149,8 @@ async def malformed_load(port: int, per_s: float, until: asyncio.Event) -> tuple
 async def console_load(base: str, per_s: float, until: asyncio.Event) -> Counter[str]:
     codes: Counter[str] = Counter()
     rng = random.Random(7)
-    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client, \
+            httpx.AsyncClient(base_url=base, timeout=30) as stranger:  # no session cookie
         r = await client.post("/api/session", json={"username": "soak", "password": PASSWORD})
         codes[f"sign-in {r.status_code}"] += 1
         start, n = time.monotonic(), 0
@@ -157,7 +158,7 @@ async def console_load(base: str, per_s: float, until: asyncio.Event) -> Counter
             kind = rng.choice(["bad-sign-in", "list", "search", "export", "metrics", "live"])
             try:
                 if kind == "bad-sign-in":
-                    r = await httpx.AsyncClient(base_url=base, timeout=30).post(
+                    r = await stranger.post(
                         "/api/session", json={"username": rng.choice(["soak", "admin", "x" * 64]), "password": "no"})
                 elif kind == "list":
                     r = await client.get("/api/tickets", params={"limit": 50})
