@@ -35,13 +35,10 @@ sys.path.insert(0, str(REPO / "tests" / "ivr" / "sip"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from malformed import malformed  # noqa: E402
-from sipclient import rtp  # noqa: E402
-from sippkit import PCMU_EVENTS, caller_bye, invite_answered, pause, play, run_sipp, scenario  # noqa: E402
+from sippkit import PCMU_EVENTS, caller_bye, invite_answered, pause, pcmu_pcap, play, run_sipp, scenario  # noqa: E402
 
-from asr.audio import FRAME_BYTES, duration_ms, read_wav  # noqa: E402
-from ivr.codecs.g711 import ulaw_encode  # noqa: E402
+from asr.audio import duration_ms, read_wav  # noqa: E402
 from ivr.console.users import UserStore  # noqa: E402
-from ivr.rtp.pcap import UdpDatagram, write_udp  # noqa: E402
 from ivr.tickets.store import TicketStore  # noqa: E402
 from prompts import PromptLibrary, load_catalogue  # noqa: E402
 from prompts.render import render_catalogue  # noqa: E402
@@ -63,15 +60,6 @@ def proc_stats(pid: int) -> dict[str, int]:
              for k in ("VmRSS", "VmHWM", "Threads")}
     return {"rss_kb": field["VmRSS"], "peak_kb": field["VmHWM"], "threads": field["Threads"],
             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
-
-
-def pcmu_pcap(path: Path, pcm: bytes) -> Path:
-    items = []
-    for k, i in enumerate(range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)):
-        pkt = rtp(0, 100 + k, 8000 + 160 * k, 0x50A4, ulaw_encode(pcm[i : i + FRAME_BYTES]), marker=k == 0)
-        items.append(UdpDatagram(1000.0 + 0.02 * k, ("10.0.0.1", 6000), ("10.0.0.2", 7000), pkt))
-    write_udp(path, items)
-    return path
 
 
 def complaint_xml(work: Path, speech_wav: Path, intro_ms: int) -> str:
