@@ -53,6 +53,25 @@ def free_port(kind: int) -> int:
         return int(s.getsockname()[1])
 
 
+def fd_targets(pid: int) -> Counter[str]:
+    """What the process's file descriptors point at, by kind (socket, anon_inode:[eventfd], a file's folder ...)."""
+    kinds: Counter[str] = Counter()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        kinds[re.sub(r"\[\d+\]$", "", target) if target.startswith(("socket:", "pipe:", "anon_inode:"))
+              else str(Path(target).parent)] += 1
+    return kinds
+
+
+def metric_lines(base: str, prefixes: tuple[str, ...]) -> list[str]:
+    """The server's own counters from /metrics (SIP refusals and drops, media clock, suppressed log lines)."""
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    return [x for x in text.splitlines() if x.startswith(prefixes) and not x.endswith(" 0.0")]
+
+
 def proc_stats(pid: int) -> dict[str, int]:
     """RSS and peak RSS (kB), open file descriptors and threads of a process."""
     status = Path(f"/proc/{pid}/status").read_text()
@@ -196,7 +215,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 raise SystemExit(f"ivr serve exited: {(work / 'serve.log').read_text()[-2000:]}")
             await asyncio.sleep(0.2)
     await asyncio.sleep(2)
-    before = proc_stats(server.pid)
+    before, fds_before = proc_stats(server.pid), fd_targets(server.pid)
     fixtures = sorted(Path(args.audio).glob("c0*.wav"))[:4] or sorted((REPO / "audio_fixtures" / "zh").glob("c0*.wav"))
     intro_ms = duration_ms(PromptLibrary(catalogue, prompts).get("complaint_intro"))
     complaints = int(args.calls * 0.55)
@@ -215,7 +234,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     (prober, sent), codes = await side
     duration = time.monotonic() - t0
     await asyncio.sleep(args.settle)
-    after = proc_stats(server.pid)
+    after, fds_after = proc_stats(server.pid), fd_targets(server.pid)
+    counters = metric_lines(base, ("ivr_sip_", "ivr_media_clock", "ivr_log_lines_suppressed"))
     server.send_signal(signal.SIGINT)
     try:
         exit_code = server.wait(timeout=120)
@@ -240,6 +260,8 @@ async def run(args: argparse.Namespace, work: Path) -> None:
           f"{sum(' WARNING ' in x or 'WARNING:' in x for x in lines)} WARNING; exit code {exit_code}")
     for k in ("rss_kb", "peak_kb", "fds", "threads"):
         print(f"  {k:8} before {before[k]:8}  after {after[k]:8}")
+    print(f"  fds gained: {dict(fds_after - fds_before)}, lost: {dict(fds_before - fds_after)}")
+    print("  server counters:\n    " + "\n    ".join(counters))
     if text.count("Traceback"):
         first = text.index("Traceback")
         print("  first traceback:\n" + text[max(0, first - 300): first + 1500])
