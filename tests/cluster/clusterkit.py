@@ -135,11 +135,12 @@ class FrontDoor:
     def log(self) -> Path:
         return self.home / "kamailio.log"
 
-    def start(self, nodes: list[Node]) -> None:
+    def start(self, uris: list[str], up: int | None = None) -> None:
+        """Start it in front of the nodes at `uris` and wait until it has seen `up` of them (default: all) come up."""
         assert KAMAILIO is not None
         run = self.home / "run"
         run.mkdir(parents=True, exist_ok=True)
-        render_nodes(DEPLOY / "hotline-nodes.list", self.home / "nodes.list", [n.uri for n in nodes])
+        render_nodes(DEPLOY / "hotline-nodes.list", self.home / "nodes.list", uris)
         defines = {**self.settings, "LISTEN": f"udp:{FRONT}:{self.port}",
                    "NODES_FILE": f'"{self.home / "nodes.list"}"', "CTL_SOCKET": f'"unix:{run / "ctl"}"'}
         args = [KAMAILIO, "-f", str(DEPLOY / "kamailio.cfg"), "-DD", "-E", "-Y", str(run), "-P", str(run / "pid"),
@@ -148,7 +149,8 @@ class FrontDoor:
             args += ["-A", f"{name}={value}"]
         with self.log.open("wb") as out:  # its own process group: stopped as a whole at the end
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.wait_for(r"node sip:\S+ is up", len(nodes))
+        if up is None or up > 0:
+            self.wait_for(r"node sip:\S+ is up", len(uris) if up is None else up)
 
     def lines(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines()
@@ -222,7 +224,7 @@ class Cluster:
                 cluster.nodes.append(node)
             cluster.door = FrontDoor(home / "kamailio", free_port(socket.SOCK_DGRAM),
                                      {**TEST_SETTINGS, **(settings or {})})
-            cluster.door.start(cluster.nodes)
+            cluster.door.start([n.uri for n in cluster.nodes])
         except BaseException:
             cluster.stop()
             raise
@@ -246,11 +248,12 @@ class Cluster:
         self.front.wait_for(rf"node {re.escape(node.uri)} is up")
 
     async def sipp(self, xml: str, workdir: Path, calls: int, rate: float, limit: int | None = None,
-                   local_ip: str = TRUNK, extra: list[str] | None = None, timeout_s: int = 300) -> tuple[int, str]:
-        """SIPp callers from `local_ip` through the front door."""
+                   local_ip: str = TRUNK, extra: list[str] | None = None, timeout_s: int = 300,
+                   door: FrontDoor | None = None) -> tuple[int, str]:
+        """SIPp callers from `local_ip` through the front door (or another one, `door`)."""
         workdir.mkdir(parents=True, exist_ok=True)
-        return await run_sipp(xml, workdir, self.front.port, calls=calls, rate=rate, limit=limit, extra=extra,
-                              timeout_s=timeout_s, local_ip=local_ip, server_host=FRONT)
+        return await run_sipp(xml, workdir, (door or self.front).port, calls=calls, rate=rate, limit=limit,
+                              extra=extra, timeout_s=timeout_s, local_ip=local_ip, server_host=FRONT)
 
     def stop(self) -> None:
         """Stop the front door and every node still running (Ctrl-C, killed if it does not stop)."""

@@ -131,6 +131,29 @@ def caller_bye(cseq: int, routed: bool = False) -> str:
     return request("BYE", cseq, in_dialog=True, routed=routed) + recv(200)
 
 
+def answered_or_refused(routed: bool = False, retry_after: bool = False) -> str:
+    """A call answered (then hung up) or refused with 503 (logged as "refused CALL-ID" with -trace_logs, and ACKed
+    hop by hop); with `retry_after` a 503 without Retry-After fails the call."""
+    check = ('<ereg regexp="[0-9]+" search_in="hdr" header="Retry-After:" check_it="true" assign_to="1"/>'
+             if retry_after else "")
+    after = " retry-after [$1]" if retry_after else ""
+    rrs = ' rrs="true"' if routed else ""
+    return scenario(
+        "answered or refused",
+        request("INVITE", 1, sdp(*PCMU_ONLY).replace("{v}", "1")),
+        recv(100, optional=True),
+        f'  <recv response="200" optional="true" next="1"{rrs}/>\n',
+        f'  <recv response="503">\n    <action>{check}<log message="refused [call_id]{after}"/></action>\n  </recv>\n',
+        "  <send>\n    <![CDATA[\n\n      ACK sip:12345@[remote_ip]:[remote_port] SIP/2.0\n      [last_Via:]\n"
+        "      [last_From:]\n      [last_To:]\n      [last_Call-ID:]\n      CSeq: 1 ACK\n      Max-Forwards: 70\n"
+        "      Content-Length: 0\n\n    ]]>\n  </send>\n",
+        '  <nop next="2"/>\n',
+        '  <label id="1"/>\n',
+        request("ACK", 1, in_dialog=True, retrans=False, routed=routed),
+        caller_bye(2, routed=routed),
+        '  <label id="2"/>\n')
+
+
 def scenario(name: str, *steps: str) -> str:
     return HEAD.format(name=name) + "".join(steps) + "</scenario>\n"
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sippkit import PCMU_ONLY, SIPP, caller_bye, invite_answered, recv, request, run_sipp, scenario, sdp
+from sippkit import PCMU_ONLY, SIPP, answered_or_refused, caller_bye, invite_answered, run_sipp, scenario
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow,
               pytest.mark.skipif(SIPP is None, reason="sipp is not installed (apt-get install sip-tester)")]
@@ -88,20 +88,7 @@ def test_trusted_trunk_gets_every_call_answered_above_the_per_source_limit(serve
     assert all(refused(after, r) == refused(before, r) for r in ("source_rate", "global_rate", "source_calls"))
 
 
-FLOOD = scenario(
-    "INVITE flood",
-    request("INVITE", 1, sdp(*PCMU_ONLY).replace("{v}", "1")),
-    recv(100, optional=True),
-    '  <recv response="200" optional="true" next="1"/>\n',
-    '  <recv response="503">\n    <action><log message="refused [call_id]"/></action>\n  </recv>\n',
-    "  <send>\n    <![CDATA[\n\n      ACK sip:12345@[remote_ip]:[remote_port] SIP/2.0\n      [last_Via:]\n"
-    "      [last_From:]\n      [last_To:]\n      [last_Call-ID:]\n      CSeq: 1 ACK\n      Max-Forwards: 70\n"
-    "      Content-Length: 0\n\n    ]]>\n  </send>\n",
-    '  <nop next="2"/>\n',
-    '  <label id="1"/>\n',
-    request("ACK", 1, in_dialog=True, retrans=False),
-    caller_bye(2),
-    '  <label id="2"/>\n')
+FLOOD = answered_or_refused()
 
 
 def test_untrusted_flood_is_limited_logged_as_a_summary_and_counted(server: Server, tmp_path: Path) -> None:

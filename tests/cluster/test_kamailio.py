@@ -1,26 +1,52 @@
 """The Kamailio front door (deploy/kamailio/kamailio.cfg) in front of three real `ivr serve` nodes, SIPp callers
-through it: calls spread over the nodes, a killed node is avoided, a 5xx fails over to the next node, a draining
-node gets no new calls, a flood from one address is cut by pike while the others' calls pass."""
+through it: calls spread over the nodes and hang up through it, a kill -9 node is avoided, a 503 fails over to the
+next node, a draining node gets no new calls and hangs up its own through it, a flood from one address is cut by
+pike while the trunk's and other callers' calls pass, the centre's call rate is held, no node up or every node
+failing is a 503 with Retry-After, and a scanner never reaches a node."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+import socket
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clusterkit import FLOOD, Cluster, call, held
+from clusterkit import DEPLOY, FLOOD, KAMAILIO, TEST_SETTINGS, Cluster, FrontDoor, call, held
+from serveproc import free_port
+from sippkit import answered_or_refused
 
 pytestmark = [pytest.mark.cluster, pytest.mark.sipp, pytest.mark.slow]
+
+
+@pytest.mark.skipif(KAMAILIO is None, reason="kamailio is not installed")
+def test_the_shipped_config_passes_kamailio_check_with_its_own_settings() -> None:
+    done = subprocess.run([str(KAMAILIO), "-c", "-f", str(DEPLOY / "kamailio.cfg")], capture_output=True, text=True)
+    assert done.returncode == 0 and "config file ok" in done.stdout + done.stderr, done.stderr
+
+
+@contextlib.contextmanager
+def front_door(home: Path, uris: list[str], up: int | None = None, **settings: str) -> Iterator[FrontDoor]:
+    """Another Kamailio with the shipped cfg and these settings, in front of `uris`; stopped on leaving."""
+    door = FrontDoor(home, free_port(socket.SOCK_DGRAM), {**TEST_SETTINGS, **settings})
+    try:
+        door.start(uris, up)
+        yield door
+    finally:
+        door.stop()
 
 
 def test_calls_spread_over_the_three_nodes_and_hang_up_through_the_front_door(cluster: Cluster,
                                                                                  tmp_path: Path) -> None:
     before = cluster.calls()
+    start = cluster.front.mark()
     rc, out = asyncio.run(cluster.sipp(call(), tmp_path, calls=30, rate=10))
     assert rc == 0, out  # every call answered, and every BYE routed back through Kamailio to its node was answered
     taken = [after - b for after, b in zip(cluster.calls(), before)]
     assert sum(taken) == 30 and min(taken) >= 9, taken  # round robin: 10 each
-    assert cluster.front.count("trying the next node") == 0
+    assert cluster.front.count("trying the next node", since=start) == 0
 
 
 def test_a_killed_node_gets_no_new_calls_once_the_front_door_finds_it_dead(cluster: Cluster, tmp_path: Path) -> None:
@@ -57,6 +83,13 @@ def test_a_node_answering_503_passes_the_call_to_the_next_node(cluster: Cluster,
     refused = full.refused("call_limit")
     assert refused >= 2  # it was tried in its turn, again and again
     assert cluster.front.count(rf"node {full.uri} failed the call \(503\)", since=start) == refused
+    with front_door(tmp_path / "kamailio", [full.uri]) as door:  # when every node fails it, the caller hears 503
+        rc, out = asyncio.run(cluster.sipp(answered_or_refused(routed=True, retry_after=True), tmp_path / "alone",
+                                           calls=2, rate=2, door=door,
+                                           extra=["-trace_logs", "-log_file", str(tmp_path / "refused.log")]))
+        assert door.count("every hotline node failed the call") == 2
+    assert rc == 0, out
+    assert (tmp_path / "refused.log").read_text().count("refused ") == 2
 
 
 def test_a_draining_node_gets_no_new_calls_and_hangs_up_its_own_through_the_front_door(cluster: Cluster,
@@ -109,3 +142,42 @@ def test_a_flood_from_one_address_is_cut_by_pike_while_the_trunk_and_other_calle
     assert sum(cluster.calls()) - before == 20 + 4 + answered  # as the nodes counted them
     assert cluster.front.count(rf"PIKE - BLOCKing ip {FLOODER}\b", since=start) >= 1
     assert cluster.front.count(r"PIKE - BLOCKing ip 127\.0\.0\.2[01]\b", since=start) == 0
+
+
+def test_new_calls_over_the_centre_rate_are_refused_503_with_retry_after(cluster: Cluster, tmp_path: Path) -> None:
+    def refused_by_nodes() -> int:
+        return sum(n.refused("global_rate") + n.refused("call_limit") for n in cluster.nodes)
+
+    before, refused_before = sum(cluster.calls()), refused_by_nodes()
+    with front_door(tmp_path / "kamailio", [n.uri for n in cluster.nodes], CALLS_PER_SECOND="5") as door:
+        rc, out = asyncio.run(cluster.sipp(answered_or_refused(routed=True, retry_after=True), tmp_path / "calls",
+                                           calls=40, rate=20, door=door,
+                                           extra=["-trace_logs", "-log_file", str(tmp_path / "refused.log")]))
+    assert rc == 0, out  # each call answered, or refused with a Retry-After
+    refused = (tmp_path / "refused.log").read_text().count("refused ")
+    answered = sum(cluster.calls()) - before
+    assert answered + refused == 40 and refused >= 20 and answered >= 5, (answered, refused)
+    assert refused_by_nodes() == refused_before  # the front door refused them, not the nodes
+
+
+def test_with_no_node_up_a_caller_hears_503_with_retry_after(cluster: Cluster, tmp_path: Path) -> None:
+    nobody = f"sip:127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
+    with front_door(tmp_path / "kamailio", [nobody], up=0) as door:
+        rc, out = asyncio.run(cluster.sipp(answered_or_refused(routed=True, retry_after=True), tmp_path / "calls",
+                                           calls=2, rate=2, door=door,
+                                           extra=["-trace_logs", "-log_file", str(tmp_path / "refused.log")]))
+        assert door.count("no hotline node is up") == 2
+    assert rc == 0, out
+    assert (tmp_path / "refused.log").read_text().count("refused ") == 2
+
+
+def test_a_scanner_is_dropped_at_the_front_door_and_no_node_is_bothered(cluster: Cluster, tmp_path: Path) -> None:
+    before = cluster.calls()
+    start = cluster.front.mark()
+    scanner = FLOOD.replace("User-Agent: SIPp test caller", "User-Agent: friendly-scanner")
+    assert scanner != FLOOD
+    rc, out = asyncio.run(cluster.sipp(scanner, tmp_path, calls=5, rate=5, local_ip="127.0.0.77",
+                                       extra=["-trace_logs", "-log_file", str(tmp_path / "answered.log")]))
+    assert not (tmp_path / "answered.log").exists() or "answered " not in (tmp_path / "answered.log").read_text()
+    assert cluster.calls() == before  # no node saw it (they trust the front door and leave scanners to it)
+    assert cluster.front.count(r"did not answer|is down|failed the call", since=start) == 0
