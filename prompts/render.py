@@ -61,7 +61,7 @@ def render_catalogue(
     for style, prompt in todo:
         assert voice is not None
         key, target = f"{style}/{prompt.id}", cache_dir / style / f"{prompt.id}.wav"
-        render_key = _render_key(prompt.digest(style), style, voice.name)
+        render_key = _render_key(prompt.digest(style), style, voice.key)
         if manifest.get(key) == render_key and target.is_file():
             unchanged += 1
         else:

