@@ -29,7 +29,8 @@ import random
 import statistics
 import time
 
-from ivr.queue import Agent, AgentGroup, AgentState, CallQueue, Connect, OfferCallback, Priority, QueuePolicy
+from ivr.config import AgentGroup
+from ivr.queue import Agent, AgentState, CallQueue, Connect, OfferCallback, Priority, QueuePolicy
 from ivr.queue.estimate import (
     ERROR_FLOOR_S, BandCalibration, PositionRegression, relative_error, spoken_minutes, spoken_seconds,
 )

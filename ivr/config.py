@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivr.queue.model import AgentGroup
-
-__all__ = ["Settings", "ConfigError", "AgentConfig", "DEFAULT_GROUPS", "load_settings", "default_data_dir"]
+__all__ = ["Settings", "ConfigError", "AgentConfig", "AgentGroup", "DEFAULT_GROUPS", "load_settings", "default_data_dir"]
 
 ENV_PREFIX = "IVR_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +28,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key and where it came from."""
+
+
+@dataclass(frozen=True)
+class AgentGroup:
+    """A desk (e.g. general, elderly care) and how long its agents wrap up after a call."""
+
+    name: str
+    wrap_up_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING
 
 from asr.engine import Engine, VoskEngine, warm_in_background
 from asr.models import DEFAULT_MODEL, ModelNotFoundError, how_to_get, resolve_model
+from ivr.call import CallRecord
 from ivr.channel import Channel, TransferResult
 from ivr.channel_sip import SipChannel
 from ivr.config import Settings
-from ivr.console.live import LiveState
 from ivr.dtmf.inband import DtmfDetector
-from ivr.flow.lookup import store_lookup
 from ivr.flow.registry import FlowRegistry
-from ivr.flow.runner import CallRecord, FlowRunner
+from ivr.flow.runner import FlowRunner
+from ivr.live import LiveState
 from ivr.media import CallIO
+from ivr.tickets.lookup import store_lookup
 from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore
 from ivr.tickets.suggest import dispatch_suggester

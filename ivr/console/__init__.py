@@ -1,6 +1,5 @@
 """The operator console: web pages and a JSON API over the ticket store, with a live view of calls."""
 from ivr.console.app import create_app
-from ivr.console.live import CallbackEntry, LiveCall, LiveState, QueueEntry
 from ivr.console.users import Role, UserStore
 
-__all__ = ["create_app", "LiveState", "LiveCall", "QueueEntry", "CallbackEntry", "Role", "UserStore"]
+__all__ = ["create_app", "Role", "UserStore"]

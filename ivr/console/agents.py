@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from ivr.config import AgentConfig
-from ivr.console.app import require
-from ivr.console.live import AgentEntry
+from ivr.console.deps import require
 from ivr.console.users import Role, Session
+from ivr.live import AgentEntry
 from ivr.queue.agents import AgentAudit, AgentDirectory, AgentStatus
 from ivr.queue.model import UnknownAgent
 

@@ -9,9 +9,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ivr.console.app import COOKIE, client_host, context_of, require
-from ivr.console.pages import MAX_OFFSET, csv_response, filter_from, recording_response
+from ivr.console.deps import COOKIE, MAX_OFFSET, client_host, context_of, filter_from, recording_response, require
+from ivr.console.export import csv_response
 from ivr.console.users import SESSION_HOURS, Role, Session, UserError
+from ivr.logs import mask_number
 from ivr.tickets.model import Ticket, TicketRow
 from ivr.tickets.store import TicketEditError, TicketNotFound
 
@@ -263,8 +264,6 @@ def export(request: Request, session: Session = Depends(require(Role.SUPERVISOR,
 @router.get("/live", tags=["live"])
 def live(request: Request, session: Session = Depends(require(api=True))) -> dict[str, Any]:
     """Calls in progress, the queue and callbacks (callers' numbers masked)."""
-    from ivr.logs import mask_number
-
     snap = context_of(request).live.snapshot()
     return {
         "at": snap.at.isoformat(),

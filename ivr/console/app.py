@@ -1,130 +1,42 @@
-"""The operator console: a FastAPI app with server-rendered pages (pages.py) and a JSON API (api.py).
+"""The operator console: a FastAPI app with server-rendered pages (pages.py) and a JSON API (api.py, agents.py).
 
 Every page and API call needs a session (a cookie holding a random token; the database keeps its hash),
 roles are checked per route, and every state-changing request carries the session's CSRF token (a form
 field ``csrf`` or the header ``X-CSRF-Token``). Recordings are served only from inside the recordings folder.
+What the routes share is in deps.py.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from starlette.concurrency import run_in_threadpool
 
 from ivr.config import Settings
+from ivr.console import agents as agents_api
+from ivr.console import api, pages
+from ivr.console.deps import HERE, ConsoleContext, LoginRequired
 from ivr.console.limits import BodyLimit
-from ivr.console.live import LiveState
-from ivr.console.security import MAX_PASSWORD, same
-from ivr.console.signin import LoginThrottle, SignInGate, SignInRefused
-from ivr.console.users import MAX_NAME, Role, Session, User, UserStore
+from ivr.console.users import Role, UserStore
+from ivr.live import LiveState
 from ivr.logs import mask_number
 from ivr.queue.agents import AgentDirectory, directory_for
+from ivr.tickets.dispatch import load_catalogue
+from ivr.tickets.gazetteer import Gazetteer
 from ivr.tickets.store import TicketStore
 from ivr.tickets.suggest import Suggester
 
-__all__ = ["create_app", "ConsoleContext", "COOKIE", "CSRF_HEADER", "require", "context_of", "client_host"]
+__all__ = ["create_app"]
 
 log = logging.getLogger(__name__)
 
-HERE = Path(__file__).resolve().parent
-COOKIE = "ivr_session"
-LOGIN_COOKIE = "ivr_login_csrf"
-CSRF_HEADER = "x-csrf-token"
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
-
-
-@dataclass
-class ConsoleContext:
-    """What the routes share: the stores, the live state, the dispatch catalogue and the templates."""
-
-    store: TicketStore
-    users: UserStore
-    live: LiveState
-    recordings_dir: Path
-    data_dir: Path
-    secure_cookies: bool = False
-    categories: dict[str, str] = field(default_factory=dict)  # category -> department
-    districts: tuple[str, ...] = ()
-    templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(HERE / "templates")))
-    suggester: Suggester | None = None
-    throttle: LoginThrottle = field(default_factory=LoginThrottle)
-    gate: SignInGate = field(default_factory=SignInGate)
-
-    async def sign_in(self, username: str, password: str, host: str | None) -> User | None:
-        """The user, if the password is right; refused at once (HTTP 422, 429 or 503) when a field is too long,
-        the name or the client address `host` has failed too often, or too many sign-ins are in progress."""
-        if len(username) > MAX_NAME or len(password) > MAX_PASSWORD:
-            raise HTTPException(422, f"a user name has at most {MAX_NAME} characters, a password {MAX_PASSWORD}")
-        try:
-            attempt = self.throttle.reserve(username, host)
-            try:
-                user = await self.gate.run(self.users.authenticate, username, password)
-            except SignInRefused:
-                self.throttle.cancel(attempt)
-                raise
-        except SignInRefused as exc:
-            raise HTTPException(exc.status, exc.message, headers={"Retry-After": str(exc.retry_after)}) from None
-        self.throttle.settle(attempt, ok=user is not None)
-        return user
-
-    def suggest(self) -> Suggester:
-        """The dispatch suggester, loaded (or trained) on first use."""
-        if self.suggester is None:
-            from ivr.tickets.suggest import dispatch_suggester
-
-            self.suggester = dispatch_suggester(self.data_dir)
-            self.store.suggest = self.suggester
-        return self.suggester
-
-
-class LoginRequired(Exception):
-    def __init__(self, next_url: str) -> None:
-        self.next_url = next_url
-
-
-def context_of(request: Request) -> ConsoleContext:
-    return request.app.state.console  # type: ignore[no-any-return]
-
-
-def client_host(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
-def require(role: Role = Role.OPERATOR, *, api: bool = False):  # type: ignore[no-untyped-def]
-    """A dependency giving the request's session; it checks the role and, on unsafe methods, the CSRF token."""
-
-    async def dependency(request: Request) -> Session:
-        ctx = context_of(request)
-        session = await run_in_threadpool(ctx.users.session, request.cookies.get(COOKIE))
-        if session is None:
-            if api:
-                raise HTTPException(401, "sign in first")
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            raise LoginRequired(target)
-        if not session.user.role.allows(role):
-            raise HTTPException(403, f"this needs the {role.value} role")
-        if request.method not in SAFE_METHODS:
-            token = request.headers.get(CSRF_HEADER)
-            if token is None and not api:
-                form = await request.form()
-                value = form.get("csrf")
-                token = value if isinstance(value, str) else None
-            if not same(token, session.csrf):
-                raise HTTPException(403, "CSRF token missing or wrong")
-        request.state.session = session
-        return session
-
-    return dependency
 
 
 def create_app(settings: Settings, *, store: TicketStore | None = None, live: LiveState | None = None,
@@ -154,9 +66,6 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
     app.state.console = ctx
     app.add_middleware(BodyLimit)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-
-    from ivr.console import agents as agents_api
-    from ivr.console import api, pages
 
     agents_api.install(app, agents or directory_for(settings))
     app.include_router(api.router)
@@ -195,13 +104,5 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
 
 
 def _load_catalogue(ctx: ConsoleContext) -> None:
-    from ivr.tickets.dispatch import load_catalogue
-    from ivr.tickets.gazetteer import Gazetteer
-
     ctx.categories = load_catalogue().departments()
     ctx.districts = Gazetteer.load().districts
-
-
-def html(ctx: ConsoleContext, request: Request, template: str, **values: Any) -> HTMLResponse:
-    session = getattr(request.state, "session", None)
-    return ctx.templates.TemplateResponse(request, template, dict(values, session=session))

@@ -1,30 +1,27 @@
 """The console's server-rendered pages: sign-in, ticket list, ticket, live view, CSV export."""
 from __future__ import annotations
 
-import csv
-import io
-import itertools
-from collections.abc import Iterator
-from datetime import date
-from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ivr.console.agents import status_of
-from ivr.console.app import COOKIE, LOGIN_COOKIE, client_host, context_of, html, require
+from ivr.console.deps import (
+    COOKIE, LOGIN_COOKIE, MAX_OFFSET, client_host, context_of, filter_from, html, recording_response, require,
+    ticket_or_404,
+)
+from ivr.console.export import csv_response
 from ivr.console.security import new_token, same
 from ivr.console.users import SESSION_HOURS, Role, Session
-from ivr.tickets.model import EDITABLE_FIELDS, TicketFilter
-from ivr.tickets.store import TicketEditError, TicketNotFound, TicketStore
+from ivr.tickets.model import EDITABLE_FIELDS
+from ivr.tickets.store import TicketEditError
 
-__all__ = ["router", "filter_from", "csv_rows", "csv_response", "MAX_OFFSET"]
+__all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
 PAGE = 50
-MAX_OFFSET = 10 ** 9  # rows skipped at most (the store's integers are 64-bit; no list is this long)
 LOW_CONFIDENCE = 0.6
 STATUSES = ("open", "dispatched", "closed")
 URGENCIES = ("normal", "urgent", "emergency")
@@ -33,25 +30,6 @@ URGENCIES = ("normal", "urgent", "emergency")
 async def form_data(request: Request) -> dict[str, str]:
     form = await request.form()
     return {k: v for k, v in form.items() if isinstance(v, str)}
-
-
-def filter_from(params: dict[str, str]) -> TicketFilter:
-    """The list filter from query parameters; a malformed date is a 400 naming the parameter."""
-    def day(name: str) -> date | None:
-        value = params.get(name, "").strip()
-        if not value:
-            return None
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise HTTPException(400, f"{name}: {value!r} is not a date (YYYY-MM-DD)") from None
-
-    def opt(name: str) -> str | None:
-        return params.get(name, "").strip() or None
-
-    return TicketFilter(status=opt("status"), category=opt("category"), district=opt("district"),
-                        urgency=opt("urgency"), transcription=opt("transcription"), kind=opt("kind"),
-                        since=day("since"), until=day("until"), query=opt("q"))
 
 
 def _safe_next(target: str) -> str:
@@ -114,18 +92,11 @@ def ticket_list(request: Request, page: int = 1, session: Session = Depends(requ
                 urgencies=URGENCIES, categories=list(ctx.categories), districts=ctx.districts)
 
 
-def _ticket_or_404(store: TicketStore, number: str) -> Any:
-    try:
-        return store.get(number)
-    except TicketNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-
-
 @router.get("/tickets/{number}", response_class=HTMLResponse)
 def ticket_page(request: Request, number: str, msg: str = "", error: str = "",
                 session: Session = Depends(require())) -> Response:
     ctx = context_of(request)
-    ticket = _ticket_or_404(ctx.store, number)
+    ticket = ticket_or_404(ctx.store, number)
     check = ctx.store.verify_recording(number, ctx.recordings_dir) if ticket.recording else None
     suggestion = ticket.suggestion or {}
     autofill = suggestion.get("autofill") or {}
@@ -152,7 +123,7 @@ def _back(number: str, msg: str = "", error: str = "") -> Response:
 def save_ticket(request: Request, number: str, form: dict[str, str] = Depends(form_data),
                 session: Session = Depends(require())) -> Response:
     ctx = context_of(request)
-    _ticket_or_404(ctx.store, number)
+    ticket_or_404(ctx.store, number)
     changes = {k: v for k, v in form.items() if k in EDITABLE_FIELDS}
     try:
         if form.get("action") == "dispatch":
@@ -168,7 +139,7 @@ def save_ticket(request: Request, number: str, form: dict[str, str] = Depends(fo
 def correct_word(request: Request, number: str, form: dict[str, str] = Depends(form_data),
                  session: Session = Depends(require())) -> Response:
     ctx = context_of(request)
-    _ticket_or_404(ctx.store, number)
+    ticket_or_404(ctx.store, number)
     try:
         index = int(form.get("index", ""))
     except ValueError:
@@ -184,7 +155,7 @@ def correct_word(request: Request, number: str, form: dict[str, str] = Depends(f
 def set_status(request: Request, number: str, form: dict[str, str] = Depends(form_data),
                session: Session = Depends(require(Role.SUPERVISOR))) -> Response:
     ctx = context_of(request)
-    _ticket_or_404(ctx.store, number)
+    ticket_or_404(ctx.store, number)
     try:
         ctx.store.set_status(number, session.user.username, form.get("status", ""))
     except TicketEditError as exc:
@@ -197,59 +168,10 @@ def audio(request: Request, number: str, session: Session = Depends(require())) 
     return recording_response(request, number)
 
 
-def recording_response(request: Request, number: str) -> Response:
-    """The ticket's WAV (with range requests, so the player can seek); never a file outside the folder."""
-    ctx = context_of(request)
-    ticket = _ticket_or_404(ctx.store, number)
-    try:
-        path = TicketStore.recording_file(ticket, ctx.recordings_dir)
-    except TicketNotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    except PermissionError:
-        raise HTTPException(403, "that recording is not in the recordings folder") from None
-    if not path.is_file():
-        raise HTTPException(404, f"recording of ticket {number} is missing")
-    return FileResponse(path, media_type="audio/wav", filename=f"{number}.wav", content_disposition_type="inline")
-
-
 @router.get("/live", response_class=HTMLResponse)
 def live_page(request: Request, session: Session = Depends(require())) -> Response:
     ctx = context_of(request)
     return html(ctx, request, "live.html", snap=ctx.live.snapshot(), mine=status_of(request, session.user.username))
-
-
-CSV_COLUMNS = ("number", "created_at", "status", "kind", "category", "department", "district", "urgency",
-               "transcription", "audio_ms", "caller", "text")
-
-
-def _cell(value: object) -> str:
-    """Text that a spreadsheet will not run as a formula."""
-    s = "" if value is None else str(value)
-    return "'" + s if s[:1] in ("=", "+", "-", "@", "\t", "\r") else s
-
-
-def csv_response(store: TicketStore, flt: TicketFilter) -> Response:
-    """The matching tickets as a CSV download. The header row and the first rows are made before the answer
-    starts, so that a failing query is an error answer, never a 200 with an empty body."""
-    rows = csv_rows(store, flt)
-    first = next(rows)
-    return StreamingResponse(itertools.chain([first], rows), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": 'attachment; filename="tickets.csv"'})
-
-
-def csv_rows(store: TicketStore, flt: TicketFilter) -> Iterator[str]:
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    buf.write("\ufeff")  # so spreadsheet programs read the Chinese as UTF-8
-    writer.writerow(CSV_COLUMNS)
-    for n, row in enumerate(store.iter_rows(flt)):
-        writer.writerow([_cell(row.created_at.isoformat() if c == "created_at" else getattr(row, c))
-                         for c in CSV_COLUMNS])
-        if n % 200 == 0:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue()
 
 
 @router.get("/export.csv")

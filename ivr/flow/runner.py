@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Protocol
 
 from asr import intents
 from asr.text import numerals_to_digits
 from asr.vad import VadConfig
+from ivr.call import CallRecord, TicketLookup, TicketSink
 from ivr.channel import CallerHungUp
 from ivr.flow.loader import parse_condition
 from ivr.flow.model import (
@@ -26,13 +25,11 @@ from ivr.flow.model import (
     Say, Set, Transfer,
 )
 from ivr.logs import mask_number
-from ivr.media import CallIO, Heard, RecordResult
-from ivr.recording import RecordingWriter
+from ivr.media import CallIO, Heard
 from prompts.compose import Digits, Part
 from prompts.library import PromptLibrary, beep
 
-__all__ = ["CallRecord", "OpenRecording", "SavedRecording", "TicketSink",
-          "TicketLookup", "FlowRunner", "match_option", "intent_menu"]
+__all__ = ["FlowRunner", "match_option", "intent_menu"]
 
 log = logging.getLogger(__name__)
 
@@ -41,52 +38,6 @@ MAX_REPEATS = 4  # `*` more often than this counts as a failed try
 ASK_AGAIN_SLOWER = 2  # a caller who asks this often to hear a menu again gets the elderly style
 ELDERLY_TIMEOUT_FACTOR = 1.5
 NOT_SAVED = "message_not_saved"  # the call's flag once a message could not be saved
-TicketLookup = Callable[[str], "str | None"]  # ticket number -> its status ("open", ...), None if unknown
-
-
-@dataclass
-class CallRecord:
-    """What happened in one call: the path through the flow, what was heard, how it ended."""
-
-    call_id: str
-    caller: str
-    started: datetime
-    path: list[str] = field(default_factory=list)  # "node" or "node=choice"; set/branch/goto are left out
-    flags: set[str] = field(default_factory=set)  # e.g. {"elderly"}
-    vars: dict[str, str] = field(default_factory=dict)  # collected digits, set values
-    heard: list[dict[str, object]] = field(default_factory=list)
-    outcome: str = ""  # "completed" | "caller_hung_up" | "transferred:<target>" | "error"
-    priority: str = ""  # the queue priority of a transfer: normal | elderly | urgent
-    tickets: list[str] = field(default_factory=list)
-    flow_digest: str = ""  # which version of the flow file the call ran
-
-
-@dataclass(frozen=True)
-class OpenRecording:
-    """A message about to be recorded: its ticket ("" when none could be stored), the writer of its audio (None
-    when nothing can be written) and what could not be stored ("" when all is well)."""
-
-    ticket: str
-    writer: RecordingWriter | None
-    problem: str = ""
-
-
-@dataclass(frozen=True)
-class SavedRecording:
-    """How a message was kept: `urgent` when it is an emergency to put through now; `problem` says what could not
-    be stored ("" when all of it was)."""
-
-    urgent: bool = False
-    problem: str = ""
-
-
-class TicketSink(Protocol):
-    """Where recordings become tickets; `open` runs before recording starts, so a crash keeps the ticket."""
-
-    def open(self, call: CallRecord, kind: str) -> OpenRecording: ...
-
-    def finish(self, rec: OpenRecording, call: CallRecord, result: RecordResult | None) -> SavedRecording:
-        """Store the finished recording (`result` None: nothing was recorded)."""
 
 
 @lru_cache(maxsize=512)

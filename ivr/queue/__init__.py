@@ -2,13 +2,13 @@
 from ivr.queue.engine import CallQueue, QueuePolicy, QueueStats
 from ivr.queue.estimate import DrainRates, DrainView, HandleTimes, erlang_c, erlang_c_wait, projected_wait
 from ivr.queue.model import (
-    Agent, AgentGroup, AgentState, Announce, Connect, OfferCallback, Priority, QueuedCall, QueueError, QueueEvent,
+    Agent, AgentState, Announce, Connect, OfferCallback, Priority, QueuedCall, QueueError, QueueEvent,
     QueueFull, Rejected, UnknownAgent, UnknownCall,
 )
 
 __all__ = [
     "CallQueue", "QueuePolicy", "QueueStats", "DrainRates", "DrainView", "HandleTimes", "erlang_c", "erlang_c_wait",
     "projected_wait",
-    "Agent", "AgentGroup", "AgentState", "Announce", "Connect", "OfferCallback", "Priority", "QueuedCall",
+    "Agent", "AgentState", "Announce", "Connect", "OfferCallback", "Priority", "QueuedCall",
     "QueueError", "QueueEvent", "QueueFull", "Rejected", "UnknownAgent", "UnknownCall",
 ]

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import SQLAlchemyError
 
 from asr.vad import VadConfig
+from ivr.call import CallRecord
 from ivr.channel import CallerHungUp, TransferResult
-from ivr.console.live import LiveState
-from ivr.flow.runner import CallRecord
+from ivr.live import LiveState
 from ivr.logs import mask_number
 from ivr.media import CallIO
 from ivr.queue.callbacks import CallbackStore

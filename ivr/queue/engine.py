@@ -8,12 +8,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ivr.config import AgentGroup
 from ivr.queue.estimate import (
     ERROR_FLOOR_S, FEW_AGENTS, FEW_AHEAD, DrainRates, DrainView, HandleTimes, departures, projected_wait,
     relative_error, spoken_minutes, staffing_free_at,
 )
 from ivr.queue.model import (
-    Agent, AgentGroup, AgentState, Announce, Connect, OfferCallback, Priority, QueuedCall, QueueError, QueueEvent,
+    Agent, AgentState, Announce, Connect, OfferCallback, Priority, QueuedCall, QueueError, QueueEvent,
     QueueFull, Rejected, UnknownAgent, UnknownCall,
 )
 

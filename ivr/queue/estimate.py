@@ -17,7 +17,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ivr.queue.model import Agent, AgentGroup, AgentState
+from ivr.config import AgentGroup
+from ivr.queue.model import Agent, AgentState
 
 __all__ = [
     "erlang_c", "erlang_c_wait", "projected_wait", "HandleTimes", "DrainRates", "DrainView", "drain_wait",

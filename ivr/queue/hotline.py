@@ -16,8 +16,8 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ivr.config import DEFAULT_GROUPS, AgentConfig, Settings, hours_span
-from ivr.console.live import CallbackEntry, LiveState, QueueEntry
+from ivr.config import DEFAULT_GROUPS, AgentConfig, AgentGroup, Settings, hours_span
+from ivr.live import CallbackEntry, LiveState, QueueEntry
 from ivr.media import DigitDetector
 from ivr.queue.agents import AgentDirectory
 from ivr.queue.callbacks import Callback, CallbackStore, CallingHours, lease_owner
@@ -26,7 +26,7 @@ from ivr.queue.dialback import CallbackDialler
 from ivr.queue.engine import CallQueue, QueuePolicy
 from ivr.queue.legs import Bridge, PlaceCall
 from ivr.queue.metrics import QueueMetrics, write_snapshot
-from ivr.queue.model import AgentGroup, Priority
+from ivr.queue.model import Priority
 from ivr.queue.runner import QueueRunner, callback_call_id
 from ivr.storage import database_location, problem
 from ivr.tickets.store import TicketStore

@@ -5,7 +5,7 @@ import enum
 from dataclasses import dataclass, field
 
 __all__ = [
-    "AgentState", "Priority", "Agent", "AgentGroup", "QueuedCall", "Announce", "OfferCallback", "Connect",
+    "AgentState", "Priority", "Agent", "QueuedCall", "Announce", "OfferCallback", "Connect",
     "Rejected", "QueueEvent", "QueueError", "QueueFull", "UnknownCall", "UnknownAgent",
 ]
 
@@ -59,13 +59,6 @@ class Agent:
     since: float = 0.0
     wrap_up_until: float = 0.0
     call_id: str | None = None
-
-
-@dataclass(frozen=True)
-class AgentGroup:
-    """A desk (e.g. general, elderly care) and how long its agents wrap up after a call."""
-    name: str
-    wrap_up_s: float = 10.0
 
 
 @dataclass

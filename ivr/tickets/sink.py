@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from ivr.flow.runner import CallRecord, OpenRecording, SavedRecording
+from ivr.call import CallRecord, OpenRecording, SavedRecording
 from ivr.logs import mask_number
 from ivr.media import RecordResult
 from ivr.recording import RecordingWriter

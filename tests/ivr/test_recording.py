@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from asr.audio import read_wav
-from ivr.flow.runner import CallRecord
+from ivr.call import CallRecord
 from ivr.recording import HEADER_BYTES, RecordingWriter
 from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore

@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 
 from asr.results import Transcript, Word
 from ivr.config import load_settings
-from ivr.console import LiveState, create_app
-from ivr.console.app import ConsoleContext
+from ivr.live import LiveState
+from ivr.console import create_app
+from ivr.console.deps import ConsoleContext
 from ivr.tickets.store import TicketStore
 from ivr.tickets.suggest import dispatch_suggester
 

@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ivr.config import AgentConfig, load_settings
-from ivr.console import LiveState, create_app
+from ivr.live import LiveState
+from ivr.console import create_app
 from ivr.queue import AgentState, CallQueue
 from ivr.queue.agents import directory_for
 from ivr.tickets.store import TicketStore

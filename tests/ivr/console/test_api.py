@@ -6,7 +6,7 @@ import io
 import re
 from typing import Any
 
-from ivr.console import CallbackEntry, QueueEntry
+from ivr.live import CallbackEntry, QueueEntry
 
 
 def test_openapi_lists_the_api(console: Any) -> None:

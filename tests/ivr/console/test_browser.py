@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from ivr.config import AgentConfig, Settings, load_settings
-from ivr.console import LiveState, create_app
+from ivr.live import LiveState
+from ivr.console import create_app
 from ivr.queue import AgentState
 from ivr.queue.agents import directory_for
 

@@ -15,7 +15,8 @@ from asr.results import Partial, Transcript, Word
 from ivr.channel import CallInfo
 from ivr.channel_file import FileChannel, parse_script
 from ivr.flow.model import Flow
-from ivr.flow.runner import CallRecord, FlowRunner, TicketLookup
+from ivr.call import CallRecord, TicketLookup
+from ivr.flow.runner import FlowRunner
 from ivr.media import CallIO
 from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore

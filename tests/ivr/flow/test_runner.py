@@ -10,7 +10,7 @@ from flow_harness import at, count, fixture, run_call
 from asr.audio import FRAME_MS
 from ivr.channel import CallInfo
 from ivr.channel_file import FileChannel, parse_script
-from ivr.flow.lookup import store_lookup
+from ivr.tickets.lookup import store_lookup
 from ivr.flow.runner import FlowRunner
 from ivr.media import CallIO
 from ivr.tickets.sink import StoreSink

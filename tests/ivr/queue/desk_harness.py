@@ -16,9 +16,10 @@ from pathlib import Path
 
 from ivr.channel import CallerHungUp, CallInfo, Channel, TransferResult
 from ivr.channel_file import FileChannel, parse_script
-from ivr.flow.runner import CallRecord
+from ivr.call import CallRecord
 from ivr.media import CallIO
-from ivr.queue import AgentGroup, AgentState, CallQueue, QueuePolicy
+from ivr.config import AgentGroup
+from ivr.queue import AgentState, CallQueue, QueuePolicy
 from ivr.queue.callbacks import CallbackStore
 from ivr.queue.desk import DeskPolicy, QueueDesk
 from ivr.queue.runner import QueueRunner

@@ -11,7 +11,8 @@ import signal
 import sys
 import time
 
-from ivr.queue import AgentGroup, CallQueue, Connect
+from ivr.config import AgentGroup
+from ivr.queue import CallQueue, Connect
 from ivr.queue.callbacks import Callback, CallbackStore
 from ivr.queue.dialer import dial
 from ivr.queue.runner import DialbackResult, QueueRunner

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ivr.config import AgentConfig
-from ivr.queue import AgentGroup, AgentState, CallQueue, Connect, QueueError, UnknownAgent
+from ivr.config import AgentGroup
+from ivr.queue import AgentState, CallQueue, Connect, QueueError, UnknownAgent
 from ivr.queue.agents import AgentDirectory, AgentStateError, parse_state
 
 

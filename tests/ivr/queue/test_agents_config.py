@@ -8,7 +8,7 @@ import pytest
 
 from ivr.config import AgentConfig, ConfigError, load_settings
 from ivr.queue.hotline import QueueOptions
-from ivr.queue.model import AgentGroup
+from ivr.config import AgentGroup
 
 GROUPS = """
 [[queue.groups]]

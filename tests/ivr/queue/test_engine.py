@@ -2,9 +2,10 @@ import math
 
 import pytest
 
+from ivr.config import AgentGroup
 from ivr.queue import (
-    AgentGroup, AgentState, Announce, CallQueue, Connect, DrainView, OfferCallback, Priority, QueueError, QueuePolicy,
-    Rejected, UnknownCall, erlang_c, erlang_c_wait, projected_wait,
+    AgentState, Announce, CallQueue, Connect, DrainView, OfferCallback, Priority, QueueError, QueuePolicy, Rejected,
+    UnknownCall, erlang_c, erlang_c_wait, projected_wait,
 )
 
 

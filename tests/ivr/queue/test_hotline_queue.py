@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from ivr.config import AgentConfig, Settings
 from ivr.console.app import create_app
-from ivr.console.live import LiveState
+from ivr.live import LiveState
 from ivr.queue import QueuePolicy
 from ivr.queue.bridge import bridge
 from ivr.queue.callbacks import CallbackStore, RetryPolicy

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from ivr.queue import AgentGroup, Announce, CallQueue, Connect, Priority, QueuePolicy, QueueEvent
+from ivr.config import AgentGroup
+from ivr.queue import Announce, CallQueue, Connect, Priority, QueuePolicy, QueueEvent
 from ivr.queue.callbacks import Callback, CallbackStore
 from ivr.queue.dialer import dial
 from ivr.queue.legs import proxy_of

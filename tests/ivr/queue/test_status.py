@@ -5,7 +5,8 @@ from typer.testing import CliRunner
 
 from ivr.commands import context
 from ivr.commands.queue import app, snapshot_path
-from ivr.queue import AgentGroup, CallQueue, Priority
+from ivr.config import AgentGroup
+from ivr.queue import CallQueue, Priority
 from ivr.queue.callbacks import CallbackStore
 from ivr.queue.metrics import QueueMetrics, write_snapshot
 

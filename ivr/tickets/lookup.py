@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from ivr.flow.runner import TicketLookup
+from ivr.call import TicketLookup
 from ivr.logs import mask_number
 from ivr.tickets.store import TicketNotFound
 
