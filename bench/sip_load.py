@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import resource
 import sys
 import tempfile
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "ivr" / "sip"))
 
 from sipclient import rtp  # noqa: E402
-from sippkit import answer_ok, caller_bye, invite_answered, pause, run_sipp, scenario  # noqa: E402,F401
+from sippkit import answer_ok, caller_bye, invite_answered, pause, run_sipp, scenario, sipp_counts  # noqa: E402,F401
 
 from asr.audio import FRAME_BYTES  # noqa: E402
 from ivr.channel import CallerHungUp  # noqa: E402
@@ -77,12 +76,6 @@ def rss_mb() -> float:
 
 def fds() -> int:
     return len(os.listdir("/proc/self/fd"))
-
-
-def sipp_counts(out: str) -> tuple[int, int]:
-    ok = re.findall(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", out)
-    failed = re.findall(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", out)
-    return (int(ok[-1]) if ok else -1, int(failed[-1]) if failed else -1)
 
 
 def pcmu_pcap(path: Path, seconds: float) -> Path:

@@ -214,7 +214,8 @@ class Cluster:
     @classmethod
     def start(cls, home: Path, prompt_cache: Path, nodes: int = 3, settings: dict[str, str] | None = None,
               first_rtp: int = 32000) -> Cluster:
-        """`nodes` nodes (started one after the other: each loads its flow and classifier) and the front door."""
+        """`nodes` nodes (started one after the other: each loads its flow and classifier) and the front door with
+        `settings` over the shipped ones (default: TEST_SETTINGS)."""
         cluster = cls(home, prompt_cache)
         try:
             for i in range(nodes):
@@ -223,7 +224,7 @@ class Cluster:
                 node.start(prompt_cache)
                 cluster.nodes.append(node)
             cluster.door = FrontDoor(home / "kamailio", free_port(socket.SOCK_DGRAM),
-                                     {**TEST_SETTINGS, **(settings or {})})
+                                     TEST_SETTINGS if settings is None else settings)
             cluster.door.start([n.uri for n in cluster.nodes])
         except BaseException:
             cluster.stop()

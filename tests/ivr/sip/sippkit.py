@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import re
 import shutil
 import socket
 from collections.abc import AsyncIterator
@@ -172,6 +173,13 @@ def free_udp_port(even: bool = False) -> int:
         except OSError:
             continue
     raise RuntimeError("no free UDP port")
+
+
+def sipp_counts(out: str) -> tuple[int, int]:
+    """(successful, failed) calls from SIPp's final statistics in `out` (-1 when absent)."""
+    ok = re.findall(r"Successful call\s*\|\s*\d+\s*\|\s*(\d+)", out)
+    failed = re.findall(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", out)
+    return (int(ok[-1]) if ok else -1, int(failed[-1]) if failed else -1)
 
 
 async def run_sipp(xml: str, workdir: Path, server_port: int, calls: int = 1, rate: float = 1.0,

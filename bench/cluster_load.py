@@ -1,0 +1,187 @@
+"""Calls through the Kamailio front door (deploy/kamailio/kamailio.cfg) to 1 and 3 real `ivr serve` nodes with SIPp:
+calls per second, failed calls, call set-up time, CPU per call; then how long new calls take to avoid a node killed
+with kill -9.
+
+    .venv/bin/python bench/cluster_load.py [--cps 25 50 100] [--calls 300] [--hold-ms 1000] [--kills 3]
+
+The front door runs with the shipped settings (probes every 2 s, a silent node given up after 1 s) but for the
+trunk's address, trusted as a carrier's; the nodes run the shipped flow (no Vosk model: menus and recordings, no
+recognition) on 127.0.0.1, each with its own data dir. One node is measured behind its own front door, three behind
+the cluster's. Callers come from one trunk address, hold `--hold-ms` and hang up through the front door. The figures
+are for this machine: its effective cores are measured first (two busy processes side by side) and printed, as 1 -> 3
+nodes cannot scale past them. Prints figures; asserts none.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ivr" / "sip"), str(ROOT / "tests" / "cluster")]
+
+import socket  # noqa: E402
+
+from clusterkit import TRUNK, Cluster, FrontDoor, Node, call  # noqa: E402
+from serveproc import free_port  # noqa: E402
+from sippkit import sipp_counts  # noqa: E402
+
+from prompts import load_catalogue  # noqa: E402
+from prompts.render import render_catalogue  # noqa: E402
+
+#: the shipped front door, the trunk trusted
+SETTINGS = {"TRUSTED_TRUNKS": f'"{TRUNK}/32"', "LOG_LEVEL": "1"}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _spin(n: int) -> None:
+    x = 0
+    for i in range(n):
+        x += i * i
+
+
+def effective_cores(n: int = 4_000_000) -> float:
+    """How many cores two CPU-bound processes really get: 2 x (time alone / time each when side by side)."""
+    t0 = time.perf_counter()
+    _spin(n)
+    alone = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    procs = [multiprocessing.Process(target=_spin, args=(n,)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return 2 * alone / (time.perf_counter() - t0)
+
+
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by these processes."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def group(pgid: int) -> list[int]:
+    """The processes of a process group (Kamailio and its workers)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def node_pids(nodes: list[Node]) -> list[int]:
+    return [n.served.proc.pid for n in nodes if n.served is not None and n.up]
+
+
+def setup_ms(workdir: Path) -> list[float]:
+    """INVITE -> 200 times of every call, from SIPp's -trace_rtt file."""
+    times: list[float] = []
+    for csv in workdir.glob("*_rtt.csv"):
+        for line in csv.read_text().splitlines()[1:]:
+            parts = line.split(";")
+            if len(parts) > 1:
+                times.append(float(parts[1]))
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values[0] if values else 0.0)
+
+
+async def bench_cps(cluster: Cluster, door: FrontDoor, nodes: list[Node], rate: int, calls: int, hold_ms: int,
+                    work: Path) -> None:
+    kam = group(door.proc.pid) if door.proc is not None else []
+    node_cpu0, kam_cpu0, t0 = cpu_s(node_pids(nodes)), cpu_s(kam), time.monotonic()
+    taken0 = sum(n.calls() for n in nodes)
+    rc, out = await cluster.sipp(call(hold_ms), work, calls=calls, rate=rate, door=door,
+                                 extra=["-trace_rtt", "-rtt_freq", "1"])
+    wall = time.monotonic() - t0
+    node_cpu, kam_cpu = cpu_s(node_pids(nodes)) - node_cpu0, cpu_s(kam) - kam_cpu0
+    ok, failed = sipp_counts(out)
+    times = setup_ms(work)
+    taken = [n.calls() for n in nodes]
+    print(f"  {len(nodes)} node(s), {rate}/s offered, {calls} calls of {hold_ms} ms: {ok} ok, {failed} failed, "
+          f"{ok / max(wall - hold_ms / 1000, 0.001):.1f} calls/s sustained; INVITE->200 p50 {pct(times, 50):.0f} ms "
+          f"p95 {pct(times, 95):.0f} ms max {max(times, default=0):.0f} ms; CPU per call: nodes "
+          f"{1000 * node_cpu / max(ok, 1):.1f} ms, Kamailio {1000 * kam_cpu / max(ok, 1):.2f} ms; "
+          f"taken {sum(taken) - taken0} ({' / '.join(map(str, taken))} since start)")
+    if failed:
+        print(out[-1200:])
+
+
+async def bench_kill(cluster: Cluster, rate: int, seconds: int, work: Path) -> float:
+    """A steady stream of short calls; a node killed a third of the way in. Returns the seconds from the kill until
+    the front door offered it no more new calls (a call of its timed out, or a probe did)."""
+    victim = cluster.nodes[1]
+    door = cluster.front
+    door.skip_log()
+    start = door.mark()
+    stream = asyncio.create_task(cluster.sipp(call(300), work, calls=rate * seconds, rate=rate,
+                                              extra=["-trace_rtt", "-rtt_freq", "1"]))
+    await asyncio.sleep(seconds / 3)
+    t_kill = time.monotonic()
+    victim.kill()
+    await asyncio.to_thread(door.wait_for, rf"node {victim.uri} is down")
+    avoided = time.monotonic() - t_kill
+    rc, out = await stream
+    ok, failed = sipp_counts(out)
+    tries = door.count(rf"node {victim.uri} did not answer", since=start)
+    slowest = ", ".join(f"{t:.0f}" for t in sorted(setup_ms(work))[-tries - 1:])
+    print(f"  kill -9 of {victim.name}: no new calls offered to it {avoided:.2f} s after the kill; {tries} call(s) "
+          f"offered to it before that went on to the next node after the node time-out; callers: {ok} ok, {failed} "
+          f"failed (calls in progress on it are lost); slowest INVITE->200 {slowest} ms")
+    cluster.restart(victim)
+    return avoided
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(f"machine: {os.cpu_count()} CPUs reported, {effective_cores():.2f} effective cores (two busy processes)")
+    with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
+        home = Path(tmp)
+        prompts = home / "prompts"
+        render_catalogue(load_catalogue(ROOT / "prompts" / "catalogue.yaml"), prompts)
+        t0 = time.monotonic()
+        cluster = Cluster.start(home / "cluster", prompts, settings=SETTINGS)
+        print(f"3 nodes and the front door up in {time.monotonic() - t0:.1f} s")
+        try:
+            one = FrontDoor(home / "one", free_port(socket.SOCK_DGRAM), SETTINGS)
+            one.start([cluster.nodes[0].uri])
+            try:
+                print("calls through the front door:")
+                for rate in args.cps:
+                    await bench_cps(cluster, one, cluster.nodes[:1], rate, args.calls, args.hold_ms,
+                                    home / f"one-{rate}")
+                    await bench_cps(cluster, cluster.front, cluster.nodes, rate, args.calls, args.hold_ms,
+                                    home / f"three-{rate}")
+            finally:
+                one.stop()
+            print("a node killed under a steady 10 calls/s (shipped probe interval 2 s, node time-out 1 s):")
+            avoided = [await bench_kill(cluster, 10, 15, home / f"kill-{i}") for i in range(args.kills)]
+            print(f"  new calls avoided the dead node within {max(avoided):.2f} s at worst (target: 5 s)")
+        finally:
+            cluster.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cps", type=int, nargs="+", default=[25, 50, 100], help="offered calls per second")
+    parser.add_argument("--calls", type=int, default=300, help="calls per measurement")
+    parser.add_argument("--hold-ms", type=int, default=1000, help="how long each caller stays on")
+    parser.add_argument("--kills", type=int, default=3, help="how many times a node is killed")
+    asyncio.run(main(parser.parse_args()))
