@@ -38,6 +38,15 @@ def front_door(home: Path, uris: list[str], up: int | None = None, **settings: s
         door.stop()
 
 
+def answered_or_refused_via(cluster: Cluster, door: FrontDoor, workdir: Path, calls: int,
+                            rate: float) -> tuple[int, str, int]:
+    """SIPp callers through `door`, each answered or refused 503 with Retry-After: (exit code, output, refused)."""
+    log = workdir / "refused.log"
+    rc, out = asyncio.run(cluster.sipp(answered_or_refused(routed=True, retry_after=True), workdir, calls=calls,
+                                       rate=rate, door=door, extra=["-trace_logs", "-log_file", str(log)]))
+    return rc, out, log.read_text().count("refused ") if log.exists() else 0
+
+
 def test_calls_spread_over_the_three_nodes_and_hang_up_through_the_front_door(cluster: Cluster,
                                                                                  tmp_path: Path) -> None:
     before = cluster.calls()
@@ -84,12 +93,9 @@ def test_a_node_answering_503_passes_the_call_to_the_next_node(cluster: Cluster,
     assert refused >= 2  # it was tried in its turn, again and again
     assert cluster.front.count(rf"node {full.uri} failed the call \(503\)", since=start) == refused
     with front_door(tmp_path / "kamailio", [full.uri]) as door:  # when every node fails it, the caller hears 503
-        rc, out = asyncio.run(cluster.sipp(answered_or_refused(routed=True, retry_after=True), tmp_path / "alone",
-                                           calls=2, rate=2, door=door,
-                                           extra=["-trace_logs", "-log_file", str(tmp_path / "refused.log")]))
+        rc, out, refused = answered_or_refused_via(cluster, door, tmp_path / "alone", calls=2, rate=2)
         assert door.count("every hotline node failed the call") == 2
-    assert rc == 0, out
-    assert (tmp_path / "refused.log").read_text().count("refused ") == 2
+    assert rc == 0 and refused == 2, out
 
 
 def test_a_draining_node_gets_no_new_calls_and_hangs_up_its_own_through_the_front_door(cluster: Cluster,
@@ -150,11 +156,8 @@ def test_new_calls_over_the_centre_rate_are_refused_503_with_retry_after(cluster
 
     before, refused_before = sum(cluster.calls()), refused_by_nodes()
     with front_door(tmp_path / "kamailio", [n.uri for n in cluster.nodes], CALLS_PER_SECOND="5") as door:
-        rc, out = asyncio.run(cluster.sipp(answered_or_refused(routed=True, retry_after=True), tmp_path / "calls",
-                                           calls=40, rate=20, door=door,
-                                           extra=["-trace_logs", "-log_file", str(tmp_path / "refused.log")]))
+        rc, out, refused = answered_or_refused_via(cluster, door, tmp_path / "calls", calls=40, rate=20)
     assert rc == 0, out  # each call answered, or refused with a Retry-After
-    refused = (tmp_path / "refused.log").read_text().count("refused ")
     answered = sum(cluster.calls()) - before
     assert answered + refused == 40 and refused >= 20 and answered >= 5, (answered, refused)
     assert refused_by_nodes() == refused_before  # the front door refused them, not the nodes
@@ -163,12 +166,9 @@ def test_new_calls_over_the_centre_rate_are_refused_503_with_retry_after(cluster
 def test_with_no_node_up_a_caller_hears_503_with_retry_after(cluster: Cluster, tmp_path: Path) -> None:
     nobody = f"sip:127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
     with front_door(tmp_path / "kamailio", [nobody], up=0) as door:
-        rc, out = asyncio.run(cluster.sipp(answered_or_refused(routed=True, retry_after=True), tmp_path / "calls",
-                                           calls=2, rate=2, door=door,
-                                           extra=["-trace_logs", "-log_file", str(tmp_path / "refused.log")]))
+        rc, out, refused = answered_or_refused_via(cluster, door, tmp_path / "calls", calls=2, rate=2)
         assert door.count("no hotline node is up") == 2
-    assert rc == 0, out
-    assert (tmp_path / "refused.log").read_text().count("refused ") == 2
+    assert rc == 0 and refused == 2, out
 
 
 def test_a_scanner_is_dropped_at_the_front_door_and_no_node_is_bothered(cluster: Cluster, tmp_path: Path) -> None:
