@@ -14,8 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clusterkit import DEPLOY, FLOOD, KAMAILIO, TEST_SETTINGS, Cluster, FrontDoor, call, held
+from clusterkit import DEPLOY, FLOOD, FRONT, KAMAILIO, TEST_SETTINGS, Cluster, FrontDoor, call, held
 from serveproc import free_port
+from sipclient import Dialog, header, open_peer
 from sippkit import answered_or_refused
 
 pytestmark = [pytest.mark.cluster, pytest.mark.sipp, pytest.mark.slow]
@@ -163,12 +164,23 @@ def test_new_calls_over_the_centre_rate_are_refused_503_with_retry_after(cluster
     assert refused_by_nodes() == refused_before  # the front door refused them, not the nodes
 
 
+async def options(door: FrontDoor) -> str:
+    """The trunk's keep-alive to the front door itself: its answer."""
+    sip = await open_peer()
+    probe = Dialog(sip, (FRONT, door.port))
+    probe.send(probe.request("OPTIONS"))
+    return await sip.expect(r"SIP/2.0 ")
+
+
 def test_with_no_node_up_a_caller_hears_503_with_retry_after(cluster: Cluster, tmp_path: Path) -> None:
     nobody = f"sip:127.0.0.1:{free_port(socket.SOCK_DGRAM)}"
     with front_door(tmp_path / "kamailio", [nobody], up=0) as door:
         rc, out, refused = answered_or_refused_via(cluster, door, tmp_path / "calls", calls=2, rate=2)
         assert door.count("no hotline node is up") == 2
+        down = asyncio.run(options(door))  # a carrier probing this route is told to go elsewhere
+        assert down.startswith("SIP/2.0 503 No Hotline Node Available") and header(down, "Retry-After") == "5"
     assert rc == 0 and refused == 2, out
+    assert asyncio.run(options(cluster.front)).startswith("SIP/2.0 200 OK")  # while a node is up
 
 
 def test_a_scanner_is_dropped_at_the_front_door_and_no_node_is_bothered(cluster: Cluster, tmp_path: Path) -> None:
