@@ -31,9 +31,11 @@ KAMAILIO = shutil.which("kamailio") or ("/usr/sbin/kamailio" if Path("/usr/sbin/
 FRONT = "127.0.0.10"
 TRUNK = "127.0.0.20"
 
-#: the shipped settings overridden for tests: quicker probes and time-outs, few workers
-TEST_SETTINGS = {"PROBE_INTERVAL": "1", "NODE_TIMEOUT_MS": "1000", "CHILDREN": "2", "LOG_LEVEL": "1",
+#: the shipped settings overridden for tests: quicker probes, a time-out that a busy shared machine does not trip,
+#: few workers
+TEST_SETTINGS = {"PROBE_INTERVAL": "1", "NODE_TIMEOUT_MS": "2000", "CHILDREN": "2", "LOG_LEVEL": "1",
                  "TRUSTED_TRUNKS": f'"{TRUNK}/32"'}
+
 
 def call(hold_ms: int = 300) -> str:
     """A caller through the front door: answered, on for `hold_ms`, hung up along the Record-Route."""
@@ -47,6 +49,7 @@ def held(workdir: Path, seconds: int = 120) -> str:
     silence = pcmu_pcap(workdir / "silence.pcap", bytes(2 * 8000 * seconds))
     return scenario("held call", invite_answered(PCMU_ONLY, routed=True),
                     f'  <nop><action><exec play_pcap_audio="{silence}"/></action></nop>\n', recv("BYE"), answer_ok())
+
 
 #: one INVITE a "call", no retransmission: what a flooding scanner sends. Answered ones are logged, ACKed and hung
 #: up at once (the BYE may be dropped by the front door like the rest: the node ends that call by its RTP time-out).

@@ -160,7 +160,7 @@ def test_new_calls_over_the_centre_rate_are_refused_503_with_retry_after(cluster
         rc, out, refused = answered_or_refused_via(cluster, door, tmp_path / "calls", calls=40, rate=20)
     assert rc == 0, out  # each call answered, or refused with a Retry-After
     answered = sum(cluster.calls()) - before
-    assert answered + refused == 40 and refused >= 20 and answered >= 5, (answered, refused)
+    assert answered + refused == 40 and refused >= 15 and answered >= 5, (answered, refused)  # about 10 / 30
     assert refused_by_nodes() == refused_before  # the front door refused them, not the nodes
 
 
