@@ -5,5 +5,5 @@
 
 Main entry points: `asr.vad.Endpointer` (+ `VadConfig` per prompt), `asr.engine.VoskEngine`,
 `asr.stream.AsyncDecoder` (decoded most-behind first by `asr.stream.DecodeScheduler`), `asr.load` (decode lag,
-admission to live recognition), `asr.results.Transcript`, `asr.text.normalize`, `asr.intents`, `asr.models`.
+admission to live recognition), `asr.results.Transcript`, `asr.text.normalize`, `asr.intents`, `asr.model_files`.
 """

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .models import (
+from .model_files import (
     MANIFEST_NAME, ModelError, ModelInvalidError, ModelSpec, file_sha256, model_tree_problem, validate_model_dir,
 )
 

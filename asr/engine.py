@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from asr.audio import SAMPLE_RATE
 from asr.errors import EngineError, ModelLoadError
-from asr.models import validate_model_dir
+from asr.model_files import validate_model_dir
 from asr.resample import RESAMPLERS, make_upsampler
 from asr.results import Alternative, Partial, Transcript, Word
 from asr.text import join_words, normalize

@@ -12,7 +12,7 @@ frames). Catch `(AsrError, ModelError, AudioFormatError)` to catch everything `a
 """
 from __future__ import annotations
 
-from asr.models import ModelError
+from asr.model_files import ModelError
 
 __all__ = ["AsrError", "EngineError", "ModelLoadError", "DecoderClosedError", "VadConfigError"]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ivr.config import DEFAULT_GROUPS, AgentConfig
 from ivr.queue import AgentState, CallQueue, Connect
-from ivr.queue.agents import AgentDirectory
+from ivr.queue.directory import AgentDirectory
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "tests" / "ivr" / "sip"))
 
 from sippkit import free_udp_port, run_sipp  # noqa: E402
 
-from ivr.channel import Channel  # noqa: E402
-from ivr.queue.bridge import BridgeResult, bridge  # noqa: E402
+from ivr.channel.base import Channel  # noqa: E402
+from ivr.media.bridge import BridgeResult, bridge  # noqa: E402
 from ivr.rtp.session import RtpSession  # noqa: E402
 from ivr.sip.uac import place_call  # noqa: E402
 from ivr.sip.uas import SipServer, SipServerConfig  # noqa: E402

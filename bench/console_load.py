@@ -29,11 +29,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ivr.console.users import UserStore  # noqa: E402
-from ivr.tickets.dispatch import load_catalogue  # noqa: E402
-from ivr.tickets.gazetteer import Gazetteer  # noqa: E402
 from ivr.tickets.schema import grams, tickets_table  # noqa: E402
 from ivr.tickets.store import TicketStore  # noqa: E402
-from ivr.tickets.suggest import dispatch_suggester  # noqa: E402
+from ivr.triage.dispatch import load_dispatch_catalogue  # noqa: E402
+from ivr.triage.gazetteer import Gazetteer  # noqa: E402
+from ivr.triage.suggest import dispatch_suggester  # noqa: E402
 
 PASSWORD = "bench-password-1"
 SEARCHES = ["暖气", "电梯", "噪音", "垃圾", "停车", "半夜", "退钱", "物业", "漏水", "路灯",  # common pairs
@@ -53,7 +53,7 @@ def line(name: str, ms: list[float]) -> str:
 
 
 def populate(store: TicketStore, n: int, recordings: Path, data_dir: Path, rng: random.Random) -> None:
-    cat = load_catalogue()
+    cat = load_dispatch_catalogue()
     districts = Gazetteer.load().districts
     areas = ["望京", "回龙观", "天通苑", "和平里", "金融街", "中关村", "五道口", "双井", "亦庄", "西红门"]
     suggest = dispatch_suggester(data_dir)
@@ -136,7 +136,7 @@ def http_bench(base: str, n_requests: int, rng: random.Random, store: TicketStor
     client = httpx.Client(base_url=base)
     r = client.post("/api/session", json={"username": "bench", "password": PASSWORD})
     r.raise_for_status()
-    cat = list(load_catalogue().departments())
+    cat = list(load_dispatch_catalogue().departments())
     districts = Gazetteer.load().districts
     total = store.search().total
     list_params = [

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ivr.tickets.dispatch import (  # noqa: E402
-    DEFAULT_EVAL_SET, Dispatcher, evaluate, format_evaluation, load_catalogue, load_labelled, retrain,
+from ivr.triage.dispatch import (
+    DEFAULT_EVAL_SET, Dispatcher, evaluate, format_evaluation, load_dispatch_catalogue, load_labelled, retrain,
 )
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "audio" / "zh" / "transcripts.tsv"
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--errors", action="store_true", help="list the misclassified sentences")
     args = ap.parse_args()
 
-    catalogue = load_catalogue()
+    catalogue = load_dispatch_catalogue()
     n_train = sum(len(c.examples) for c in catalogue.categories)
     retrain(catalogue)  # warm-up: jieba's dictionary load is not training time
     t0 = time.perf_counter()

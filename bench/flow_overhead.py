@@ -26,12 +26,12 @@ sys.path.insert(0, str(REPO / "tests" / "ivr" / "flow"))
 from flow_harness import FixtureEngine, at, fixture  # noqa: E402
 
 from asr.audio import FRAME_MS  # noqa: E402
-from ivr.channel import CallInfo, Inbound  # noqa: E402
-from ivr.channel_file import FileChannel, parse_script  # noqa: E402
+from ivr.channel.base import CallInfo, Inbound  # noqa: E402
+from ivr.channel.file import FileChannel, parse_script  # noqa: E402
 from ivr.config import load_settings  # noqa: E402
 from ivr.flow import load_flow  # noqa: E402
 from ivr.flow.runner import FlowRunner  # noqa: E402
-from ivr.media import CallIO  # noqa: E402
+from ivr.media.callio import CallIO  # noqa: E402
 from ivr.tickets.sink import StoreSink  # noqa: E402
 from ivr.tickets.store import TicketStore  # noqa: E402
 from prompts import PromptLibrary, load_catalogue  # noqa: E402

@@ -27,9 +27,10 @@ sys.path.insert(0, str(REPO / "tests" / "ivr" / "sip"))
 from sippkit import PCMU_EVENTS, answer_ok, free_udp_port, invite_answered, pause, play, recv, run_sipp, scenario  # noqa: E402
 
 from asr.audio import duration_ms  # noqa: E402
-from ivr.commands.serve import serve_hotline, server_config  # noqa: E402
 from ivr.config import AgentConfig, load_settings  # noqa: E402
-from ivr.queue.hotline import QueueOptions  # noqa: E402
+from ivr.hotline.queueing import QueueOptions  # noqa: E402
+from ivr.hotline.server import serve_hotline  # noqa: E402
+from ivr.hotline.sip_endpoint import server_config  # noqa: E402
 from prompts import PromptLibrary, load_catalogue  # noqa: E402
 from prompts.compose import Digits, Part  # noqa: E402
 from prompts.render import render_catalogue  # noqa: E402

@@ -33,13 +33,13 @@ from sipclient import rtp  # noqa: E402
 from sippkit import answer_ok, caller_bye, invite_answered, pause, run_sipp, scenario, sipp_counts  # noqa: E402,F401
 
 from asr.audio import FRAME_BYTES  # noqa: E402
-from ivr.channel import CallerHungUp  # noqa: E402
+from ivr.channel.base import CallerHungUp  # noqa: E402
 from ivr.codecs.g711 import ulaw_encode  # noqa: E402
-from ivr.rtp.pcap import UdpDatagram, write_udp  # noqa: E402
-from ivr.commands.serve import server_config  # noqa: E402
 from ivr.config import Settings  # noqa: E402
-from ivr.sip.protection import ProtectionConfig  # noqa: E402
+from ivr.hotline.sip_endpoint import server_config  # noqa: E402
+from ivr.rtp.pcap import UdpDatagram, write_udp  # noqa: E402
 from ivr.rtp.session import RtpSession  # noqa: E402
+from ivr.sip.protection import ProtectionConfig  # noqa: E402
 from ivr.sip.uas import SipServer, SipServerConfig  # noqa: E402
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from ivr.media import RecordResult
-from ivr.recording import RecordingWriter
+from ivr.media.callio import RecordResult
+from ivr.media.recording import RecordingWriter
 
 __all__ = ["CallRecord", "OpenRecording", "SavedRecording", "TicketSink", "TicketLookup"]
 

@@ -12,12 +12,12 @@ from typing import Optional
 import typer
 
 from asr.engine import ModelLoadError
-from asr.models import ModelError
-from ivr.channel import CallInfo
-from ivr.channel_local import BACKENDS, HANGUP_KEY, LocalChannel, SoundDeviceError, list_devices, open_backend
+from asr.model_files import ModelError
+from ivr.channel.base import CallInfo
+from ivr.channel.local import BACKENDS, HANGUP_KEY, LocalChannel, SoundDeviceError, list_devices, open_backend
 from ivr.commands import context
 from ivr.flow import FlowError
-from ivr.service import HotlineService, no_model_message
+from ivr.hotline.service import HotlineService, no_model_message
 from prompts import PromptError
 
 app = typer.Typer(help="Call the hotline from this machine (a desk softphone).")

@@ -9,9 +9,9 @@ import typer
 
 from ivr.commands import context
 from ivr.config import ConfigError, Settings
-from ivr.tickets.classifier import ClassifierError, TextClassifier
-from ivr.tickets.dispatch import (
-    DEFAULT_CATALOGUE, CatalogueError, Dispatcher, evaluate, format_evaluation, load_catalogue, load_labelled,
+from ivr.triage.classifier import ClassifierError, TextClassifier
+from ivr.triage.dispatch import (
+    DEFAULT_CATALOGUE, CatalogueError, Dispatcher, evaluate, format_evaluation, load_dispatch_catalogue, load_labelled,
     model_path, retrain,
 )
 
@@ -65,7 +65,7 @@ def retrain_cmd(
     """Train the classifier on the catalogue's examples and the operators' corrections, and save it."""
     path = _model_file(ctx, model)
     try:
-        cat = load_catalogue(catalogue)
+        cat = load_dispatch_catalogue(catalogue)
     except CatalogueError as exc:
         raise context.fail(str(exc)) from None
     corr: list[Any] = []

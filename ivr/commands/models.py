@@ -12,7 +12,7 @@ from rich.progress import (
 from rich.table import Table
 
 from asr.download import ProgressCallback, download_model, install_archive
-from asr.models import (
+from asr.model_files import (
     CATALOGUE, DEFAULT_MODEL, ModelError, catalogue_entry, installed_models, resolve_model, verify_model,
 )
 from ivr.commands import context

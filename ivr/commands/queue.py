@@ -12,8 +12,8 @@ from rich.table import Table
 
 from ivr.commands import context
 from ivr.logs import mask_number
-from ivr.queue.agents import directory_for
 from ivr.queue.callbacks import CallbackStore
+from ivr.queue.directory import directory_for
 from ivr.queue.metrics import read_snapshot
 from ivr.queue.model import AgentState, QueueError
 

@@ -10,13 +10,13 @@ import typer
 
 from asr.audio import AudioFormatError, write_wav
 from asr.engine import ModelLoadError
-from asr.models import ModelError
-from ivr.channel import CallInfo
-from ivr.channel_file import FileChannel, ScriptError, parse_script
+from asr.model_files import ModelError
+from ivr.channel.base import CallInfo
+from ivr.channel.file import FileChannel, ScriptError, parse_script
 from ivr.commands import context
 from ivr.commands.tickets import print_ticket
 from ivr.flow import FlowError
-from ivr.service import HotlineService, no_model_message
+from ivr.hotline.service import HotlineService, no_model_message
 from prompts import PromptError
 
 

@@ -12,14 +12,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ivr.commands import context
-from ivr.logs import mask_number
 from asr.audio import FRAME_BYTES, AudioFormatError, read_wav
 from asr.engine import Engine
+from ivr.commands import context
+from ivr.logs import mask_number
 from ivr.tickets import TicketNotFound, TicketStore
 from ivr.tickets.model import Ticket, TicketFilter
 from ivr.tickets.recovery import recover_interrupted
-from ivr.tickets.suggest import Suggester, dispatch_suggester
+from ivr.tickets.store import Suggester
+from ivr.triage.suggest import dispatch_suggester
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,8 @@ def transcribe(
 ) -> None:
     """Work off the transcription backlog once a model is available."""
     from asr.engine import VoskEngine
-    from asr.models import ModelError
-    from ivr.service import no_model_message, resolve_model_dir
+    from asr.model_files import ModelError
+    from ivr.hotline.service import no_model_message, resolve_model_dir
 
     if not pending:
         raise context.fail("say which tickets: --pending")

@@ -18,18 +18,18 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ivr.config import Settings
-from ivr.console import agents as agents_api
+from ivr.console import agents_api
 from ivr.console import api, pages
 from ivr.console.deps import HERE, ConsoleContext, LoginRequired
 from ivr.console.limits import BodyLimit
 from ivr.console.users import Role, UserStore
 from ivr.live import LiveState
 from ivr.logs import mask_number
-from ivr.queue.agents import AgentDirectory, directory_for
-from ivr.tickets.dispatch import load_catalogue
-from ivr.tickets.gazetteer import Gazetteer
+from ivr.queue.directory import AgentDirectory, directory_for
 from ivr.tickets.store import TicketStore
-from ivr.tickets.suggest import Suggester
+from ivr.tickets.store import Suggester
+from ivr.triage.dispatch import load_dispatch_catalogue
+from ivr.triage.gazetteer import Gazetteer
 
 __all__ = ["create_app"]
 
@@ -104,5 +104,5 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
 
 
 def _load_catalogue(ctx: ConsoleContext) -> None:
-    ctx.categories = load_catalogue().departments()
+    ctx.categories = load_dispatch_catalogue().departments()
     ctx.districts = Gazetteer.load().districts

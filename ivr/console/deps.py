@@ -18,7 +18,8 @@ from ivr.console.users import MAX_NAME, Role, Session, User, UserStore
 from ivr.live import LiveState
 from ivr.tickets.model import Ticket, TicketFilter
 from ivr.tickets.store import TicketNotFound, TicketStore
-from ivr.tickets.suggest import Suggester, dispatch_suggester
+from ivr.tickets.store import Suggester
+from ivr.triage.suggest import dispatch_suggester
 
 __all__ = ["ConsoleContext", "LoginRequired", "COOKIE", "LOGIN_COOKIE", "CSRF_HEADER", "MAX_OFFSET", "require",
            "context_of", "client_host", "html", "filter_from", "ticket_or_404", "recording_response"]

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from ivr.console.agents import status_of
+from ivr.console.agents_api import status_of
 from ivr.console.deps import (
     COOKIE, LOGIN_COOKIE, MAX_OFFSET, client_host, context_of, filter_from, html, recording_response, require,
     ticket_or_404,

@@ -22,7 +22,7 @@ import numpy as np
 
 from asr.audio import SAMPLE_RATE
 
-__all__ = ["DtmfDetector", "Detection", "detect_digits", "LOW_TONES", "HIGH_TONES", "DBM0_AMPLITUDE"]
+__all__ = ["DtmfDetector", "Detection", "InbandDigits", "detect_digits", "LOW_TONES", "HIGH_TONES", "DBM0_AMPLITUDE"]
 
 LOW_TONES = (697.0, 770.0, 852.0, 941.0)
 HIGH_TONES = (1209.0, 1336.0, 1477.0, 1633.0)
@@ -142,6 +142,17 @@ class DtmfDetector:
             self._last = key
         self._buf = self._buf[count * HOP :]
         return found
+
+
+class InbandDigits:
+    """The detector as a stream of keys, one 20 ms frame at a time: each key once, when it is recognised (the
+    media layer's `DigitDetector`)."""
+
+    def __init__(self) -> None:
+        self._detector = DtmfDetector()
+
+    def process(self, frame: bytes) -> list[str]:
+        return [d.digit for d in self._detector.feed(frame)]
 
 
 def detect_digits(pcm: bytes) -> list[Detection]:

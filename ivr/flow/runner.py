@@ -1,6 +1,6 @@
 """Runs a flow over a CallIO: menus by key or speech, retries, the elderly path, records, transfers.
 
-The runner never talks to SIP or files: it plays prompts and listens through `ivr.media.CallIO`, and hands
+The runner never talks to SIP or files: it plays prompts and listens through `ivr.media.callio.CallIO`, and hands
 recordings to a `TicketSink`. No caller is ever stuck: after a menu's retries the caller moves on to the elderly
 path (the first time) or to `on_fail` / a person, never to a hang-up. Spoken menu choices are matched with
 `asr.intents` (homophone tolerant); keys always work. The flow's repeat key (``*``) replays the current prompt
@@ -18,14 +18,14 @@ from asr import intents
 from asr.text import numerals_to_digits
 from asr.vad import VadConfig
 from ivr.call import CallRecord, TicketLookup, TicketSink
-from ivr.channel import CallerHungUp
+from ivr.channel.base import CallerHungUp
 from ivr.flow.loader import parse_condition
 from ivr.flow.model import (
     CONTROL_KINDS, Answer, Branch, Collect, Confirm, Flow, Goto, Hangup, Lookup, Menu, Node, Option, Queue, Record,
     Say, Set, Transfer,
 )
 from ivr.logs import mask_number
-from ivr.media import CallIO, Heard
+from ivr.media.callio import CallIO, Heard
 from prompts.compose import Digits, Part
 from prompts.library import PromptLibrary, beep
 
@@ -74,7 +74,7 @@ class FlowRunner:
     """Executes one call of a flow.
 
     `clock` gives the local time for business hours (injected so tests choose the hour); `ticket_lookup`
-    answers lookup nodes (see `ivr.flow.lookup.store_lookup`); `on_node(node_id, flags)` hears each node the
+    answers lookup nodes (see `ivr.tickets.lookup.store_lookup`); `on_node(node_id, flags)` hears each node the
     caller reaches (the console's live page shows it).
     """
 

@@ -30,17 +30,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from asr.vad import VadConfig
 from ivr.call import CallRecord
-from ivr.channel import CallerHungUp, TransferResult
+from ivr.channel.base import CallerHungUp, TransferResult
 from ivr.live import LiveState
 from ivr.logs import mask_number
-from ivr.media import CallIO
+from ivr.media.callio import CallIO
+from ivr.media.hold import Bridge, HoldAudio, HungUpRinging, PlaceCall, ring
+from ivr.queue.call_queue import CallQueue
 from ivr.queue.callbacks import CallbackStore
-from ivr.queue.engine import CallQueue
-from ivr.queue.legs import Bridge, HoldAudio, HungUpRinging, PlaceCall, proxy_of, ring
 from ivr.queue.model import (
     AgentState, Announce, Connect, OfferCallback, Priority, QueueEvent, Rejected, UnknownCall,
 )
-from ivr.queue.runner import callback_call_id, release
+from ivr.queue.ticker import callback_call_id, release
+from ivr.sip.uac import proxy_of
 from ivr.storage import database_location, problem
 from prompts.compose import Cardinal, Digits, Part, queue_announcement
 from prompts.library import PromptLibrary

@@ -11,13 +11,14 @@ import logging
 from collections.abc import Callable
 
 from asr.vad import VadConfig
-from ivr.channel import CallerHungUp
+from ivr.channel.base import CallerHungUp
 from ivr.logs import mask_number
-from ivr.media import CallIO, DigitDetector
+from ivr.media.callio import CallIO, DigitDetector
+from ivr.media.hold import Bridge, HungUpRinging, PlaceCall, ring
 from ivr.queue.callbacks import Callback
-from ivr.queue.legs import Bridge, HungUpRinging, PlaceCall, proxy_of, ring
 from ivr.queue.model import Connect, Priority
-from ivr.queue.runner import DialbackResult
+from ivr.queue.ticker import DialbackResult
+from ivr.sip.uac import proxy_of
 from prompts.library import PromptLibrary
 
 __all__ = ["CallbackDialler"]

@@ -9,8 +9,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from ivr.queue.call_queue import CallQueue
 from ivr.queue.callbacks import CallbackStore
-from ivr.queue.engine import CallQueue
 from ivr.queue.model import AgentState, Priority
 from ivr.storage import write_atomic
 

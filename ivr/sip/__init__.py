@@ -3,7 +3,7 @@
 Public API:
 
 - `SipServer(config, handler)`, `SipServerConfig`: answer calls, run `await handler(channel)` per call
-  (`ivr.channel_sip.SipChannel`), `await server.start()` / `await server.stop(drain_seconds)`.
+  (`ivr.channel.sip.SipChannel`), `await server.start()` / `await server.stop(drain_seconds)`.
 - Pure protocol: `parse_message` / `bytes(msg)` (`Request`, `Response`), `validate_request`, `screen`,
   `parse_sdp` / `bytes(sdp)`, `answer_offer`.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from ivr.channel import TransferResult
+from ivr.channel.base import TransferResult
 from ivr.sip.message import Request
 
 __all__ = ["Referral", "refer_headers", "sipfrag_status"]

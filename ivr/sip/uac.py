@@ -21,20 +21,20 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ivr.channel import CallInfo
-from ivr.channel_sip import SipChannel
+from ivr.channel.base import CallInfo
+from ivr.channel.sip import SipChannel
 from ivr.lograte import RateLimitedLog
 from ivr.logs import mask_number
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSession
-from ivr.sip.headers import MAGIC_COOKIE, parse_address, parse_via, validate_request
+from ivr.sip.headers import MAGIC_COOKIE, parse_address, parse_via, uri_host_port, validate_request
 from ivr.sip.message import Request, Response, SipParseError, parse_message, split_values
 from ivr.sip.screen import build_response
 from ivr.sip.sdp import SdpError, accept_answer, answer_offer, make_offer, parse_sdp, warning
 from ivr.sip.transaction import ClientTransaction, SipTimers
 from ivr.sip.uas import media_params
 
-__all__ = ["OutboundResult", "OutboundChannel", "OutboundCalls", "place_call", "outcome_of"]
+__all__ = ["OutboundResult", "OutboundChannel", "OutboundCalls", "place_call", "proxy_of", "outcome_of"]
 
 logger = logging.getLogger(__name__)
 _errors = RateLimitedLog(logger)
@@ -403,6 +403,15 @@ class OutboundCalls:
         for leg in legs:
             leg.close()
         return cut
+
+
+def proxy_of(uri: str, default: tuple[str, int] | None) -> tuple[str, int]:
+    """Where to send an INVITE for `uri`: its host:port when it names a port, else `default` (the trunk), else
+    its host on port 5060."""
+    host, port = uri_host_port(uri)
+    if port is not None:
+        return host, port
+    return default or (host, 5060)
 
 
 def _user(uri: str) -> str:

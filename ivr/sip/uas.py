@@ -25,9 +25,11 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ivr.channel import CallInfo, TransferResult
+from ivr.channel.base import CallInfo, TransferResult
+from ivr.channel.sip import SipChannel
 from ivr.lograte import RateLimitedLog
-from ivr.channel_sip import SipChannel
+from ivr.rtp.clock import MediaClock
+from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSession
 from ivr.sip.headers import MAGIC_COOKIE, RequestSummary, parse_via, validate_request
 from ivr.sip.message import Request, Response, SipParseError, parse_message, split_values
 from ivr.sip.protection import Guard, ProtectionConfig
@@ -36,8 +38,6 @@ from ivr.sip.screen import ALLOW, build_response, screen
 from ivr.sip.sdp import (Negotiated, SdpError, SdpNegotiationError, accept_answer, answer_offer, make_offer,
                          parse_sdp, warning)
 from ivr.sip.transaction import ClientTransaction, ServerTransaction, SipTimers, transaction_key
-from ivr.rtp.clock import MediaClock
-from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSession
 
 __all__ = ["SipServer", "SipServerConfig", "CallHandler", "mask_number"]
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from asr.audio import SAMPLE_RATE
-from ivr.recording import repair
+from ivr.media.recording import repair
 from ivr.tickets.store import TicketNotFound, TicketStore
 
 __all__ = ["INTERRUPTED", "recover_interrupted"]

@@ -18,8 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.call import CallRecord, OpenRecording, SavedRecording
 from ivr.logs import mask_number
-from ivr.media import RecordResult
-from ivr.recording import RecordingWriter
+from ivr.media.callio import RecordResult
+from ivr.media.recording import RecordingWriter
 from ivr.storage import database_location, problem
 from ivr.tickets.store import TicketStore
 

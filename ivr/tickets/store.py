@@ -30,11 +30,12 @@ from ivr.tickets.model import (
 from ivr.tickets.schema import (
     ROW_COLUMNS, corrections_table, fts_query, grams, migrate, sqlite_pragmas, tickets_table,
 )
-from ivr.tickets.suggest import Suggester
 
-__all__ = ["TicketStore", "TicketNotFound", "TicketEditError"]
+__all__ = ["TicketStore", "TicketNotFound", "TicketEditError", "Suggester"]
 
 log = logging.getLogger(__name__)
+
+Suggester = Callable[[str], dict[str, Any]]  # transcript text -> suggestion dict (see ivr.triage.suggest)
 
 
 class TicketNotFound(LookupError):

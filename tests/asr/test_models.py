@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from asr.download import ArchiveError, ChecksumError, DownloadError, download_model, fetch, install_archive
-from asr.models import (
+from asr.model_files import (
     CATALOGUE, DEFAULT_MODEL, MANIFEST_NAME, ModelError, ModelInvalidError, ModelNotFoundError, ModelSpec,
     installed_models, resolve_model, validate_model_dir, verify_model,
 )

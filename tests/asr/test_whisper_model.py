@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from asr.models import file_sha256
+from asr.model_files import file_sha256
 from asr.whisper_model import WHISPER_BASE, SplitModel, WhisperModelError, assemble, package_dir
 
 

@@ -112,9 +112,9 @@ def test_recording_and_ticket_survive_a_crash(tmp_path: Path, prompt_cache: Path
     data = tmp_path / "data"
     script = textwrap.dedent(f"""
         import asyncio, os
-        from ivr.channel_file import FileChannel, parse_script
+        from ivr.channel.file import FileChannel, parse_script
         from ivr.config import load_settings
-        from ivr.service import HotlineService
+        from ivr.hotline.service import HotlineService
         s = load_settings(overrides={{"data_dir": {str(data)!r}, "prompts_cache": {str(prompt_cache)!r}}}, environ={{}})
         svc = HotlineService.from_settings(s, load_engine=False)
         class Dying(FileChannel):
@@ -135,7 +135,7 @@ def test_recording_and_ticket_survive_a_crash(tmp_path: Path, prompt_cache: Path
     assert proc.returncode == 9, proc.stderr
     [ticket] = TicketStore(f"sqlite:///{data}/ivr.db").list()
     assert ticket.transcription.value == "recording"  # the call died while the caller spoke
-    from ivr.recording import repair
+    from ivr.media.recording import repair
 
     wav = data / "recordings" / ticket.recording
     assert repair(wav) >= 2 * 8000  # at least 2 s of the caller survived
@@ -156,8 +156,8 @@ def test_in_band_keys_are_heard_when_the_channel_has_no_out_of_band_digits(setti
     import numpy as np
 
     from asr.audio import write_wav
-    from ivr.channel_file import FileChannel, parse_script
-    from ivr.service import HotlineService
+    from ivr.channel.file import FileChannel, parse_script
+    from ivr.hotline.service import HotlineService
 
     t = np.arange(int(0.12 * 8000)) / 8000
     tone = (6000 * (np.sin(2 * np.pi * 697 * t) + np.sin(2 * np.pi * 1209 * t))).astype("<i2")  # key 1
@@ -176,8 +176,8 @@ def test_an_edited_flow_serves_new_calls_while_a_bad_edit_keeps_the_last_good_on
     import hashlib
     import shutil
 
-    from ivr.channel_file import FileChannel, parse_script
-    from ivr.service import HotlineService
+    from ivr.channel.file import FileChannel, parse_script
+    from ivr.hotline.service import HotlineService
 
     flow = tmp_path / "hotline.yaml"
     shutil.copy(settings.flow, flow)
@@ -199,8 +199,8 @@ def test_an_edited_flow_serves_new_calls_while_a_bad_edit_keeps_the_last_good_on
 def test_the_live_page_follows_the_call_through_the_flow(settings) -> None:
     import asyncio
 
-    from ivr.channel_file import FileChannel, parse_script
-    from ivr.service import HotlineService
+    from ivr.channel.file import FileChannel, parse_script
+    from ivr.hotline.service import HotlineService
 
     svc = HotlineService.from_settings(settings, load_engine=False)
     states: list[tuple[str, bool]] = []

@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 
 from asr.results import Transcript, Word
 from ivr.config import load_settings
-from ivr.live import LiveState
 from ivr.console import create_app
 from ivr.console.deps import ConsoleContext
+from ivr.live import LiveState
 from ivr.tickets.store import TicketStore
-from ivr.tickets.suggest import dispatch_suggester
+from ivr.triage.suggest import dispatch_suggester
 
 REPO = Path(__file__).resolve().parents[3]
 ZH = REPO / "audio_fixtures" / "zh"

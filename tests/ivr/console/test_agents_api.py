@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ivr.config import AgentConfig, load_settings
-from ivr.live import LiveState
 from ivr.console import create_app
+from ivr.live import LiveState
 from ivr.queue import AgentState, CallQueue
-from ivr.queue.agents import directory_for
+from ivr.queue.directory import directory_for
 from ivr.tickets.store import TicketStore
 
 from .conftest import PASSWORD

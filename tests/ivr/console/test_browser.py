@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from ivr.config import AgentConfig, Settings, load_settings
-from ivr.live import LiveState
 from ivr.console import create_app
+from ivr.live import LiveState
 from ivr.queue import AgentState
-from ivr.queue.agents import directory_for
+from ivr.queue.directory import directory_for
 
 CHROMIUM = os.environ.get("IVR_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from ivr.commands.serve import ConsoleThread
+from ivr.hotline.console_thread import ConsoleThread
 
 
 def test_console_requests_never_run_on_the_media_loop() -> None:

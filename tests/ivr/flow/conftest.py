@@ -1,14 +1,11 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from ivr.flow import Flow, load_flow  # noqa: E402
-from prompts import PromptLibrary, load_catalogue  # noqa: E402
+from ivr.flow import Flow, load_flow
+from prompts import PromptLibrary, load_catalogue
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -12,12 +12,12 @@ from pathlib import Path
 from asr.audio import FRAME_BYTES, frames, read_wav
 from asr.engine import Engine
 from asr.results import Partial, Transcript, Word
-from ivr.channel import CallInfo
-from ivr.channel_file import FileChannel, parse_script
-from ivr.flow.model import Flow
 from ivr.call import CallRecord, TicketLookup
+from ivr.channel.base import CallInfo
+from ivr.channel.file import FileChannel, parse_script
+from ivr.flow.model import Flow
 from ivr.flow.runner import FlowRunner
-from ivr.media import CallIO
+from ivr.media.callio import CallIO
 from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore
 from prompts.library import PromptLibrary

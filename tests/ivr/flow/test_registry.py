@@ -100,10 +100,10 @@ def test_call_in_progress_keeps_its_version_while_new_calls_get_the_edit(tmp_pat
 
     from flow_harness import run_call
 
-    from ivr.channel import CallInfo
-    from ivr.channel_file import FileChannel, parse_script
+    from ivr.channel.base import CallInfo
+    from ivr.channel.file import FileChannel, parse_script
     from ivr.flow.runner import FlowRunner
-    from ivr.media import CallIO
+    from ivr.media.callio import CallIO
     from ivr.tickets.sink import StoreSink
     from ivr.tickets.store import TicketStore
 

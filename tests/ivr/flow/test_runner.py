@@ -8,14 +8,14 @@ from pathlib import Path
 from flow_harness import at, count, fixture, run_call
 
 from asr.audio import FRAME_MS
-from ivr.channel import CallInfo
-from ivr.channel_file import FileChannel, parse_script
-from ivr.tickets.lookup import store_lookup
+from ivr.channel.base import CallInfo
+from ivr.channel.file import FileChannel, parse_script
 from ivr.flow.runner import FlowRunner
-from ivr.media import CallIO
+from ivr.media.callio import CallIO
+from ivr.tickets.lookup import store_lookup
 from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore
-from ivr.tickets.suggest import dispatch_suggester
+from ivr.triage.suggest import dispatch_suggester
 from prompts.compose import Digits
 
 

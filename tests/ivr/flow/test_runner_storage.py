@@ -11,12 +11,12 @@ import pytest
 from flow_harness import count, fixture, run_call
 
 from asr.audio import read_wav
-from ivr.channel import CallInfo, TransferResult
-from ivr.channel_file import FileChannel, parse_script
+from ivr.channel.base import CallInfo, TransferResult
+from ivr.channel.file import FileChannel, parse_script
 from ivr.flow.runner import FlowRunner
 from ivr.logs import MaskingFilter
-from ivr.media import CallIO
-from ivr.recording import HEADER_BYTES
+from ivr.media.callio import CallIO
+from ivr.media.recording import HEADER_BYTES
 from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore
 

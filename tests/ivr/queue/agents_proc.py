@@ -13,7 +13,7 @@ import time
 
 from ivr.config import load_settings
 from ivr.queue import CallQueue
-from ivr.queue.agents import AgentDirectory
+from ivr.queue.directory import AgentDirectory
 
 
 def main(config: str) -> None:

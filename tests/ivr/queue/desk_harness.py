@@ -14,15 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ivr.channel import CallerHungUp, CallInfo, Channel, TransferResult
-from ivr.channel_file import FileChannel, parse_script
 from ivr.call import CallRecord
-from ivr.media import CallIO
+from ivr.channel.base import CallerHungUp, CallInfo, Channel, TransferResult
+from ivr.channel.file import FileChannel, parse_script
 from ivr.config import AgentGroup
+from ivr.media.callio import CallIO
 from ivr.queue import AgentState, CallQueue, QueuePolicy
 from ivr.queue.callbacks import CallbackStore
 from ivr.queue.desk import DeskPolicy, QueueDesk
-from ivr.queue.runner import QueueRunner
+from ivr.queue.ticker import QueueRunner
 from prompts import PromptLibrary, load_catalogue
 
 REPO = Path(__file__).resolve().parents[3]

@@ -5,9 +5,7 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from desk_harness import run, scene  # noqa: E402
+from desk_harness import run, scene
 
 s = scene(Path(sys.argv[1]), "!wait:200; !keys:1; keys:1; keys:1")
 exchange = s.channel.exchange

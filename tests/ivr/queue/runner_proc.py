@@ -11,11 +11,11 @@ import signal
 import sys
 import time
 
+from dialing import dial
 from ivr.config import AgentGroup
 from ivr.queue import CallQueue, Connect
 from ivr.queue.callbacks import Callback, CallbackStore
-from ivr.queue.dialer import dial
-from ivr.queue.runner import DialbackResult, QueueRunner
+from ivr.queue.ticker import DialbackResult, QueueRunner
 
 url, log_path, owner = sys.argv[1], sys.argv[2], sys.argv[3]
 lease_s, hold_s, citizen_port = float(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])

@@ -10,7 +10,7 @@ import pytest
 from ivr.config import AgentConfig
 from ivr.config import AgentGroup
 from ivr.queue import AgentState, CallQueue, Connect, QueueError, UnknownAgent
-from ivr.queue.agents import AgentDirectory, AgentStateError, parse_state
+from ivr.queue.directory import AgentDirectory, AgentStateError, parse_state
 
 
 @pytest.fixture(autouse=True)

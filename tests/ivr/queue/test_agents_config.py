@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from ivr.config import AgentConfig, ConfigError, load_settings
-from ivr.queue.hotline import QueueOptions
 from ivr.config import AgentGroup
+from ivr.hotline.queueing import QueueOptions
 
 GROUPS = """
 [[queue.groups]]

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ivr.channel import Channel
-from ivr.queue.bridge import BridgeResult, bridge, recording_paths
+from ivr.channel.base import Channel
+from ivr.media.bridge import BridgeResult, bridge, recording_paths
 from ivr.sip.transaction import SipTimers
 from ivr.sip.uac import OutboundChannel, place_call
 from ivr.sip.uas import SipServer, SipServerConfig

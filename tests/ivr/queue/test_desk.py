@@ -7,16 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from desk_harness import (  # noqa: E402
+from desk_harness import (
     Operators, ReferringPhone, free_op1_after, kinds, op1_frees_then_op2_signs_in, run, scene,
 )
 
-from ivr.channel import CallerHungUp, TransferResult  # noqa: E402
-from ivr.queue import AgentState, QueuePolicy  # noqa: E402
-from ivr.queue.callbacks import CallbackStore  # noqa: E402
-from ivr.queue.desk import DeskPolicy, plausible_number  # noqa: E402
+from ivr.channel.base import CallerHungUp, TransferResult
+from ivr.queue import AgentState, QueuePolicy
+from ivr.queue.callbacks import CallbackStore
+from ivr.queue.desk import DeskPolicy, plausible_number
 
 
 def test_waiting_caller_hears_position_and_wait_then_hangs_up_abandoned(tmp_path: Path) -> None:
@@ -185,11 +183,11 @@ def test_no_operator_in_the_flow_leaves_a_message_as_a_ticket(tmp_path: Path) ->
 
     from desk_harness import REPO
 
-    from ivr.channel import Channel
-    from ivr.channel_file import FileChannel, parse_script
+    from ivr.channel.base import Channel
+    from ivr.channel.file import FileChannel, parse_script
     from ivr.flow import load_flow
     from ivr.flow.runner import FlowRunner
-    from ivr.media import CallIO
+    from ivr.media.callio import CallIO
     from ivr.tickets import TicketStore
     from ivr.tickets.sink import StoreSink
 

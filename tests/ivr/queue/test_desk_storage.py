@@ -3,17 +3,14 @@ callback is offered, and a booking that fails anyway keeps the caller's place fo
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from desk_harness import free_op1_after, kinds, run, scene
 
-from desk_harness import free_op1_after, kinds, run, scene  # noqa: E402
-
-from ivr.channel import TransferResult  # noqa: E402
-from ivr.queue.callbacks import CallbackStore  # noqa: E402
+from ivr.channel.base import TransferResult
+from ivr.queue.callbacks import CallbackStore
 
 
 def test_no_callback_is_offered_while_its_store_has_no_room(tmp_path: Path, small_disks,

@@ -3,19 +3,16 @@ answers or not, the citizen hangs up while the operator's phone rings."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+from desk_harness import Dialled, library, relay
 
-from desk_harness import Dialled, library, relay  # noqa: E402
-
-from ivr.channel import CallInfo  # noqa: E402
-from ivr.channel_file import FileChannel, parse_script  # noqa: E402
-from ivr.queue.callbacks import Callback  # noqa: E402
-from ivr.queue.dialback import CallbackDialler  # noqa: E402
-from ivr.queue.model import Connect, Priority  # noqa: E402
-from ivr.queue.runner import DialbackResult  # noqa: E402
+from ivr.channel.base import CallInfo
+from ivr.channel.file import FileChannel, parse_script
+from ivr.queue.callbacks import Callback
+from ivr.queue.dialback import CallbackDialler
+from ivr.queue.model import Connect, Priority
+from ivr.queue.ticker import DialbackResult
 
 OPERATOR = "sip:op1@127.0.0.1:5999"
 CALLBACK = Callback(7, "20261129001", "13800138000", "general", int(Priority.NORMAL), 0.0, 0.0, "pending", 0, 0.0, "")

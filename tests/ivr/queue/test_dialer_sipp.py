@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from dialing import dial
 from ivr.queue.callbacks import CallbackStore, RetryPolicy
-from ivr.queue.dialer import dial, outcome_of
+from ivr.sip.uac import outcome_of
 
 HERE = Path(__file__).parent / "sipp"
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ivr.channel import CallerHungUp
+from ivr.channel.base import CallerHungUp
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.session import PortAllocator
 from ivr.sip.uac import OutboundCalls, place_call

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ivr.channel import TransferResult
-from ivr.channel_sip import SipChannel
+from ivr.channel.base import TransferResult
+from ivr.channel.sip import SipChannel
 from ivr.sip.refer import sipfrag_status
 from ivr.sip.transaction import SipTimers
 from ivr.sip.uas import SipServer, SipServerConfig

@@ -5,12 +5,12 @@ import time
 
 import pytest
 
+from dialing import dial
 from ivr.config import AgentGroup
 from ivr.queue import Announce, CallQueue, Connect, Priority, QueuePolicy, QueueEvent
 from ivr.queue.callbacks import Callback, CallbackStore
-from ivr.queue.dialer import dial
-from ivr.queue.legs import proxy_of
-from ivr.queue.runner import DialbackResult, QueueRunner, callback_call_id
+from ivr.queue.ticker import DialbackResult, QueueRunner, callback_call_id
+from ivr.sip.uac import proxy_of
 
 
 pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")

@@ -18,12 +18,12 @@ from sippkit import (PCMU_EVENTS, SIPP, answer, answer_ok, invite_answered, noti
                      scenario, serving)
 
 from ivr.config import AgentConfig, Settings
-from ivr.queue.model import AgentState
+from ivr.hotline.queueing import QueueOptions, callbacks_url
 from ivr.queue import QueuePolicy
-from ivr.queue.agents import AgentDirectory
 from ivr.queue.callbacks import CallbackStore
 from ivr.queue.desk import DeskPolicy
-from ivr.queue.hotline import QueueOptions, callbacks_url
+from ivr.queue.directory import AgentDirectory
+from ivr.queue.model import AgentState
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow,
               pytest.mark.skipif(SIPP is None or shutil.which("sipp") is None, reason="sipp is not installed")]

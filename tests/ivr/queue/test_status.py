@@ -63,7 +63,7 @@ def test_cli_cancel(tmp_path):
 
 def test_a_wrap_up_set_by_hand_shows_as_wrap_up_not_signed_out(tmp_path):
     from ivr.config import AgentConfig
-    from ivr.queue.agents import AgentDirectory
+    from ivr.queue.directory import AgentDirectory
     from ivr.queue.metrics import snapshot
 
     q = CallQueue([AgentGroup("general", wrap_up_s=30)], lambda: 100.0)

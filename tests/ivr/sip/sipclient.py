@@ -9,7 +9,7 @@ import struct
 
 import numpy as np
 
-from ivr.channel import CallerHungUp
+from ivr.channel.base import CallerHungUp
 
 OFFER = ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
          "m=audio {port} RTP/AVP {fmts}\r\n{attrs}")

@@ -21,7 +21,7 @@ from ivr.sip.uas import CallHandler, SipServer, SipServerConfig
 
 if TYPE_CHECKING:
     from ivr.config import Settings
-    from ivr.queue.hotline import QueueOptions
+    from ivr.hotline.queueing import QueueOptions
 
 SIPP = shutil.which("sipp")
 #: SIPp's sample captures (G.711 A-law audio, RFC 2833 keys with payload type 101)
@@ -229,7 +229,8 @@ async def finish(server: SipServer) -> dict[str, int]:
 async def serving(settings: Settings, queue: QueueOptions | None = None) -> AsyncIterator[SipServer]:
     """`ivr serve`'s production path (serve_hotline, no console) with the queue `queue` (None: from the settings);
     yields its SIP server once it listens, and drains and stops it on leaving."""
-    from ivr.commands.serve import serve_hotline, server_config
+    from ivr.hotline.server import serve_hotline
+    from ivr.hotline.sip_endpoint import server_config
 
     stop = asyncio.Event()
     servers: list[SipServer] = []

@@ -13,7 +13,7 @@ from sipclient import Dialog, ToneHandler, header, open_peer
 from sippkit import (PCMU_EVENTS, SHARE, SIPP, caller_bye, finish, invite_answered, pause, play, recv, request,
                      rtpmaps, run_sipp, scenario, sdp, start)
 
-from ivr.channel import CallerHungUp
+from ivr.channel.base import CallerHungUp
 from ivr.codecs.g711 import ulaw_encode
 from ivr.sip.protection import ProtectionConfig
 

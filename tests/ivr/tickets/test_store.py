@@ -15,7 +15,7 @@ from asr.results import Transcript, Word
 from ivr.tickets.model import TicketFilter
 from ivr.tickets.schema import fts_query
 from ivr.tickets.store import TicketEditError, TicketNotFound, TicketStore
-from ivr.tickets.suggest import dispatch_suggester
+from ivr.triage.suggest import dispatch_suggester
 
 REPO = Path(__file__).resolve().parents[3]
 C01 = REPO / "audio_fixtures" / "zh" / "c01.wav"
@@ -315,7 +315,7 @@ def test_interrupted_recordings_are_recovered_and_transcribed(tmp_path: Path, ko
     from typer.testing import CliRunner
 
     from ivr.cli import app
-    from ivr.recording import HEADER_BYTES, RecordingWriter
+    from ivr.media.recording import HEADER_BYTES, RecordingWriter
 
     data = tmp_path / "data"
     store = TicketStore(f"sqlite:///{data / 'ivr.db'}")
@@ -376,7 +376,7 @@ def test_verify_command_reports_altered_recordings(tmp_path: Path) -> None:
 
 
 def test_only_one_nodes_interrupted_recordings_are_recovered_and_flagged(store: TicketStore, tmp_path: Path) -> None:
-    from ivr.recording import HEADER_BYTES, RecordingWriter
+    from ivr.media.recording import HEADER_BYTES, RecordingWriter
     from ivr.tickets.recovery import recover_interrupted
 
     rec = tmp_path / "rec"

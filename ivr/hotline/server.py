@@ -1,0 +1,130 @@
+"""`serve_hotline`: one hotline node running: the shipped flow on every SIP call, the queue and callbacks, the
+operator console beside it.
+
+Before taking calls, the recordings this node (`node_id`) was making when it last stopped are repaired and queued
+for transcription. On stopping, the queue dials no more callbacks nor connects more callers; the calls in progress
+drain (see `ivr.hotline.sip_endpoint`).
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ivr.channel.sip import SipChannel
+from ivr.config import ConfigError, Settings
+from ivr.console.app import create_app
+from ivr.dtmf.inband import InbandDigits
+from ivr.hotline.console_thread import ConsoleThread, console_socket
+from ivr.hotline.queueing import HotlineQueue, QueueOptions
+from ivr.hotline.service import HotlineService, no_model_message
+from ivr.hotline.sip_endpoint import run_server
+from ivr.media.bridge import bridge
+from ivr.rtp.metrics import ClockCollector
+from ivr.sip.metrics import SipCollector
+from ivr.sip.uac import OutboundCalls, OutboundResult, place_call
+from ivr.sip.uas import SipServer, SipServerConfig
+from ivr.storage import problem
+from ivr.tickets.recovery import recover_interrupted
+from ivr.tickets.store import TicketStore
+
+__all__ = ["serve_hotline", "recover_recordings"]
+
+logger = logging.getLogger(__name__)
+
+
+def recover_recordings(store: TicketStore, settings: Settings) -> list[str]:
+    """Before taking calls: repair the recordings this node was making when it stopped (another node's recordings
+    in a shared store are still being made) and queue them for transcription."""
+    try:
+        recovered = recover_interrupted(store, settings.recordings_dir,  # type: ignore[arg-type]
+                                        datetime.now(timezone.utc), node=settings.node_id)
+    except (SQLAlchemyError, OSError) as exc:
+        logger.error("interrupted recordings of node %s not recovered: %s", settings.node_id, problem(exc))
+        return []
+    if recovered:
+        logger.warning("node %s: %d recording(s) cut off when it stopped repaired, flagged interrupted and queued "
+                       "for transcription: %s", settings.node_id, len(recovered), " ".join(recovered))
+    return recovered
+
+
+async def serve_hotline(settings: Settings, config: SipServerConfig, *, console: bool = True,
+                        drain_seconds: float = 30.0, stop: asyncio.Event | None = None,
+                        ready: Callable[[SipServer], None] | None = None,
+                        queue: QueueOptions | None = None,
+                        reload: Callable[[], Settings] | None = None) -> SipServer:
+    """The production path: the shipped flow on every SIP call, the queue and callbacks (operators from
+    `queue`, else the settings), and the operator console beside it. With `reload`, SIGHUP reads the settings
+    again and applies their operators."""
+    legs = OutboundCalls()
+    web_socket = console_socket(settings) if console else None  # a port in use fails before anything starts
+    service = HotlineService.from_settings(settings)
+    if service.engine is None:
+        logger.warning(no_model_message())
+    service.warm()
+    recover_recordings(service.store, settings)
+    started: list[SipServer] = []
+
+    async def outbound(uri: str, proxy: tuple[str, int]) -> OutboundResult:
+        """Operator and callback legs share the server's RTP ports and media clock and its addresses."""
+        server = started[0]
+        return await place_call(uri, proxy, local_host=server.route_ip(proxy), ports=server.ports,
+                                clock=server.clock, advertise=config.advertised_host,
+                                rtp_timeout_s=config.rtp_timeout, calls=legs)
+
+    def on_ready(server: SipServer) -> None:
+        started.append(server)
+        # Everything loaded so far (flow, prompts, classifier, console) lives as long as the process: frozen out of
+        # the collector, a full collection scans only what calls and requests made since (a few ms, not the
+        # 160-190 ms pauses that stalled the media clock under a console flood).
+        gc.collect()
+        gc.freeze()
+        if ready is not None:
+            ready(server)
+
+    hq = HotlineQueue(settings, queue or QueueOptions.from_settings(settings), service.prompts, service.store,
+                      service.live, place_call=outbound, bridge=bridge, inband=InbandDigits)
+    service.desk = hq.desk
+    ClockCollector(lambda: started[0].clock if started else None, hq.metrics.registry)  # /metrics: media stalls
+    SipCollector(lambda: started[0] if started else None, hq.metrics.registry)  # /metrics: refusals, log floods
+    queue_stop = asyncio.Event()
+    queue_task = asyncio.create_task(hq.run(queue_stop))
+    web: ConsoleThread | None = None
+    if web_socket is not None:
+        web = ConsoleThread(create_app(settings, store=service.store, live=service.live, metrics=hq.metrics.registry,
+                                       agents=hq.agents), web_socket)
+        logger.info("operator console on http://%s:%d/", settings.console_host, settings.console_port)
+
+    async def handler(channel: SipChannel) -> None:
+        await service.handle_call(channel)
+
+    def on_sighup() -> None:
+        assert reload is not None
+        try:
+            hq.reconfigure(reload())
+        except ConfigError as exc:
+            logger.error("configuration not reloaded: %s", exc)
+
+    loop = asyncio.get_running_loop()
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    try:  # on stopping, the queue dials no more callbacks nor connects more callers; those in progress drain
+        return await run_server(config, handler, stop, drain_seconds, on_ready, outbound=legs,
+                                on_stopping=queue_stop.set)
+    finally:
+        if reload is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
+        queue_stop.set()
+        try:  # its callbacks' calls have been hung up: it ends at once, unless something is stuck
+            await asyncio.wait_for(asyncio.shield(queue_task), 5.0)
+        except asyncio.TimeoutError:
+            logger.warning("the queue did not stop within 5 s of the calls: cancelled")
+            queue_task.cancel()
+            await asyncio.gather(queue_task, return_exceptions=True)
+        if web is not None:
+            await web.stop()
