@@ -17,9 +17,9 @@ from asr.engine import Engine
 from ivr.commands import context
 from ivr.logs import mask_number
 from ivr.tickets import TicketNotFound, TicketStore
+from ivr.tickets.db import Suggester
 from ivr.tickets.model import Ticket, TicketFilter
 from ivr.tickets.recovery import recover_interrupted
-from ivr.tickets.store import Suggester
 from ivr.triage.suggest import dispatch_suggester
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,7 @@ from ivr.console.deps import COOKIE, MAX_OFFSET, client_host, context_of, filter
 from ivr.console.export import csv_response
 from ivr.console.users import SESSION_HOURS, Role, Session, UserError
 from ivr.logs import mask_number
-from ivr.tickets.model import Ticket, TicketRow
-from ivr.tickets.store import TicketEditError, TicketNotFound
+from ivr.tickets.model import Ticket, TicketEditError, TicketNotFound, TicketRow
 
 __all__ = ["router"]
 

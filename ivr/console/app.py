@@ -18,16 +18,15 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ivr.config import Settings
-from ivr.console import agents_api
-from ivr.console import api, pages
+from ivr.console import agents_api, api, pages
 from ivr.console.deps import HERE, ConsoleContext, LoginRequired
 from ivr.console.limits import BodyLimit
 from ivr.console.users import Role, UserStore
 from ivr.live import LiveState
 from ivr.logs import mask_number
 from ivr.queue.directory import AgentDirectory, directory_for
+from ivr.tickets.db import Suggester
 from ivr.tickets.store import TicketStore
-from ivr.tickets.store import Suggester
 from ivr.triage.dispatch import load_dispatch_catalogue
 from ivr.triage.gazetteer import Gazetteer
 

@@ -16,9 +16,9 @@ from ivr.console.security import MAX_PASSWORD, same
 from ivr.console.signin import LoginThrottle, SignInGate, SignInRefused
 from ivr.console.users import MAX_NAME, Role, Session, User, UserStore
 from ivr.live import LiveState
-from ivr.tickets.model import Ticket, TicketFilter
-from ivr.tickets.store import TicketNotFound, TicketStore
-from ivr.tickets.store import Suggester
+from ivr.tickets.db import Suggester
+from ivr.tickets.model import Ticket, TicketFilter, TicketNotFound
+from ivr.tickets.store import TicketStore
 from ivr.triage.suggest import dispatch_suggester
 
 __all__ = ["ConsoleContext", "LoginRequired", "COOKIE", "LOGIN_COOKIE", "CSRF_HEADER", "MAX_OFFSET", "require",

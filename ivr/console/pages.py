@@ -15,8 +15,7 @@ from ivr.console.deps import (
 from ivr.console.export import csv_response
 from ivr.console.security import new_token, same
 from ivr.console.users import SESSION_HOURS, Role, Session
-from ivr.tickets.model import EDITABLE_FIELDS
-from ivr.tickets.store import TicketEditError
+from ivr.tickets.model import EDITABLE_FIELDS, TicketEditError
 
 __all__ = ["router"]
 

@@ -6,7 +6,7 @@ from typing import Protocol
 
 from ivr.call import TicketLookup
 from ivr.logs import mask_number
-from ivr.tickets.store import TicketNotFound
+from ivr.tickets.model import TicketNotFound
 
 __all__ = ["store_lookup"]
 

@@ -9,7 +9,7 @@ from asr.results import Transcript
 
 __all__ = [
     "TranscriptionStatus", "TicketStatus", "Ticket", "TicketRow", "TicketFilter", "TicketPage",
-    "RecordingCheck", "StoredCorrection", "EDITABLE_FIELDS",
+    "RecordingCheck", "StoredCorrection", "EDITABLE_FIELDS", "TicketNotFound", "TicketEditError",
 ]
 
 
@@ -138,3 +138,11 @@ class StoredCorrection:
     text: str
     suggested: str
     category: str
+
+
+class TicketNotFound(LookupError):
+    """No ticket with that number or id."""
+
+
+class TicketEditError(ValueError):
+    """An operator change that cannot be made; the message says why."""

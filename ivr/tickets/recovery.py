@@ -10,7 +10,8 @@ from pathlib import Path
 
 from asr.audio import SAMPLE_RATE
 from ivr.media.recording import repair
-from ivr.tickets.store import TicketNotFound, TicketStore
+from ivr.tickets.model import TicketNotFound
+from ivr.tickets.store import TicketStore
 
 __all__ = ["INTERRUPTED", "recover_interrupted"]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ivr.tickets import audit
-from ivr.tickets.store import TicketEditError, TicketStore
+from ivr.tickets.model import TicketEditError
+from ivr.tickets.store import TicketStore
 
 
 @pytest.fixture

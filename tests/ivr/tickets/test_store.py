@@ -12,9 +12,9 @@ import pytest
 
 from asr.audio import read_wav
 from asr.results import Transcript, Word
-from ivr.tickets.model import TicketFilter
+from ivr.tickets.model import TicketEditError, TicketFilter, TicketNotFound
 from ivr.tickets.schema import fts_query
-from ivr.tickets.store import TicketEditError, TicketNotFound, TicketStore
+from ivr.tickets.store import TicketStore
 from ivr.triage.suggest import dispatch_suggester
 
 REPO = Path(__file__).resolve().parents[3]
