@@ -1,5 +1,12 @@
 """Logging set-up and phone-number masking: logs never carry a caller's full number.
 
+One mask for the whole product (logs, the CLI, the console): a phone number keeps its first three and last four
+digits (138****5678). A value known to be a number (a caller ID, a callback number, a SIP URI) is masked from seven
+digits on (842*3365); in free text only runs of ten digits or more are taken for phone numbers (shorter runs are
+counts, ports and times more often than numbers). A ticket number (YYYYMMDD and a sequence, 20261206001) is never a
+mainland phone number, which starts with 1 (mobile) or 0 (area code) or has seven or eight digits (local), so it is
+left readable. Service numbers (110, 12345) are not private and stay as they are.
+
 Every record is also made safe to read: what a caller sent (a Call-ID, a URI, a display name) can hold control
 characters, line breaks or kilobytes of text, so control characters are escaped (a record is always one line: no
 forged log lines, no terminal escapes) and a message is cut at `MAX_MESSAGE` characters.
@@ -8,24 +15,48 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import date
 
-__all__ = ["mask_number", "safe_message", "MaskingFilter", "setup_logging", "MAX_MESSAGE"]
+__all__ = ["mask_number", "is_ticket_number", "safe_message", "MaskingFilter", "setup_logging", "MAX_MESSAGE"]
 
-_NUMBER = re.compile(r"(?<!\d)(\+?\d{3})(\d{3,})(\d{4})(?!\d)")
+_IN_TEXT = re.compile(r"(?<!\d)\+?\d{10,}(?!\d)")  # a phone number in free text
+_IN_NUMBER = re.compile(r"(?<!\d)\+?\d{7,}(?!\d)")  # a phone number in a value known to hold one
+_TICKET = re.compile(r"20\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3,5}")
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 MAX_MESSAGE = 2000
 
 
 def mask_number(number: str) -> str:
-    """'13812345678' -> '138****5678'; short numbers (110, 12345) are left as they are."""
+    """A caller's number, callback number or SIP URI as logs and screens show it: '13812345678' -> '138****5678',
+    'sip:84213365@10.0.0.5' -> 'sip:842*3365@10.0.0.5'; short numbers (110, 12345) are left as they are."""
     digits = re.sub(r"[\s()-]", "", number)
     if len(re.sub(r"\D", "", digits)) < 7:
         return digits
-    return _masked(digits)
+    return _IN_NUMBER.sub(_mask_run, digits)
+
+
+def is_ticket_number(digits: str) -> bool:
+    """Whether a run of digits is a ticket number: a real day (YYYYMMDD, 2000-2099) and a sequence of 3-5 digits."""
+    if not _TICKET.fullmatch(digits):
+        return False
+    try:
+        date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
+    except ValueError:
+        return False
+    return True
+
+
+def _mask_run(m: re.Match[str]) -> str:
+    run = m.group()
+    if is_ticket_number(run):
+        return run
+    plus, digits = ("+", run[1:]) if run.startswith("+") else ("", run)
+    keep = 4 if len(digits) >= 8 else 3
+    return plus + digits[:3] + "*" * (len(digits) - 3 - keep) + digits[-keep:]
 
 
 def _masked(text: str) -> str:
-    return _NUMBER.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
+    return _IN_TEXT.sub(_mask_run, text)
 
 
 def _escape(m: re.Match[str]) -> str:

@@ -28,7 +28,8 @@ from ivr.media.bridge import bridge
 from ivr.rtp.metrics import ClockCollector
 from ivr.sip.metrics import SipCollector
 from ivr.sip.uac import OutboundCalls, OutboundResult, place_call
-from ivr.sip.uas import SipServer, SipServerConfig
+from ivr.sip.uas import SipServer
+from ivr.sip.endpoint import SipServerConfig
 from ivr.storage import problem
 from ivr.tickets.recovery import recover_interrupted
 from ivr.tickets.store import TicketStore

@@ -10,11 +10,12 @@ Public API:
 Exceptions (all ValueError): `SipParseError` (message unusable; `.status` is the answer to send),
 `SdpError` and its subclass `SdpNegotiationError` (nothing we can answer: 488).
 """
+from ivr.sip.endpoint import SipServerConfig
 from ivr.sip.headers import validate_request
 from ivr.sip.message import Request, Response, SipParseError, parse_message
 from ivr.sip.screen import screen
 from ivr.sip.sdp import SdpError, SdpNegotiationError, answer_offer, parse_sdp
-from ivr.sip.uas import SipServer, SipServerConfig
+from ivr.sip.uas import SipServer
 
 __all__ = [
     "SipServer", "SipServerConfig", "Request", "Response", "SipParseError", "parse_message", "validate_request",

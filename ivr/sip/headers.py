@@ -227,6 +227,11 @@ def parse_cseq(value: str) -> CSeq:
     return CSeq(number, m.group(2))
 
 
+def uri_user(uri: str) -> str:
+    """The user part of a sip:/sips:/tel: URI ("13800138000" of sip:13800138000@10.0.0.1;user=phone)."""
+    return uri.split(":", 1)[-1].split("@", 1)[0].split(";", 1)[0]
+
+
 def uri_host_port(uri: str) -> tuple[str, int | None]:
     """Host and port of a sip:/sips: URI (user part and parameters removed)."""
     rest = uri.split(":", 1)[1] if ":" in uri else uri

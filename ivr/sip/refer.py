@@ -8,12 +8,20 @@ failure with the reason. A REFER refused, unanswered, or without a final NOTIFY 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+from collections.abc import Callable
+from typing import Protocol
 
 from ivr.channel.base import TransferResult
-from ivr.sip.message import Request
+from ivr.logs import mask_number
+from ivr.sip.dialog import Call
+from ivr.sip.headers import RequestSummary, validate_request
+from ivr.sip.message import Request, SipParseError, parse_message
 
-__all__ = ["Referral", "refer_headers", "sipfrag_status"]
+__all__ = ["Referral", "Referrals", "refer_headers", "sipfrag_status"]
+
+logger = logging.getLogger(__name__)
 
 _SIPFRAG_RE = re.compile(rb"\s*SIP/2\.0 (\d{3})")
 
@@ -64,3 +72,60 @@ class Referral:
         except asyncio.TimeoutError:
             return TransferResult(ok=False, target=self.target,
                                   reason=f"no NOTIFY with a final status within {timeout_s:g} s", accepted=self.accepted)
+
+
+class InDialog(Protocol):
+    """What a REFER needs of the calls it is sent in."""
+
+    def dialog(self, summary: RequestSummary) -> Call | None: ...
+
+    def contact(self, call: Call) -> str: ...
+
+    def send_request(self, call: Call, method: str, extra: list[tuple[str, str]] | None = None,
+                     on_status: Callable[[int | None], None] | None = None) -> None: ...
+
+    def end_call(self, call: Call, reason: str, send_bye: bool) -> None: ...
+
+
+class Referrals:
+    """The REFERs in progress, one at most per dialog; `answer(notify, addr)` answers a NOTIFY about one 200."""
+
+    def __init__(self, dialogs: InDialog, answer: Callable[[Request, tuple[str, int]], None]) -> None:
+        self.dialogs = dialogs
+        self.answer = answer
+        self.in_progress: dict[tuple[str, str], Referral] = {}  # dialog key -> the REFER in progress on it
+
+    async def refer(self, call: Call, target: str, timeout_s: float) -> TransferResult:
+        """Send the caller to `target` by REFER; a transfer done ends our leg with BYE."""
+        referral = self.in_progress[call.key] = Referral(target)
+        try:
+            self.dialogs.send_request(call, "REFER", refer_headers(target, self.dialogs.contact(call)),
+                                      referral.on_response)
+            result = await referral.wait(timeout_s)
+        finally:
+            self.in_progress.pop(call.key, None)
+        logger.info("call %s REFER to %s: %s", call.call_id, mask_number(target), result.reason or "transferred")
+        if result.ok:
+            self.dialogs.end_call(call, "transferred by REFER", send_bye=True)
+        return result
+
+    def on_notify(self, data: bytes, addr: tuple[str, int]) -> bool:
+        """A NOTIFY about a REFER of ours: answer 200 and pass it on. False: not one (screen() answers it)."""
+        try:
+            req = parse_message(data)
+            if not isinstance(req, Request):
+                return False
+            call = self.dialogs.dialog(validate_request(req, frozenset({"NOTIFY"})))
+        except SipParseError:
+            return False
+        referral = self.in_progress.get(call.key) if call is not None else None
+        if referral is None:
+            return False
+        self.answer(req, addr)
+        referral.on_notify(req)
+        return True
+
+    def call_ended(self, call: Call, reason: str) -> None:
+        referral = self.in_progress.get(call.key)
+        if referral is not None:
+            referral.on_call_ended(reason)

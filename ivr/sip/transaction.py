@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ivr.sip.headers import MAGIC_COOKIE, RequestSummary
 
-__all__ = ["SipTimers", "ServerTransaction", "ClientTransaction", "transaction_key"]
+__all__ = ["SipTimers", "ServerTransaction", "ClientTransaction", "Transactions", "transaction_key"]
 
 
 @dataclass(frozen=True)
@@ -171,3 +171,53 @@ class ClientTransaction:
                 handle.cancel()
         self._retransmit = self._timeout = None
         self._on_done(self, status)
+
+
+class Transactions:
+    """The transactions in progress on one endpoint: server transactions by their key, ours by their branch."""
+
+    def __init__(self, timers: SipTimers) -> None:
+        self.timers = timers
+        self.server: dict[tuple[str, ...], ServerTransaction] = {}
+        self.client: dict[str, ClientTransaction] = {}
+
+    def new_server(self, summary: RequestSummary, send: Callable[[bytes], None]) -> ServerTransaction:
+        key = transaction_key(summary)
+        tx = ServerTransaction(key, summary.method, send, self.timers, self._forget)
+        self.server[key] = tx
+        return tx
+
+    def _forget(self, tx: ServerTransaction) -> None:
+        if self.server.get(tx.key) is tx:
+            del self.server[tx.key]
+
+    def find(self, summary: RequestSummary, method: str | None = None) -> ServerTransaction | None:
+        """The server transaction a request belongs to (`method` "INVITE": the INVITE a CANCEL or ACK is for)."""
+        return self.server.get(transaction_key(summary, method))
+
+    def new_client(self, branch: str, data: bytes, send: Callable[[bytes], None],
+                   on_status: Callable[[int | None], None]) -> None:
+        """Send a request of ours; `on_status` hears its final status (None: none came before timer F)."""
+
+        def done(ctx: ClientTransaction, status: int | None) -> None:
+            self.client.pop(ctx.branch, None)
+            on_status(status)
+
+        self.client[branch] = ClientTransaction(branch, data, send, self.timers, done)
+
+    def response(self, branch: str, status: int) -> None:
+        """A response to a request of ours (matched by the branch of its top Via)."""
+        ctx = self.client.get(branch)
+        if ctx is not None:
+            ctx.response(status)
+
+    @property
+    def timer_count(self) -> int:
+        return sum(t.timer_count for t in self.server.values()) + sum(t.timer_count for t in self.client.values())
+
+    def close(self) -> None:
+        """End every transaction at once (the endpoint is closing)."""
+        for ctx in list(self.client.values()):
+            ctx._finish(None)
+        for tx in list(self.server.values()):
+            tx.terminate()

@@ -27,12 +27,12 @@ from ivr.lograte import RateLimitedLog
 from ivr.logs import mask_number
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSession
-from ivr.sip.headers import MAGIC_COOKIE, parse_address, parse_via, uri_host_port, validate_request
+from ivr.sip.headers import MAGIC_COOKIE, parse_address, parse_via, uri_host_port, uri_user, validate_request
 from ivr.sip.message import Request, Response, SipParseError, parse_message, split_values
 from ivr.sip.screen import build_response
 from ivr.sip.sdp import SdpError, accept_answer, answer_offer, make_offer, parse_sdp, warning
 from ivr.sip.transaction import ClientTransaction, SipTimers
-from ivr.sip.uas import media_params
+from ivr.sip.call_media import media_params
 
 __all__ = ["OutboundResult", "OutboundChannel", "OutboundCalls", "place_call", "proxy_of", "outcome_of"]
 
@@ -414,10 +414,6 @@ def proxy_of(uri: str, default: tuple[str, int] | None) -> tuple[str, int]:
     return default or (host, 5060)
 
 
-def _user(uri: str) -> str:
-    return uri.split(":", 1)[-1].split("@", 1)[0].split(";", 1)[0]
-
-
 async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127.0.0.1", caller_id: str = "12345",
                      display: str = "", ring_timeout_s: float = 30.0, ports: PortAllocator | None = None,
                      clock: MediaClock | None = None, t1: float = 0.5, advertise: str | None = None,
@@ -444,7 +440,7 @@ async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127
         rtp_port = session.bind(local_host)
     except NoFreePortError as exc:
         leg.close()
-        logger.warning("outbound call to %s not placed: %s", mask_number(_user(uri)), exc)
+        logger.warning("outbound call to %s not placed: %s", mask_number(uri_user(uri)), exc)
         return OutboundResult("failed", None, leg.call_id)
     offer = bytes(make_offer(advertise or local_host, rtp_port, leg.sdp_id))
     channel: OutboundChannel | None = None
@@ -468,13 +464,13 @@ async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127
             else:
                 session.update(media_params(neg))
                 await session.start()
-                info = CallInfo(call_id=leg.call_id, caller=_user(uri), called=caller_id,
+                info = CallInfo(call_id=leg.call_id, caller=uri_user(uri), called=caller_id,
                                 extra={"codec": neg.codec, "direction": "outbound"})
                 channel = OutboundChannel(leg, info, session, inband_dtmf=neg.dtmf_payload_type is None)
             if outcome != "answered":
                 await leg.hangup()
                 channel = None
-        logger.info("outbound call %s to %s: %s (%s)", leg.call_id, mask_number(_user(uri)), outcome, status)
+        logger.info("outbound call %s to %s: %s (%s)", leg.call_id, mask_number(uri_user(uri)), outcome, status)
         return OutboundResult(outcome, status, leg.call_id, channel)
     finally:
         if channel is None and inviting.done():

@@ -12,10 +12,11 @@ import threading
 from dataclasses import dataclass
 
 from asr.text import numerals_to_digits
+from ivr.logs import mask_number
 
 from .gazetteer import SUFFIXES, Gazetteer, PlaceMatch, Span, TextView, default_gazetteer
 
-__all__ = ["CallerName", "PhoneNumber", "Address", "AutoFill", "extract_autofill", "mask_phone", "SURNAMES"]
+__all__ = ["CallerName", "PhoneNumber", "Address", "AutoFill", "extract_autofill", "SURNAMES"]
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class PhoneNumber:
 
     @property
     def masked(self) -> str:
-        return mask_phone(self.digits)
+        return mask_number(self.digits)
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,6 @@ class AutoFill:
     name: CallerName | None = None
     phone: PhoneNumber | None = None
     address: Address | None = None
-
-
-def mask_phone(digits: str) -> str:
-    """A number for the logs: the first three and last four digits kept (138****5678)."""
-    if len(digits) <= 7:
-        return "*" * len(digits)
-    return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
 
 
 # -------------------------------------------------------------------------------------------------- name

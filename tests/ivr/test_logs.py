@@ -32,3 +32,20 @@ def test_filter_rewrites_records_with_arguments() -> None:
     record = logging.LogRecord("ivr.sip", logging.INFO, __file__, 1, "call %s from %s", ("a\nb", "13812345678"), None)
     assert MaskingFilter().filter(record)
     assert record.getMessage() == "call a\\nb from 138****5678"
+
+
+@pytest.mark.parametrize("raw, logged", [
+    ("ticket 20261206001 opened for 13812345678", "ticket 20261206001 opened for 138****5678"),
+    ("ticket 202612061234 (the 1234th of the day)", "ticket 202612061234 (the 1234th of the day)"),
+    ("not a day 20261306001, a mobile abroad +20261206001", "not a day 202****6001, a mobile abroad +202****6001"),
+])
+def test_ticket_numbers_are_not_taken_for_phone_numbers(raw: str, logged: str) -> None:
+    assert safe_message(raw) == logged
+
+
+@pytest.mark.parametrize("number, shown", [
+    ("84213365", "842*3365"), ("1234567", "123*567"), ("sip:84213365@10.0.0.5:5060", "sip:842*3365@10.0.0.5:5060"),
+    ("sip:13800138000@10.0.0.1;user=phone", "sip:138****8000@10.0.0.1;user=phone"), ("110", "110"),
+])
+def test_a_known_number_is_masked_from_seven_digits(number: str, shown: str) -> None:
+    assert mask_number(number) == shown

@@ -15,7 +15,8 @@ from ivr.config import Settings
 from ivr.hotline.sip_endpoint import demo_handler, run_server, server_config
 from ivr.sip.protection import ProtectionConfig
 from ivr.sip.transaction import SipTimers
-from ivr.sip.uas import SipServer, SipServerConfig
+from ivr.sip.uas import SipServer
+from ivr.sip.endpoint import SipServerConfig
 
 
 @pytest.mark.sipp

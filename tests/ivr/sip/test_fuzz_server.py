@@ -12,7 +12,8 @@ from ivr.rtp.clock import MediaClock
 from ivr.rtp.packet import RtpError, RtpPacket
 from ivr.rtp.session import MediaParams, PortAllocator, RtpSession
 from ivr.sip.transaction import SipTimers
-from ivr.sip.uas import SipServer, SipServerConfig
+from ivr.sip.uas import SipServer
+from ivr.sip.endpoint import SipServerConfig
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
