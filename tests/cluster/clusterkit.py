@@ -183,6 +183,24 @@ class FrontDoor:
                 raise AssertionError(f"no {count} lines like {pattern!r} in kamailio's log:\n" + "\n".join(lines))
             time.sleep(0.05)
 
+    def is_up(self, uri: str) -> bool | None:
+        """What the front door last logged about the node at `uri`: up, down, or None before it said either."""
+        state = None
+        for line in self.lines():
+            seen = re.search(rf"node {re.escape(uri)} is (up|down)", line)
+            if seen:
+                state = seen.group(1) == "up"
+        return state
+
+    def wait_until_down(self, uri: str, limit_s: float = 120) -> None:
+        """Wait until the front door's latest word on `uri` is that it is down."""
+        deadline = time.monotonic() + limit_s
+        while self.is_up(uri) is not False:
+            assert self.proc is not None and self.proc.poll() is None, "kamailio exited:\n" + "\n".join(self.lines())
+            if time.monotonic() > deadline:
+                raise AssertionError(f"kamailio never marked {uri} down:\n" + "\n".join(self.lines()))
+            time.sleep(0.05)
+
     def skip_log(self) -> None:
         """Look only at lines written from now on."""
         self.seen = len(self.lines())
@@ -247,6 +265,8 @@ class Cluster:
         """(Re)start `node` and wait until the front door has seen it come up."""
         if node.up:
             node.stop()
+        # A node back within one probe interval was never seen down, and would never be logged "up" again.
+        self.front.wait_until_down(node.uri)
         self.front.skip_log()
         node.start(self.prompt_cache, env)
         self.front.wait_for(rf"node {re.escape(node.uri)} is up")
