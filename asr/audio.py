@@ -10,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.errors import AudioFormatError
+
 __all__ = [
     "SAMPLE_RATE", "FRAME_MS", "FRAME_SAMPLES", "FRAME_BYTES", "SILENCE_FRAME",
-    "AudioFormatError", "read_wav", "write_wav", "frames", "duration_ms", "resample_linear",
+    "read_wav", "write_wav", "frames", "duration_ms", "resample_linear",
 ]
 
 SAMPLE_RATE = 8000
@@ -20,10 +22,6 @@ FRAME_MS = 20
 FRAME_SAMPLES = SAMPLE_RATE * FRAME_MS // 1000
 FRAME_BYTES = FRAME_SAMPLES * 2
 SILENCE_FRAME = bytes(FRAME_BYTES)
-
-
-class AudioFormatError(ValueError):
-    """A WAV file that cannot be used as telephone audio (missing, corrupt, empty or of an unsupported format)."""
 
 
 def read_wav(path: str | Path) -> bytes:

@@ -30,9 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .model_files import (
-    MANIFEST_NAME, ModelError, ModelInvalidError, ModelSpec, file_sha256, model_tree_problem, validate_model_dir,
-)
+from .errors import ModelError, ModelInvalidError
+from .model_files import MANIFEST_NAME, ModelSpec, file_sha256, model_tree_problem, validate_model_dir
 
 __all__ = [
     "DownloadError", "ChecksumError", "ArchiveError", "ProgressCallback", "fetch", "install_archive",

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from asr.errors import ModelError, ModelInvalidError, ModelNotFoundError
+
 __all__ = [
-    "ModelSpec", "CATALOGUE", "DEFAULT_MODEL", "ModelError", "ModelNotFoundError", "ModelInvalidError",
+    "ModelSpec", "CATALOGUE", "DEFAULT_MODEL",
     "ResolvedModel", "InstalledModel", "MANIFEST_NAME", "catalogue_entry", "validate_model_dir",
     "resolve_model", "installed_models", "how_to_get", "read_manifest", "model_tree_problem", "VerifyReport",
     "verify_model", "file_sha256",
@@ -32,18 +34,6 @@ MANIFEST_NAME = ".ivr-model.json"
 
 _FST_MAGIC = 2125659606
 _FST_HAS_OSYMBOLS = 0x2
-
-
-class ModelError(Exception):
-    """Base of the model catalogue, validation, resolution and installer errors."""
-
-
-class ModelNotFoundError(ModelError):
-    """No model where one was asked for; the message says how to get one."""
-
-
-class ModelInvalidError(ModelError):
-    """A directory that is not a usable Vosk model; the message names the missing or broken file."""
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ with warnings.catch_warnings():  # stdlib up to 3.12 (deprecated): 60x faster th
     except ImportError:  # Python 3.13+
         _audioop = None  # type: ignore[assignment]
 
-from asr.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, AudioFormatError
-from asr.errors import VadConfigError
+from asr.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE
+from asr.errors import AudioFormatError, VadConfigError
 
 __all__ = [
     "VadConfig", "VadState", "VadAnalyser", "Endpointer",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.model_files import ModelError
+from asr.errors import ModelError
 
 __all__ = ["SplitModel", "WHISPER_BASE", "WhisperModelError", "assemble", "package_dir"]
 

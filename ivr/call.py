@@ -6,17 +6,82 @@ the tickets; `ivr.tickets.sink.StoreSink` and `ivr.tickets.lookup.store_lookup` 
 """
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol, Required, TypedDict
 
 from ivr.media.callio import RecordResult
 from ivr.media.recording import RecordingWriter
 
-__all__ = ["CallRecord", "OpenRecording", "SavedRecording", "TicketSink", "TicketLookup"]
+__all__ = ["CallRecord", "CallEnd", "HeardEntry", "InputHeard", "RecordingHeard", "NotSavedHeard", "QueueNote", "QueueNoteFields",
+           "OpenRecording", "SavedRecording", "TicketSink", "TicketLookup"]
 
 TicketLookup = Callable[[str], "str | None"]  # ticket number -> its status ("open", ...), None if unknown
+
+
+class CallEnd(enum.StrEnum):
+    """How a call ended."""
+
+    COMPLETED = "completed"  # the flow ran to its end (a goodbye, a message left)
+    CALLER_HUNG_UP = "caller_hung_up"
+    TRANSFERRED = "transferred"  # handed to a person or a queue (`CallRecord.transferred_to`)
+
+
+class InputHeard(TypedDict, total=False):
+    """What the caller answered at a node: keys, speech (with the transcript) or nothing."""
+
+    node: Required[str]
+    kind: Required[Literal["dtmf", "speech", "no_input"]]
+    t_ms: Required[int]
+    digits: str
+    text: str
+    confidence: float
+
+
+class RecordingHeard(TypedDict):
+    """A message recorded at a node: how long, and why it ended (an `ivr.media.callio.RecordEnd`)."""
+
+    node: str
+    kind: Literal["recording"]
+    ms: int
+    end: str
+
+
+class NotSavedHeard(TypedDict):
+    """A message that could not be saved, and what could not be stored."""
+
+    node: str
+    kind: Literal["not_saved"]
+    problem: str
+
+
+class QueueNoteFields(TypedDict, total=False):
+    """What a queue step was about."""
+
+    position: int
+    minutes: int
+    prompts: list[str]
+    reason: str
+    wait_s: int | None
+    callback: int
+    problem: str
+    agent: str
+    waited_s: float
+    outcome: str
+
+
+class QueueNote(QueueNoteFields, total=False):
+    """A step of a caller waiting in the queue (`kind` queue_announce, queue_offer, queue_connect ...) with what it
+    was about."""
+
+    node: Required[Literal["queue"]]
+    kind: Required[str]
+    t_ms: Required[int]
+
+
+HeardEntry = InputHeard | RecordingHeard | NotSavedHeard | QueueNote
 
 
 @dataclass
@@ -29,11 +94,23 @@ class CallRecord:
     path: list[str] = field(default_factory=list)  # "node" or "node=choice"; set/branch/goto are left out
     flags: set[str] = field(default_factory=set)  # e.g. {"elderly"}
     vars: dict[str, str] = field(default_factory=dict)  # collected digits, set values
-    heard: list[dict[str, object]] = field(default_factory=list)
-    outcome: str = ""  # "completed" | "caller_hung_up" | "transferred:<target>" | "error"
+    heard: list[HeardEntry] = field(default_factory=list)
+    end: CallEnd | None = None  # None while the call goes on
+    transferred_to: str = ""  # the person or queue the call was handed to
     priority: str = ""  # the queue priority of a transfer: normal | elderly | urgent
     tickets: list[str] = field(default_factory=list)
     flow_digest: str = ""  # which version of the flow file the call ran
+
+    @property
+    def outcome(self) -> str:
+        """How the call ended, in a word: "completed", "caller_hung_up", "transferred:<target>" ("" while it goes
+        on)."""
+        if self.end is CallEnd.TRANSFERRED:
+            return f"transferred:{self.transferred_to}"
+        return self.end.value if self.end is not None else ""
+
+    def transferred(self, target: str) -> None:
+        self.end, self.transferred_to = CallEnd.TRANSFERRED, target
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ivr.errors import IvrError
+
 __all__ = ["Settings", "ConfigError", "AgentConfig", "AgentGroup", "DEFAULT_GROUPS", "load_settings", "default_data_dir"]
 
 ENV_PREFIX = "IVR_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class ConfigError(ValueError):
+class ConfigError(IvrError, ValueError):
     """A configuration value that cannot be used; the message names the key and where it came from."""
 
 

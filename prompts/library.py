@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from asr.audio import SAMPLE_RATE, AudioFormatError, read_wav
+from asr.audio import SAMPLE_RATE, read_wav
+from asr.errors import AudioFormatError
 from prompts.catalogue import STYLES, Catalogue, PromptError
 from prompts.compose import Cardinal, Digits, Part, cardinal_pieces, digit_pieces
 from prompts.render import recorded_path

@@ -12,6 +12,7 @@ import abc
 from dataclasses import dataclass, field
 
 from asr.audio import FRAME_BYTES, FRAME_MS
+from ivr.errors import IvrError
 
 __all__ = ["Inbound", "CallerHungUp", "TransferResult", "Channel", "FRAME_BYTES", "FRAME_MS"]
 
@@ -25,7 +26,7 @@ class Inbound:
     digits: tuple[str, ...] = ()  # out-of-band key presses that started in this frame: 0-9 * # A-D
 
 
-class CallerHungUp(Exception):
+class CallerHungUp(IvrError):
     """The caller has gone: raised by `exchange()` once the far end hung up."""
 
 

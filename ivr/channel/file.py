@@ -13,6 +13,7 @@ from pathlib import Path
 
 from asr.audio import FRAME_BYTES, FRAME_MS, SILENCE_FRAME, frames, read_wav
 from ivr.channel.base import CallerHungUp, CallInfo, Channel, Inbound, TransferResult
+from ivr.errors import IvrError
 
 __all__ = ["ScriptStep", "ScriptError", "parse_script", "FileChannel"]
 
@@ -23,7 +24,7 @@ KINDS = ("keys", "say", "wait", "hangup")
 DTMF_KEYS = set("0123456789*#ABCD")
 
 
-class ScriptError(ValueError):
+class ScriptError(IvrError, ValueError):
     """A caller script that cannot be run."""
 
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from asr.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE_FRAME
 from ivr.channel.base import CallerHungUp, CallInfo, Channel, Inbound, TransferResult
+from ivr.errors import IvrError
 
 __all__ = ["SoundDeviceError", "AudioBackend", "DeviceInfo", "open_backend", "list_devices", "LocalChannel",
            "BACKENDS", "HANGUP_KEY"]
@@ -34,7 +35,7 @@ NO_DEVICE_HELP = ("plug in a headset, or on a server start a PulseAudio null sin
                   "(see STACK-NOTES), or use `ivr simulate` with WAV files")
 
 
-class SoundDeviceError(RuntimeError):
+class SoundDeviceError(IvrError, RuntimeError):
     """No usable sound device or audio library; the message says what to do."""
 
 

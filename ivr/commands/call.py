@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from asr.engine import ModelLoadError
-from asr.model_files import ModelError
+from asr.errors import ModelError
 from ivr.channel.base import CallInfo
 from ivr.channel.local import BACKENDS, HANGUP_KEY, LocalChannel, SoundDeviceError, list_devices, open_backend
 from ivr.commands import context

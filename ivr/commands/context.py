@@ -9,7 +9,7 @@ import typer
 from ivr.config import ConfigError, Settings, load_settings
 from ivr.logs import setup_logging
 
-__all__ = ["configure", "settings", "reload", "fail"]
+__all__ = ["configure", "settings", "settings_of", "reload", "fail"]
 
 _config_file: Path | None = None
 _overrides: dict[str, Any] = {}
@@ -27,6 +27,18 @@ def settings() -> Settings:
     if _settings is None:
         _settings = load_settings(_config_file, _overrides)
     return _settings
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    """The Settings given as the root context's object (tests, embedding), else those of the top-level options; a
+    bad configuration is one line and exit status 2."""
+    obj = ctx.find_root().obj
+    if isinstance(obj, Settings):
+        return obj
+    try:
+        return settings()
+    except ConfigError as exc:
+        raise fail(f"configuration error: {exc}", 2) from None
 
 
 def reload() -> Settings:

@@ -8,7 +8,7 @@ from typing import Any, Optional
 import typer
 
 from ivr.commands import context
-from ivr.config import ConfigError, Settings
+from ivr.config import Settings
 from ivr.triage.classifier import ClassifierError, TextClassifier
 from ivr.triage.dispatch import (
     DEFAULT_CATALOGUE, CatalogueError, Dispatcher, evaluate, format_evaluation, load_dispatch_catalogue, load_labelled,
@@ -21,18 +21,8 @@ app = typer.Typer(help="Dispatch suggestion: retrain the classifier, evaluate it
 _MODEL_HELP = "Model file (default: dispatch-model.npz in the data directory)."
 
 
-def _settings(ctx: typer.Context) -> Settings:
-    obj = ctx.find_root().obj
-    if isinstance(obj, Settings):
-        return obj
-    try:
-        return context.settings()
-    except ConfigError as exc:
-        raise context.fail(f"configuration error: {exc}", 2) from None
-
-
 def _model_file(ctx: typer.Context, model: Optional[Path]) -> Path:
-    return model if model is not None else model_path(_settings(ctx).data_dir)
+    return model if model is not None else model_path(context.settings_of(ctx).data_dir)
 
 
 def _store_corrections(settings: Settings) -> list[Any]:
@@ -70,7 +60,7 @@ def retrain_cmd(
         raise context.fail(str(exc)) from None
     corr: list[Any] = []
     if from_store:
-        corr += _store_corrections(_settings(ctx))
+        corr += _store_corrections(context.settings_of(ctx))
     if corrections is not None:
         corr += _read_corrections(corrections)
     try:

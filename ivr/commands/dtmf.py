@@ -5,7 +5,8 @@ from pathlib import Path
 
 import typer
 
-from asr.audio import AudioFormatError, read_wav
+from asr.audio import read_wav
+from asr.errors import AudioFormatError
 from ivr.commands import context
 from ivr.dtmf.inband import detect_digits
 

@@ -12,11 +12,10 @@ from rich.progress import (
 from rich.table import Table
 
 from asr.download import ProgressCallback, download_model, install_archive
-from asr.model_files import (
-    CATALOGUE, DEFAULT_MODEL, ModelError, catalogue_entry, installed_models, resolve_model, verify_model,
-)
+from asr.errors import ModelError
+from asr.model_files import CATALOGUE, DEFAULT_MODEL, catalogue_entry, installed_models, resolve_model, verify_model
 from ivr.commands import context
-from ivr.config import ConfigError, Settings
+from ivr.config import Settings
 
 app = typer.Typer(help="Vosk speech models: list, download, install from a zip, verify, show the one in use.",
                   no_args_is_help=True)
@@ -25,17 +24,6 @@ out = Console()
 err = Console(stderr=True)
 
 _PHASES = {"download": "downloading", "verify": "checking SHA-256", "unpack": "unpacking"}
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    """The Settings given as the context object (tests, embedding), else those of the top-level options."""
-    obj = ctx.find_root().obj
-    if isinstance(obj, Settings):
-        return obj
-    try:
-        return context.settings()
-    except ConfigError as exc:
-        raise context.fail(f"configuration error: {exc}", 2) from None
 
 
 def _dirs(settings: Settings) -> tuple[Path, Path]:
@@ -73,7 +61,7 @@ def _size(n: int) -> str:
 @app.command("list")
 def list_models(ctx: typer.Context) -> None:
     """The catalogue and what is installed in the models directory."""
-    settings = _settings(ctx)
+    settings = context.settings_of(ctx)
     models_dir, _ = _dirs(settings)
     installed = {m.name: m for m in installed_models(models_dir)}
     table = Table(title=f"models in {models_dir}", title_justify="left")
@@ -98,7 +86,7 @@ def download(
     sha256: Optional[str] = typer.Option(None, "--sha256", help="expected SHA-256, overriding the catalogue's"),
 ) -> None:
     """Download a catalogue model (resumable, SHA-256 checked) and install it."""
-    settings = _settings(ctx)
+    settings = context.settings_of(ctx)
     models_dir, cache_dir = _dirs(settings)
     try:
         spec = catalogue_entry(name)
@@ -120,7 +108,7 @@ def install(
     force: bool = typer.Option(False, "--force", help="replace an installed model of that name"),
 ) -> None:
     """Install a model from a local zip (offline sites)."""
-    settings = _settings(ctx)
+    settings = context.settings_of(ctx)
     models_dir, _ = _dirs(settings)
     expected = sha256
     if expected is None and name is None and zip_path.name.removesuffix(".zip") in CATALOGUE:
@@ -141,7 +129,7 @@ def verify(
     deep: bool = typer.Option(False, "--deep", help="also compare every file's SHA-256 with the manifest"),
 ) -> None:
     """Check a model directory has every file Vosk needs (and matches its install manifest)."""
-    settings = _settings(ctx)
+    settings = context.settings_of(ctx)
     models_dir, _ = _dirs(settings)
     try:
         target = path if path is not None else resolve_model(models_dir, config=settings.vosk_model).path
@@ -162,7 +150,7 @@ def model_path(
     model: Optional[str] = typer.Option(None, "--model", help="model directory or name (highest precedence)"),
 ) -> None:
     """Print the model directory that would be used, and which setting chose it."""
-    settings = _settings(ctx)
+    settings = context.settings_of(ctx)
     models_dir, _ = _dirs(settings)
     try:
         resolved = resolve_model(models_dir, flag=model, config=settings.vosk_model)

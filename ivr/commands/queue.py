@@ -4,7 +4,6 @@ from __future__ import annotations
 import getpass
 import json
 from datetime import datetime
-from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -12,29 +11,20 @@ from rich.table import Table
 
 from ivr.commands import context
 from ivr.logs import mask_number
-from ivr.queue.callbacks import CallbackStore
+from ivr.queue.callbacks import CallbackStore, callbacks_url
 from ivr.queue.directory import directory_for
-from ivr.queue.metrics import read_snapshot
+from ivr.queue.metrics import read_snapshot, snapshot_path
 from ivr.queue.model import AgentState, QueueError
 
 app = typer.Typer(help="Queue state and callbacks.", no_args_is_help=True)
 
 
-def callbacks_url() -> str:
-    """The callbacks database: its own SQLite file next to the tickets."""
-    return f"sqlite:///{Path(context.settings().data_dir) / 'callbacks.db'}"
-
-
-def snapshot_path() -> Path:
-    return Path(context.settings().data_dir) / "queue-status.json"
-
-
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show queue lengths, agents, service level and callbacks."""
-    store = CallbackStore(callbacks_url())
+    store = CallbackStore(callbacks_url(context.settings().data_dir))
     counts = store.counts()
-    snap = read_snapshot(snapshot_path())
+    snap = read_snapshot(snapshot_path(context.settings().data_dir))
     if as_json:
         typer.echo(json.dumps({"callbacks": counts, "queue": snap}, ensure_ascii=False))
         return
@@ -66,7 +56,7 @@ def cancel(callback_id: int = typer.Argument(..., help="The callback's id (see `
     """Cancel a pending callback (e.g. the caller rang again and was served)."""
     from ivr.queue.callbacks import CallbackNotFound
     try:
-        CallbackStore(callbacks_url()).cancel(callback_id)
+        CallbackStore(callbacks_url(context.settings().data_dir)).cancel(callback_id)
     except CallbackNotFound as e:
         raise context.fail(str(e)) from None
     typer.echo(f"callback {callback_id} cancelled")

@@ -8,9 +8,9 @@ from typing import Optional
 
 import typer
 
-from asr.audio import AudioFormatError, write_wav
+from asr.audio import write_wav
 from asr.engine import ModelLoadError
-from asr.model_files import ModelError
+from asr.errors import AudioFormatError, ModelError
 from ivr.channel.base import CallInfo
 from ivr.channel.file import FileChannel, ScriptError, parse_script
 from ivr.commands import context

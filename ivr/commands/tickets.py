@@ -12,8 +12,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from asr.audio import FRAME_BYTES, AudioFormatError, read_wav
+from asr.audio import FRAME_BYTES, read_wav
 from asr.engine import Engine
+from asr.errors import AudioFormatError
 from ivr.commands import context
 from ivr.logs import mask_number
 from ivr.tickets import TicketNotFound, TicketStore
@@ -122,7 +123,7 @@ def transcribe(
 ) -> None:
     """Work off the transcription backlog once a model is available."""
     from asr.engine import VoskEngine
-    from asr.model_files import ModelError
+    from asr.errors import ModelError
     from ivr.hotline.service import no_model_message, resolve_model_dir
 
     if not pending:

@@ -1,19 +1,23 @@
 """The JSON API for the city's dispatch system (and the console's own scripts); OpenAPI at /api/openapi.json."""
 from __future__ import annotations
 
+import dataclasses
+import typing
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from starlette.concurrency import run_in_threadpool
 
 from ivr.console.deps import COOKIE, MAX_OFFSET, client_host, context_of, filter_from, recording_response, require
 from ivr.console.export import csv_response
 from ivr.console.users import SESSION_HOURS, Role, Session, UserError
 from ivr.logs import mask_number
-from ivr.tickets.model import Ticket, TicketEditError, TicketNotFound, TicketRow
+from ivr.tickets import audit as audit_entries
+from ivr.tickets.model import StoredCorrection, Ticket, TicketEditError, TicketNotFound, TicketRow
 
 __all__ = ["router"]
 
@@ -33,42 +37,22 @@ class SessionOut(BaseModel):
     expires_at: datetime
 
 
-class TicketRowOut(BaseModel):
-    number: str
-    created_at: datetime
-    caller: str
-    kind: str
-    status: str
-    transcription: str
-    category: str
-    department: str
-    district: str
-    urgency: str
-    text: str
-    audio_ms: int
+def output_model(name: str, source: type, *, drop: Collection[str] = (), types: Mapping[str, Any] | None = None,
+                 add: Mapping[str, Any] | None = None) -> type[BaseModel]:
+    """An API output model with the fields of the dataclass `source` (typed as it types them) but those in `drop`,
+    with other `types` for some (a nested value sent as its JSON form) and the fields `add` gives."""
+    hints = typing.get_type_hints(source)
+    fields: dict[str, Any] = {f.name: ((types or {}).get(f.name, hints[f.name]), ...)
+                              for f in dataclasses.fields(source) if f.name not in drop}
+    fields.update({k: (t, ...) for k, t in (add or {}).items()})
+    return create_model(name, **fields)
 
 
-class TicketPageOut(BaseModel):
-    total: int
-    offset: int
-    limit: int
-    items: list[TicketRowOut]
-
-
-class TicketOut(TicketRowOut):
-    call_id: str
-    menu_path: list[str]
-    flags: list[str]
-    recording_sha256: str
-    transcript: dict[str, Any] | None
-    suggestion: dict[str, Any] | None
-    contact_name: str
-    callback_number: str
-    address: str
-    note: str
-    dispatched_at: datetime | None
-    dispatched_by: str
-    audio_url: str
+TicketRowOut = output_model("TicketRowOut", TicketRow, drop=("id",))
+TicketOut = output_model("TicketOut", Ticket, drop=("id", "recording", "extra", "updated_at", "node"),
+                         types={"transcript": dict[str, Any] | None}, add={"text": str, "audio_url": str})
+TicketPageOut = create_model("TicketPageOut", total=(int, ...), offset=(int, ...), limit=(int, ...),
+                             items=(list[TicketRowOut], ...))  # type: ignore[valid-type]  # a model made at run time
 
 
 class TicketChanges(BaseModel):
@@ -94,24 +78,6 @@ class StatusChange(BaseModel):
     status: str = Field(description="open (reopen) or closed")
 
 
-class AuditOut(BaseModel):
-    at: datetime
-    user: str
-    action: str
-    field: str
-    before: str
-    after: str
-
-
-class CorrectionOut(BaseModel):
-    ticket_number: str
-    at: datetime
-    user: str
-    text: str
-    suggested: str
-    category: str
-
-
 class NewUser(BaseModel):
     username: str
     password: str
@@ -125,19 +91,14 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
-def _row(r: TicketRow) -> TicketRowOut:
-    return TicketRowOut(**{k: getattr(r, k) for k in TicketRowOut.model_fields})
+def _row(r: TicketRow) -> BaseModel:
+    return TicketRowOut.model_validate(r, from_attributes=True)
 
 
-def _ticket(t: Ticket) -> TicketOut:
-    base = {k: getattr(t, k) for k in TicketRowOut.model_fields if k not in ("transcription", "text")}
-    return TicketOut(
-        **base, transcription=t.transcription.value, text=t.text, call_id=t.call_id, menu_path=list(t.menu_path),
-        flags=list(t.flags), recording_sha256=t.recording_sha256,
-        transcript=t.transcript.to_dict() if t.transcript else None, suggestion=t.suggestion,
-        contact_name=t.contact_name, callback_number=t.callback_number, address=t.address, note=t.note,
-        dispatched_at=t.dispatched_at, dispatched_by=t.dispatched_by, audio_url=f"/api/tickets/{t.number}/audio",
-    )
+def _ticket(t: Ticket) -> BaseModel:
+    values = {k: getattr(t, k) for k in TicketOut.model_fields if k not in ("transcript", "audio_url")}
+    return TicketOut(**values, transcript=t.transcript.to_dict() if t.transcript else None,
+                     audio_url=f"/api/tickets/{t.number}/audio")
 
 
 def _edit(fn: Any, *args: Any) -> Any:
@@ -182,7 +143,7 @@ def openapi(request: Request, session: Session = Depends(require(api=True))) -> 
 def list_tickets(request: Request, limit: int = 50, offset: int = 0, status: str = "", category: str = "",
                  district: str = "", urgency: str = "", transcription: str = "", kind: str = "", since: str = "",
                  until: str = "", q: str = "",
-                 session: Session = Depends(require(api=True))) -> TicketPageOut:
+                 session: Session = Depends(require(api=True))) -> BaseModel:
     """Tickets newest first; `q` finds transcripts containing every space-separated part."""
     if not 1 <= limit <= MAX_LIMIT or not 0 <= offset <= MAX_OFFSET:
         raise HTTPException(422, f"limit must be 1..{MAX_LIMIT} and offset 0..{MAX_OFFSET}")
@@ -193,13 +154,13 @@ def list_tickets(request: Request, limit: int = 50, offset: int = 0, status: str
 
 
 @router.get("/tickets/{number}", response_model=TicketOut)
-def get_ticket(request: Request, number: str, session: Session = Depends(require(api=True))) -> TicketOut:
+def get_ticket(request: Request, number: str, session: Session = Depends(require(api=True))) -> BaseModel:
     return _ticket(_edit(context_of(request).store.get, number))
 
 
 @router.patch("/tickets/{number}", response_model=TicketOut)
 def edit_ticket(request: Request, number: str, changes: TicketChanges,
-                session: Session = Depends(require(api=True))) -> TicketOut:
+                session: Session = Depends(require(api=True))) -> BaseModel:
     """Change fields; each change is audited under the signed-in user."""
     store = context_of(request).store
     return _ticket(_edit(store.update, number, session.user.username, changes.values()))
@@ -207,14 +168,14 @@ def edit_ticket(request: Request, number: str, changes: TicketChanges,
 
 @router.post("/tickets/{number}/words/{index}", response_model=TicketOut)
 def fix_word(request: Request, number: str, index: int, fix: WordFix,
-             session: Session = Depends(require(api=True))) -> TicketOut:
+             session: Session = Depends(require(api=True))) -> BaseModel:
     store = context_of(request).store
     return _ticket(_edit(store.correct_word, number, session.user.username, index, fix.text))
 
 
 @router.post("/tickets/{number}/dispatch", response_model=TicketOut)
 def dispatch(request: Request, number: str, changes: TicketChanges | None = None,
-             session: Session = Depends(require(api=True))) -> TicketOut:
+             session: Session = Depends(require(api=True))) -> BaseModel:
     """Apply the changes and dispatch; the ticket needs a category and a department."""
     store = context_of(request).store
     values = changes.values() if changes else {}
@@ -223,24 +184,24 @@ def dispatch(request: Request, number: str, changes: TicketChanges | None = None
 
 @router.post("/tickets/{number}/status", response_model=TicketOut)
 def set_status(request: Request, number: str, change: StatusChange,
-               session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> TicketOut:
+               session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> BaseModel:
     store = context_of(request).store
     return _ticket(_edit(store.set_status, number, session.user.username, change.status))
 
 
 @router.post("/tickets/{number}/suggestion", response_model=TicketOut)
 def refresh_suggestion(request: Request, number: str,
-                       session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> TicketOut:
+                       session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> BaseModel:
     """Suggest again with the current model (after `ivr dispatch retrain`)."""
     ctx = context_of(request)
     ctx.suggest()
     return _ticket(_edit(ctx.store.refresh_suggestion, number))
 
 
-@router.get("/tickets/{number}/audit", response_model=list[AuditOut])
-def audit(request: Request, number: str, session: Session = Depends(require(api=True))) -> list[AuditOut]:
-    entries = _edit(context_of(request).store.audit, number)
-    return [AuditOut(**e.__dict__) for e in entries]
+@router.get("/tickets/{number}/audit", response_model=list[audit_entries.AuditEntry])
+def audit(request: Request, number: str,
+          session: Session = Depends(require(api=True))) -> list[audit_entries.AuditEntry]:
+    return _edit(context_of(request).store.audit, number)  # type: ignore[no-any-return]
 
 
 @router.get("/tickets/{number}/audio", response_class=Response,
@@ -249,10 +210,11 @@ def audio(request: Request, number: str, session: Session = Depends(require(api=
     return recording_response(request, number)
 
 
-@router.get("/corrections", response_model=list[CorrectionOut])
-def corrections(request: Request, session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> list[CorrectionOut]:
+@router.get("/corrections", response_model=list[StoredCorrection])
+def corrections(request: Request,
+                session: Session = Depends(require(Role.SUPERVISOR, api=True))) -> list[StoredCorrection]:
     """Operators' category corrections: the classifier's retraining data."""
-    return [CorrectionOut(**c.__dict__) for c in context_of(request).store.corrections()]
+    return context_of(request).store.corrections()
 
 
 @router.get("/export.csv", response_class=Response, responses={200: {"content": {"text/csv": {}}}})

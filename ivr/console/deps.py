@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from ivr.console.security import MAX_PASSWORD, same
 from ivr.console.signin import LoginThrottle, SignInGate, SignInRefused
 from ivr.console.users import MAX_NAME, Role, Session, User, UserStore
+from ivr.errors import IvrError
 from ivr.live import LiveState
 from ivr.tickets.db import Suggester
 from ivr.tickets.model import Ticket, TicketFilter, TicketNotFound
@@ -74,7 +75,7 @@ class ConsoleContext:
         return self.suggester
 
 
-class LoginRequired(Exception):
+class LoginRequired(IvrError):
     def __init__(self, next_url: str) -> None:
         self.next_url = next_url
 

@@ -20,13 +20,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
+from ivr.errors import IvrError
+
 __all__ = ["LoginThrottle", "SignInGate", "SignInRefused", "Attempt", "address_key"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class SignInRefused(Exception):
+class SignInRefused(IvrError):
     """A sign-in turned away before its password was checked: HTTP `status`, `message`, retry after `retry_after` s."""
 
     def __init__(self, status: int, message: str, retry_after: int) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from ivr.console.security import hash_password, new_token, token_hash, verify_password
+from ivr.errors import IvrError
 
 __all__ = ["Role", "User", "Session", "UserStore", "UserError", "SESSION_HOURS", "MAX_NAME"]
 
@@ -55,7 +56,7 @@ class Role(str, enum.Enum):
         return self.rank >= needed.rank
 
 
-class UserError(ValueError):
+class UserError(IvrError, ValueError):
     """A user that cannot be added or changed; the message says why."""
 
 

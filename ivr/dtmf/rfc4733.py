@@ -10,13 +10,15 @@ import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from ivr.errors import IvrError
+
 __all__ = ["DtmfEventError", "TelephoneEvent", "DtmfReceiver", "KeyPress", "EVENT_CODES", "digit_to_event"]
 
 #: RFC 4733 section 3.2: event codes 0-15.
 EVENT_CODES = "0123456789*#ABCD"
 
 
-class DtmfEventError(ValueError):
+class DtmfEventError(IvrError, ValueError):
     """A telephone-event payload that cannot be parsed."""
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from ivr.errors import IvrError
 from ivr.flow.model import (
     NODE_KINDS, TERMINAL_KINDS, Answer, Branch, BusinessHours, Case, Collect, Confirm, Flow, Goto, Hangup, Lookup,
     Menu, Node, Option, Queue, Record, Say, Set, Transfer,
@@ -41,7 +42,7 @@ class Problem:
         return where + (f"node {self.node!r}: {self.reason}" if self.node else self.reason)
 
 
-class FlowError(ValueError):
+class FlowError(IvrError, ValueError):
     """A flow file that cannot run; the message is the first problem, `problems` has them all."""
 
     def __init__(self, problems: list[Problem] | str) -> None:

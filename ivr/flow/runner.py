@@ -17,7 +17,7 @@ from functools import lru_cache
 from asr import intents
 from asr.text import numerals_to_digits
 from asr.vad import VadConfig
-from ivr.call import CallRecord, TicketLookup, TicketSink
+from ivr.call import CallEnd, CallRecord, InputHeard, NotSavedHeard, RecordingHeard, TicketLookup, TicketSink
 from ivr.channel.base import CallerHungUp
 from ivr.flow.loader import parse_condition
 from ivr.flow.model import (
@@ -25,11 +25,11 @@ from ivr.flow.model import (
     Say, Set, Transfer,
 )
 from ivr.logs import mask_number
-from ivr.media.callio import CallIO, Heard
+from ivr.media.callio import CallIO, Heard, HeardKind, RecordEnd
 from prompts.compose import Digits, Part
 from prompts.library import PromptLibrary, beep
 
-__all__ = ["FlowRunner", "match_option", "intent_menu"]
+__all__ = ["FlowRunner", "intent_menu"]
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +52,6 @@ _ANSWER = intents.Menu((intents.MenuOption("more", "1", ("其他问题", "还有
                         intents.MenuOption("done", "2", ("没有了", "没有问题", "不用了", "结束", "再见", "清楚了",
                                                          "知道了", "明白了"))), builtins=("agent", "repeat"))
 _GLOBAL = intents.Menu((), builtins=("agent", "repeat"))
-
-
-def match_option(options: tuple[Option, ...], heard: Heard) -> Option | None:
-    """The option a key press or transcript chose, or None."""
-    by_name = {o.name: o for o in options}
-    if heard.kind == "dtmf":
-        return next((o for o in options if o.key and o.key == heard.digits[:1]), None)
-    if heard.kind == "speech" and heard.transcript is not None:
-        m = intent_menu(options).match_text(heard.transcript.text)
-        if isinstance(m, intents.IntentMatch):
-            return by_name.get(m.intent)
-    return None
 
 
 def _local_now() -> datetime:
@@ -123,10 +111,10 @@ class FlowRunner:
                 log.error("call %s: flow %s ran %d steps; sending the caller to a person",
                           self.call.call_id, self.flow.name, MAX_STEPS)
                 await self.io.channel.transfer("general")
-                self.call.outcome = "transferred:general"
-            self.call.outcome = self.call.outcome or "completed"
+                self.call.transferred("general")
+            self.call.end = self.call.end or CallEnd.COMPLETED
         except CallerHungUp:
-            self.call.outcome = "caller_hung_up"
+            self.call.end = CallEnd.CALLER_HUNG_UP
             log.info("call %s: caller hung up at node %s", self.call.call_id, nid)
         return self.call
 
@@ -248,28 +236,30 @@ class FlowRunner:
                 self.call.path[-1] = f"{node.id}={choice.name}"
                 return choice.next
             failures += 1
-            silent = silent and heard.kind == "no_input"
+            silent = silent and heard.kind == HeardKind.NO_INPUT
             if failures > node.retries:
                 return await self._fail(node, silent)
-            prompt = (node.no_input_prompt if heard.kind == "no_input" else node.no_match_prompt) or node.prompt
+            prompt = (node.no_input_prompt if heard.kind == HeardKind.NO_INPUT else node.no_match_prompt) or node.prompt
 
     def _menu_choice(self, node: Menu, heard: Heard) -> Option | str | None:
-        if heard.kind == "dtmf":
+        intent = self._intent(intent_menu(node.options), heard)
+        return next((o for o in node.options if o.name == intent), None) or intent or None
+
+    def _intent(self, menu: intents.Menu, heard: Heard) -> str:
+        """What the caller chose in `menu`, by key or by speech: an option's intent, "repeat" or "agent" (the flow's
+        keys or the built-in phrases), or "" when nothing was recognised."""
+        if heard.kind == HeardKind.DTMF:
             key = heard.digits[:1]
-            option = next((o for o in node.options if o.key == key), None)
-            if option is not None:
-                return option
-            if key == self.flow.repeat_key:
-                return "repeat"
-            if key and key == self.flow.agent_key:
-                return "agent"
-            return None
-        if heard.kind == "speech" and heard.transcript is not None:
-            m = intent_menu(node.options).match_text(heard.transcript.text)
+            m = menu.match_dtmf(key)
             if isinstance(m, intents.IntentMatch):
-                option = next((o for o in node.options if o.name == m.intent), None)
-                return option or m.intent
-        return None
+                return m.intent
+            if key and key == self.flow.repeat_key:
+                return "repeat"
+            return "agent" if key and key == self.flow.agent_key else ""
+        if heard.kind == HeardKind.SPEECH and heard.transcript is not None:
+            m = menu.match_text(heard.transcript.text)
+            return m.intent if isinstance(m, intents.IntentMatch) else ""
+        return ""
 
     async def _collect(self, node: Collect) -> str:
         prompt = node.prompt
@@ -304,20 +294,20 @@ class FlowRunner:
                     prompt = node.prompt  # re-enter: not the caller's fault
                     continue
             failures += 1
-            silent = silent and heard.kind == "no_input"
+            silent = silent and heard.kind == HeardKind.NO_INPUT
             if failures > node.retries:
                 return await self._fail(node, silent)
-            prompt = (node.no_input_prompt if heard.kind == "no_input" else node.no_match_prompt) or node.prompt
+            prompt = (node.no_input_prompt if heard.kind == HeardKind.NO_INPUT else node.no_match_prompt) or node.prompt
 
     def _digits_heard(self, heard: Heard) -> tuple[str, str]:
         """(digits, "" | "repeat" | "agent") from keys or from a spoken number."""
-        if heard.kind == "dtmf":
+        if heard.kind == HeardKind.DTMF:
             if heard.digits == self.flow.repeat_key:
                 return "", "repeat"
             if heard.digits == self.flow.agent_key:
                 return "", "agent"
             return heard.digits if heard.digits.isdigit() else "", ""
-        if heard.kind == "speech" and heard.transcript is not None:
+        if heard.kind == HeardKind.SPEECH and heard.transcript is not None:
             found = numerals_to_digits(heard.transcript.text).numbers
             runs = [n.value for n in found if n.value.isdigit()]
             if runs:
@@ -336,16 +326,7 @@ class FlowRunner:
             await self._play_parts(current)
             heard = await self.io.listen(self._vad(timeout_ms))
             self._log_heard(nid, heard)
-            if heard.kind == "dtmf":
-                key = heard.digits[:1]
-                m = _CONFIRM.match_dtmf(key)
-                intent = m.intent if isinstance(m, intents.IntentMatch) else (
-                    "repeat" if key == self.flow.repeat_key else "agent" if key == self.flow.agent_key else "")
-            elif heard.kind == "speech" and heard.transcript is not None:
-                m = _CONFIRM.match_text(heard.transcript.text)
-                intent = m.intent if isinstance(m, intents.IntentMatch) else ""
-            else:
-                intent = ""
+            intent = self._intent(_CONFIRM, heard)
             if intent == "repeat" and repeats < MAX_REPEATS:
                 repeats += 1
                 current = parts
@@ -355,7 +336,7 @@ class FlowRunner:
             failures += 1
             if failures > retries:
                 return None
-            retry = no_input_prompt if heard.kind == "no_input" else no_match_prompt
+            retry = no_input_prompt if heard.kind == HeardKind.NO_INPUT else no_match_prompt
             current = [retry] if retry else parts
 
     async def _confirm(self, node: Confirm) -> str:
@@ -377,16 +358,7 @@ class FlowRunner:
             await self._play(node.offer_prompt)
             heard = await self.io.listen(self._vad(node.timeout_ms))
             self._log_heard(node.id, heard)
-            if heard.kind == "dtmf":
-                key = heard.digits[:1]
-                m = _ANSWER.match_dtmf(key)
-                intent = m.intent if isinstance(m, intents.IntentMatch) else (
-                    "repeat" if key == self.flow.repeat_key else "agent" if key == self.flow.agent_key else "")
-            elif heard.kind == "speech" and heard.transcript is not None:
-                m = _ANSWER.match_text(heard.transcript.text)
-                intent = m.intent if isinstance(m, intents.IntentMatch) else ""
-            else:
-                intent = ""
+            intent = self._intent(_ANSWER, heard)
             if intent == "repeat" and repeats < MAX_REPEATS:
                 repeats += 1
                 replay = True
@@ -427,7 +399,7 @@ class FlowRunner:
         self.call.priority = node.priority
         result = await self.io.channel.transfer(node.target)
         if result.ok:
-            self.call.outcome = f"transferred:{node.target}"
+            self.call.transferred(node.target)
             kind = "queue" if isinstance(node, Queue) else "transfer"
             log.info("call %s: %s to %s, priority %s", self.call.call_id, kind, node.target, node.priority)
             return None
@@ -447,16 +419,16 @@ class FlowRunner:
         if rec.writer is not None:
             result = await self.io.record(rec.writer, max_ms=node.max_ms, end_silence_ms=node.end_silence_ms,
                                           no_input_ms=node.no_input_ms)
-            self.call.heard.append({"node": node.id, "kind": "recording", "ms": result.audio_ms,
-                                    "end": result.reason})
+            self.call.heard.append(RecordingHeard(node=node.id, kind="recording", ms=result.audio_ms,
+                                                  end=result.reason.value))
         saved = self.tickets.finish(rec, self.call, result)
         if saved.urgent:
             self.call.flags.add("urgent")  # the flow branches on it: a person at once, ahead of the queue
             log.warning("call %s: ticket %s is urgent; putting the caller through", self.call.call_id, rec.ticket)
-        if result is not None and result.reason == "hangup":
+        if result is not None and result.reason == RecordEnd.HANGUP:
             raise CallerHungUp(self.call.call_id)
         if saved.problem:
-            self.call.heard.append({"node": node.id, "kind": "not_saved", "problem": saved.problem})
+            self.call.heard.append(NotSavedHeard(node=node.id, kind="not_saved", problem=saved.problem))
             return await self._not_saved(node)
         return node.next
 
@@ -475,7 +447,7 @@ class FlowRunner:
         return None
 
     def _log_heard(self, nid: str, heard: Heard) -> None:
-        entry: dict[str, object] = {"node": nid, "kind": heard.kind, "t_ms": heard.t_ms}
+        entry = InputHeard(node=nid, kind=heard.kind.value, t_ms=heard.t_ms)
         if heard.digits:
             entry["digits"] = heard.digits
         if heard.transcript is not None:

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,28 +20,20 @@ from ivr.live import CallbackEntry, LiveState, QueueEntry
 from ivr.media.callio import DigitDetector
 from ivr.media.hold import Bridge, PlaceCall
 from ivr.queue.call_queue import CallQueue, QueuePolicy
-from ivr.queue.callbacks import Callback, CallbackStore, CallingHours, lease_owner
+from ivr.queue.callbacks import Callback, CallbackStore, CallingHours, callbacks_url, lease_owner
 from ivr.queue.desk import DeskPolicy, QueueDesk
 from ivr.queue.dialback import CallbackDialler
 from ivr.queue.directory import AgentDirectory
-from ivr.queue.metrics import QueueMetrics, write_snapshot
+from ivr.queue.metrics import QueueMetrics, snapshot_path, write_snapshot
 from ivr.queue.model import Priority
 from ivr.queue.ticker import QueueRunner, callback_call_id
 from ivr.storage import database_location, problem
 from ivr.tickets.store import TicketStore
 from prompts.library import PromptLibrary
 
-__all__ = ["QueueOptions", "HotlineQueue", "callbacks_url", "snapshot_path"]
+__all__ = ["QueueOptions", "HotlineQueue"]
 
 log = logging.getLogger(__name__)
-
-
-def callbacks_url(data_dir: Path) -> str:
-    return f"sqlite:///{Path(data_dir) / 'callbacks.db'}"
-
-
-def snapshot_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "queue-status.json"
 
 
 @dataclass(frozen=True)

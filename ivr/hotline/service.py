@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from asr.engine import Engine, VoskEngine, warm_in_background
-from asr.model_files import DEFAULT_MODEL, ModelNotFoundError, how_to_get, resolve_model
+from asr.errors import ModelNotFoundError
+from asr.model_files import DEFAULT_MODEL, how_to_get, resolve_model
 from ivr.call import CallRecord
 from ivr.channel.base import Channel, TransferResult
 from ivr.channel.sip import SipChannel

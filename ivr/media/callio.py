@@ -6,6 +6,7 @@ barges in on a prompt keeps its endpointer and decoder, so the caller's first wo
 """
 from __future__ import annotations
 
+import enum
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -18,7 +19,7 @@ from asr.vad import BargeIn, Endpointer, NoInput, SpeechAudio, SpeechEnd, Speech
 from ivr.channel.base import CallerHungUp, Channel, Inbound
 from ivr.media.recording import RecordingWriter
 
-__all__ = ["Heard", "RecordResult", "CallIO", "DigitDetector"]
+__all__ = ["Heard", "HeardKind", "RecordResult", "RecordEnd", "CallIO", "DigitDetector"]
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,28 @@ class DigitDetector(Protocol):
     def process(self, frame: bytes) -> list[str]: ...
 
 
+class HeardKind(enum.StrEnum):
+    DTMF = "dtmf"
+    SPEECH = "speech"
+    NO_INPUT = "no_input"
+
+
+class RecordEnd(enum.StrEnum):
+    """Why a recording ended."""
+
+    SILENCE = "silence"
+    MAX_LENGTH = "max_length"
+    KEY = "key"  # a stop key
+    NO_INPUT = "no_input"  # nothing said before the no-input time
+    HANGUP = "hangup"
+    WRITE_FAILED = "write_failed"  # the writer's error says why (a full disk)
+
+
 @dataclass(frozen=True)
 class Heard:
     """What `listen()` got: keys, speech, or nothing."""
 
-    kind: str  # "dtmf" | "speech" | "no_input"
+    kind: HeardKind
     digits: str = ""
     transcript: Transcript | None = None
     audio: bytes = b""
@@ -44,7 +62,7 @@ class Heard:
 @dataclass(frozen=True)
 class RecordResult:
     audio_ms: int
-    reason: str  # "silence" | "max_length" | "key" | "no_input" | "hangup" | "write_failed" (writer.error says why)
+    reason: RecordEnd
     transcript: Transcript | None
     sha256: str
 
@@ -84,7 +102,8 @@ class CallIO:
             inbound = await self._step(None)
             self._typeahead += inbound.digits
 
-    async def play(self, pcm: bytes, *, interruptible: bool = True, vad: VadConfig | None = None) -> str | None:
+    async def play(self, pcm: bytes, *, interruptible: bool = True,
+                   vad: VadConfig | None = None) -> HeardKind | None:
         """Play a prompt. Returns None when it played to the end, "dtmf" or "speech" when the caller interrupted.
 
         Keys pressed during a non-interruptible prompt are kept for the next `listen()`. Like keys, speech that
@@ -92,23 +111,23 @@ class CallIO:
         with the same utterance.
         """
         if interruptible and self._typeahead:
-            return "dtmf"
+            return HeardKind.DTMF
         if interruptible and self._endpointer is not None:
-            return "speech"  # the caller is still speaking over the previous prompt: listen on
+            return HeardKind.SPEECH  # the caller is still speaking over the previous prompt: listen on
         endpointer = Endpointer(vad or VadConfig()) if interruptible else None
         for frame in frames(pcm):
             inbound = await self._step(frame)
             if inbound.digits:
                 self._typeahead += inbound.digits
                 if interruptible:
-                    return "dtmf"
+                    return HeardKind.DTMF
             if endpointer is not None:
                 events = endpointer.process(inbound.audio)
                 self._feed_utterance(events)
                 if any(isinstance(e, BargeIn) for e in events):
                     self._endpointer = endpointer
                     log.debug("call %s: caller barged in at %d ms", self.channel.info.call_id, self.t_ms)
-                    return "speech"
+                    return HeardKind.SPEECH
         await self._drop_utterance()
         return None
 
@@ -157,10 +176,10 @@ class CallIO:
                 if terminator and terminator in digits:
                     await self._drop_utterance()
                     got = "".join(digits[: digits.index(terminator)])
-                    return Heard("dtmf", got, t_ms=self.t_ms, terminated=True)
+                    return Heard(HeardKind.DTMF, got, t_ms=self.t_ms, terminated=True)
                 if len(digits) >= max_digits or since_digit >= interdigit_ms:
                     await self._drop_utterance()
-                    return Heard("dtmf", "".join(digits[:max_digits]), t_ms=self.t_ms)
+                    return Heard(HeardKind.DTMF, "".join(digits[:max_digits]), t_ms=self.t_ms)
             inbound = await self._step(None)
             waited += FRAME_MS
             since_digit += FRAME_MS
@@ -174,16 +193,16 @@ class CallIO:
                     if isinstance(ev, SpeechEnd):
                         return await self._finish_utterance()
                     if isinstance(ev, NoInput):
-                        return Heard("no_input", t_ms=self.t_ms)
+                        return Heard(HeardKind.NO_INPUT, t_ms=self.t_ms)
             elif not digits and waited >= vad.no_input_ms:
-                return Heard("no_input", t_ms=self.t_ms)
+                return Heard(HeardKind.NO_INPUT, t_ms=self.t_ms)
 
     async def _finish_utterance(self) -> Heard:
         audio = b"".join(self._utterance)
         transcript = await self._decoder.finish() if self._decoder is not None else None
         self._decoder = None
         self._utterance = []
-        return Heard("speech", transcript=transcript, audio=audio, t_ms=self.t_ms)
+        return Heard(HeardKind.SPEECH, transcript=transcript, audio=audio, t_ms=self.t_ms)
 
     async def record(
         self,
@@ -205,7 +224,7 @@ class CallIO:
         vad = VadConfig(stop_ms=end_silence_ms, no_input_ms=no_input_ms, max_utterance_ms=max_ms + end_silence_ms)
         endpointer = Endpointer(vad)
         decoder = AsyncDecoder(self.engine) if (self.engine is not None and transcribe) else None
-        reason = "max_length"
+        reason = RecordEnd.MAX_LENGTH
         heard_speech = False
         self._typeahead = []
         try:
@@ -214,10 +233,10 @@ class CallIO:
                 try:
                     writer.write(inbound.audio)
                 except OSError:  # a full disk: what was written is kept, the caller hears why it stopped
-                    reason = "write_failed"
+                    reason = RecordEnd.WRITE_FAILED
                     break
                 if any(d in stop_keys for d in inbound.digits):
-                    reason = "key"
+                    reason = RecordEnd.KEY
                     break
                 events = endpointer.process(inbound.audio)
                 if decoder is not None:
@@ -227,13 +246,13 @@ class CallIO:
                 if any(isinstance(e, SpeechStart) for e in events):
                     heard_speech = True
                 if any(isinstance(e, SpeechEnd) for e in events):
-                    reason = "silence"
+                    reason = RecordEnd.SILENCE
                     break
                 if any(isinstance(e, NoInput) for e in events) and not heard_speech:
-                    reason = "no_input"
+                    reason = RecordEnd.NO_INPUT
                     break
         except CallerHungUp:
-            reason = "hangup"  # callers often hang up right after speaking: keep and transcribe it all
+            reason = RecordEnd.HANGUP  # callers often hang up right after speaking: keep and transcribe it all
         except BaseException:
             writer.close()
             if decoder is not None:

@@ -24,7 +24,7 @@ from ivr.queue.model import QueueError
 from ivr.storage import database_location, has_room
 
 __all__ = ["Callback", "CallbackStore", "RetryPolicy", "CallingHours", "CallbackNotFound", "open_engine",
-           "lease_owner"]
+           "lease_owner", "callbacks_url"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,12 @@ callbacks = sa.Table(
     sa.Column("updated", sa.Float, nullable=False),
     sa.Index("ix_queue_callbacks_status_rank", "status", "rank"),
 )
+
+
+def callbacks_url(data_dir: Path) -> str:
+    """The callbacks database of a data folder: its own SQLite file beside the tickets, holding the callbacks and the
+    operators' states (`callbacks.db`)."""
+    return f"sqlite:///{Path(data_dir) / 'callbacks.db'}"
 
 
 class CallbackNotFound(QueueError):

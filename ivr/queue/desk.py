@@ -25,15 +25,16 @@ import math
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Unpack
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from asr.vad import VadConfig
-from ivr.call import CallRecord
+from ivr.call import CallRecord, QueueNote, QueueNoteFields
 from ivr.channel.base import CallerHungUp, TransferResult
 from ivr.live import LiveState
 from ivr.logs import mask_number
-from ivr.media.callio import CallIO
+from ivr.media.callio import CallIO, HeardKind
 from ivr.media.hold import Bridge, HoldAudio, HungUpRinging, PlaceCall, ring
 from ivr.queue.call_queue import CallQueue
 from ivr.queue.callbacks import CallbackStore
@@ -250,7 +251,7 @@ class QueueDesk:
                 await self._say(call, ["callback_enter_number"])
                 heard = await call.io.listen(VadConfig(no_input_ms=p.keying_ms), max_digits=p.number_max_digits,
                                              terminator="#", interdigit_ms=5_000, speech=False)
-                if not (heard.kind == "dtmf" and heard.digits.isdigit()
+                if not (heard.kind == HeardKind.DTMF and heard.digits.isdigit()
                         and p.number_min_digits <= len(heard.digits) <= p.number_max_digits):
                     await self._say(call, ["callback_bad_number"])
                     continue
@@ -350,11 +351,11 @@ class QueueDesk:
         if call.io.next_key() is not None:
             return call.io.take_key() or ""
         heard = await call.io.listen(VadConfig(no_input_ms=within_ms), max_digits=1, speech=False)
-        return heard.digits if heard.kind == "dtmf" else ""
+        return heard.digits if heard.kind == HeardKind.DTMF else ""
 
     async def _say(self, call: _Call, parts: list[Part]) -> None:
         await call.io.play(self.prompts.compose(parts, call.style), interruptible=False)
 
-    def _note(self, call: _Call, kind: str, **fields: object) -> None:
-        call.record.heard.append({"node": "queue", "kind": kind, "t_ms": call.io.t_ms, **fields})
+    def _note(self, call: _Call, kind: str, **fields: Unpack[QueueNoteFields]) -> None:
+        call.record.heard.append(QueueNote(node="queue", kind=kind, t_ms=call.io.t_ms, **fields))
         log.info("call %s: %s %s", call.call_id, kind, " ".join(f"{k}={v}" for k, v in fields.items()))

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from asr.vad import VadConfig
 from ivr.channel.base import CallerHungUp
 from ivr.logs import mask_number
-from ivr.media.callio import CallIO, DigitDetector
+from ivr.media.callio import CallIO, DigitDetector, HeardKind
 from ivr.media.hold import Bridge, HungUpRinging, PlaceCall, ring
 from ivr.queue.callbacks import Callback
 from ivr.queue.model import Connect, Priority
@@ -70,6 +70,6 @@ class CallbackDialler:
         for _ in range(self.asks):
             await io.play(self.prompts.get("callback_intro", style), interruptible=True)
             heard = await io.listen(VadConfig(no_input_ms=self.answer_ms), max_digits=1, speech=False)
-            if heard.kind == "dtmf" and heard.digits == "1":
+            if heard.kind == HeardKind.DTMF and heard.digits == "1":
                 return True
         return False

@@ -17,14 +17,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from ivr.config import AgentConfig, Settings
 from ivr.queue.call_queue import CallQueue
-from ivr.queue.callbacks import open_engine
+from ivr.queue.callbacks import callbacks_url, open_engine
 from ivr.queue.model import Agent, AgentState, QueueError, UnknownAgent
 
 __all__ = ["AgentDirectory", "AgentStatus", "AgentAudit", "AgentStateError", "parse_state", "directory_for"]
@@ -103,7 +102,7 @@ def parse_state(text: str | AgentState) -> AgentState:
 
 def directory_for(settings: Settings) -> "AgentDirectory":
     """The settings' operators, their states kept in the callbacks database (`callbacks.db` in the data folder)."""
-    return AgentDirectory(f"sqlite:///{Path(settings.data_dir) / 'callbacks.db'}", settings.queue_agents)
+    return AgentDirectory(callbacks_url(settings.data_dir), settings.queue_agents)
 
 
 class AgentDirectory:

@@ -14,7 +14,13 @@ from ivr.queue.callbacks import CallbackStore
 from ivr.queue.model import AgentState, Priority
 from ivr.storage import write_atomic
 
-__all__ = ["QueueMetrics", "snapshot", "write_snapshot", "read_snapshot"]
+__all__ = ["QueueMetrics", "snapshot", "snapshot_path", "write_snapshot", "read_snapshot"]
+
+
+def snapshot_path(data_dir: Path) -> Path:
+    """Where a running server writes the queue's status for `ivr queue status`: `queue-status.json` in the data
+    folder."""
+    return Path(data_dir) / "queue-status.json"
 
 
 def snapshot(queue: CallQueue, pausing: Collection[str] = ()) -> dict[str, Any]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from ivr.errors import IvrError
+
 __all__ = [
     "AgentState", "Priority", "Agent", "QueuedCall", "Announce", "OfferCallback", "Connect",
     "Rejected", "QueueEvent", "QueueError", "QueueFull", "UnknownCall", "UnknownAgent",
 ]
 
 
-class QueueError(Exception):
+class QueueError(IvrError):
     """Base of every queue error."""
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from ivr.errors import IvrError
+
 __all__ = ["RtpError", "RtpPacket", "RTP_HEADER_SIZE", "is_rtcp"]
 
 RTP_HEADER_SIZE = 12
 _HEADER = struct.Struct("!BBHII")
 
 
-class RtpError(ValueError):
+class RtpError(IvrError, ValueError):
     """A datagram that is not a usable RTP packet."""
 
 

@@ -10,12 +10,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivr.errors import IvrError
+
 __all__ = ["PcapError", "UdpDatagram", "read_udp", "write_udp"]
 
 _MAGIC_LE = 0xA1B2C3D4
 
 
-class PcapError(ValueError):
+class PcapError(IvrError, ValueError):
     """A file that is not a pcap capture we can read."""
 
 

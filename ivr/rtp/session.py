@@ -22,6 +22,7 @@ from typing import NamedTuple
 from asr.audio import FRAME_MS, FRAME_SAMPLES, SILENCE_FRAME
 from ivr.codecs import g711
 from ivr.dtmf.rfc4733 import DtmfEventError, DtmfReceiver, TelephoneEvent, digit_to_event
+from ivr.errors import IvrError
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.jitter import JitterBuffer
 from ivr.rtp.packet import RtpError, RtpPacket, is_rtcp
@@ -33,7 +34,7 @@ logger = logging.getLogger(__name__)
 _HEADER = struct.Struct("!BBHII")
 
 
-class NoFreePortError(RuntimeError):
+class NoFreePortError(IvrError, RuntimeError):
     """Every RTP port of the range is in use."""
 
 

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from ivr.channel.base import CallInfo
+from ivr.channel.base import CallerHungUp, CallInfo
 from ivr.channel.sip import SipChannel
 from ivr.logs import mask_number
 from ivr.rtp.session import NoFreePortError
@@ -137,7 +137,7 @@ class Dialogs:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if type(exc).__name__ != "CallerHungUp":  # a bug every call hits: a traceback every 10 s, not each
+            if not isinstance(exc, CallerHungUp):  # a bug every call hits: a traceback every 10 s, not each
                 self.endpoint.rate_log(("handler", type(exc).__name__), logging.ERROR, "call handler failed for %s",
                                        call.call_id, exc_info=True)
         finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ivr.sip.message import Request, SipParseError, split_values
+from ivr.sip.message import Request, SipParseError, split_unquoted, split_values
 
 __all__ = [
     "Address", "Via", "CSeq", "RequestSummary", "parse_address", "parse_via", "parse_cseq", "parse_params",
@@ -102,31 +102,6 @@ class RequestSummary:
         return self.vias[0].branch
 
 
-def _split_semicolons(text: str) -> list[str]:
-    parts: list[str] = []
-    cur: list[str] = []
-    in_quote = escaped = False
-    for ch in text:
-        if in_quote:
-            if escaped:
-                escaped = False
-            elif ch == "\\":
-                escaped = True
-            elif ch == '"':
-                in_quote = False
-        elif ch == '"':
-            in_quote = True
-        elif ch == ";":
-            parts.append("".join(cur))
-            cur = []
-            continue
-        cur.append(ch)
-    if in_quote:
-        raise SipParseError("unterminated quoted string in a parameter")
-    parts.append("".join(cur))
-    return parts
-
-
 def parse_params(text: str, where: str) -> tuple[tuple[str, str | None], ...]:
     """Parse `;name[=value]...` (the text starts with ';' or is empty)."""
     text = text.strip(" \t")
@@ -135,7 +110,10 @@ def parse_params(text: str, where: str) -> tuple[tuple[str, str | None], ...]:
     if not text.startswith(";"):
         raise SipParseError(f"invalid parameters in {where}")
     out: list[tuple[str, str | None]] = []
-    for part in _split_semicolons(text[1:]):
+    parts, unterminated = split_unquoted(text[1:], ";")
+    if unterminated:
+        raise SipParseError("unterminated quoted string in a parameter")
+    for part in parts:
         name, eq, value = part.partition("=")
         name = name.strip(" \t")
         if not _TOKEN_RE.fullmatch(name):

@@ -12,6 +12,8 @@ import functools
 import re
 from dataclasses import dataclass, field
 
+from ivr.errors import IvrError
+
 __all__ = [
     "SipParseError", "Header", "SipMessage", "Request", "Response", "parse_message",
     "COMPACT_FORMS", "canonical_name", "split_values", "unfold",
@@ -35,7 +37,7 @@ _STATUS_LINE_RE = re.compile(r"(SIP/\d+\.\d+) (\d{3}) ([^\r\n]*)")
 _FOLD_RE = re.compile(r"\r\n[ \t]+")
 
 
-class SipParseError(ValueError):
+class SipParseError(IvrError, ValueError):
     """A SIP message that cannot be parsed or used.
 
     `status` is the response a UAS should send (400 unless said otherwise); `message` holds whatever could be
@@ -60,38 +62,38 @@ def unfold(value: str) -> str:
     return _FOLD_RE.sub(" ", value).strip(" \t")
 
 
-def split_values(value: str) -> list[str]:
-    """Split a header value at top-level commas (outside quoted strings and <...>), stripping each part."""
-    if '"' not in value and "<" not in value:  # the common case: no quoting to respect
-        return [p.strip(" \t") for p in value.split(",")]
+def split_unquoted(text: str, sep: str, *, angles: bool = False) -> tuple[list[str], bool]:
+    """`text` split at `sep` where it is not inside a quoted string (nor, with `angles`, inside <...>): the parts as
+    written, and whether a quoted string was left open at the end."""
     parts: list[str] = []
     cur: list[str] = []
-    in_quote = False
-    in_angle = False
-    escaped = False
-    for ch in value:
+    in_quote = in_angle = escaped = False
+    for ch in text:
         if in_quote:
-            cur.append(ch)
             if escaped:
                 escaped = False
             elif ch == "\\":
                 escaped = True
             elif ch == '"':
                 in_quote = False
-            continue
-        if ch == '"':
+        elif ch == '"':
             in_quote = True
-        elif ch == "<":
-            in_angle = True
-        elif ch == ">":
-            in_angle = False
-        elif ch == "," and not in_angle:
-            parts.append("".join(cur).strip(" \t"))
+        elif angles and ch in "<>":
+            in_angle = ch == "<"
+        elif ch == sep and not in_angle:
+            parts.append("".join(cur))
             cur = []
             continue
         cur.append(ch)
-    parts.append("".join(cur).strip(" \t"))
-    return parts
+    parts.append("".join(cur))
+    return parts, in_quote
+
+
+def split_values(value: str) -> list[str]:
+    """Split a header value at top-level commas (outside quoted strings and <...>), stripping each part."""
+    if '"' not in value and "<" not in value:  # the common case: no quoting to respect
+        return [p.strip(" \t") for p in value.split(",")]
+    return [p.strip(" \t") for p in split_unquoted(value, ",", angles=True)[0]]
 
 
 @dataclass

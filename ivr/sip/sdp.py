@@ -14,6 +14,8 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
+from ivr.errors import IvrError
+
 __all__ = [
     "SdpError", "SdpNegotiationError", "Media", "SessionDescription", "Negotiated", "parse_sdp",
     "answer_offer", "make_offer", "accept_answer", "STATIC_PAYLOAD_TYPES", "reverse_direction", "connection_address",
@@ -28,7 +30,7 @@ _LINE_RE = re.compile(r"[ \t]*([a-z])=(.*)")
 _UINT_RE = re.compile(r"[0-9]{1,10}")
 
 
-class SdpError(ValueError):
+class SdpError(IvrError, ValueError):
     """A session description that cannot be parsed."""
 
 

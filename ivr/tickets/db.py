@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from asr.results import Transcript
-from ivr.tickets.model import Ticket, TicketNotFound, TicketRow, TranscriptionStatus
+from ivr.tickets.model import Ticket, TicketNotFound, TicketRow, TicketStatus, TranscriptionStatus
 from ivr.tickets.schema import grams, migrate, sqlite_pragmas, tickets_table
 
 __all__ = ["TicketDb", "Suggester", "utc_now", "utc", "to_row", "to_ticket"]
@@ -86,7 +86,8 @@ class TicketDb:
 def to_row(r: Any) -> TicketRow:
     return TicketRow(
         id=r["id"], number=r["number"], created_at=utc(r["created_at"]), caller=r["caller"],  # type: ignore[arg-type]
-        kind=r["kind"], status=r["status"], transcription=r["transcription"], category=r["category"],
+        kind=r["kind"], status=TicketStatus(r["status"]), transcription=TranscriptionStatus(r["transcription"]),
+        category=r["category"],
         department=r["department"], district=r["district"], urgency=r["urgency"], text=r["text"],
         audio_ms=r["audio_ms"],
     )
@@ -95,7 +96,7 @@ def to_row(r: Any) -> TicketRow:
 def to_ticket(row: Any) -> Ticket:
     return Ticket(
         id=row["id"], number=row["number"], created_at=utc(row["created_at"]), caller=row["caller"],  # type: ignore[arg-type]
-        call_id=row["call_id"], kind=row["kind"], status=row["status"],
+        call_id=row["call_id"], kind=row["kind"], status=TicketStatus(row["status"]),
         transcription=TranscriptionStatus(row["transcription"]),
         menu_path=tuple(json.loads(row["menu_path"])), flags=tuple(json.loads(row["flags"])),
         recording=row["recording"], recording_sha256=row["recording_sha256"], audio_ms=row["audio_ms"],

@@ -107,7 +107,7 @@ class TicketLifecycle(TicketDb):
         """The suggestion, and its values for the fields no operator has set yet."""
         current = self.get(number)
         values: dict[str, Any] = {"suggestion": json.dumps(suggestion, ensure_ascii=False)}
-        if current.status != TicketStatus.OPEN.value:
+        if current.status != TicketStatus.OPEN:
             return values
         prefill = {"category": suggestion.get("category", ""), "department": suggestion.get("department", ""),
                    "district": suggestion.get("district") or "", "urgency": suggestion.get("urgency_level", "")}

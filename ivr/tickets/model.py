@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from asr.results import Transcript
+from ivr.errors import IvrError
 
 __all__ = [
     "TranscriptionStatus", "TicketStatus", "Ticket", "TicketRow", "TicketFilter", "TicketPage",
@@ -13,14 +14,14 @@ __all__ = [
 ]
 
 
-class TranscriptionStatus(str, enum.Enum):
+class TranscriptionStatus(enum.StrEnum):
     RECORDING = "recording"  # the caller is still speaking (or the call died while they were)
     PENDING = "pending"  # recorded, waiting for a model (`ivr tickets transcribe --pending`)
     DONE = "done"
     FAILED = "failed"
 
 
-class TicketStatus(str, enum.Enum):
+class TicketStatus(enum.StrEnum):
     OPEN = "open"
     DISPATCHED = "dispatched"
     CLOSED = "closed"
@@ -41,7 +42,7 @@ class Ticket:
     caller: str
     call_id: str
     kind: str  # complaint | suggestion | ...
-    status: str  # open | dispatched | closed
+    status: TicketStatus
     transcription: TranscriptionStatus
     menu_path: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
@@ -83,8 +84,8 @@ class TicketRow:
     created_at: datetime
     caller: str
     kind: str
-    status: str
-    transcription: str
+    status: TicketStatus
+    transcription: TranscriptionStatus
     category: str
     department: str
     district: str
@@ -140,9 +141,9 @@ class StoredCorrection:
     category: str
 
 
-class TicketNotFound(LookupError):
+class TicketNotFound(IvrError, LookupError):
     """No ticket with that number or id."""
 
 
-class TicketEditError(ValueError):
+class TicketEditError(IvrError, ValueError):
     """An operator change that cannot be made; the message says why."""

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from asr.text import numerals_to_digits
 from ivr.logs import mask_number
-
-from .gazetteer import SUFFIXES, Gazetteer, PlaceMatch, Span, TextView, default_gazetteer
+from ivr.triage.gazetteer import SUFFIXES, Gazetteer, PlaceMatch, Span, TextView, default_gazetteer
 
 __all__ = ["CallerName", "PhoneNumber", "Address", "AutoFill", "extract_autofill", "SURNAMES"]
 
@@ -109,7 +108,7 @@ def _pos_cut(text: str) -> list[tuple[str, str]]:
         if _pos_tokenizer is None:
             import jieba.posseg
 
-            from .classifier import _tokenizer
+            from ivr.triage.classifier import _tokenizer
 
             _pos_tokenizer = jieba.posseg.POSTokenizer(_tokenizer())
         tok = _pos_tokenizer

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ivr.errors import IvrError
 from ivr.storage import write_atomic
 
 __all__ = [
@@ -45,7 +46,7 @@ _STOPWORDS = frozenset(
 _KEEP = re.compile(r"[\u3400-\u9fff0-9a-z]+")
 
 
-class ClassifierError(ValueError):
+class ClassifierError(IvrError, ValueError):
     """A model file that cannot be used or training data that cannot train a model."""
 
 

@@ -23,10 +23,11 @@ from typing import Any
 
 import yaml
 
-from .autofill import AutoFill, extract_autofill
-from .classifier import Prediction, TextClassifier, TrainConfig
-from .gazetteer import Gazetteer, Location, default_gazetteer
-from .urgency import UrgencyResult, detect_urgency
+from ivr.errors import IvrError
+from ivr.triage.autofill import AutoFill, extract_autofill
+from ivr.triage.classifier import Prediction, TextClassifier, TrainConfig
+from ivr.triage.gazetteer import Gazetteer, Location, default_gazetteer
+from ivr.triage.urgency import UrgencyResult, detect_urgency
 
 __all__ = [
     "CatalogueError",
@@ -56,7 +57,7 @@ MODEL_FILENAME = "dispatch-model.npz"
 CORRECTION_WEIGHT = 2.0  # an operator's correction is a real ticket: it counts twice a catalogue example
 
 
-class CatalogueError(ValueError):
+class CatalogueError(IvrError, ValueError):
     """A catalogue or labelled file that cannot be used; the message names the file and the entry."""
 
 

@@ -17,6 +17,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from ivr.errors import IvrError
+
 __all__ = ["GazetteerError", "Span", "TextView", "Place", "PlaceMatch", "Location", "Gazetteer", "DEFAULT_GAZETTEER",
            "default_gazetteer"]
 
@@ -28,7 +30,7 @@ SUFFIXES = ("地区办事处", "街道办事处", "街道办", "街道", "地区
 _SPACE = re.compile(r"\s")
 
 
-class GazetteerError(ValueError):
+class GazetteerError(IvrError, ValueError):
     """A gazetteer file that cannot be used; the message names the file and line."""
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .gazetteer import Span, TextView
+from ivr.triage.gazetteer import Span, TextView
 
 __all__ = ["UrgencyLevel", "UrgencyHit", "UrgencyResult", "detect_urgency", "HAZARD_LABELS"]
 

@@ -13,8 +13,7 @@ import pytest
 
 from asr.audio import SAMPLE_RATE
 from asr.engine import VoskEngine, VoskRecognizer, written_text, model_sample_rate, supports_grammar
-from asr.errors import AsrError, EngineError, ModelLoadError
-from asr.model_files import ModelError, ModelInvalidError, ModelNotFoundError
+from asr.errors import AsrError, EngineError, ModelError, ModelInvalidError, ModelLoadError, ModelNotFoundError
 from asr.results import Partial, Transcript
 
 from .conftest import fixture_pcm

@@ -17,9 +17,10 @@ import pytest
 from typer.testing import CliRunner
 
 from asr.download import ArchiveError, ChecksumError, DownloadError, download_model, fetch, install_archive
+from asr.errors import ModelError, ModelInvalidError, ModelNotFoundError
 from asr.model_files import (
-    CATALOGUE, DEFAULT_MODEL, MANIFEST_NAME, ModelError, ModelInvalidError, ModelNotFoundError, ModelSpec,
-    installed_models, resolve_model, validate_model_dir, verify_model,
+    CATALOGUE, DEFAULT_MODEL, MANIFEST_NAME, ModelSpec, installed_models, resolve_model, validate_model_dir,
+    verify_model,
 )
 
 # -- helpers ---------------------------------------------------------------------------------------------------

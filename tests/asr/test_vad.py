@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asr.audio import FRAME_BYTES, FRAME_MS, SILENCE_FRAME, AudioFormatError, frames
-from asr.errors import VadConfigError
+from asr.audio import FRAME_BYTES, FRAME_MS, SILENCE_FRAME, frames
+from asr.errors import AudioFormatError, VadConfigError
 from asr.vad import (BargeIn, Endpointer, NoInput, SpeechAudio, SpeechEnd, SpeechStart, VadAnalyser, VadConfig,
                      VadEvent, VadState, frame_dbfs)
 

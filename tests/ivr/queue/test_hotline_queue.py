@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 
 from ivr.config import AgentConfig, Settings
 from ivr.console.app import create_app
-from ivr.hotline.queueing import HotlineQueue, QueueOptions, callbacks_url
+from ivr.hotline.queueing import HotlineQueue, QueueOptions
 from ivr.live import LiveState
 from ivr.media.bridge import bridge
 from ivr.queue import QueuePolicy
-from ivr.queue.callbacks import CallbackStore, RetryPolicy
+from ivr.queue.callbacks import CallbackStore, RetryPolicy, callbacks_url
 from ivr.sip.uac import place_call
 from ivr.tickets import TicketStore
 from prompts import PromptLibrary, load_catalogue

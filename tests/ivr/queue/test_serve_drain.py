@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 from sippkit import SIPP
 
-from ivr.hotline.queueing import callbacks_url
-from ivr.queue.callbacks import CallbackStore
+from ivr.queue.callbacks import CallbackStore, callbacks_url
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow, pytest.mark.skipif(SIPP is None, reason="sipp is not installed")]
 

@@ -18,9 +18,9 @@ from sippkit import (PCMU_EVENTS, SIPP, answer, answer_ok, invite_answered, noti
                      scenario, serving)
 
 from ivr.config import AgentConfig, Settings
-from ivr.hotline.queueing import QueueOptions, callbacks_url
+from ivr.hotline.queueing import QueueOptions
 from ivr.queue import QueuePolicy
-from ivr.queue.callbacks import CallbackStore
+from ivr.queue.callbacks import CallbackStore, callbacks_url
 from ivr.queue.desk import DeskPolicy
 from ivr.queue.directory import AgentDirectory
 from ivr.queue.model import AgentState

@@ -4,11 +4,11 @@ from prometheus_client import generate_latest
 from typer.testing import CliRunner
 
 from ivr.commands import context
-from ivr.commands.queue import app, snapshot_path
+from ivr.commands.queue import app
 from ivr.config import AgentGroup
 from ivr.queue import CallQueue, Priority
 from ivr.queue.callbacks import CallbackStore
-from ivr.queue.metrics import QueueMetrics, write_snapshot
+from ivr.queue.metrics import QueueMetrics, snapshot_path, write_snapshot
 
 
 def make_queue():
@@ -41,7 +41,7 @@ def test_metrics_exposition(tmp_path):
 
 def test_cli_status_reads_snapshot_and_callbacks(tmp_path, monkeypatch):
     context.configure(None, {"data_dir": tmp_path}, 0)
-    write_snapshot(make_queue(), snapshot_path())
+    write_snapshot(make_queue(), snapshot_path(tmp_path))
     CallbackStore(f"sqlite:///{tmp_path / 'callbacks.db'}").book("13812345678", "general", 2, 0, 0, ticket="T-7")
     res = CliRunner().invoke(app, ["status", "--json"])
     assert res.exit_code == 0, res.output
