@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Word", "Alternative", "Partial", "Transcript"]
 
@@ -66,7 +67,7 @@ class Transcript:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Transcript":
+    def from_dict(cls, d: dict[str, Any]) -> Transcript:
         return cls(
             text=d.get("text", ""),
             raw_text=d.get("raw_text", ""),

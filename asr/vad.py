@@ -114,7 +114,7 @@ class VadAnalyser:
         threshold = max(self.config.min_energy_dbfs, self.noise_floor_dbfs + self.config.energy_margin_db)
         if energy < threshold:
             return False
-        return self._vad.is_speech(frame, SAMPLE_RATE)
+        return bool(self._vad.is_speech(frame, SAMPLE_RATE))
 
 
 @dataclass(frozen=True)

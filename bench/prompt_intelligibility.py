@@ -29,16 +29,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from asr.audio import SAMPLE_RATE, read_wav, resample_linear  # noqa: E402
+from asr.audio import SAMPLE_RATE, resample_linear  # noqa: E402
 from asr.whisper_model import WHISPER_BASE, assemble  # noqa: E402
 from bench.asr_resample import edit_distance  # noqa: E402
 from prompts import PromptLibrary, load_catalogue  # noqa: E402
+from prompts.catalogue import STYLES, Catalogue, VoiceUnavailable  # noqa: E402
 from prompts.compose import Cardinal, Digits, Part  # noqa: E402
-from prompts.catalogue import STYLES, Catalogue  # noqa: E402
 from prompts.numbers import cardinal, digits, normalise  # noqa: E402
 from prompts.render import render_catalogue  # noqa: E402
 from prompts.shaping import speech_level_dbfs  # noqa: E402
-from prompts.voices import VoiceUnavailable, choose_voice  # noqa: E402
+from prompts.voices import choose_voice  # noqa: E402
 
 SPLICED: dict[str, list[Part]] = {
     "spliced_queue": ["queue_ahead", Cardinal(15), "queue_callers", "queue_wait", Cardinal(12), "queue_minutes"],
@@ -148,7 +148,7 @@ def main() -> None:
         cache = args.work / name.replace("/", "_")
         for style in styles:
             started = time.perf_counter()
-            stats = render_catalogue(catalogue, cache, styles=[style], engine_factory=lambda: voice)
+            stats = render_catalogue(catalogue, cache, styles=[style], engine_factory=lambda voice=voice: voice)
             wall = time.perf_counter() - started
             edits = chars = edits10 = chars10 = 0
             levels, loud, worst = [], [], (0.0, "")

@@ -212,7 +212,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             break
         except httpx.HTTPError:
             if server.poll() is not None:
-                raise SystemExit(f"ivr serve exited: {(work / 'serve.log').read_text()[-2000:]}")
+                raise SystemExit(f"ivr serve exited: {(work / 'serve.log').read_text()[-2000:]}") from None
             await asyncio.sleep(0.2)
     await asyncio.sleep(2)
     before, fds_before = proc_stats(server.pid), fd_targets(server.pid)

@@ -15,8 +15,8 @@ from typing import Literal, Protocol, Required, TypedDict
 from ivr.media.callio import RecordResult
 from ivr.media.recording import RecordingWriter
 
-__all__ = ["CallRecord", "CallEnd", "HeardEntry", "InputHeard", "RecordingHeard", "NotSavedHeard", "QueueNote", "QueueNoteFields",
-           "OpenRecording", "SavedRecording", "TicketSink", "TicketLookup"]
+__all__ = ["CallRecord", "CallEnd", "HeardEntry", "InputHeard", "RecordingHeard", "NotSavedHeard", "QueueNote",
+           "QueueNoteFields", "OpenRecording", "SavedRecording", "TicketSink", "TicketLookup"]
 
 TicketLookup = Callable[[str], "str | None"]  # ticket number -> its status ("open", ...), None if unknown
 

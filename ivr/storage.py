@@ -6,11 +6,12 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-__all__ = ["disk_full", "problem", "database_location", "has_room", "write_atomic"]
+__all__ = ["disk_full", "problem", "database_location", "as_utc", "has_room", "write_atomic"]
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"
@@ -59,6 +60,11 @@ def database_location(engine: Engine) -> str:
     if engine.dialect.name == "sqlite":
         return str(Path(engine.url.database or ":memory:").resolve())
     return engine.url.render_as_string(hide_password=True)
+
+
+def as_utc(t: datetime) -> datetime:
+    """A time read back from the database, in UTC: SQLite returns it without a zone, PostgreSQL in the session's."""
+    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
 
 
 def has_room(folder: Path, need_bytes: int) -> bool:

@@ -7,13 +7,17 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["STYLES", "PromptText", "Catalogue", "PromptError", "load_catalogue"]
+__all__ = ["STYLES", "PromptText", "Catalogue", "PromptError", "VoiceUnavailable", "load_catalogue"]
 
 STYLES = ("standard", "elderly")
 
 
 class PromptError(ValueError):
     """A bad prompt catalogue, or a prompt that cannot be rendered or played."""
+
+
+class VoiceUnavailable(PromptError):
+    """The voice asked for is not installed; the message says how to install it."""
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ import tempfile
 from pathlib import Path
 
 from asr.audio import read_wav
-from prompts.catalogue import PromptError
+from prompts.catalogue import PromptError, VoiceUnavailable
 from prompts.numbers import normalise
-from prompts.voices import VoiceUnavailable
 
 __all__ = ["MANDARIN_VOICE", "EspeakVoice", "to_pinyin"]
 

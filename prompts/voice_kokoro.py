@@ -19,8 +19,7 @@ import numpy as np
 
 from asr.audio import SAMPLE_RATE, resample_linear
 from asr.whisper_model import SplitModel, WhisperModelError, assemble, package_dir
-from prompts.catalogue import PromptError
-from prompts.voices import VoiceUnavailable
+from prompts.catalogue import PromptError, VoiceUnavailable
 
 __all__ = ["KOKORO_MODEL", "DEFAULT_SPEAKER", "SPEAKERS", "KokoroVoice", "phonemes"]
 

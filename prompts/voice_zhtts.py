@@ -20,8 +20,7 @@ import numpy as np
 
 from asr.audio import SAMPLE_RATE, resample_linear
 from asr.whisper_model import package_dir
-from prompts.catalogue import PromptError
-from prompts.voices import VoiceUnavailable
+from prompts.catalogue import PromptError, VoiceUnavailable
 
 __all__ = ["ZhttsVoice", "litert_model", "FLEX_RANDOM_UNIFORM"]
 

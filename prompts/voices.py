@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from prompts.catalogue import PromptError
+from prompts.catalogue import PromptError, VoiceUnavailable
 
-__all__ = ["Voice", "VoiceInfo", "VOICES", "PUBLIC_ORDER", "VoiceUnavailable", "choose_voice", "voice_names"]
+__all__ = ["Voice", "VoiceInfo", "VOICES", "PUBLIC_ORDER", "choose_voice", "voice_names"]
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,6 @@ class Voice(Protocol):
     def render(self, text: str, rate: float) -> bytes:
         """Normalised Mandarin text -> 8 kHz mono PCM16; `rate` 1.0 is the voice's normal pace, 0.8 slower."""
         ...
-
-
-class VoiceUnavailable(PromptError):
-    """The voice asked for is not installed; the message says how to install it."""
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def reload() -> Settings:
     return _settings
 
 
-def fail(message: str, code: int = 1) -> "typer.Exit":
+def fail(message: str, code: int = 1) -> typer.Exit:
     """Print one clear error line and return the Exit to raise."""
     typer.secho(f"ivr: {message}", fg="red", err=True)
     return typer.Exit(code)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from typing import Any
 
 import typer
 
@@ -45,9 +46,10 @@ def serve(
 ) -> None:
     """Answer SIP calls over UDP, run the call flow on each and write tickets; Ctrl-C drains calls, SIGHUP
     reloads the operators from the configuration."""
-    flags = {"sip_host": host, "sip_port": port, "sip_allow": tuple(allow) or None, "sip_trusted": tuple(trust) or None,
-             "sip_max_calls_per_source": max_calls_per_source, "drain_s": drain,
-             "console_secure_cookies": secure_cookies or None}
+    flags: dict[str, Any] = {
+        "sip_host": host, "sip_port": port, "sip_allow": tuple(allow) or None, "sip_trusted": tuple(trust) or None,
+        "sip_max_calls_per_source": max_calls_per_source, "drain_s": drain,
+        "console_secure_cookies": secure_cookies or None}
     settings = replace(context.settings(), **{k: v for k, v in flags.items() if v is not None})
     if settings.log_level == "WARNING":
         logging.getLogger().setLevel(logging.INFO)  # a server says what it is doing

@@ -70,7 +70,7 @@ def install(app: FastAPI, d: AgentDirectory) -> None:
 
 
 def directory(request: Request) -> AgentDirectory:
-    return request.app.state.agents  # type: ignore[no-any-return]
+    return request.app.state.agents
 
 
 def operator_of(d: AgentDirectory, username: str) -> AgentConfig | None:

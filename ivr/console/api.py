@@ -201,7 +201,7 @@ def refresh_suggestion(request: Request, number: str,
 @router.get("/tickets/{number}/audit", response_model=list[audit_entries.AuditEntry])
 def audit(request: Request, number: str,
           session: Session = Depends(require(api=True))) -> list[audit_entries.AuditEntry]:
-    return _edit(context_of(request).store.audit, number)  # type: ignore[no-any-return]
+    return _edit(context_of(request).store.audit, number)
 
 
 @router.get("/tickets/{number}/audio", response_class=Response,

@@ -2,6 +2,7 @@
 check with CSRF (`require`), the list filter from query parameters, and a ticket's recording as a response."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -81,14 +82,14 @@ class LoginRequired(IvrError):
 
 
 def context_of(request: Request) -> ConsoleContext:
-    return request.app.state.console  # type: ignore[no-any-return]
+    return request.app.state.console
 
 
 def client_host(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def require(role: Role = Role.OPERATOR, *, api: bool = False):  # type: ignore[no-untyped-def]
+def require(role: Role = Role.OPERATOR, *, api: bool = False) -> Callable[[Request], Awaitable[Session]]:
     """A dependency giving the request's session; it checks the role and, on unsafe methods, the CSRF token."""
 
     async def dependency(request: Request) -> Session:

@@ -1,8 +1,6 @@
 """Console users (operator, supervisor, admin) and their sessions, in the ticket database."""
 from __future__ import annotations
 
-import builtins
-
 import enum
 import re
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ivr.console.security import hash_password, new_token, token_hash, verify_password
 from ivr.errors import IvrError
+from ivr.storage import as_utc
 
 __all__ = ["Role", "User", "Session", "UserStore", "UserError", "SESSION_HOURS", "MAX_NAME"]
 
@@ -52,7 +51,7 @@ class Role(str, enum.Enum):
     def rank(self) -> int:
         return list(Role).index(self)
 
-    def allows(self, needed: "Role") -> bool:
+    def allows(self, needed: Role) -> bool:
         return self.rank >= needed.rank
 
 
@@ -81,12 +80,8 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t
-
-
 def _user(r: object) -> User:
-    return User(r["id"], r["username"], Role(r["role"]), bool(r["active"]), _utc(r["created_at"]))  # type: ignore[index]
+    return User(r["id"], r["username"], Role(r["role"]), bool(r["active"]), as_utc(r["created_at"]))  # type: ignore[index]
 
 
 class UserStore:
@@ -182,9 +177,9 @@ class UserStore:
              .where(sessions_table.c.token_hash == token_hash(token)))
         with self.engine.connect() as conn:
             r = conn.execute(q).mappings().first()
-        if r is None or not r["active"] or _utc(r["expires_at"]) <= _now():
+        if r is None or not r["active"] or as_utc(r["expires_at"]) <= _now():
             return None
-        return Session(token, _user(r), r["csrf"], _utc(r["expires_at"]))
+        return Session(token, _user(r), r["csrf"], as_utc(r["expires_at"]))
 
     def end_session(self, token: str) -> None:
         with self.engine.begin() as conn:

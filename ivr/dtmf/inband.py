@@ -70,7 +70,8 @@ class DtmfDetector:
         self._misses = 0
 
     def _amplitude(self, spec: np.ndarray) -> np.ndarray:
-        return 2.0 * np.abs(spec) / self._wsum
+        amplitude: np.ndarray = 2.0 * np.abs(spec) / self._wsum
+        return amplitude
 
     def _fine_tone(self, index: int, xw: np.ndarray) -> tuple[float, float]:
         """(relative offset from the nominal frequency, amplitude) of the tone near tone `index`."""

@@ -51,7 +51,7 @@ class QueueOptions:
     lease_s: float = 120.0  # a callback being dialled by a worker that died is dialled again after this
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "QueueOptions":
+    def from_settings(cls, settings: Settings) -> QueueOptions:
         """The `[queue]` settings: groups, agents, trunk, callback threshold and hours, transfer."""
         host, _, port = settings.queue_trunk.rpartition(":")
         open_h, close_h = hours_span("queue_callback_hours", settings.queue_callback_hours)
@@ -142,7 +142,7 @@ class HotlineQueue:
             try:
                 await asyncio.wait_for(stop.wait(), self.options.status_every_s)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _publish_once(self) -> str:

@@ -123,7 +123,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
         queue_stop.set()
         try:  # its callbacks' calls have been hung up: it ends at once, unless something is stuck
             await asyncio.wait_for(asyncio.shield(queue_task), 5.0)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             logger.warning("the queue did not stop within 5 s of the calls: cancelled")
             queue_task.cancel()
             await asyncio.gather(queue_task, return_exceptions=True)

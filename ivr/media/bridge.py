@@ -4,8 +4,8 @@ Each leg runs its own lock-step `exchange()` in a task, paced by its own RTP clo
 the other leg through a small queue. Frames are decoded PCM16, so a PCMU leg talks to a PCMA leg for free and the
 conversation can be recorded. The legs cannot drift apart: when one side runs ahead its queue overflows and the
 oldest frame is dropped; when a queue is empty the other side plays silence for that frame. Keys (RFC 4733) go
-across out of band when the other leg can send them (RFC 4733 on a SIP leg that negotiated telephone-event). When either side hangs up (CallerHungUp) the
-other is hung up.
+across out of band when the other leg can send them (RFC 4733 on a SIP leg that negotiated telephone-event). When
+either side hangs up (CallerHungUp) the other is hung up.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from asr.audio import FRAME_BYTES, FRAME_MS, frames
+from asr.audio import FRAME_MS, frames
 from asr.engine import Engine
 from asr.results import Transcript
 from asr.stream import AsyncDecoder

@@ -73,7 +73,7 @@ class HoldAudio:
         await io.play(chunk, interruptible=False)
         await asyncio.sleep(0)  # a channel in virtual time never waits: give the queue's ticker its turn
 
-    async def until_done(self, io: CallIO, task: "asyncio.Future[Any]") -> None:
+    async def until_done(self, io: CallIO, task: asyncio.Future[Any]) -> None:
         """Hold the caller until `task` is done. CallerHungUp propagates and leaves `task` running."""
         while not task.done():
             await self.step(io)
@@ -109,7 +109,7 @@ async def ring(io: CallIO, calling: Awaitable[Outbound], hold: bytes | None = No
     return ringing.result()
 
 
-def _hang_up_answered(ringing: "asyncio.Future[Outbound]") -> None:
+def _hang_up_answered(ringing: asyncio.Future[Outbound]) -> None:
     if ringing.cancelled() or ringing.exception() is not None:
         return
     channel = ringing.result().channel
@@ -118,4 +118,4 @@ def _hang_up_answered(ringing: "asyncio.Future[Outbound]") -> None:
         task.add_done_callback(_hanging_up.discard)
 
 
-_hanging_up: set["asyncio.Future[None]"] = set()
+_hanging_up: set[asyncio.Future[None]] = set()

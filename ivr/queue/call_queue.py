@@ -15,7 +15,7 @@ from ivr.queue.estimate import (
 )
 from ivr.queue.model import (
     Agent, AgentState, Announce, Connect, OfferCallback, Priority, QueuedCall, QueueError, QueueEvent,
-    QueueFull, Rejected, UnknownAgent, UnknownCall,
+    Rejected, UnknownAgent, UnknownCall,
 )
 
 __all__ = ["QueuePolicy", "QueueStats", "CallQueue"]

@@ -100,7 +100,7 @@ def parse_state(text: str | AgentState) -> AgentState:
     return state
 
 
-def directory_for(settings: Settings) -> "AgentDirectory":
+def directory_for(settings: Settings) -> AgentDirectory:
     """The settings' operators, their states kept in the callbacks database (`callbacks.db` in the data folder)."""
     return AgentDirectory(callbacks_url(settings.data_dir), settings.queue_agents)
 

@@ -42,7 +42,7 @@ class Priority(enum.IntEnum):
     NORMAL = 2
 
     @classmethod
-    def parse(cls, text: str) -> "Priority":
+    def parse(cls, text: str) -> Priority:
         """Map a flow priority name (normal | elderly | disabled | urgent) to a class."""
         names = {"urgent": cls.URGENT, "elderly": cls.ELDERLY, "disabled": cls.ELDERLY, "normal": cls.NORMAL, "": cls.NORMAL}
         try:

@@ -142,7 +142,7 @@ class QueueRunner:
             self.step()
             try:
                 await asyncio.wait_for(stop.wait(), self.tick_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if self._tasks:
             await asyncio.gather(*self._tasks)

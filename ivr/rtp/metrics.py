@@ -17,7 +17,7 @@ class ClockCollector:
     def __init__(self, clock_of: Callable[[], MediaClock | None], registry: CollectorRegistry | None = None) -> None:
         self.clock_of = clock_of
         if registry is not None:
-            registry.register(self)  # type: ignore[arg-type]
+            registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
         clock = self.clock_of()

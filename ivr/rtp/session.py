@@ -108,7 +108,7 @@ class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, session: RtpSession) -> None:
         self.session = session
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.session._received(data, addr)
 
     def error_received(self, exc: Exception) -> None:
@@ -177,7 +177,7 @@ class RtpSession:
         if self.closed:  # the call ended while the endpoint was being created: the transport closes the socket
             transport.close()
             return
-        self._transport = transport  # type: ignore[assignment]
+        self._transport = transport
         self.clock.subscribe(id(self), self._tick)
 
     async def open(self, host: str) -> None:

@@ -21,7 +21,7 @@ class SipCollector:
     def __init__(self, server_of: Callable[[], SipServer | None], registry: CollectorRegistry | None = None) -> None:
         self.server_of = server_of
         if registry is not None:
-            registry.register(self)  # type: ignore[arg-type]
+            registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
         server = self.server_of()

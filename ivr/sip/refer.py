@@ -69,7 +69,7 @@ class Referral:
     async def wait(self, timeout_s: float) -> TransferResult:
         try:
             return await asyncio.wait_for(asyncio.shield(self.done), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return TransferResult(ok=False, target=self.target,
                                   reason=f"no NOTIFY with a final status within {timeout_s:g} s", accepted=self.accepted)
 

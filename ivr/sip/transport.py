@@ -22,7 +22,7 @@ class _Protocol(asyncio.DatagramProtocol):
     def __init__(self, receive: Receiver) -> None:
         self.receive = receive
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.receive(data, addr)
 
     def error_received(self, exc: Exception) -> None:

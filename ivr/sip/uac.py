@@ -59,7 +59,7 @@ class _Endpoint(asyncio.DatagramProtocol):
     def __init__(self, leg: _Leg) -> None:
         self.leg = leg
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
             self.leg.received(data, (addr[0], addr[1]))
         except Exception as exc:  # never into the event loop, nor a traceback per datagram
@@ -167,7 +167,7 @@ class _Leg:
                 wake = min(next_send, timer_b, ring_end)
             try:
                 resp = await asyncio.wait_for(self.invite_responses.get(), max(0.0, wake - loop.time()))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 resp = None
             if resp is None:  # a timer is due, or the call is given up or closed
                 if self.transport is None:
@@ -300,7 +300,7 @@ class _Leg:
             try:
                 await asyncio.wait_for(acked.wait(), interval)
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 interval = min(2 * interval, self.timers.t2)
         logger.info("outbound call %s: no ACK for our 200 to its re-INVITE", self.call_id)
 
@@ -429,7 +429,7 @@ async def place_call(uri: str, proxy: tuple[str, int], *, local_host: str = "127
     except BaseException:
         leg.close()
         raise
-    leg.transport = transport  # type: ignore[assignment]
+    leg.transport = transport
     leg.port = transport.get_extra_info("sockname")[1]
     session = RtpSession(clock or MediaClock(), ports or DEFAULT_PORTS,
                          MediaParams("PCMU", 0, None, ("0.0.0.0", 0), sending=False, receiving=False),

@@ -127,8 +127,8 @@ class SipServer:
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
             self.rate_log(("task", type(exc).__name__), logging.ERROR, "call task failed", exc_info=exc)
 
     # ----- sending ----------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from datetime import datetime, timezone
 from sqlalchemy import Column, DateTime, ForeignKey, Integer, MetaData, String, Table, Text, insert, select
 from sqlalchemy.engine import Connection
 
+from ivr.storage import as_utc
+
 __all__ = ["AuditEntry", "audit_table", "record", "entries", "ACTIONS"]
 
 ACTIONS = ("edit", "word", "dispatch", "reopen", "close")
@@ -62,11 +64,8 @@ def entries(conn: Connection, ticket_id: int) -> list[AuditEntry]:
     """The ticket's trail, oldest first."""
     q = select(audit_table).where(audit_table.c.ticket_id == ticket_id).order_by(audit_table.c.id)
     return [
-        AuditEntry(at=_utc(r["at"]), user=r["user"], action=r["action"], field=r["field"], before=r["before"],
+        AuditEntry(at=as_utc(r["at"]), user=r["user"], action=r["action"], field=r["field"], before=r["before"],
                    after=r["after"])
         for r in conn.execute(q).mappings()
     ]
 
-
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)

@@ -2,7 +2,6 @@
 suggested, and exported as (transcript, category) pairs to retrain the classifier (`ivr dispatch retrain`)."""
 from __future__ import annotations
 
-import builtins
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -11,7 +10,8 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.engine import Connection
 
-from ivr.tickets.db import TicketDb, utc
+from ivr.storage import as_utc
+from ivr.tickets.db import TicketDb
 from ivr.tickets.model import StoredCorrection
 from ivr.tickets.schema import corrections_table, tickets_table
 
@@ -30,15 +30,15 @@ class TicketCorrections(TicketDb):
             conn.execute(insert(corrections_table).values(
                 ticket_id=row["id"], at=now, user=user, text=row["text"], suggested=suggested, category=category))
 
-    def corrections(self) -> builtins.list[StoredCorrection]:
+    def corrections(self) -> list[StoredCorrection]:
         """Operators' category corrections, oldest first."""
         q = (select(corrections_table, tickets_table.c.number)
              .join(tickets_table, tickets_table.c.id == corrections_table.c.ticket_id)
              .order_by(corrections_table.c.id))
         with self.engine.connect() as conn:
-            return [StoredCorrection(r["number"], utc(r["at"]), r["user"], r["text"], r["suggested"],  # type: ignore[arg-type]
-                                     r["category"]) for r in conn.execute(q).mappings()]
+            return [StoredCorrection(r["number"], as_utc(r["at"]), r["user"], r["text"], r["suggested"], r["category"])
+                    for r in conn.execute(q).mappings()]
 
-    def training_pairs(self) -> builtins.list[tuple[str, str]]:
+    def training_pairs(self) -> list[tuple[str, str]]:
         """(transcript, category) of every correction: what `ivr dispatch retrain` learns from."""
         return [(c.text, c.category) for c in self.corrections()]

@@ -12,10 +12,11 @@ from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from asr.results import Transcript
+from ivr.storage import as_utc
 from ivr.tickets.model import Ticket, TicketNotFound, TicketRow, TicketStatus, TranscriptionStatus
 from ivr.tickets.schema import grams, migrate, sqlite_pragmas, tickets_table
 
-__all__ = ["TicketDb", "Suggester", "utc_now", "utc", "to_row", "to_ticket"]
+__all__ = ["TicketDb", "Suggester", "utc_now", "utc_or_none", "to_row", "to_ticket"]
 
 Suggester = Callable[[str], dict[str, Any]]  # transcript text -> suggestion dict (see ivr.triage.suggest)
 
@@ -24,10 +25,8 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def utc(t: datetime | None) -> datetime | None:
-    if t is None:
-        return None
-    return t.replace(tzinfo=timezone.utc) if t.tzinfo is None else t.astimezone(timezone.utc)
+def utc_or_none(t: datetime | None) -> datetime | None:
+    return None if t is None else as_utc(t)
 
 
 class TicketDb:
@@ -85,7 +84,7 @@ class TicketDb:
 
 def to_row(r: Any) -> TicketRow:
     return TicketRow(
-        id=r["id"], number=r["number"], created_at=utc(r["created_at"]), caller=r["caller"],  # type: ignore[arg-type]
+        id=r["id"], number=r["number"], created_at=as_utc(r["created_at"]), caller=r["caller"],
         kind=r["kind"], status=TicketStatus(r["status"]), transcription=TranscriptionStatus(r["transcription"]),
         category=r["category"],
         department=r["department"], district=r["district"], urgency=r["urgency"], text=r["text"],
@@ -95,7 +94,7 @@ def to_row(r: Any) -> TicketRow:
 
 def to_ticket(row: Any) -> Ticket:
     return Ticket(
-        id=row["id"], number=row["number"], created_at=utc(row["created_at"]), caller=row["caller"],  # type: ignore[arg-type]
+        id=row["id"], number=row["number"], created_at=as_utc(row["created_at"]), caller=row["caller"],
         call_id=row["call_id"], kind=row["kind"], status=TicketStatus(row["status"]),
         transcription=TranscriptionStatus(row["transcription"]),
         menu_path=tuple(json.loads(row["menu_path"])), flags=tuple(json.loads(row["flags"])),
@@ -105,6 +104,6 @@ def to_ticket(row: Any) -> Ticket:
         urgency=row["urgency"], extra=json.loads(row["extra"]),
         suggestion=json.loads(row["suggestion"]) if row["suggestion"] else None,
         contact_name=row["contact_name"], callback_number=row["callback_number"], address=row["address"],
-        note=row["note"], updated_at=utc(row["updated_at"]), dispatched_at=utc(row["dispatched_at"]),
+        note=row["note"], updated_at=utc_or_none(row["updated_at"]), dispatched_at=utc_or_none(row["dispatched_at"]),
         dispatched_by=row["dispatched_by"], node=row["node"],
     )

@@ -2,7 +2,6 @@
 close; each writes its audit entries in the same transaction as the change."""
 from __future__ import annotations
 
-import builtins
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -113,6 +112,6 @@ class TicketEdits(TicketCorrections):
                     status=status, updated_at=utc_now()))
         return self.get(number)
 
-    def audit(self, number: str) -> builtins.list[audit.AuditEntry]:
+    def audit(self, number: str) -> list[audit.AuditEntry]:
         with self.engine.connect() as conn:
             return audit.entries(conn, self._id(conn, number))

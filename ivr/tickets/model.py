@@ -4,6 +4,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from asr.results import Transcript
 from ivr.errors import IvrError
@@ -55,7 +56,7 @@ class Ticket:
     district: str = ""
     urgency: str = ""
     extra: dict[str, object] = field(default_factory=dict)
-    suggestion: dict[str, object] | None = None  # the dispatch suggestion made when the transcript arrived
+    suggestion: dict[str, Any] | None = None  # the dispatch suggestion made when the transcript arrived
     contact_name: str = ""
     callback_number: str = ""
     address: str = ""

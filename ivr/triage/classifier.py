@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,7 +85,7 @@ _jieba_lock = threading.Lock()
 _jieba_tokenizer = None
 
 
-def _tokenizer():  # type: ignore[no-untyped-def]
+def _tokenizer() -> Any:
     global _jieba_tokenizer
     with _jieba_lock:
         if _jieba_tokenizer is None:

@@ -306,7 +306,7 @@ def test_noise_floor_is_the_minimum_over_the_window() -> None:
     rng = np.random.default_rng(5)
     analyser = VadAnalyser(VadConfig(noise_window_ms=400))
     levels: list[float] = []
-    for k in range(300):
+    for _ in range(300):
         frame = to_pcm(rng.normal(0.0, 10 ** rng.uniform(1.0, 4.0), 160))
         levels.append(frame_dbfs(frame))
         analyser.is_speech(frame)

@@ -2,19 +2,15 @@
 another by more than 2 dB, however long its pauses, and never clipped."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from asr.audio import SAMPLE_RATE, read_wav
+from bench.prompt_intelligibility import gated_loudness_db  # an independent loudness meter
 from prompts.render import STYLE_LEVEL_DBFS
 from prompts.shaping import level_pcm, shape, speech_level_dbfs, telephone_band
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-from bench.prompt_intelligibility import gated_loudness_db  # noqa: E402  (an independent loudness meter)
 
 
 def syllables(pause_fraction: float, amplitude: float, seconds: float = 3.0, seed: int = 0) -> bytes:

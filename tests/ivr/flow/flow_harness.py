@@ -36,7 +36,7 @@ def transcripts() -> dict[str, str]:
 
 
 class _FakeRecognizer:
-    def __init__(self, engine: "FixtureEngine") -> None:
+    def __init__(self, engine: FixtureEngine) -> None:
         self.engine = engine
         self.audio = bytearray()
 

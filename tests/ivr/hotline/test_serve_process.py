@@ -37,7 +37,7 @@ def options_probe(port: int, n: int = 1) -> bytes:
         s.sendto(msg, ("127.0.0.1", port))
         try:
             return s.recv(4096)
-        except socket.timeout:
+        except TimeoutError:
             return b""
 
 

@@ -31,7 +31,7 @@ def test_run_server_with_demo_handler_hangs_up_on_pound(tmp_path: Path) -> None:
         task = asyncio.create_task(run_server(cfg, demo_handler, stop, drain_seconds=1, ready=started.append))
         while not started:
             await asyncio.sleep(0.01)
-        xml = scenario("demo", invite_answered(), pause(300), 
+        xml = scenario("demo", invite_answered(), pause(300),
                        '  <nop><action><exec play_pcap_audio="/usr/share/sip-tester/dtmf_2833_pound.pcap"/></action></nop>\n',
                        recv("BYE"), answer_ok(), pause(100))
         rc, out = await run_sipp(xml, tmp_path, started[0].port)

@@ -20,7 +20,7 @@ from ivr.sip.uas import SipServer
 from ivr.sip.endpoint import SipServerConfig
 
 HERE = Path(__file__).parent / "sipp"
-pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+pytestmark = [pytest.mark.sipp, pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")]
 
 
 def pcm(path: Path) -> np.ndarray:

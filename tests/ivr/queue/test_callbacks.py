@@ -126,6 +126,7 @@ def test_a_renewed_lease_is_kept_and_an_expired_one_taken_back_once(tmp_path):
         s.finish(cb, "w1", "answered")
 
 
+@pytest.mark.sipp
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
 def test_a_running_worker_takes_back_a_killed_workers_callback_after_its_lease(tmp_path, sipp):
     _, citizen = sipp(["-sn", "uas"], 10)

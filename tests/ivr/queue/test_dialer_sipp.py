@@ -10,7 +10,7 @@ from ivr.queue.callbacks import CallbackStore, RetryPolicy
 from ivr.sip.uac import outcome_of
 
 HERE = Path(__file__).parent / "sipp"
-pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+pytestmark = [pytest.mark.sipp, pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")]
 
 
 def test_outcome_mapping():

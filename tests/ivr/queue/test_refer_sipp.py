@@ -16,7 +16,7 @@ from ivr.sip.uas import SipServer
 from ivr.sip.endpoint import SipServerConfig
 
 HERE = Path(__file__).parent / "sipp"
-pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+pytestmark = [pytest.mark.sipp, pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")]
 TARGET = "sip:8001@10.0.0.5"
 
 

@@ -13,7 +13,7 @@ from ivr.queue.ticker import DialbackResult, QueueRunner, callback_call_id
 from ivr.sip.uac import proxy_of
 
 
-pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
+pytestmark = [pytest.mark.sipp, pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")]
 
 
 class Operators:

@@ -81,7 +81,7 @@ class Dialog:
     def request(self, method: str, body: str = "", cseq: int | None = None, branch: str | None = None,
                 extra: str = "") -> str:
         self.branch = branch or f"z9hG4bK{random.getrandbits(40):x}"
-        to = f"<sip:12345@127.0.0.1>" + (f";tag={self.to_tag}" if self.to_tag else "")
+        to = "<sip:12345@127.0.0.1>" + (f";tag={self.to_tag}" if self.to_tag else "")
         n = self.cseq if cseq is None else cseq
         ctype = "Content-Type: application/sdp\r\n" if body else ""
         return (f"{method} sip:12345@127.0.0.1:{self.server[1]} SIP/2.0\r\n"

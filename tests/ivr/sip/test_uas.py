@@ -57,7 +57,7 @@ def test_call_with_media_digits_and_ivr_hangup() -> None:
         assert "a=sendrecv" in ok and "m=audio " in ok and "a=rtpmap:101 telephone-event/8000" in ok
         assert header(ok, "Content-Type") == "application/sdp"
         d.to_tag = re.search(r"^To:.*;tag=([^;\r]+)", ok, re.M).group(1)  # type: ignore[union-attr]
-        assert re.search(r"^Via: .*;rport=%d" % sip.port, ok, re.M)
+        assert re.search(rf"^Via: .*;rport={sip.port}", ok, re.M)
         again = await sip.expect(r"SIP/2.0 200 OK")  # retransmitted until the ACK
         assert again == ok
         d.send(invite)  # a retransmitted INVITE: absorbed by the transaction
