@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
 )
@@ -13,15 +12,15 @@ from rich.table import Table
 
 from asr.download import ProgressCallback, download_model, install_archive
 from asr.errors import ModelError
-from asr.model_files import CATALOGUE, DEFAULT_MODEL, catalogue_entry, installed_models, resolve_model, verify_model
+from asr.model_files import (
+    CATALOGUE, DEFAULT_MODEL, InstalledModel, catalogue_entry, installed_models, resolve_model, verify_model,
+)
 from ivr.commands import context
+from ivr.commands.listing import console, print_json
 from ivr.config import Settings
 
 app = typer.Typer(help="Vosk speech models: list, download, install from a zip, verify, show the one in use.",
                   no_args_is_help=True)
-
-out = Console()
-err = Console(stderr=True)
 
 _PHASES = {"download": "downloading", "verify": "checking SHA-256", "unpack": "unpacking"}
 
@@ -51,7 +50,11 @@ class _Bar:
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description:<18}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                    TimeRemainingColumn(), console=err, transient=False)
+                    TimeRemainingColumn(), console=console(stderr=True), transient=False)
+
+
+def _state(model: InstalledModel | None) -> str:
+    return "not installed" if model is None else ("installed" if model.valid else "BROKEN")
 
 
 def _size(n: int) -> str:
@@ -59,22 +62,28 @@ def _size(n: int) -> str:
 
 
 @app.command("list")
-def list_models(ctx: typer.Context) -> None:
+def list_models(ctx: typer.Context,
+                as_json: bool = typer.Option(False, "--json", help="Print JSON: one object per model.")) -> None:
     """The catalogue and what is installed in the models directory."""
     settings = context.settings_of(ctx)
     models_dir, _ = _dirs(settings)
     installed = {m.name: m for m in installed_models(models_dir)}
+    if as_json:
+        print_json([{"name": name, "zip_bytes": spec.archive_bytes, "description": spec.description,
+                     "default": name == DEFAULT_MODEL, "state": _state(installed.get(name))}
+                    for name, spec in CATALOGUE.items()]
+                   + [{"name": name, "zip_bytes": None, "description": "not in the catalogue", "default": False,
+                       "state": _state(m)} for name, m in installed.items() if name not in CATALOGUE])
+        return
     table = Table(title=f"models in {models_dir}", title_justify="left")
     for col in ("name", "zip", "state", "about"):
         table.add_column(col)
     for name, spec in CATALOGUE.items():
-        m = installed.pop(name, None)
-        state = "not installed" if m is None else ("installed" if m.valid else "BROKEN")
         about = spec.description + (" (default)" if name == DEFAULT_MODEL else "")
-        table.add_row(name, _size(spec.archive_bytes), state, about)
+        table.add_row(name, _size(spec.archive_bytes), _state(installed.pop(name, None)), about)
     for name, m in installed.items():
-        table.add_row(name, "-", "installed" if m.valid else "BROKEN", "not in the catalogue")
-    out.print(table)
+        table.add_row(name, "-", _state(m), "not in the catalogue")
+    console().print(table)
 
 
 @app.command()
@@ -96,7 +105,7 @@ def download(
                                   progress=bar)
     except ModelError as exc:
         raise _fail(exc) from None
-    out.print(f"installed {name} at {path}", highlight=False, soft_wrap=True)
+    console().print(f"installed {name} at {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -119,7 +128,7 @@ def install(
                                    progress=_Bar(progress))
     except ModelError as exc:
         raise _fail(exc) from None
-    out.print(f"installed {path.name} at {path}", highlight=False, soft_wrap=True)
+    console().print(f"installed {path.name} at {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -138,10 +147,10 @@ def verify(
         raise _fail(exc) from None
     if not report.ok:
         for problem in report.problems:
-            err.print(f"[red]problem:[/red] {problem}", highlight=False, soft_wrap=True)
+            console(stderr=True).print(f"[red]problem:[/red] {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     extra = f", {report.files_checked} files match the manifest" if report.has_manifest else ", no manifest"
-    out.print(f"ok: {report.path}{extra}", highlight=False, soft_wrap=True)
+    console().print(f"ok: {report.path}{extra}", highlight=False, soft_wrap=True)
 
 
 @app.command("path")
@@ -156,5 +165,5 @@ def model_path(
         resolved = resolve_model(models_dir, flag=model, config=settings.vosk_model)
     except ModelError as exc:
         raise _fail(exc) from None
-    out.print(str(resolved.path), highlight=False, soft_wrap=True)
-    err.print(f"(chosen by {resolved.source})", highlight=False)
+    console().print(str(resolved.path), highlight=False, soft_wrap=True)
+    console(stderr=True).print(f"(chosen by {resolved.source})", highlight=False)

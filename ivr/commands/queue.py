@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import getpass
-import json
 from datetime import datetime
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ivr.commands import context
+from ivr.commands.listing import console, print_json
 from ivr.logs import mask_number
 from ivr.queue.callbacks import CallbackStore, callbacks_url
 from ivr.queue.directory import directory_for
@@ -26,9 +25,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     counts = store.counts()
     snap = read_snapshot(snapshot_path(context.settings().data_dir))
     if as_json:
-        typer.echo(json.dumps({"callbacks": counts, "queue": snap}, ensure_ascii=False))
+        print_json({"callbacks": counts, "queue": snap})
         return
-    con = Console()
+    con = console()
     if snap is None:
         con.print("no running queue has written a status yet")
     else:
@@ -74,16 +73,16 @@ def agents(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     if history:
         entries = d.history()
         if as_json:
-            typer.echo(json.dumps([dict(e.__dict__, before=e.before.value, after=e.after.value) for e in entries]))
+            print_json([dict(e.__dict__, before=e.before.value, after=e.after.value) for e in entries])
             return
         h = Table("at", "agent", "by", "before", "after", title="operator state changes")
         for e in entries:
             h.add_row(_when(e.at), e.agent_id, e.user, e.before.value, e.after.value)
-        Console().print(h)
+        console().print(h)
         return
     rows = d.statuses()
     if as_json:
-        typer.echo(json.dumps([dict(s.__dict__, state=s.state.value) for s in rows], ensure_ascii=False))
+        print_json([dict(s.__dict__, state=s.state.value) for s in rows])
         return
     if not rows:
         typer.echo("no operators configured: add [[queue.agents]] to the settings file")
@@ -95,7 +94,7 @@ def agents(as_json: bool = typer.Option(False, "--json", help="Print JSON."),
         t.add_column(column, no_wrap=True)
     for s in rows:
         t.add_row(s.agent_id, s.name, s.uri, ",".join(s.groups), s.state.value, _when(s.since), s.changed_by)
-    Console().print(t)
+    console().print(t)
 
 
 @app.command("agent")

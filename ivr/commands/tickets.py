@@ -1,6 +1,7 @@
 """`ivr tickets`: list, show, verify and transcribe tickets."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
@@ -9,17 +10,17 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from asr.audio import FRAME_BYTES, read_wav
 from asr.engine import Engine
 from asr.errors import AudioFormatError
 from ivr.commands import context
+from ivr.commands.listing import console, print_json
 from ivr.logs import mask_number
 from ivr.tickets import TicketNotFound, TicketStore
 from ivr.tickets.db import Suggester
-from ivr.tickets.model import Ticket, TicketFilter
+from ivr.tickets.model import Ticket, TicketFilter, TicketRow
 from ivr.tickets.recovery import recover_interrupted
 from ivr.triage.suggest import dispatch_suggester
 
@@ -44,6 +45,7 @@ def list_tickets(
     until: str = typer.Option(None, "--until", help="Created on or before this day (YYYY-MM-DD)."),
     search: str = typer.Option(None, "--search", "-s", help="Words the transcript contains."),
     full_numbers: bool = typer.Option(False, "--full-numbers", help="Show callers' numbers unmasked."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: {total, items: [ticket rows]}."),
 ) -> None:
     """The newest tickets, one line each."""
     try:
@@ -54,6 +56,9 @@ def list_tickets(
     except ValueError as exc:
         raise context.fail(f"--since/--until: {exc}") from None
     page = _store().search(flt, limit=limit)
+    if as_json:
+        print_json({"total": page.total, "items": [row_dict(t, full_numbers) for t in page.rows]})
+        return
     if not page.rows:
         typer.echo("no tickets match" if flt != TicketFilter() else "no tickets yet")
         return
@@ -66,9 +71,15 @@ def list_tickets(
         table.add_row(t.number, t.created_at.strftime("%Y-%m-%d %H:%M"),
                       t.caller if full_numbers else mask_number(t.caller), t.kind, t.status, t.category,
                       t.district, t.transcription, (t.text[:40] + "…") if len(t.text) > 40 else t.text)
-    Console().print(table)
+    console().print(table)
     if page.total > len(page.rows):
         typer.echo(f"{len(page.rows)} of {page.total}")
+
+
+def row_dict(row: TicketRow, full_numbers: bool = False) -> dict[str, object]:
+    """A list row as JSON: what the console's API gives for it, the caller masked unless `full_numbers`."""
+    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(row) if f.name != "id"}
+    return dict(values, caller=row.caller if full_numbers else mask_number(row.caller))
 
 
 @dataclass(frozen=True)

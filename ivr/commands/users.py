@@ -6,6 +6,7 @@ import sys
 import typer
 
 from ivr.commands import context
+from ivr.commands.listing import print_json
 from ivr.console.users import Role, UserError, UserStore
 from ivr.tickets.store import TicketStore
 
@@ -37,9 +38,13 @@ def add(
 
 
 @app.command("list")
-def list_users() -> None:
+def list_users(as_json: bool = typer.Option(False, "--json", help="Print JSON: one object per user.")) -> None:
     """Every user with role and state."""
     users = _users().list()
+    if as_json:
+        print_json([{"username": u.username, "role": u.role.value, "active": u.active, "created_at": u.created_at}
+                    for u in users])
+        return
     if not users:
         typer.echo("no users yet: ivr users add NAME --role admin")
     for u in users:
