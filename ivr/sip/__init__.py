@@ -7,8 +7,8 @@ Public API:
 - Pure protocol: `parse_message` / `bytes(msg)` (`Request`, `Response`), `validate_request`, `screen`,
   `parse_sdp` / `bytes(sdp)`, `answer_offer`.
 
-Exceptions (all ValueError): `SipParseError` (message unusable; `.status` is the answer to send),
-`SdpError` and its subclass `SdpNegotiationError` (nothing we can answer: 488).
+Exceptions (under `ivr.errors.IvrError`, and ValueError): `SipParseError` (message unusable; `.status` is the
+answer to send), `SdpError` and its subclass `SdpNegotiationError` (nothing we can answer: 488).
 """
 from ivr.sip.endpoint import SipServerConfig
 from ivr.sip.headers import validate_request
