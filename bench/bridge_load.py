@@ -29,9 +29,9 @@ from sippkit import free_udp_port, run_sipp  # noqa: E402
 from ivr.channel.base import Channel  # noqa: E402
 from ivr.media.bridge import BridgeResult, bridge  # noqa: E402
 from ivr.rtp.session import RtpSession  # noqa: E402
+from ivr.sip.endpoint import SipServerConfig  # noqa: E402
 from ivr.sip.uac import place_call  # noqa: E402
 from ivr.sip.uas import SipServer  # noqa: E402
-from ivr.sip.endpoint import SipServerConfig  # noqa: E402
 
 SCENARIOS = ROOT / "tests" / "ivr" / "queue" / "sipp"
 

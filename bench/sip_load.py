@@ -39,9 +39,9 @@ from ivr.config import Settings  # noqa: E402
 from ivr.hotline.sip_endpoint import server_config  # noqa: E402
 from ivr.rtp.pcap import UdpDatagram, write_udp  # noqa: E402
 from ivr.rtp.session import RtpSession  # noqa: E402
+from ivr.sip.endpoint import SipServerConfig  # noqa: E402
 from ivr.sip.protection import ProtectionConfig  # noqa: E402
 from ivr.sip.uas import SipServer  # noqa: E402
-from ivr.sip.endpoint import SipServerConfig  # noqa: E402
 
 
 class MediaHandler:

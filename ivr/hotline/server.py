@@ -26,10 +26,10 @@ from ivr.hotline.service import HotlineService, no_model_message
 from ivr.hotline.sip_endpoint import run_server
 from ivr.media.bridge import bridge
 from ivr.rtp.metrics import ClockCollector
+from ivr.sip.endpoint import SipServerConfig
 from ivr.sip.metrics import SipCollector
 from ivr.sip.uac import OutboundCalls, OutboundResult, place_call
 from ivr.sip.uas import SipServer
-from ivr.sip.endpoint import SipServerConfig
 from ivr.storage import problem
 from ivr.tickets.recovery import recover_interrupted
 from ivr.tickets.store import TicketStore

@@ -20,9 +20,9 @@ from ivr.channel.sip import SipChannel
 from ivr.config import ConfigError, Settings
 from ivr.dtmf.inband import InbandDigits
 from ivr.logs import mask_number
+from ivr.sip.endpoint import CallHandler, SipServerConfig
 from ivr.sip.protection import ProtectionConfig
 from ivr.sip.uac import OutboundCalls
-from ivr.sip.endpoint import CallHandler, SipServerConfig
 from ivr.sip.uas import SipServer
 
 __all__ = ["server_config", "run_server", "drain", "demo_handler"]

@@ -27,12 +27,12 @@ from ivr.lograte import RateLimitedLog
 from ivr.logs import mask_number
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.session import MediaParams, NoFreePortError, PortAllocator, RtpSession
+from ivr.sip.call_media import media_params
 from ivr.sip.headers import MAGIC_COOKIE, parse_address, parse_via, uri_host_port, uri_user, validate_request
 from ivr.sip.message import Request, Response, SipParseError, parse_message, split_values
 from ivr.sip.screen import build_response
 from ivr.sip.sdp import SdpError, accept_answer, answer_offer, make_offer, parse_sdp, warning
 from ivr.sip.transaction import ClientTransaction, SipTimers
-from ivr.sip.call_media import media_params
 
 __all__ = ["OutboundResult", "OutboundChannel", "OutboundCalls", "place_call", "proxy_of", "outcome_of"]
 

@@ -13,10 +13,10 @@ from sippkit import SIPP, answer_ok, invite_answered, pause, recv, run_sipp, sce
 
 from ivr.config import Settings
 from ivr.hotline.sip_endpoint import demo_handler, run_server, server_config
+from ivr.sip.endpoint import SipServerConfig
 from ivr.sip.protection import ProtectionConfig
 from ivr.sip.transaction import SipTimers
 from ivr.sip.uas import SipServer
-from ivr.sip.endpoint import SipServerConfig
 
 
 @pytest.mark.sipp

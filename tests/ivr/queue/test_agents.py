@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import AgentConfig
-from ivr.config import AgentGroup
+from ivr.config import AgentConfig, AgentGroup
 from ivr.queue import AgentState, CallQueue, Connect, QueueError, UnknownAgent
 from ivr.queue.directory import AgentDirectory, AgentStateError, parse_state
 

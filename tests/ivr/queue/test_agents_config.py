@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.config import AgentConfig, ConfigError, load_settings
-from ivr.config import AgentGroup
+from ivr.config import AgentConfig, AgentGroup, ConfigError, load_settings
 from ivr.hotline.queueing import QueueOptions
 
 GROUPS = """

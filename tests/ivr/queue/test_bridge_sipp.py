@@ -14,10 +14,10 @@ import pytest
 
 from ivr.channel.base import Channel
 from ivr.media.bridge import BridgeResult, bridge, recording_paths
+from ivr.sip.endpoint import SipServerConfig
 from ivr.sip.transaction import SipTimers
 from ivr.sip.uac import OutboundChannel, place_call
 from ivr.sip.uas import SipServer
-from ivr.sip.endpoint import SipServerConfig
 
 HERE = Path(__file__).parent / "sipp"
 pytestmark = [pytest.mark.sipp, pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")]

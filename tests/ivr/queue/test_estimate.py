@@ -3,12 +3,12 @@ import math
 
 import pytest
 
+from ivr.config import AgentGroup
 from ivr.queue.estimate import (
     BandCalibration, DrainRates, DrainView, HandleTimes, PositionRegression, departures, drain_wait, kth_departure,
     relative_error, spoken_minutes, spoken_seconds, staffing_free_at,
 )
 from ivr.queue.model import Agent, AgentState
-from ivr.config import AgentGroup
 
 
 def test_drain_wait_without_hang_ups_is_the_callers_ahead_then_the_next_agent():

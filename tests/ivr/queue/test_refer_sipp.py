@@ -10,10 +10,10 @@ import pytest
 
 from ivr.channel.base import TransferResult
 from ivr.channel.sip import SipChannel
+from ivr.sip.endpoint import SipServerConfig
 from ivr.sip.refer import sipfrag_status
 from ivr.sip.transaction import SipTimers
 from ivr.sip.uas import SipServer
-from ivr.sip.endpoint import SipServerConfig
 
 HERE = Path(__file__).parent / "sipp"
 pytestmark = [pytest.mark.sipp, pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")]

@@ -16,8 +16,8 @@ from sipclient import rtp
 from asr.audio import FRAME_BYTES
 from ivr.codecs.g711 import ulaw_encode
 from ivr.rtp.pcap import UdpDatagram, write_udp
-from ivr.sip.transaction import SipTimers
 from ivr.sip.endpoint import CallHandler, SipServerConfig
+from ivr.sip.transaction import SipTimers
 from ivr.sip.uas import SipServer
 
 if TYPE_CHECKING:

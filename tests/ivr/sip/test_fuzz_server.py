@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import asyncio
 
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from sipclient import ToneHandler
 from test_fuzz import mutated
 
 from ivr.rtp.clock import MediaClock
 from ivr.rtp.packet import RtpError, RtpPacket
 from ivr.rtp.session import MediaParams, PortAllocator, RtpSession
+from ivr.sip.endpoint import SipServerConfig
 from ivr.sip.transaction import SipTimers
 from ivr.sip.uas import SipServer
-from ivr.sip.endpoint import SipServerConfig
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,8 +1,8 @@
 from prometheus_client import CollectorRegistry, generate_latest
 
+from ivr.sip.endpoint import SipServerConfig
 from ivr.sip.metrics import SipCollector
 from ivr.sip.uas import SipServer
-from ivr.sip.endpoint import SipServerConfig
 
 
 async def _idle(channel: object) -> None:

@@ -7,9 +7,9 @@ import re
 from sipclient import ToneHandler, header, open_peer
 from torture import EXPECTED, manifest, message
 
+from ivr.sip.endpoint import SipServerConfig
 from ivr.sip.transaction import SipTimers
 from ivr.sip.uas import SipServer
-from ivr.sip.endpoint import SipServerConfig
 
 
 def probe(port: int, server_port: int, n: int) -> str:
