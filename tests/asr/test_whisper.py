@@ -1,0 +1,127 @@
+"""The Whisper engine: real Whisper base on the Mandarin fixtures, and its guards against Whisper's failure modes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asr.audio import FRAME_BYTES, SAMPLE_RATE, read_wav
+from asr.errors import ModelLoadError
+from asr.results import Transcript, Word
+from asr.whisper import (
+    Segment,
+    WhisperEngine,
+    WhisperOptions,
+    collapse_loops,
+    guard_segments,
+    loudest_frame_dbfs,
+    whisper_model_problem,
+)
+
+FIXTURES = Path(__file__).resolve().parents[2] / "audio_fixtures" / "zh"
+PROMPT = "请说投诉、咨询、查询进度或人工服务"
+
+
+def cer(hyp: str, ref: str) -> float:
+    d = list(range(len(ref) + 1))
+    for i, h in enumerate(hyp, 1):
+        prev, d[0] = d[0], i
+        for j, r in enumerate(ref, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (h != r))
+    return d[len(ref)] / len(ref)
+
+
+def words(*texts: str) -> tuple[Word, ...]:
+    return tuple(Word(t, i * 0.2, i * 0.2 + 0.2, 0.9) for i, t in enumerate(texts))
+
+
+def test_a_complaint_is_transcribed_in_simplified_mandarin_with_word_timings(whisper_engine: WhisperEngine) -> None:
+    pcm = read_wav(FIXTURES / "c01.wav")
+    rec = whisper_engine.recognizer()
+    partials = [rec.accept(pcm[i:i + FRAME_BYTES]) for i in range(0, len(pcm), FRAME_BYTES)]
+    result = rec.final()
+    assert partials == [None] * len(partials)  # buffered: Whisper reads the whole utterance at final()
+    assert (result.engine, result.model, result.audio_ms) == ("whisper", "whisper-base", len(pcm) * 500 // SAMPLE_RATE)
+    assert cer(result.text, "我要反映一下我们小区门口的垃圾好几天没人清理了") <= 0.15, result.text
+    starts = [w.start for w in result.words]
+    assert starts == sorted(starts) and result.words[-1].end <= result.audio_ms / 1000 + 0.05
+    assert all(0.0 < w.conf <= 1.0 for w in result.words)
+    assert result.text == "".join(w.text for w in result.words)
+    assert result.extra == {}
+    again = whisper_engine.recognizer()  # a fresh buffer, same model: the same words
+    again.accept(pcm)
+    assert again.final() == result
+
+
+def test_traditional_characters_are_written_simplified_and_digits_as_digits(whisper_engine: WhisperEngine) -> None:
+    complaint = whisper_engine.transcribe(read_wav(FIXTURES / "m01.wav"))
+    assert complaint.text == "投诉"  # Whisper base writes 投訴 for this clip
+    phone = whisper_engine.transcribe(read_wav(FIXTURES / "n01.wav"))
+    assert "13812345678" in phone.text
+
+
+def test_silence_and_very_short_audio_are_not_decoded(whisper_engine: WhisperEngine) -> None:
+    quiet = whisper_engine.transcribe(bytes(SAMPLE_RATE * 2 * 2))
+    assert quiet.empty and quiet.extra == {"guards": "not decoded: silence (loudest 20 ms at -96 dBFS)"}
+    hiss = (np.random.default_rng(1).normal(0, 40, SAMPLE_RATE * 2)).astype("<i2").tobytes()
+    assert whisper_engine.transcribe(hiss).extra == {"guards": "not decoded: silence (loudest 20 ms at -57 dBFS)"}
+    line_hiss = (np.random.default_rng(2).normal(0, 300, SAMPLE_RATE * 3)).astype("<i2").tobytes()  # -41 dBFS
+    heard = whisper_engine.transcribe(line_hiss)
+    assert heard.empty, heard  # decoded: Whisper skips it or the no-speech guard drops it
+    assert loudest_frame_dbfs(read_wav(FIXTURES / "c01.wav")) > -30
+    short = whisper_engine.transcribe(read_wav(FIXTURES / "c01.wav")[:1600])
+    assert short.empty and short.extra == {"guards": "not decoded: 100 ms of audio is too short"}
+
+
+def test_short_answers_never_come_back_as_the_initial_prompt(whisper_base_dir: Path) -> None:
+    engine = WhisperEngine(whisper_base_dir, device="cpu", options=WhisperOptions(initial_prompt=PROMPT))
+    pad = bytes(SAMPLE_RATE // 5 * 2)
+    texts = []
+    for clip in ("m01", "m02", "m03", "m04", "m05", "m06", "m08", "m09"):
+        result = engine.transcribe(pad + read_wav(FIXTURES / f"{clip}.wav") + pad)
+        texts.append(result.text)
+        assert not result.text or cer(result.text, "请说投诉咨询查询进度或人工服务") > 0.5, (clip, result)
+    assert any(texts), texts  # the guard drops echoes, not every answer
+
+
+def test_segments_without_speech_hallucinations_and_echoes_are_dropped_and_said() -> None:
+    opts = WhisperOptions(initial_prompt=PROMPT)
+    guarded = guard_segments([
+        Segment("投诉", words("投", "诉"), 0.2),  # a word of the prompt said alone is an answer, kept
+        Segment("请说投诉咨询", words("请", "说", "投", "诉", "咨", "询"), 0.3),
+        Segment("字幕由Amara.org社区提供", words("字幕", "由", "Amara.org", "社区", "提供"), 0.1),
+        Segment("谢谢", words("谢", "谢"), 0.8),
+    ], opts)
+    assert [s.text for s in guarded.segments] == ["投诉"]
+    assert guarded.notes == ["dropped '请说投诉咨询': the initial prompt echoed",
+                             "dropped '字幕由Amara.org社区提供': a known hallucination",
+                             "dropped '谢谢': no speech 0.80"]
+    without = guard_segments([Segment("请说投诉咨询", words("请说投诉咨询"), 0.3)], WhisperOptions())
+    assert [s.text for s in without.segments] == ["请说投诉咨询"] and without.notes == []
+
+
+def test_repetition_loops_are_cut_back_to_one() -> None:
+    looped, cut = collapse_loops(words("路灯", "坏了", "好的", "好的", "好的", "好的", "好的"))
+    assert [w.text for w in looped] == ["路灯", "坏了", "好的"] and cut == 4
+    phrase, cut = collapse_loops(words(*"我要投诉我要投诉我要投诉我要投诉"))
+    assert "".join(w.text for w in phrase) == "我要投诉" and cut == 12
+    said_twice, cut = collapse_loops(words("谢", "谢", "对", "对"))
+    assert len(said_twice) == 4 and cut == 0
+    guarded = guard_segments([Segment("x", words("好的", "好的", "好的"), 0.1)], WhisperOptions())
+    assert guarded.segments[0].text == "好的" and guarded.notes == ["cut a repetition loop of 2 words"]
+
+
+def test_a_folder_that_is_not_a_whisper_model_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "model.bin").write_bytes(b"x")
+    (tmp_path / "config.json").write_text("{}")
+    assert whisper_model_problem(tmp_path) == f"{tmp_path}: tokenizer.json is missing (not a CTranslate2 Whisper model)"
+    with pytest.raises(ModelLoadError, match=r"tokenizer.json is missing \(not a CTranslate2 Whisper model\)$"):
+        WhisperEngine(tmp_path)
+    assert whisper_model_problem(tmp_path / "nothing") == f"{tmp_path / 'nothing'} is not a directory"
+
+
+def test_the_transcript_keeps_what_the_guards_did() -> None:
+    t = Transcript("", engine="whisper", extra={"guards": "not decoded: silence (loudest 20 ms at -96 dBFS)"})
+    assert Transcript.from_dict(t.to_dict()) == t
+    assert "extra" not in Transcript("好").to_dict()
