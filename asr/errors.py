@@ -10,7 +10,8 @@
     ├── EngineError                 recognition could not run
     │   ├── ModelLoadError          libvosk refused a model directory (also a ModelError)
     │   └── DecoderClosedError      audio fed to an AsyncDecoder after finish() or cancel()
-    └── VadConfigError              an endpointer setting out of range (also a ValueError)
+    ├── VadConfigError              an endpointer setting out of range (also a ValueError)
+    └── ClassifierError             a text-classifier model file or training set that cannot be used (asr.textclass)
 """
 from __future__ import annotations
 

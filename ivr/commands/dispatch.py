@@ -7,12 +7,12 @@ from typing import Any, Optional
 
 import typer
 
+from asr.textclass import ClassifierError, TextClassifier
 from ivr.commands import context
 from ivr.config import Settings
-from ivr.triage.classifier import ClassifierError, TextClassifier
 from ivr.triage.dispatch import (
     DEFAULT_CATALOGUE, CatalogueError, Dispatcher, evaluate, format_evaluation, load_dispatch_catalogue, load_labelled,
-    model_path, retrain,
+    model_path, retrain, save_model,
 )
 
 app = typer.Typer(help="Dispatch suggestion: retrain the classifier, evaluate it, try it on a transcript.",
@@ -67,7 +67,7 @@ def retrain_cmd(
         trained = retrain(cat, corr)
     except ClassifierError as exc:
         raise context.fail(str(exc)) from None
-    trained.save(path)
+    save_model(trained, path)
     n_examples = sum(len(c.examples) for c in cat.categories)
     typer.echo(
         f"trained on {n_examples} catalogue examples in {len(cat.categories)} categories and "

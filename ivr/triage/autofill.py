@@ -108,9 +108,9 @@ def _pos_cut(text: str) -> list[tuple[str, str]]:
         if _pos_tokenizer is None:
             import jieba.posseg
 
-            from ivr.triage.classifier import _tokenizer
+            from asr.textclass import tokenizer
 
-            _pos_tokenizer = jieba.posseg.POSTokenizer(_tokenizer())
+            _pos_tokenizer = jieba.posseg.POSTokenizer(tokenizer())
         tok = _pos_tokenizer
     return [(p.word, p.flag) for p in tok.lcut(text)]
 

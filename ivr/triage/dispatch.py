@@ -23,9 +23,10 @@ from typing import Any
 
 import yaml
 
+from asr.textclass import Prediction, TextClassifier, TrainConfig
 from ivr.errors import IvrError
+from ivr.storage import write_atomic
 from ivr.triage.autofill import AutoFill, extract_autofill
-from ivr.triage.classifier import Prediction, TextClassifier, TrainConfig
 from ivr.triage.gazetteer import Gazetteer, Location, default_gazetteer
 from ivr.triage.urgency import UrgencyResult, detect_urgency
 
@@ -44,6 +45,7 @@ __all__ = [
     "retrain",
     "evaluate",
     "model_path",
+    "save_model",
     "complaint_text",
     "format_evaluation",
 ]
@@ -280,6 +282,13 @@ def format_evaluation(ev: Evaluation, max_confusions: int = 15) -> str:
     return "\n".join(lines)
 
 
+def save_model(model: TextClassifier, path: str | Path) -> None:
+    """Write a trained model to ``path`` atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, model.to_bytes())
+
+
 def model_path(data_dir: str | Path) -> Path:
     """Where the trained model lives under the settings' ``data_dir``."""
     return Path(data_dir) / MODEL_FILENAME
@@ -328,7 +337,7 @@ class Dispatcher:
             return cls(model)
         log.info("no dispatch model at %s: training one from the catalogue", path)
         model = retrain(catalogue)
-        model.save(path)
+        save_model(model, path)
         return cls(model)
 
     def suggest(self, transcript: str) -> Suggestion:

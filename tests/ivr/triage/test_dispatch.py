@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from asr.textclass import TextClassifier
 from ivr.commands.dispatch import app
 from ivr.config import Settings
-from ivr.triage.classifier import TextClassifier
 from ivr.triage.dispatch import (
     DEFAULT_EVAL_SET, DispatchCatalogue, CatalogueError, Correction, Dispatcher, complaint_text, evaluate,
-    format_evaluation, load_dispatch_catalogue, load_labelled, model_path, retrain,
+    format_evaluation, load_dispatch_catalogue, load_labelled, model_path, retrain, save_model,
 )
 
 SHARED_TRANSCRIPTS = Path(__file__).resolve().parents[4] / "shared" / "audio" / "zh" / "transcripts.tsv"
@@ -208,7 +208,7 @@ def test_model_trained_on_another_catalogue_is_reported(
 ) -> None:
     path = tmp_path / "m.npz"
     small = DispatchCatalogue(catalogue.categories[:3])
-    retrain(small).save(path)
+    save_model(retrain(small), path)
     with caplog.at_level(logging.WARNING, logger="ivr.tickets.dispatch"):
         Dispatcher.load_or_train(path, small)
     assert "another catalogue" not in caplog.text

@@ -1,7 +1,8 @@
-"""Dispatch category classifier: jieba words + character n-grams, TF-IDF, softmax regression in numpy.
+"""A small offline text classifier: jieba words + character n-grams, TF-IDF, softmax regression in numpy.
 
-The model is small (a few hundred kilobytes as a compressed ``.npz``), trains in seconds on the catalogue's
-examples plus operators' corrections, and explains each suggestion with the terms that weighed most.
+It suggests a ticket's dispatch category (`ivr.triage`) and a caller's menu intent from their own words
+(`asr.meaning`). A model is small (a few hundred kilobytes as a compressed ``.npz``), trains in seconds, and
+explains each prediction with the terms that weighed most.
 """
 from __future__ import annotations
 
@@ -20,8 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ivr.errors import IvrError
-from ivr.storage import write_atomic
+from .errors import AsrError
 
 __all__ = [
     "ClassifierError",
@@ -31,6 +31,7 @@ __all__ = [
     "TextClassifier",
     "features",
     "normalise",
+    "tokenizer",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ _STOPWORDS = frozenset(
 _KEEP = re.compile(r"[\u3400-\u9fff0-9a-z]+")
 
 
-class ClassifierError(IvrError, ValueError):
+class ClassifierError(AsrError, ValueError):
     """A model file that cannot be used or training data that cannot train a model."""
 
 
@@ -85,7 +86,8 @@ _jieba_lock = threading.Lock()
 _jieba_tokenizer = None
 
 
-def _tokenizer() -> Any:
+def tokenizer() -> Any:
+    """The process' one jieba tokenizer, initialised on first use."""
     global _jieba_tokenizer
     with _jieba_lock:
         if _jieba_tokenizer is None:
@@ -110,7 +112,7 @@ def features(text: str, char_ngrams: Sequence[int] = (1, 2)) -> Counter[str]:
     counts: Counter[str] = Counter()
     if not clean:
         return counts
-    for word in _tokenizer().lcut(clean, HMM=True):
+    for word in tokenizer().lcut(clean, HMM=True):
         if word and word not in _STOPWORDS:
             counts["w:" + word] += 1
     for n in char_ngrams:
@@ -149,8 +151,9 @@ class _Sparse:
 
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+    e: np.ndarray = np.exp(z)
+    out: np.ndarray = e / e.sum(axis=1, keepdims=True)
+    return out
 
 
 @dataclass
@@ -218,7 +221,7 @@ class TextClassifier:
         y[np.arange(n_docs), [index[lab] for lab in labels]] = 1.0
         model._optimise(x, y, weights_in / weights_in.sum())
         model.meta = {"n_train": n_docs, "n_features": len(terms)}
-        log.info("trained dispatch classifier: %d texts, %d classes, %d features", n_docs, len(classes), len(terms))
+        log.info("trained a text classifier: %d texts, %d classes, %d features", n_docs, len(classes), len(terms))
         return model
 
     def _vector(self, counts: Counter[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -312,10 +315,8 @@ class TextClassifier:
         return tuple(chosen)
 
     # ------------------------------------------------------------------------------------------- persistence
-    def save(self, path: str | Path) -> None:
-        """Write the model as a compressed ``.npz`` (atomically: a temporary file renamed into place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def to_bytes(self) -> bytes:
+        """The model as a compressed ``.npz`` file's bytes (what :meth:`load` reads)."""
         header = {
             "format": MODEL_FORMAT,
             "version": MODEL_VERSION,
@@ -340,11 +341,11 @@ class TextClassifier:
             classes=np.array(self.classes, dtype=str),
             departments=np.array(self.departments, dtype=str),
         )
-        write_atomic(path, buf.getvalue())
+        return buf.getvalue()
 
     @classmethod
     def load(cls, path: str | Path) -> TextClassifier:
-        """Read a model written by :meth:`save`; raise ClassifierError with the reason if it is not one."""
+        """Read a model file made of :meth:`to_bytes`; raise ClassifierError with the reason if it is not one."""
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as npz:
