@@ -28,7 +28,7 @@ from .text import DIGIT_VALUES, join_words, to_halfwidth
 
 __all__ = [
     "MenuOption", "Evidence", "IntentMatch", "NoMatch", "Menu", "BUILTIN_PHRASES", "DEFAULT_THRESHOLD",
-    "syllable_similarity", "menu_from_pairs",
+    "syllable_similarity", "menu_from_pairs", "SoundHit", "find_sounding",
 ]
 
 logger = logging.getLogger(__name__)
@@ -211,6 +211,30 @@ def _window_similarity(text: str, start: int, keyword: str) -> float:
                 return 0.0
         total += s
     return total / len(keyword)
+
+
+@dataclass(frozen=True)
+class SoundHit:
+    """Where a phrase sounds in a text: `text[start:end]` and its similarity (see `syllable_similarity`, averaged)."""
+
+    start: int
+    end: int
+    similarity: float
+
+
+def find_sounding(text: str, phrase: str, floor: float) -> list[SoundHit]:
+    """Every window of `text` that sounds like `phrase` with at least `floor` similarity (the menus' homophone and
+    near-tone tolerance; a phrase of four or more syllables may miss one), best first, overlaps dropped."""
+    hits = []
+    for start in range(len(text) - len(phrase) + 1):
+        sim = _window_similarity(text, start, phrase)
+        if sim >= floor:
+            hits.append(SoundHit(start, start + len(phrase), round(sim, 4)))
+    kept: list[SoundHit] = []
+    for hit in sorted(hits, key=lambda h: (-h.similarity, h.start)):
+        if not any(hit.start < k.end and k.start < hit.end for k in kept):
+            kept.append(hit)
+    return kept
 
 
 def _negated(text: str, start: int) -> bool:

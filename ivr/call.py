@@ -125,11 +125,13 @@ class OpenRecording:
 
 @dataclass(frozen=True)
 class SavedRecording:
-    """How a message was kept: `urgent` when it is an emergency to put through now; `problem` says what could not
-    be stored ("" when all of it was)."""
+    """How a message was kept: `urgent` when it is an emergency to put through now; `ask` the hazard its words came
+    close to, to ask the caller about (gas, fire ...; "" when none); `problem` says what could not be stored ("" when
+    all of it was)."""
 
     urgent: bool = False
     problem: str = ""
+    ask: str = ""
 
 
 class TicketSink(Protocol):

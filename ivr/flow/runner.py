@@ -38,6 +38,7 @@ MAX_REPEATS = 4  # `*` more often than this counts as a failed try
 ASK_AGAIN_SLOWER = 2  # a caller who asks this often to hear a menu again gets the elderly style
 ELDERLY_TIMEOUT_FACTOR = 1.5
 NOT_SAVED = "message_not_saved"  # the call's flag once a message could not be saved
+URGENT_CHECK_MS = 6000  # time to answer "您是说有煤气泄漏吗？"
 
 
 @lru_cache(maxsize=512)
@@ -427,10 +428,23 @@ class FlowRunner:
             log.warning("call %s: ticket %s is urgent; putting the caller through", self.call.call_id, rec.ticket)
         if result is not None and result.reason == RecordEnd.HANGUP:
             raise CallerHungUp(self.call.call_id)
+        if not saved.urgent and saved.ask and await self._urgent_confirmed(node.id, saved.ask):
+            self.call.flags.add("urgent")
+            log.warning("call %s: ticket %s is urgent (%s, confirmed); putting the caller through", self.call.call_id,
+                        rec.ticket, saved.ask)
         if saved.problem:
             self.call.heard.append(NotSavedHeard(node=node.id, kind="not_saved", problem=saved.problem))
             return await self._not_saved(node)
         return node.next
+
+    async def _urgent_confirmed(self, nid: str, hazard: str) -> bool:
+        """Ask a caller whose words only came close to an emergency whether it is one ("您是说有煤气泄漏吗？").
+        Yes, a person, or no clear answer puts them through (a person checks); only a clear no does not."""
+        prompt = f"urgent_check_{hazard}"
+        answer = await self._yes_no(nid, [prompt if prompt in self.prompts.catalogue else "urgent_check"],
+                                    URGENT_CHECK_MS, retries=1)
+        self.call.vars["urgent_check"] = f"{hazard}={answer or 'no_answer'}"
+        return answer != "no"
 
     async def _not_saved(self, node: Record) -> str | None:
         """The message could not be saved (a full disk): say so and offer a person; when that was already

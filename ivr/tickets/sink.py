@@ -111,4 +111,6 @@ class StoreSink:
             trouble = self._db_problem(exc)
             log.error("ticket %s: not completed (%s); the recording is kept in %s", rec.ticket, trouble, writer.path)
             return SavedRecording(problem="; ".join([*troubles, trouble]))
-        return SavedRecording(bool((ticket.suggestion or {}).get("transfer_now")), "; ".join(troubles))
+        suggestion = ticket.suggestion or {}
+        return SavedRecording(bool(suggestion.get("transfer_now")), "; ".join(troubles),
+                              ask=str(suggestion.get("urgency_ask") or ""))

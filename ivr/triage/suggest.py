@@ -32,7 +32,8 @@ def suggestion_dict(s: Any, model: str = "") -> dict[str, Any]:
     """A dispatch ``Suggestion`` (ivr.triage.dispatch) as the JSON stored on the ticket.
 
     Top-level ``category``/``department``/``district``/``urgency_level`` are the values prefilled for the
-    operator; ``categories`` keeps the top three with scores and evidence terms, ``urgency`` every hit with
+    operator; ``urgency_ask`` names a hazard the words only came close to (the flow asks the caller);
+    ``categories`` keeps the top three with scores and evidence terms, ``urgency`` every hit with
     its span, ``autofill`` the caller's details with their evidence.
     """
     best = s.categories[0] if s.categories else None
@@ -44,6 +45,7 @@ def suggestion_dict(s: Any, model: str = "") -> dict[str, Any]:
         "urgency_level": s.urgency.level.name.lower(),
         "transfer_now": bool(s.urgency.transfer_now),
         "urgency_reasons": list(s.urgency.reasons),
+        "urgency_ask": s.urgency.ask,
         "categories": _jsonable(list(s.categories)),
         "location": _jsonable(s.location),
         "urgency": _jsonable(s.urgency),

@@ -3,6 +3,11 @@
 ``EMERGENCY`` means the flow should put the caller through to a person at once; ``URGENT`` flags the ticket for
 priority handling. Each hit keeps its evidence span. Negated mentions ("没有着火", "没闻到煤气味") do not count;
 hypothetical ones ("万一着火", "会不会塌") count as ``URGENT`` at most (a risk, not an event).
+
+A recogniser mishears: the emergency terms are also looked for by sound, with the menus' homophone and near-tone
+tolerance (`asr.intents.find_sounding`). A window that sounds the same (煤气位 for 煤气味) counts as the term; one
+that is only close (a tone or a usual confusion away, 晕到 for 晕倒 ...) is ``unsure``: it raises nothing but names
+the hazard to ask the caller about (`UrgencyResult.ask`), never a silent normal ticket.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import re
 from dataclasses import dataclass
 from enum import IntEnum
 
+from asr.intents import find_sounding
 from ivr.triage.gazetteer import Span, TextView
 
 __all__ = ["UrgencyLevel", "UrgencyHit", "UrgencyResult", "detect_urgency", "HAZARD_LABELS"]
@@ -61,6 +67,19 @@ _RULES: list[tuple[str, UrgencyLevel, str]] = [
 ]
 _COMPILED = [(kind, level, re.compile(rx)) for kind, level, rx in _RULES]
 
+SURE_SOUND = 0.94  # the same sounds (one syllable of three in another tone at most): the term itself
+CLOSE_SOUND = 0.85  # a tone or a usual confusion away: ask the caller
+CLOSE_SOUND_SHORT = 0.92  # a two-syllable term: one syllable in another tone at most (拿到 is not 拿刀)
+_SOUND_TERMS: dict[str, tuple[str, ...]] = {  # emergency terms as a recogniser may mishear them; none is an everyday word
+    "gas": ("煤气味", "燃气味", "天然气味", "煤气泄漏", "燃气泄漏", "天然气泄漏", "煤气漏了", "燃气漏了", "漏煤气",
+            "漏燃气", "煤气中毒", "一氧化碳"),
+    "fire": ("着火了", "起火了", "失火", "火灾", "冒烟了", "烧起来了", "浓烟"),
+    "violence": ("殴打", "家暴", "家庭暴力", "持刀", "砍人", "杀人", "抢劫", "绑架", "打架斗殴"),
+    "danger": ("晕倒", "昏倒", "昏迷", "不省人事", "没有呼吸", "被困", "困在电梯", "关在电梯", "溺水", "落水", "触电",
+               "口吐白沫"),
+    "self_harm": ("跳楼", "自杀", "轻生", "不想活了", "寻短见", "割腕"),
+}
+
 _NEGATORS = ("并没有", "没有", "不是", "并非", "不存在", "没", "未", "无", "别")
 _NEG_FILLERS = ("闻到", "看到", "看见", "听到", "发现", "出现", "发生", "真的", "什么", "有", "人", "的", "过")
 _AFTER_NEG = re.compile(r"^(?:倒是|倒|是)?(?:没有|没)(?:了|啊|吧|呀)?(?:$|[，。,.!！?？]|但|就是|只是|不过|我|他)")
@@ -74,8 +93,9 @@ class UrgencyHit:
 
     kind: str
     level: UrgencyLevel
-    status: str  # "present", "negated", "hypothetical" or "resolved"
+    status: str  # "present", "negated", "hypothetical", "resolved" or "unsure" (only close in sound)
     evidence: Span
+    heard_as: str = ""  # the term the evidence sounds like, when it was found by sound (煤气味 for 煤气位)
 
     @property
     def label(self) -> str:
@@ -99,9 +119,18 @@ class UrgencyResult:
         """Labels of the hazards that raised the level, in order of appearance, without repeats."""
         out: list[str] = []
         for h in self.hits:
-            if h.status != "negated" and h.label not in out:
+            if h.status not in ("negated", "unsure") and h.label not in out:
                 out.append(h.label)
         return tuple(out)
+
+    @property
+    def ask(self) -> str:
+        """The hazard kind to ask the caller about ("您是说有煤气泄漏吗？"): the closest unsure one, when nothing
+        already puts the caller through; "" otherwise."""
+        if self.transfer_now:
+            return ""
+        unsure = [h for h in self.hits if h.status == "unsure"]
+        return unsure[0].kind if unsure else ""
 
 
 def _negated(text: str, start: int, end: int) -> bool:
@@ -128,6 +157,36 @@ def _hypothetical(text: str, start: int, end: int) -> bool:
     return any(cue in before for cue in _HYPOTHETICAL)
 
 
+def _status(text: str, s: int, e: int, level: UrgencyLevel) -> tuple[str, UrgencyLevel]:
+    if _negated(text, s, e):
+        return "negated", UrgencyLevel.NORMAL
+    if _RESOLVED.match(text[e:]):
+        return "resolved", min(level, UrgencyLevel.URGENT)
+    if _hypothetical(text, s, e):
+        return "hypothetical", min(level, UrgencyLevel.URGENT)
+    return "present", level
+
+
+def _sound_hits(view: TextView, taken: list[tuple[int, int]]) -> list[UrgencyHit]:
+    """Emergency terms found by sound where no rule matched: the same sounds count, close ones are unsure."""
+    text = view.text
+    found: list[tuple[float, int, int, str, str]] = []
+    for kind, terms in _SOUND_TERMS.items():
+        for term in terms:
+            for h in find_sounding(text, term, CLOSE_SOUND_SHORT if len(term) == 2 else CLOSE_SOUND):
+                found.append((h.similarity, h.start, h.end, kind, term))
+    hits = []
+    for sim, s, e, kind, term in sorted(found, key=lambda f: (-f[0], f[1])):
+        if any(s < te and ts < e for ts, te in taken):
+            continue
+        taken.append((s, e))
+        status, level = _status(text, s, e, UrgencyLevel.EMERGENCY)
+        if sim < SURE_SOUND and status != "negated":
+            status, level = "unsure", UrgencyLevel.NORMAL
+        hits.append(UrgencyHit(kind, level, status, view.span(s, e), heard_as=term))
+    return hits
+
+
 def detect_urgency(transcript: str) -> UrgencyResult:
     """Find hazard mentions in ``transcript`` and the urgency level they add up to."""
     view = TextView(transcript)
@@ -140,15 +199,9 @@ def detect_urgency(transcript: str) -> UrgencyResult:
             if any(s < te and ts < e for ts, te in taken):
                 continue  # already explained by an earlier (more specific) rule
             taken.append((s, e))
-            if _negated(text, s, e):
-                status, got = "negated", UrgencyLevel.NORMAL
-            elif _RESOLVED.match(text[e:]):
-                status, got = "resolved", min(level, UrgencyLevel.URGENT)
-            elif _hypothetical(text, s, e):
-                status, got = "hypothetical", min(level, UrgencyLevel.URGENT)
-            else:
-                status, got = "present", level
+            status, got = _status(text, s, e, level)
             hits.append(UrgencyHit(kind, UrgencyLevel(got), status, view.span(s, e)))
+    hits += _sound_hits(view, taken)
     hits.sort(key=lambda h: h.evidence.start)
     level = max((h.level for h in hits), default=UrgencyLevel.NORMAL)
     if level == UrgencyLevel.EMERGENCY:

@@ -220,3 +220,11 @@ def test_shared_free_speech_never_picks_the_wrong_branch() -> None:
         assert got in allowed, (ident, text, got)
         matched += got is not None
     assert matched >= 3  # 反映, 请问, 问一下 in the callers' own words
+
+
+def test_find_sounding_gives_the_windows_that_sound_like_a_phrase_best_first() -> None:
+    from asr.intents import SoundHit, find_sounding
+
+    assert find_sounding("楼道里有煤气位，厨房也是煤气味", "煤气味", 0.85) == [SoundHit(12, 15, 1.0), SoundHit(4, 7, 0.9733)]
+    assert find_sounding("他晕到了", "晕倒", 0.92) == [SoundHit(1, 3, 0.96)]
+    assert find_sounding("新的社保卡在哪里领", "煤气味", 0.85) == []

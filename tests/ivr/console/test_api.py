@@ -187,3 +187,28 @@ def test_out_of_range_query_values_get_an_answer_never_a_500(console: Any, serve
     assert status == 400 and f"page: {10 ** 20} is beyond the last page there can be (20000000)" in body
     status, body = get("/api/export.csv?until=9999-99-99")
     assert (status, json.loads(body)) == (400, {"detail": "until: '9999-99-99' is not a date (YYYY-MM-DD)"})
+
+
+def test_a_hazard_heard_only_close_in_sound_shows_what_it_sounded_like(console: Any, served: str) -> None:
+    """Over real HTTP: the ticket of "楼道里有股梅奇味" carries the hazard the caller was asked about, and its page
+    marks the words and the term they came close to."""
+    import json
+    import urllib.request
+
+    from asr.results import Transcript, Word
+
+    t = console.store.create(caller="13812345678", call_id="call-gas", kind="complaint", menu_path=["welcome"],
+                             flags=[], recording="20260305/gas.wav")
+    console.store.complete_recording(t.number, audio_ms=2000, sha256="", transcript=Transcript(
+        "楼道里有股梅奇味", (Word("楼道里有股梅奇味", 0.0, 2.0, 0.9),), engine="vosk", model="test"))
+    request = urllib.request.Request(f"{served}/api/session", method="POST", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"username": "operator", "password": console.password}).encode())
+    with urllib.request.urlopen(request) as r:
+        cookie = r.headers["Set-Cookie"].split(";")[0]
+    with urllib.request.urlopen(urllib.request.Request(f"{served}/api/tickets/{t.number}",
+                                                       headers={"Cookie": cookie})) as r:
+        ticket = json.loads(r.read())
+    assert ticket["urgency"] == "normal" and ticket["suggestion"]["urgency_ask"] == "gas"
+    with urllib.request.urlopen(urllib.request.Request(f"{served}/tickets/{t.number}", headers={"Cookie": cookie})) as r:
+        page = r.read().decode()
+    assert '<span class="evidence unsure">gas · unsure “梅奇味” ≈ 煤气味</span>' in page

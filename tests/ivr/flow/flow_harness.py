@@ -119,3 +119,19 @@ def count(haystack: bytes, pcm: bytes, probe_ms: int = 400) -> int:
     start = next((i for i in range(0, len(pcm), 2) if pcm[i:i + 2] != b"\x00\x00"), 0) & ~1
     probe = pcm[start: start + 16 * probe_ms]  # from the first sound: prompts begin with silence
     return haystack.count(probe)
+
+
+class ScriptedEngine(FixtureEngine):
+    """A recogniser that hears the given Mandarin transcripts, one per utterance in order, whatever was said: the
+    flow under test gets recogniser-like text (misheard words included) that no fixture recording carries."""
+
+    model_name = "scripted-transcripts"
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = list(texts)
+        self.heard = []
+
+    def identify(self, audio: bytes) -> str:
+        text = self.texts.pop(0) if self.texts else ""
+        self.heard.append(text)
+        return text

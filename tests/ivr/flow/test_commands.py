@@ -53,7 +53,7 @@ nodes:
         f"{bad}:10: node 'p': prompt 'no_such_prompt' is not in the prompt catalogue",
         f"{bad}:11: node 'q': leads to unknown node 'zz'",
     ]
-    assert len(lines) == 4 and lines[3].startswith(f"{REPO / 'flows' / 'hotline.yaml'}: ok (23 nodes, ")
+    assert len(lines) == 4 and lines[3].startswith(f"{REPO / 'flows' / 'hotline.yaml'}: ok (24 nodes, ")
 
 
 def test_graph_mermaid_and_dot() -> None:
