@@ -11,7 +11,7 @@ may miss one. The keyword's similarity is weighted by how much of the utterance 
 嗯 ...) are set aside: score = similarity x (0.75 + 0.25 x coverage). One-syllable answers (是, 对) and ordinals
 (第一个, 选二, 按三, 幺, 3: the option whose key or ordinal it names) count only when they are most of the
 utterance; a one-syllable answer must sound the same, not merely alike. 星号/井号 name the keys * and #. A keyword
-right after 不/别/不要/不用/没 is negated and ignored.
+right after 不/别/不要/不用/没 is negated and ignored, and so is a keyword inside it (人工 in 别转人工).
 """
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ BUILTIN_PHRASES: dict[str, tuple[str, ...]] = {
     "agent": ("转人工", "人工服务", "人工客服", "人工", "客服", "找人工", "接人工", "找客服", "接线员", "话务员"),
     "repeat": ("重复", "再说一遍", "再说一次", "再讲一遍", "再放一遍", "没听清", "听不清", "没听见", "听不见",
                "没听懂", "什么意思", "再来一遍"),
+    "slower": ("说慢点", "说慢一点", "慢点说", "慢一点", "慢点", "太快了", "说得太快"),
+    "louder": ("大声点", "大声一点", "大点声", "声音大一点", "说大声点"),
     "yes": ("是的", "是", "对", "对的", "对对", "好的", "好", "没错", "可以", "行", "嗯", "确认", "正确"),
     "no": ("不是", "不对", "不要", "不用", "不行", "没有", "错了", "不", "否", "不需要", "取消"),
 }
@@ -53,7 +55,7 @@ _ORDINAL_PREFIX = ("第", "选择", "选", "按")
 _ORDINAL_SUFFIX = ("个", "项", "号", "键")
 _SKIP = re.compile(r"[\s,.!?;:，。！？；：、…\"'“”‘’()（）\-]+")
 
-EvidenceKind = Literal["dtmf", "keyword", "builtin", "ordinal", "spoken_key"]
+EvidenceKind = Literal["dtmf", "keyword", "builtin", "ordinal", "spoken_key", "meaning"]
 
 
 @dataclass(frozen=True)
@@ -333,6 +335,7 @@ class Menu:
 
     def _keyword_hits(self, text: str) -> list[_Hit]:
         hits = []
+        negated: list[tuple[int, int]] = []
         for intent, keyword, key, kind in self._phrases:
             n = len(keyword)
             for start in range(len(text) - n + 1):
@@ -340,9 +343,11 @@ class Menu:
                 if sim == 0.0:
                     continue
                 if _negated(text, start) and not keyword.startswith(_NEGATORS):
+                    negated.append((start, start + n))
                     continue
                 hits.append(_Hit(intent, start, start + n, sim, keyword, kind, key))
-        return hits
+        # a keyword inside a negated one is negated too (人工 in 别转人工)
+        return [h for h in hits if not any(s <= h.start and h.end <= e for s, e in negated)]
 
     def _ordinal_hits(self, text: str) -> list[_Hit]:
         by_ordinal = {o.ordinal: o for o in self.options if o.ordinal is not None}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pypinyin import Style, lazy_pinyin
 
 from .errors import AsrError
 
@@ -75,6 +76,7 @@ class TrainConfig:
     """Hyper-parameters of the features and the optimiser."""
 
     char_ngrams: tuple[int, ...] = (1, 2)
+    pinyin_ngrams: tuple[int, ...] = ()  # n-grams of toneless syllables: what a recogniser's homophones share
     l2: float = 1e-4
     epochs: int = 200
     learning_rate: float = 0.5
@@ -106,8 +108,9 @@ def normalise(text: str) -> str:
     return "".join(_KEEP.findall(text))
 
 
-def features(text: str, char_ngrams: Sequence[int] = (1, 2)) -> Counter[str]:
-    """Counts of the features of one transcript: ``w:`` jieba words and ``c:`` character n-grams."""
+def features(text: str, char_ngrams: Sequence[int] = (1, 2), pinyin_ngrams: Sequence[int] = ()) -> Counter[str]:
+    """Counts of the features of one transcript: ``w:`` jieba words, ``c:`` character n-grams and ``p:`` n-grams
+    of toneless pinyin syllables (按键 and 案件 share ``p:an jian``)."""
     clean = normalise(text)
     counts: Counter[str] = Counter()
     if not clean:
@@ -121,6 +124,11 @@ def features(text: str, char_ngrams: Sequence[int] = (1, 2)) -> Counter[str]:
             if n == 1 and gram in _STOPWORDS:
                 continue
             counts["c:" + gram] += 1
+    if pinyin_ngrams:
+        syllables = lazy_pinyin(clean, style=Style.NORMAL, errors="ignore")
+        for n in pinyin_ngrams:
+            for i in range(len(syllables) - n + 1):
+                counts["p:" + " ".join(syllables[i : i + n])] += 1
     return counts
 
 
@@ -199,7 +207,7 @@ class TextClassifier:
         if weights_in.shape != (len(texts),) or (weights_in <= 0).any():
             raise ClassifierError("sample_weights must be one positive number per text")
 
-        counted = [features(t, config.char_ngrams) for t in texts]
+        counted = [features(t, config.char_ngrams, config.pinyin_ngrams) for t in texts]
         df: Counter[str] = Counter()
         for c in counted:
             df.update(c.keys())
@@ -274,7 +282,7 @@ class TextClassifier:
     # ---------------------------------------------------------------------------------------------- inference
     def predict(self, text: str, k: int = 3, n_evidence: int = 5) -> list[Prediction]:
         """The ``k`` most likely categories, best first, each with up to ``n_evidence`` weighing terms."""
-        cols, vals = self._vector(features(text, self.config.char_ngrams))
+        cols, vals = self._vector(features(text, self.config.char_ngrams, self.config.pinyin_ngrams))
         logits = vals @ self.weights[cols] + self.bias if len(cols) else self.bias.copy()
         probs = _softmax(logits[None, :])[0]
         order = np.argsort(-probs, kind="stable")[:k]
@@ -322,6 +330,7 @@ class TextClassifier:
             "version": MODEL_VERSION,
             "config": {
                 "char_ngrams": list(self.config.char_ngrams),
+                "pinyin_ngrams": list(self.config.pinyin_ngrams),
                 "l2": self.config.l2,
                 "epochs": self.config.epochs,
                 "learning_rate": self.config.learning_rate,
@@ -378,6 +387,7 @@ class TextClassifier:
             departments=tuple(str(d) for d in data["departments"]),
             config=TrainConfig(
                 char_ngrams=tuple(cfg["char_ngrams"]),
+                pinyin_ngrams=tuple(cfg.get("pinyin_ngrams", ())),
                 l2=cfg["l2"],
                 epochs=cfg["epochs"],
                 learning_rate=cfg["learning_rate"],

@@ -1,4 +1,4 @@
-"""`ivr flows`: check flow files and draw them."""
+"""`ivr flows`: check flow files, draw them, and evaluate how well their menus understand callers."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,11 +6,12 @@ from pathlib import Path
 import typer
 
 from ivr.commands import context
+from ivr.flow.evaluate import EvalError, evaluate_menus, format_scores, load_phrasings
 from ivr.flow.graph import FORMATS, to_dot, to_mermaid
 from ivr.flow.loader import FlowError, check_flow, load_flow
 from prompts import PromptError, load_catalogue
 
-app = typer.Typer(help="Check and draw the call flows.", no_args_is_help=True)
+app = typer.Typer(help="Check, draw and evaluate the call flows.", no_args_is_help=True)
 
 
 def _prompt_ids() -> set[str]:
@@ -56,3 +57,21 @@ def graph(
     except FlowError as exc:
         raise context.fail(str(exc)) from None
     typer.echo(to_mermaid(flow) if fmt == "mermaid" else to_dot(flow), nl=False)
+
+
+@app.command()
+def evaluate(
+    file: Path = typer.Argument(None, help="The flow file (default: the configured flow).", show_default=False),
+    phrasings: Path = typer.Option(None, "--set", help="Labelled phrasings, menu<TAB>expect<TAB>text (default: "
+                                                        "<flow>.eval.tsv beside the flow).", show_default=False),
+) -> None:
+    """Accuracy and confusions per menu on labelled caller phrasings: by keywords alone and combined with the
+    menu's learned intent model (`understand`)."""
+    file = file or context.settings().flow
+    phrasings = phrasings or file.with_suffix(".eval.tsv")
+    try:
+        flow = load_flow(file, _prompt_ids())
+        scores = evaluate_menus(flow, load_phrasings(phrasings, flow))
+    except (FlowError, EvalError) as exc:
+        raise context.fail(str(exc)) from None
+    typer.echo(format_scores(scores, flow))

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from asr.meaning import family_names
 from ivr.errors import IvrError
 from ivr.flow.model import (
     NODE_KINDS, TERMINAL_KINDS, Answer, Branch, BusinessHours, Case, Collect, Confirm, Flow, Goto, Hangup, Lookup,
@@ -159,7 +160,8 @@ def check_flow(path: str | Path, prompts: Container[str] | None = None) -> tuple
 
 _FIELDS: dict[str, set[str]] = {
     "say": {"prompt", "next", "interruptible"},
-    "menu": {"prompt", "options", "no_input_prompt", "no_match_prompt", "timeout_ms", "retries", "on_fail"},
+    "menu": {"prompt", "options", "no_input_prompt", "no_match_prompt", "timeout_ms", "retries", "on_fail",
+             "understand"},
     "collect": {"prompt", "var", "next", "min_digits", "max_digits", "terminator", "timeout_ms", "interdigit_ms",
                 "readback_prompt", "confirm_prompt", "no_input_prompt", "no_match_prompt", "retries", "on_fail"},
     "confirm": {"prompt", "yes", "no", "no_input_prompt", "no_match_prompt", "timeout_ms", "retries", "on_fail"},
@@ -231,7 +233,7 @@ class _Builder:
             return Menu(nid, line, g.prompt("prompt"), self.options(nid, line, spec.get("options")),
                         g.prompt("no_input_prompt", False), g.prompt("no_match_prompt", False),
                         g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS), g.num("retries", 2, (0, 5)),
-                        g.text("on_fail", ""))
+                        g.text("on_fail", ""), g.family("understand"))
         if kind == "collect":
             lo, hi = g.num("min_digits", 1, (1, 32)), g.num("max_digits", 20, (1, 32))
             if lo > hi:
@@ -346,6 +348,15 @@ class _Getter:
             raise self.b.fail(self._line(name), self.nid, f"prompt {pid!r} is not in the prompt catalogue")
         self.b.prompts_used.add(pid)
         return pid
+
+    def family(self, name: str) -> str:
+        """An intent family of asr.meaning's phrasings ("" when not given)."""
+        value = self.text(name, "")
+        known = family_names()
+        if value and value not in known:
+            raise self.b.fail(self._line(name), self.nid,
+                              f"`{name}` {value!r} is not an intent family; known: {', '.join(known)}")
+        return value
 
     def num(self, name: str, default: int, bounds: tuple[int, int], unit: str = "") -> int:
         value = self.spec.get(name, default)

@@ -58,6 +58,7 @@ class Menu(Node):
     timeout_ms: int = 6000
     retries: int = 2
     on_fail: str = ""
+    understand: str = ""  # the intent family (asr.meaning) whose learned model reads callers' own words
 
     def targets(self) -> list[str]:
         return [o.next for o in self.options] + ([self.on_fail] if self.on_fail else [])

@@ -3,7 +3,8 @@
 `FlowRegistry.current()` is called once per new call. It looks at the file's mtime and size (cheap), and only
 when they changed reads the text and compares its SHA-256 with the loaded version's. A changed file is loaded and
 checked; a bad edit is rejected with the error logged and the last good version keeps serving. A call holds the
-`Flow` object it started with, so reloading never changes a call in progress.
+`Flow` object it started with, so reloading never changes a call in progress. The intent models its menus
+understand callers with (`asr.meaning`) are trained when the flow is loaded, never during a call.
 """
 from __future__ import annotations
 
@@ -13,12 +14,21 @@ import threading
 from collections.abc import Container
 from pathlib import Path
 
+from asr.meaning import family_model
 from ivr.flow.loader import FlowError, load_flow
-from ivr.flow.model import Flow
+from ivr.flow.model import Flow, Menu
 
 __all__ = ["FlowRegistry"]
 
 log = logging.getLogger(__name__)
+
+
+def _learnt(flow: Flow) -> Flow:
+    """The flow, once the intent models of its menus are trained (each family once per process)."""
+    for node in flow.nodes.values():
+        if isinstance(node, Menu) and node.understand:
+            family_model(node.understand)
+    return flow
 
 
 class FlowRegistry:
@@ -28,7 +38,7 @@ class FlowRegistry:
         self.path = Path(path)
         self.prompts = prompts
         self._lock = threading.Lock()
-        self._flow = load_flow(self.path, prompts)  # the first version must be good: raise FlowError
+        self._flow = _learnt(load_flow(self.path, prompts))  # the first version must be good: raise FlowError
         self._stamp = self._stat()
         self.last_error: str = ""
         self.reloads = 0
@@ -59,7 +69,7 @@ class FlowRegistry:
             if hashlib.sha256(text).hexdigest() == self._flow.digest:
                 return self._flow  # touched, not changed
             try:
-                flow = load_flow(self.path, self.prompts)
+                flow = _learnt(load_flow(self.path, self.prompts))
             except FlowError as exc:
                 self.last_error = f"{exc}; keeping version {self._flow.digest[:12]}"
                 log.error("flow edit rejected: %s", self.last_error)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import lru_cache
 
-from asr import intents
+from asr import intents, meaning
 from asr.text import numerals_to_digits
 from asr.vad import VadConfig
 from ivr.call import CallEnd, CallRecord, InputHeard, NotSavedHeard, RecordingHeard, TicketLookup, TicketSink
@@ -45,7 +45,7 @@ URGENT_CHECK_MS = 6000  # time to answer "您是说有煤气泄漏吗？"
 def intent_menu(options: tuple[Option, ...]) -> intents.Menu:
     """The `asr.intents` menu for a flow menu's options (built once per distinct menu)."""
     return intents.Menu(tuple(intents.MenuOption(o.name, o.key or None, o.phrases) for o in options),
-                        builtins=("agent", "repeat"))
+                        builtins=("agent", "repeat", "slower", "louder"))
 
 
 _CONFIRM = intents.Menu.confirm()
@@ -223,6 +223,8 @@ class FlowRunner:
             heard = await self.io.listen(self._vad(node.timeout_ms))
             self._log_heard(node.id, heard)
             choice = self._menu_choice(node, heard)
+            if choice in ("slower", "louder"):
+                choice = "repeat"
             if choice == "repeat" and repeats < MAX_REPEATS:
                 repeats += 1
                 prompt = node.prompt
@@ -243,12 +245,14 @@ class FlowRunner:
             prompt = (node.no_input_prompt if heard.kind == HeardKind.NO_INPUT else node.no_match_prompt) or node.prompt
 
     def _menu_choice(self, node: Menu, heard: Heard) -> Option | str | None:
-        intent = self._intent(intent_menu(node.options), heard)
+        model = meaning.family_model(node.understand) if node.understand else None
+        intent = self._intent(intent_menu(node.options), heard, model)
         return next((o for o in node.options if o.name == intent), None) or intent or None
 
-    def _intent(self, menu: intents.Menu, heard: Heard) -> str:
-        """What the caller chose in `menu`, by key or by speech: an option's intent, "repeat" or "agent" (the flow's
-        keys or the built-in phrases), or "" when nothing was recognised."""
+    def _intent(self, menu: intents.Menu, heard: Heard, model: meaning.IntentModel | None = None) -> str:
+        """What the caller chose in `menu`, by key or by speech (keywords, and meaning when the menu has a `model`):
+        an option's intent, "repeat", "slower", "louder" or "agent" (the flow's keys or the built-in phrases), or ""
+        when nothing was recognised."""
         if heard.kind == HeardKind.DTMF:
             key = heard.digits[:1]
             m = menu.match_dtmf(key)
@@ -258,7 +262,7 @@ class FlowRunner:
                 return "repeat"
             return "agent" if key and key == self.flow.agent_key else ""
         if heard.kind == HeardKind.SPEECH and heard.transcript is not None:
-            m = menu.match_text(heard.transcript.text)
+            m = meaning.understand(menu, model, heard.transcript.text)
             return m.intent if isinstance(m, intents.IntentMatch) else ""
         return ""
 

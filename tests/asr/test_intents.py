@@ -174,7 +174,7 @@ def test_menu_validation() -> None:
         Menu((MenuOption("a", "1"),), builtins=("nope",))
     menu = menu_from_pairs([("a", "1", ["甲"]), ("b", None, ["乙"])])
     assert [o.ordinal for o in menu.options] == [1, None]
-    assert set(BUILTIN_PHRASES) == {"agent", "repeat", "yes", "no"}
+    assert set(BUILTIN_PHRASES) == {"agent", "repeat", "slower", "louder", "yes", "no"}
 
 
 # -- the shared recordings' reference transcripts ----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`ivr flows check` and `ivr flows graph` through the typer app."""
+"""`ivr flows check`, `ivr flows graph` and `ivr flows evaluate` through the typer app."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -70,3 +70,48 @@ def test_graph_rejects_unknown_format_and_bad_flow(tmp_path: Path) -> None:
     assert code == 2 and "ivr: --format 'png': use one of mermaid, dot" in out
     code, out = run("graph", str(tmp_path / "none.yaml"))
     assert code == 1 and f"ivr: {tmp_path / 'none.yaml'}:0: flow file not found" in out
+
+
+def test_evaluate_prints_each_menus_accuracy_by_keywords_and_combined() -> None:
+    """The shipped set: at least 150 phrasings per main, consult and elderly menu, and on every one of them the
+    keywords with meaning understand more callers than the keywords alone."""
+    code, out = run("evaluate")
+    assert code == 0, out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.endswith("%") and "_menu" in line}
+    assert set(rows) == {"main_menu", "consult_menu", "elderly_menu"}
+    for menu, (_, family, n, keywords, combined) in rows.items():
+        assert family == menu.removesuffix("_menu") and int(n) >= 150
+        assert float(combined.rstrip("%")) > float(keywords.rstrip("%")) + 5, menu
+    assert "  main_menu keywords: complaint->none x" in out and "  elderly_menu combined: " in out
+
+
+def test_evaluate_names_the_line_of_a_bad_phrasing(tmp_path: Path) -> None:
+    bad = tmp_path / "set.tsv"
+    bad.write_text("menu\texpect\ttext\nmain_menu\tcomplaint\t我要投诉\nmain_menu\tweather\t今天下雨\n", encoding="utf-8")
+    code, out = run("evaluate", str(REPO / "flows" / "hotline.yaml"), "--set", str(bad))
+    assert code == 1 and out.strip().endswith(f"{bad}:3: menu main_menu has no choice 'weather'; it has agent, "
+                                              "complaint, consult, elderly, louder, none, progress, repeat, slower, "
+                                              "suggestion")
+    bad.write_text("goodbye\tcomplaint\t我要投诉\n", encoding="utf-8")
+    code, out = run("evaluate", str(REPO / "flows" / "hotline.yaml"), "--set", str(bad))
+    assert code == 1 and out.strip().endswith(f"{bad}:1: 'goodbye' is not a menu of flow hotline")
+
+
+def test_check_names_an_unknown_intent_family(tmp_path: Path) -> None:
+    flow = tmp_path / "f.yaml"
+    flow.write_text("""\
+start: m
+nodes:
+  m:
+    type: menu
+    prompt: main_menu
+    understand: weather
+    on_fail: p
+    options:
+      a: {key: "1", next: p}
+  p: {type: transfer, target: general, prompt: transfer_agent}
+""")
+    code, out = run("check", str(flow))
+    assert code == 1
+    assert out.splitlines() == [f"{flow}:6: node 'm': `understand` 'weather' is not an intent family; known: main, "
+                                "consult, elderly"]

@@ -159,7 +159,7 @@ def test_no_match_keys_then_elderly_path_by_behaviour(hotline, library, tmp_path
 
 
 def test_unrecognised_speech_is_a_no_match(hotline, library, fake_engine, tmp_path: Path) -> None:
-    call = run_call(hotline, library, f"say:{fixture('c06')}; wait:1500; keys:1; say:{fixture('c06')}", tmp_path,
+    call = run_call(hotline, library, f"say:{fixture('n01')}; wait:1500; keys:1; say:{fixture('c06')}", tmp_path,
                     engine=fake_engine)
     assert call.record.path[1:3] == ["main_menu=complaint", "complaint"]
     assert count(call.played, library.get("main_menu_no_match")) == 1

@@ -49,3 +49,22 @@ def test_speech_barge_in_with_real_decoding(hotline, library, vosk_engine, tmp_p
                     f"say:{fixture('c05')}", tmp_path, engine=vosk_engine)
     assert call.record.heard[0]["kind"] == "speech" and call.record.heard[0]["t_ms"] < welcome + menu
     assert "suggestion" in call.record.path
+
+
+def test_the_menus_learned_models_run_on_what_the_real_engine_hears(hotline, library, vosk_engine,
+                                                                     tmp_path: Path) -> None:
+    """The main menu's keywords and its learned model (asr.meaning) read the real engine's transcript; the Korean
+    model's text for Mandarin speech names no choice, so the caller gets the no-match prompt and keys still work."""
+    from asr import meaning
+    from asr.intents import NoMatch
+    from ivr.flow.runner import intent_menu
+
+    call = run_call(hotline, library, f"say:{fixture('q01')}; wait:1500; keys:3", tmp_path, engine=vosk_engine)
+    first = call.record.heard[0]
+    assert first["kind"] == "speech" and first["node"] == "main_menu" and first["text"]
+    menu, model = intent_menu(hotline.nodes["main_menu"].options), meaning.family_model("main")
+    guess = model.guess(first["text"])
+    assert guess.intent in model.intents and 0.0 < guess.score <= 1.0
+    assert isinstance(meaning.understand(menu, model, first["text"]), NoMatch)
+    assert call.record.path[:3] == ["welcome", "main_menu=progress", "progress"]
+    assert count(call.played, library.get("main_menu_no_match")) == 1
