@@ -132,7 +132,7 @@ class Reservation:
 class Admission:
     """Admits listening steps to live recognition while the decoders keep up (see the module's docstring)."""
 
-    def __init__(self, stats: DecodeStats, *, initial: int = 8, minimum: int = 1, maximum: int = 256,
+    def __init__(self, stats: DecodeStats, *, initial: int = 4, minimum: int = 1, maximum: int = 256,
                  reserve: int = 2, soft_lag_s: float = 0.3, window_s: float = 5.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.stats, self.minimum, self.maximum, self.reserve = stats, minimum, maximum, reserve
@@ -159,6 +159,14 @@ class Admission:
             self.shed_priority += priority
             return None
 
+    def spare(self) -> bool:
+        """Whether work that can wait (transcribing after the call) may use the decoders now: the lag is low and
+        live steps leave room below the limit."""
+        with self._lock:
+            self._adjust()
+            snap = self.stats.snapshot(self.window_s)
+            return snap.lag_p95_s < self.soft_lag_s / 2 and self.held < self.limit
+
     def _release(self) -> None:
         with self._lock:
             self.held -= 1
@@ -167,6 +175,8 @@ class Admission:
         now = self._clock()
         snap = self.stats.snapshot(self.window_s)
         if not snap.jobs:
+            return
+        if self.minimum == self.maximum:  # a fixed limit
             return
         if snap.lag_p95_s > self.soft_lag_s and now - self._last_down >= self.window_s / 2:
             self.limit = max(float(self.minimum), min(self.limit, float(self.held)) - 1)

@@ -96,6 +96,10 @@ class Settings:
     max_calls: int = 400
     asr_warm: int = 4  # recognisers warmed on the prompts' audio at start-up (a cold one decodes 2-3x slower)
     asr_recycle_after_s: float = 3600.0  # a recogniser that decoded this much audio is dropped (its cache only grows)
+    asr_workers: int = 0  # decoding threads; 0 = one per core
+    asr_live_limit: int = 0  # listening steps live recognition takes at once; 0 = adapt to the decoders' lag
+    asr_live_reserve: int = 2  # how far elderly callers and recorded complaints may go past that limit
+    asr_soft_lag_ms: int = 300  # decoder lag (p95) above which fewer steps are admitted
     drain_s: float = 30.0  # on Ctrl-C/SIGTERM calls may go on this long, then the rest are hung up and it exits
     console_host: str = "127.0.0.1"
     console_port: int = 8080
@@ -136,8 +140,11 @@ class Settings:
         if not _ID.fullmatch(self.node_id):
             raise ConfigError(f"node_id: {self.node_id!r} is not 1-64 letters, digits, '.', '_' or '-'")
         self._check_sip()
-        if self.asr_warm < 0 or self.asr_recycle_after_s <= 0:
-            raise ConfigError("asr_warm must be 0 or more and asr_recycle_after_s above 0")
+        for key in ("asr_warm", "asr_workers", "asr_live_limit", "asr_live_reserve"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: {getattr(self, key)} is below 0")
+        if self.asr_recycle_after_s <= 0 or self.asr_soft_lag_ms <= 0:
+            raise ConfigError("asr_recycle_after_s and asr_soft_lag_ms must be above 0")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level: {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
         self._check_queue()

@@ -75,3 +75,19 @@ def test_limit_drops_under_lag_and_rises_when_saturated_and_quick() -> None:
     clock.t += 5
     stats.record(job(clock, lag=0.05))
     assert adm.admit() is not None and adm.limit == 4
+
+
+def test_spare_room_for_work_that_can_wait() -> None:
+    clock = Clock()
+    stats = DecodeStats(clock=clock)
+    adm = Admission(stats, initial=2, minimum=2, maximum=2, soft_lag_s=0.3, clock=clock)
+    assert adm.spare()
+    adm.admit()
+    b = adm.admit()
+    assert not adm.spare()  # every place taken
+    assert b is not None
+    b.release()
+    assert adm.spare()
+    for _ in range(10):
+        stats.record(job(clock, lag=0.2))  # above half the soft lag
+    assert not adm.spare() and adm.limit == 2  # a fixed limit does not move
