@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
+from typing import Any
 
 from asr import intents, meaning
 from asr.text import numerals_to_digits
@@ -39,6 +40,7 @@ ASK_AGAIN_SLOWER = 2  # a caller who asks this often to hear a menu again gets t
 ELDERLY_TIMEOUT_FACTOR = 1.5
 NOT_SAVED = "message_not_saved"  # the call's flag once a message could not be saved
 URGENT_CHECK_MS = 6000  # time to answer "您是说有煤气泄漏吗？"
+KEYS_ONLY = "keys_only"  # told once when live recognition cannot take the caller's answers
 
 
 @lru_cache(maxsize=512)
@@ -78,6 +80,7 @@ class FlowRunner:
         self.clock = clock
         self.ticket_lookup = ticket_lookup
         self.on_node = on_node
+        self._told_keys = False  # the caller heard that this call's answers are by keys
         info = io.channel.info
         self.call = CallRecord(info.call_id, info.caller, datetime.now(timezone.utc), flow_digest=flow.digest)
         if info.caller in elderly_numbers:
@@ -214,13 +217,22 @@ class FlowRunner:
         self.call.path[-1] = f"{node_id}=agent"
         return self.flow.agent_node
 
+    async def _ask(self, play: Callable[[], Awaitable[object]], timeout_ms: int, **listen: Any) -> Heard:
+        """Play a question and wait for the answer: by voice too when live recognition takes the step (elderly
+        and urgent callers first), else by keys, which the caller is told once ("请按键选择")."""
+        with self.io.speech_step(priority=bool({"elderly", "urgent"} & self.call.flags)) as by_voice:
+            if not by_voice and not self._told_keys:
+                self._told_keys = True
+                await self._play(KEYS_ONLY)
+            await play()
+            return await self.io.listen(self._vad(timeout_ms), **listen)
+
     async def _menu(self, node: Menu) -> str:
         prompt = node.prompt
         failures = repeats = 0
         silent = True
         while True:
-            await self._play(prompt)
-            heard = await self.io.listen(self._vad(node.timeout_ms))
+            heard = await self._ask(partial(self._play, prompt), node.timeout_ms)
             self._log_heard(node.id, heard)
             choice = self._menu_choice(node, heard)
             if choice in ("slower", "louder"):
@@ -271,9 +283,8 @@ class FlowRunner:
         failures = repeats = 0
         silent = True
         while True:
-            await self._play(prompt)
-            heard = await self.io.listen(self._vad(node.timeout_ms), max_digits=node.max_digits,
-                                         terminator=node.terminator, interdigit_ms=node.interdigit_ms)
+            heard = await self._ask(partial(self._play, prompt), node.timeout_ms, max_digits=node.max_digits,
+                                    terminator=node.terminator, interdigit_ms=node.interdigit_ms)
             self._log_heard(node.id, heard)
             digits, special = self._digits_heard(heard)
             if special == "repeat" and repeats < MAX_REPEATS:
@@ -328,8 +339,7 @@ class FlowRunner:
         failures = repeats = 0
         current: list[Part] = parts
         while True:
-            await self._play_parts(current)
-            heard = await self.io.listen(self._vad(timeout_ms))
+            heard = await self._ask(partial(self._play_parts, current), timeout_ms)
             self._log_heard(nid, heard)
             intent = self._intent(_CONFIRM, heard)
             if intent == "repeat" and repeats < MAX_REPEATS:
@@ -354,14 +364,16 @@ class FlowRunner:
         self.call.path[-1] = f"{node.id}={answer}"
         return node.yes if answer == "yes" else node.no
 
+    async def _offer(self, node: Answer, replay: bool) -> None:
+        if replay:
+            await self._play(node.prompt)
+        await self._play(node.offer_prompt)
+
     async def _answer(self, node: Answer) -> str:
         failures = repeats = 0
         replay = True
         while True:
-            if replay:
-                await self._play(node.prompt)
-            await self._play(node.offer_prompt)
-            heard = await self.io.listen(self._vad(node.timeout_ms))
+            heard = await self._ask(partial(self._offer, node, replay), node.timeout_ms)
             self._log_heard(node.id, heard)
             intent = self._intent(_ANSWER, heard)
             if intent == "repeat" and repeats < MAX_REPEATS:
@@ -422,8 +434,9 @@ class FlowRunner:
             self.call.tickets.append(rec.ticket)
         result = None
         if rec.writer is not None:
-            result = await self.io.record(rec.writer, max_ms=node.max_ms, end_silence_ms=node.end_silence_ms,
-                                          no_input_ms=node.no_input_ms)
+            with self.io.speech_step(priority=True):  # a complaint's live transcript decides whether it is urgent
+                result = await self.io.record(rec.writer, max_ms=node.max_ms, end_silence_ms=node.end_silence_ms,
+                                              no_input_ms=node.no_input_ms)
             self.call.heard.append(RecordingHeard(node=node.id, kind="recording", ms=result.audio_ms,
                                                   end=result.reason.value))
         saved = self.tickets.finish(rec, self.call, result)

@@ -3,21 +3,32 @@
 Audio goes through the stages of one call in 20 ms steps: channel -> (in-band DTMF) -> VAD endpointer ->
 streaming recogniser. Key presses made during a prompt are kept (type-ahead) for the next `listen()`; speech that
 barges in on a prompt keeps its endpointer and decoder, so the caller's first words are not lost.
+
+A question the caller may answer by voice is a `speech_step()`: live recognition admits it or not (see
+`asr.load.Admission`); a step it does not take is served by keys only, prompts ignore speech, and what is recorded
+is transcribed after the call. How long callers wait after they stop speaking until the next prompt starts goes to
+`ReplyTimes`.
 """
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 from asr.audio import FRAME_MS, frames
 from asr.engine import Engine
+from asr.load import Admission
 from asr.results import Transcript
-from asr.stream import AsyncDecoder
+from asr.stream import AsyncDecoder, DecodeScheduler
 from asr.vad import BargeIn, Endpointer, NoInput, SpeechAudio, SpeechEnd, SpeechStart, VadConfig
 from ivr.channel.base import CallerHungUp, Channel, Inbound
 from ivr.media.recording import RecordingWriter
+from ivr.media.replies import ReplyTimes
 
 __all__ = ["Heard", "HeardKind", "RecordResult", "RecordEnd", "CallIO", "DigitDetector"]
 
@@ -68,17 +79,41 @@ class RecordResult:
 
 
 class CallIO:
-    """Play, listen and record over one channel."""
+    """Play, listen and record over one channel. A server passes the node's decoding `scheduler`, its
+    `admission` to live recognition and its `replies` times; without them every step may use speech."""
 
-    def __init__(self, channel: Channel, engine: Engine | None, inband: DigitDetector | None = None) -> None:
+    def __init__(self, channel: Channel, engine: Engine | None, inband: DigitDetector | None = None, *,
+                 scheduler: DecodeScheduler | None = None, admission: Admission | None = None,
+                 replies: ReplyTimes | None = None) -> None:
         self.channel = channel
         self.engine = engine
         self.inband = inband if channel.inband_dtmf else None
+        self.scheduler, self.admission, self.replies = scheduler, admission, replies
         self.t_ms = 0
         self._typeahead: list[str] = []
         self._endpointer: Endpointer | None = None  # carried over from a barged-in prompt
         self._decoder: AsyncDecoder | None = None
         self._utterance: list[bytes] = []
+        self._speech = True  # whether the current step may be answered by voice
+        self._spoke_at: float | None = None  # when the caller last stopped speaking, until the next prompt
+
+    @contextmanager
+    def speech_step(self, priority: bool = False) -> Iterator[bool]:
+        """A step the caller may answer by voice; yields False when live recognition does not take it (then keys
+        only: prompts ignore speech, `listen` waits for keys and `record` transcribes nothing live). Without a
+        recogniser or admission control every step is taken."""
+        reservation = None
+        if self.engine is not None and self.admission is not None:
+            reservation = self.admission.admit(priority)
+            self._speech = reservation is not None
+            if reservation is None:
+                log.info("call %s: live recognition is full; this step is by keys", self.channel.info.call_id)
+        try:
+            yield self._speech
+        finally:
+            self._speech = True
+            if reservation is not None:
+                reservation.release()
 
     async def _step(self, out: bytes | None) -> Inbound:
         inbound = await self.channel.exchange(out)
@@ -114,8 +149,12 @@ class CallIO:
             return HeardKind.DTMF
         if interruptible and self._endpointer is not None:
             return HeardKind.SPEECH  # the caller is still speaking over the previous prompt: listen on
-        endpointer = Endpointer(vad or VadConfig()) if interruptible else None
+        endpointer = Endpointer(vad or VadConfig()) if interruptible and self._speech else None
         for frame in frames(pcm):
+            if self._spoke_at is not None:
+                if self.replies is not None:
+                    self.replies.observe(time.monotonic() - self._spoke_at)
+                self._spoke_at = None
             inbound = await self._step(frame)
             if inbound.digits:
                 self._typeahead += inbound.digits
@@ -137,7 +176,7 @@ class CallIO:
             if isinstance(ev, SpeechStart):
                 self._utterance = [ev.audio]
                 if self.engine is not None:
-                    self._decoder = AsyncDecoder(self.engine)
+                    self._decoder = AsyncDecoder(self.engine, scheduler=self.scheduler)
                     self._decoder.feed(ev.audio)
             elif isinstance(ev, SpeechAudio):
                 self._utterance.append(ev.audio)
@@ -160,8 +199,10 @@ class CallIO:
         interdigit_ms: int = 3000,
         speech: bool = True,
     ) -> Heard:
-        """Wait for keys or speech. Keys win over speech; time-outs are counted in frames."""
+        """Wait for keys or speech (keys only outside a step live recognition took). Keys win over speech;
+        time-outs are counted in frames."""
         vad = vad or VadConfig()
+        speech = speech and self._speech
         endpointer = self._endpointer or Endpointer(vad)
         self._endpointer = None
         digits: list[str] = []
@@ -199,6 +240,7 @@ class CallIO:
 
     async def _finish_utterance(self) -> Heard:
         audio = b"".join(self._utterance)
+        self._spoke_at = time.monotonic()
         transcript = await self._decoder.finish() if self._decoder is not None else None
         self._decoder = None
         self._utterance = []
@@ -217,13 +259,14 @@ class CallIO:
         """Record the caller to `writer` (written as it arrives) until silence, a stop key or the maximum length.
 
         Recording starts at once and keeps every frame; the recogniser hears the message from its pre-roll, with
-        its pauses, but not the silence before it nor the silence that ends it. A caller hanging up ends the
-        recording with reason "hangup" (the message is kept and transcribed), it does not raise; a write that fails
-        ends it with reason "write_failed".
+        its pauses, but not the silence before it nor the silence that ends it (only in a step live recognition took).
+        A caller hanging up ends the recording with reason "hangup" (the message is kept and transcribed), it does
+        not raise; a write that fails ends it with reason "write_failed". The file is finished off the event loop.
         """
         vad = VadConfig(stop_ms=end_silence_ms, no_input_ms=no_input_ms, max_utterance_ms=max_ms + end_silence_ms)
         endpointer = Endpointer(vad)
-        decoder = AsyncDecoder(self.engine) if (self.engine is not None and transcribe) else None
+        live = self.engine is not None and transcribe and self._speech
+        decoder = AsyncDecoder(self.engine, scheduler=self.scheduler) if live else None  # type: ignore[arg-type]
         reason = RecordEnd.MAX_LENGTH
         heard_speech = False
         self._typeahead = []
@@ -258,6 +301,7 @@ class CallIO:
             if decoder is not None:
                 await decoder.cancel()
             raise
-        sha = writer.close()
+        self._spoke_at = time.monotonic()
+        sha = await asyncio.to_thread(writer.close)  # an fsync and a checksum: never on the loop that paces RTP
         transcript = await decoder.finish() if decoder is not None else None
         return RecordResult(writer.duration_ms, reason, transcript, sha)
