@@ -38,6 +38,7 @@ from ivr.sip.transport import UdpTransport, stamp_via
 __all__ = ["SipServer"]
 
 logger = logging.getLogger(__name__)
+FINISH_GRACE_S = 5.0  # after the calls are hung up at stop(), for their handlers to close recordings and tickets
 
 
 class SipServer:
@@ -87,7 +88,8 @@ class SipServer:
         self._flush_timer = asyncio.get_running_loop().call_later(self.rate_log.interval_s, self._flush_logs)
 
     async def stop(self, drain_seconds: float = 0.0) -> None:
-        """Refuse new calls (503), let calls finish for up to `drain_seconds`, hang up the rest, close."""
+        """Refuse new calls (503), let calls finish for up to `drain_seconds`, hang up the rest, give their handlers
+        `FINISH_GRACE_S` to store what the callers left, close."""
         self.draining = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + drain_seconds
@@ -98,6 +100,8 @@ class SipServer:
         deadline = loop.time() + 2.0
         while self.transactions.client and loop.time() < deadline:
             await asyncio.sleep(0.02)
+        if self.tasks:  # the calls have ended: their handlers finish what the callers left (tickets) first
+            await asyncio.wait(list(self.tasks), timeout=FINISH_GRACE_S)
         for task in list(self.tasks):
             task.cancel()
         if self.tasks:
