@@ -106,7 +106,7 @@ def rss_kb() -> int:
     return 0
 
 
-async def our_streams(pcm: bytes, n: int, admit: bool = False) -> dict[str, object]:
+async def our_streams(engine, pcm: bytes, n: int, admit: bool = False) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """N paced streams of `pcm`; with `admit`, each utterance asks the admission control and is not decoded if
     refused (a shed caller's speech is transcribed after the call in the product)."""
     from asr.audio import FRAME_BYTES
@@ -114,7 +114,6 @@ async def our_streams(pcm: bytes, n: int, admit: bool = False) -> dict[str, obje
     from asr.stream import AsyncDecoder, default_scheduler
     from asr.vad import Endpointer, SpeechAudio, SpeechEnd, SpeechStart, VadConfig
 
-    engine = warmed_engine()
     scheduler = default_scheduler()
     owner: dict[int, int] = {}  # decoder id -> stream
     lags: list[list[tuple[float, float]]] = [[] for _ in range(n)]
@@ -189,7 +188,7 @@ async def memory_soak(n: int, minutes: float, marks: list[float]) -> None:
     from asr.stream import AsyncDecoder, default_scheduler
     from asr.vad import Endpointer, SpeechAudio, SpeechEnd, SpeechStart, VadConfig
 
-    engine = warmed_engine()
+    engine = start_engine("serve")
     utts = [read_wav(p) for p in sorted((ROOT.parent / "shared" / "audio" / "zh").glob("*.wav"))]
     utts += [read_wav(p) for p in sorted((ROOT / "var" / "bench-capacity" / "audio").glob("s?.wav"))]
     rng = np.random.default_rng(7)
@@ -232,11 +231,27 @@ async def memory_soak(n: int, minutes: float, marks: list[float]) -> None:
     await asyncio.gather(report(), *(one() for _ in range(n)))
 
 
-def warmed_engine():  # type: ignore[no-untyped-def]
-    """The engine as `ivr serve` builds it, recogniser pool warmed as it is at start-up."""
-    from asr.engine import VoskEngine
+def start_engine(warm: str, warm_call: Path | None = None, n: int = 0):  # type: ignore[no-untyped-def]
+    """The engine as `ivr serve` builds it. `warm`: "none" (cold recognisers, as the peer's), "serve" (what
+    `ivr serve` does at start-up: asr_warm recognisers on 30 s of the prompts), "steady" (a node that has been
+    answering: N streams of `warm_call`, a different call, decoded first)."""
+    from asr.engine import VoskEngine, warm_in_background
+    from ivr.config import load_settings
+    from ivr.hotline.service import WARM_AUDIO_BYTES
+    from prompts import PromptLibrary, load_catalogue
 
-    return VoskEngine(ko_model())
+    engine = VoskEngine(ko_model())
+    if warm == "serve":
+        settings = load_settings(environ={})
+        catalogue = load_catalogue(settings.prompts_catalogue)
+        library = PromptLibrary(catalogue, ROOT / "var" / "prompts")
+        speech = b"".join(library.get(p) for p in catalogue.prompts)[:WARM_AUDIO_BYTES]
+        warm_in_background(engine, speech, settings.asr_warm).join()
+    elif warm == "steady" and warm_call is not None:
+        from asr.audio import read_wav
+
+        asyncio.run(our_streams(engine, read_wav(warm_call), n))
+    return engine
 
 
 # --- the peer side ----------------------------------------------------------------------------------------------
@@ -320,6 +335,8 @@ def main() -> None:
     worker.add_argument("--streams", type=int, required=True)
     worker.add_argument("--json", type=Path, required=True)
     worker.add_argument("--admit", action="store_true", help="admission control on each utterance")
+    worker.add_argument("--warm", choices=["none", "serve", "steady"], default="serve")
+    worker.add_argument("--warm-call", type=Path, help="with --warm steady: the call the node answered before")
     mem = sub.add_parser("memory", help="RSS over a long run of N streams of ever-different speech")
     mem.add_argument("--streams", type=int, default=4)
     mem.add_argument("--minutes", type=float, default=60.0)
@@ -337,7 +354,8 @@ def main() -> None:
     if args.cmd == "ours":
         from asr.audio import read_wav
 
-        result = asyncio.run(our_streams(read_wav(args.wav), args.streams, args.admit))
+        engine = start_engine(args.warm, args.warm_call, args.streams)
+        result = asyncio.run(our_streams(engine, read_wav(args.wav), args.streams, args.admit))
         args.json.write_text(json.dumps(result))
         return
     args.work.mkdir(parents=True, exist_ok=True)

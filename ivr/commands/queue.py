@@ -9,6 +9,7 @@ from rich.table import Table
 
 from ivr.commands import context
 from ivr.commands.listing import console, print_json
+from ivr.hotline.recognition import read_status, status_path
 from ivr.logs import mask_number
 from ivr.queue.callbacks import CallbackStore, callbacks_url
 from ivr.queue.directory import directory_for
@@ -24,8 +25,9 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
     store = CallbackStore(callbacks_url(context.settings().data_dir))
     counts = store.counts()
     snap = read_snapshot(snapshot_path(context.settings().data_dir))
+    recognition = read_status(status_path(context.settings().data_dir))
     if as_json:
-        print_json({"callbacks": counts, "queue": snap})
+        print_json({"callbacks": counts, "queue": snap, "recognition": recognition})
         return
     con = console()
     if snap is None:
@@ -48,6 +50,12 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
         c.add_row(str(cb.id), mask_number(cb.number), cb.ticket or "-", cb.status, str(cb.attempts))
     con.print(c)
     con.print("callbacks: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if recognition is not None:
+        r = recognition
+        con.print(f"live recognition: {r['steps']} steps held of {r['limit']:.0f}, {r['streams']} utterances decoding; "
+                  f"lag p95 {r['lag_p95_s']:.2f} s (oldest frame {r['lag_oldest_p95_s']:.2f} s); admitted "
+                  f"{r['admitted']}, by keys for want of decoders {r['shed']} ({r['shed_priority']} priority); "
+                  f"longest wait after speaking {r['reply_max_s']:.2f} s ({r['replies_over_1s']} over 1 s)")
 
 
 @app.command("cancel")

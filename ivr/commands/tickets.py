@@ -4,22 +4,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from asr.audio import FRAME_BYTES, read_wav
-from asr.engine import Engine
-from asr.errors import AudioFormatError
 from ivr.commands import context
 from ivr.commands.listing import console, print_json
 from ivr.logs import mask_number
 from ivr.tickets import TicketNotFound, TicketStore
 from ivr.tickets.db import Suggester
+from ivr.tickets.backlog import transcribe_backlog
 from ivr.tickets.model import Ticket, TicketFilter, TicketRow
 from ivr.tickets.recovery import recover_interrupted
 from ivr.triage.suggest import dispatch_suggester
@@ -80,45 +76,6 @@ def row_dict(row: TicketRow, full_numbers: bool = False) -> dict[str, object]:
     """A list row as JSON: what the console's API gives for it, the caller masked unless `full_numbers`."""
     values = {f.name: getattr(row, f.name) for f in dataclasses.fields(row) if f.name != "id"}
     return dict(values, caller=row.caller if full_numbers else mask_number(row.caller))
-
-
-@dataclass(frozen=True)
-class BacklogResult:
-    done: tuple[str, ...]
-    failed: tuple[tuple[str, str], ...]  # (number, reason)
-
-
-def transcribe_backlog(store: TicketStore, engine: Engine, recordings_dir: Path, limit: int | None = None,
-                       progress: Callable[[str, str], None] | None = None) -> BacklogResult:
-    """Transcribe every pending ticket's recording; a recording that is missing, altered or unreadable marks
-    its ticket failed with the reason."""
-    done: list[str] = []
-    failed: list[tuple[str, str]] = []
-    for ticket in store.pending(limit):
-        check = store.verify_recording(ticket.number, recordings_dir)
-        reason = ""
-        if not check.ok and check.problem != "no checksum":
-            reason = f"recording {check.problem}"
-        else:
-            try:
-                pcm = read_wav(check.path)
-            except AudioFormatError as exc:
-                reason = str(exc)
-        if reason:
-            store.set_transcription_failed(ticket.number, reason)
-            failed.append((ticket.number, reason))
-            log.warning("ticket %s: %s", ticket.number, reason)
-            continue
-        rec = engine.recognizer()
-        for i in range(0, len(pcm), FRAME_BYTES * 25):
-            rec.accept(pcm[i:i + FRAME_BYTES * 25])
-        transcript = rec.final()
-        engine.release(rec)
-        store.set_transcript(ticket.number, transcript)
-        done.append(ticket.number)
-        if progress is not None:
-            progress(ticket.number, transcript.text)
-    return BacklogResult(tuple(done), tuple(failed))
 
 
 @app.command("transcribe")

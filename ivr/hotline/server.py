@@ -22,6 +22,7 @@ from ivr.console.app import create_app
 from ivr.dtmf.inband import InbandDigits
 from ivr.hotline.console_thread import ConsoleThread, console_socket
 from ivr.hotline.queueing import HotlineQueue, QueueOptions
+from ivr.hotline.recognition import RecognitionCollector, status_path
 from ivr.hotline.service import HotlineService, no_model_message
 from ivr.hotline.sip_endpoint import run_server
 from ivr.media.bridge import bridge
@@ -31,6 +32,7 @@ from ivr.sip.metrics import SipCollector
 from ivr.sip.uac import OutboundCalls, OutboundResult, place_call
 from ivr.sip.uas import SipServer
 from ivr.storage import problem
+from ivr.tickets.backlog import work_off_backlog
 from ivr.tickets.recovery import recover_interrupted
 from ivr.tickets.store import TicketStore
 
@@ -95,6 +97,13 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     SipCollector(lambda: started[0] if started else None, hq.metrics.registry)  # /metrics: refusals, log floods
     queue_stop = asyncio.Event()
     queue_task = asyncio.create_task(hq.run(queue_stop))
+    side_tasks: list[asyncio.Task[object]] = []
+    recognition, engine = service.recognition, service.engine
+    if recognition is not None and engine is not None:  # live recognition's load, the backlog
+        RecognitionCollector(recognition, hq.metrics.registry)
+        side_tasks.append(asyncio.create_task(recognition.publish(status_path(settings.data_dir), queue_stop)))
+        side_tasks.append(asyncio.create_task(work_off_backlog(
+            service.store, engine, settings.recordings_dir, recognition.admission, queue_stop)))  # type: ignore[arg-type]
     web: ConsoleThread | None = None
     if web_socket is not None:
         web = ConsoleThread(create_app(settings, store=service.store, live=service.live, metrics=hq.metrics.registry,
@@ -121,6 +130,9 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
         if reload is not None:
             loop.remove_signal_handler(signal.SIGHUP)
         queue_stop.set()
+        await asyncio.gather(*side_tasks, return_exceptions=True)
+        if service.recognition is not None:
+            service.recognition.scheduler.shutdown()
         try:  # its callbacks' calls have been hung up: it ends at once, unless something is stuck
             await asyncio.wait_for(asyncio.shield(queue_task), 5.0)
         except TimeoutError:

@@ -19,6 +19,7 @@ from ivr.config import Settings
 from ivr.dtmf.inband import InbandDigits
 from ivr.flow.registry import FlowRegistry
 from ivr.flow.runner import FlowRunner
+from ivr.hotline.recognition import LiveRecognition
 from ivr.live import LiveState
 from ivr.media.callio import CallIO
 from ivr.queue.desk import QueueDesk
@@ -67,6 +68,7 @@ class HotlineService:
     store: TicketStore
     live: LiveState = field(default_factory=LiveState)
     desk: QueueDesk | None = None  # queues SIP callers whom the flow hands to a person
+    recognition: LiveRecognition | None = None  # with an engine: decoding threads, admission, reply times
 
     @classmethod
     def from_settings(cls, settings: Settings, *, load_engine: bool = True) -> HotlineService:
@@ -82,7 +84,8 @@ class HotlineService:
             else:
                 engine = VoskEngine(model_dir, recycle_after_s=settings.asr_recycle_after_s)
         store = TicketStore(settings.database_url, suggest=dispatch_suggester(settings.data_dir))
-        return cls(settings, flows, prompts, engine, store)
+        recognition = LiveRecognition.from_settings(settings) if engine is not None else None
+        return cls(settings, flows, prompts, engine, store, recognition=recognition)
 
     def warm(self) -> threading.Thread | None:
         """Warm `asr_warm` recognisers on 30 s of the prompts (speech) on a low-priority thread, for a server."""
@@ -94,7 +97,10 @@ class HotlineService:
     async def handle_call(self, channel: Channel) -> CallRecord:
         """Run one call through the flow; tickets are written as the caller speaks."""
         flow = self.flows.current()  # a call keeps the version it started with
-        io = CallIO(channel, self.engine, InbandDigits() if channel.inband_dtmf else None)
+        rec = self.recognition
+        io = CallIO(channel, self.engine, InbandDigits() if channel.inband_dtmf else None,
+                    scheduler=rec.scheduler if rec else None, admission=rec.admission if rec else None,
+                    replies=rec.replies if rec else None)
         sink = StoreSink(self.store, self.settings.recordings_dir, self.settings.node_id)  # type: ignore[arg-type]
         info = channel.info
 

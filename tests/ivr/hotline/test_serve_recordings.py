@@ -70,7 +70,7 @@ def test_concurrent_calls_with_one_call_id_each_keep_their_own_recording(setting
     store = TicketStore(settings.database_url)
     tickets = sorted(store.list(), key=lambda t: callers.index(t.caller))
     assert [t.caller for t in tickets] == callers and {t.call_id for t in tickets} == {CALL_ID}
-    assert all(t.transcription.value == "pending" for t in tickets)
+    assert all(t.transcription.value == "pending" for t in tickets), [t.transcription for t in tickets]
     result = CliRunner().invoke(app, ["tickets", "verify"], env={"IVR_DATA_DIR": str(settings.data_dir)})
     assert result.exit_code == 0 and "4 of 4 recordings verified" in result.output, result.output
     files = [store.recording_file(t, settings.recordings_dir) for t in tickets]  # type: ignore[arg-type]
