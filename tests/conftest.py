@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pgkit import PgCluster
 
 from ivr.config import Settings, load_settings
 
@@ -112,3 +113,11 @@ def whisper_engine(whisper_base_dir: Path):  # type: ignore[no-untyped-def]
     from asr.whisper import WhisperEngine
 
     return WhisperEngine(whisper_base_dir, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    """A real PostgreSQL server for the session (tests/ivr/tickets/pgkit.py); each test makes its own database."""
+    cluster = PgCluster()
+    yield cluster
+    cluster.stop()

@@ -204,8 +204,9 @@ class CallQueue:
             self.stats.rejected += 1
             return [Rejected(call_id, "queue full")]
         self._advance()
-        self._seq += 1
-        call = QueuedCall(call_id, group, priority, now if entered is None else entered, self._seq, ticket, callback)
+        entered = now if entered is None else entered
+        seq = self._place(call_id, group, priority, entered, ticket, callback)
+        call = QueuedCall(call_id, group, priority, entered, seq, ticket, callback)
         self._insert(call)
         if callback:
             return []
@@ -314,15 +315,30 @@ class CallQueue:
         emit due announcements."""
         now = self.clock()
         self._advance()
-        events: list[QueueEvent] = []
         for aid, until in list(self._unseen.items()):
             if now >= until:
                 log.info("agent %s: the transferred call is presumed ended; no one reported it", aid)
                 self.call_ended(aid, observed=False)
+        self._end_wrap_ups(now)
+        events = self._assign(now)
+        self._announcements(now, events)
+        return events
+
+    def _place(self, call_id: str, group: str, priority: Priority, entered: float, ticket: str,
+               callback: bool) -> int:
+        """The new call's place in arrival order (the tie-break of equal ranks)."""
+        self._seq += 1
+        return self._seq
+
+    def _end_wrap_ups(self, now: float) -> None:
         for aid in list(self._wrapping):
             agent = self.agents[aid]
             if now >= agent.wrap_up_until:
                 self._set(agent, AgentState.AVAILABLE)
+
+    def _assign(self, now: float) -> list[QueueEvent]:
+        """Give free agents (the longest free first) the best waiting call of their groups."""
+        events: list[QueueEvent] = []
         waiting = bool(self._calls)
         for agent in sorted((self.agents[a] for a in self._available), key=lambda a: (a.since, a.agent_id)):
             if not waiting:
@@ -335,18 +351,26 @@ class CallQueue:
             if best is None:
                 continue
             call = self._calls[self._by_key[best]]
-            if agent.since > call.entered:  # an agent came free while the call waited: the head moved
-                self.rates[call.group].served()
             self._remove(call)
-            self._held_calls[call.call_id] = call
-            agent.call_id = call.call_id
-            self._set(agent, AgentState.ON_CALL)
+            events.append(self._hand(call, agent, now))
             waiting = bool(self._calls)
-            self._started[agent.agent_id] = now
-            waited = now - call.entered
-            if not call.callback:
-                self._count_answer(call, waited)
-            events.append(Connect(call.call_id, agent.agent_id, agent.uri, waited, call.callback, call.ticket))
+        return events
+
+    def _hand(self, call: QueuedCall, agent: Agent, now: float, count: bool = True) -> Connect:
+        """The call (out of the queue) goes to the agent: on a call, counted (a live caller, unless not `count`),
+        and the Connect to act on."""
+        if agent.since > call.entered:  # an agent came free while the call waited: the head moved
+            self.rates[call.group].served()
+        self._held_calls[call.call_id] = call
+        agent.call_id = call.call_id
+        self._set(agent, AgentState.ON_CALL)
+        self._started[agent.agent_id] = now
+        waited = now - call.entered
+        if count and not call.callback:
+            self._count_answer(call, waited)
+        return Connect(call.call_id, agent.agent_id, agent.uri, waited, call.callback, call.ticket)
+
+    def _announcements(self, now: float, events: list[QueueEvent]) -> None:
         due = self._announce_due
         while due and due[0][0] <= now:
             _, seq, call_id = heapq.heappop(due)
@@ -361,7 +385,6 @@ class CallQueue:
             if not call.offered and wait > self.policy.offer_callback_over_s:
                 call.offered = True
                 events.append(OfferCallback(call.call_id, wait, "threshold"))
-        return events
 
     def connected(self, call_id: str) -> QueuedCall:
         """Forget the bookkeeping of a call handed to an agent (after its Connect was acted on)."""

@@ -1,12 +1,16 @@
 import math
+from collections.abc import Callable
 
 import pytest
+from pgkit import fresh_database
 
 from ivr.config import AgentGroup
 from ivr.queue import (
     AgentState, Announce, CallQueue, Connect, DrainView, OfferCallback, Priority, QueueError, QueuePolicy, Rejected,
     UnknownCall, erlang_c, erlang_c_wait, projected_wait,
 )
+from ivr.queue.centre import Centre
+from ivr.queue.shared import SharedQueue
 
 
 class Clock:
@@ -17,20 +21,33 @@ class Clock:
         return self.t
 
 
-def make(policy: QueuePolicy | None = None, agents: int = 2) -> tuple[CallQueue, Clock]:
-    clock = Clock()
-    q = CallQueue([AgentGroup("general", wrap_up_s=10), AgentGroup("elderly", wrap_up_s=20)], clock,
-                  policy or QueuePolicy(), handle_prior_s=120)
-    for i in range(agents):
-        q.add_agent(f"a{i}", f"sip:op{i}@127.0.0.1", ("general",))
-    return q, clock
+GROUPS = [AgentGroup("general", wrap_up_s=10), AgentGroup("elderly", wrap_up_s=20)]
+
+
+@pytest.fixture(params=["in-process", "postgresql"])
+def make(request: pytest.FixtureRequest) -> Callable[..., tuple[CallQueue, Clock]]:
+    """A queue with `agents` operators in the general group: the single box's, or the centre's in a real
+    PostgreSQL (one node, looking at the database at every tick)."""
+
+    def build(policy: QueuePolicy | None = None, agents: int = 2) -> tuple[CallQueue, Clock]:
+        clock = Clock()
+        if request.param == "in-process":
+            q = CallQueue(GROUPS, clock, policy or QueuePolicy(), handle_prior_s=120)
+        else:
+            centre = Centre.open(fresh_database(request.getfixturevalue("pg")), "node-a")
+            q = SharedQueue(GROUPS, clock, centre, policy or QueuePolicy(), handle_prior_s=120, sync_every_s=0)
+        for i in range(agents):
+            q.add_agent(f"a{i}", f"sip:op{i}@127.0.0.1", ("general",))
+        return q, clock
+
+    return build
 
 
 def connects(events):
     return [e for e in events if isinstance(e, Connect)]
 
 
-def test_fifo_within_class_and_free_agents_take_the_head():
+def test_fifo_within_class_and_free_agents_take_the_head(make):
     q, clock = make()
     for n in range(4):
         q.enqueue(f"c{n}", "general")
@@ -46,7 +63,7 @@ def test_fifo_within_class_and_free_agents_take_the_head():
     assert [c.call_id for c in connects(q.tick())] == ["c2"]
 
 
-def test_elderly_overtakes_but_ageing_prevents_starvation():
+def test_elderly_overtakes_but_ageing_prevents_starvation(make):
     q, clock = make(agents=0)
     q.enqueue("old-normal", "general")
     clock.t += 400  # waited longer than the elderly credit (300 s)
@@ -57,7 +74,7 @@ def test_elderly_overtakes_but_ageing_prevents_starvation():
     assert q.position("eld") == 2
 
 
-def test_max_length_rejects():
+def test_max_length_rejects(make):
     q, _ = make(QueuePolicy(max_length=2), agents=0)
     q.enqueue("a", "general")
     q.enqueue("b", "general")
@@ -65,7 +82,7 @@ def test_max_length_rejects():
     assert q.stats.rejected == 1
 
 
-def test_announcements_on_entry_and_every_n_seconds_with_offer_over_threshold():
+def test_announcements_on_entry_and_every_n_seconds_with_offer_over_threshold(make):
     q, clock = make(QueuePolicy(announce_every_s=30, offer_callback_over_s=200), agents=1)
     q.enqueue("w", "general")
     q.tick()  # w is with the only agent for an expected 120 s
@@ -85,7 +102,7 @@ def test_announcements_on_entry_and_every_n_seconds_with_offer_over_threshold():
     assert q.offer_on_key("x").reason == "key"
 
 
-def test_callback_keeps_place_and_is_not_announced():
+def test_callback_keeps_place_and_is_not_announced(make):
     q, clock = make(agents=1)
     q.tick()  # nothing
     q.enqueue("a", "general")
@@ -102,7 +119,7 @@ def test_callback_keeps_place_and_is_not_announced():
     assert q.stats.callbacks_booked == 1
 
 
-def test_abandon_counts_and_unknown_call_message():
+def test_abandon_counts_and_unknown_call_message(make):
     q, _ = make(agents=0)
     q.enqueue("a", "general")
     q.abandon("a")
@@ -113,7 +130,7 @@ def test_abandon_counts_and_unknown_call_message():
         q.enqueue("b", "x")
 
 
-def test_service_level_and_estimate_error_recorded():
+def test_service_level_and_estimate_error_recorded(make):
     q, clock = make(agents=1)
     q.enqueue("a", "general")
     q.tick()
@@ -130,7 +147,7 @@ def test_service_level_and_estimate_error_recorded():
     assert q.stats.estimate_errors == [pytest.approx(10 / 110)]
 
 
-def test_a_short_wait_told_long_counts_in_the_relative_error():
+def test_a_short_wait_told_long_counts_in_the_relative_error(make):
     q, clock = make(agents=1)
     q.enqueue("a", "general")
     q.tick()
@@ -143,7 +160,7 @@ def test_a_short_wait_told_long_counts_in_the_relative_error():
     assert q.stats.estimate_errors == [pytest.approx(105 / 30)]  # against the 30 s floor
 
 
-def test_abandoned_callers_are_kept_as_censored_and_callbacks_do_not_hang_up():
+def test_abandoned_callers_are_kept_as_censored_and_callbacks_do_not_hang_up(make):
     q, clock = make(agents=1)
     q.enqueue("a", "general")
     q.tick()
@@ -163,7 +180,7 @@ def test_abandoned_callers_are_kept_as_censored_and_callbacks_do_not_hang_up():
     assert q.drain_view("general").abandon_hazard == 0.0
 
 
-def test_the_estimate_follows_how_fast_the_queue_is_seen_to_drain():
+def test_the_estimate_follows_how_fast_the_queue_is_seen_to_drain(make):
     q, clock = make(agents=2)  # prior: 120 s a call, so 60 s a place with two agents
     for n in range(100):
         q.enqueue(f"c{n}", "general")
@@ -183,7 +200,7 @@ def test_the_estimate_follows_how_fast_the_queue_is_seen_to_drain():
     assert q.expected_wait("new") == pytest.approx((ahead + 1) * 15, rel=0.15)  # not the prior's 60 s a place
 
 
-def test_higher_classes_seen_arriving_lengthen_the_wait_of_the_classes_they_overtake():
+def test_higher_classes_seen_arriving_lengthen_the_wait_of_the_classes_they_overtake(make):
     q, clock = make(agents=1)
     for n in range(10):
         q.enqueue(f"u{n}", "general", Priority.URGENT)
@@ -198,7 +215,7 @@ def test_higher_classes_seen_arriving_lengthen_the_wait_of_the_classes_they_over
     assert normal.wait(11) > DrainView(normal.idle, normal.served_per_s).wait(11)
 
 
-def test_re_estimates_announced_while_waiting_are_compared_with_the_rest_of_the_wait():
+def test_re_estimates_announced_while_waiting_are_compared_with_the_rest_of_the_wait(make):
     q, clock = make(QueuePolicy(announce_every_s=30), agents=1)
     q.enqueue("a", "general")
     q.tick()
@@ -213,7 +230,7 @@ def test_re_estimates_announced_while_waiting_are_compared_with_the_rest_of_the_
     assert q.stats.reestimate_pairs == [(ann[0].wait_s, 60.0)]
 
 
-def test_signed_out_agents_give_infinite_wait_and_cannot_be_set_on_call():
+def test_signed_out_agents_give_infinite_wait_and_cannot_be_set_on_call(make):
     q, _ = make(agents=1)
     q.set_state("a0", AgentState.SIGNED_OUT)
     q.enqueue("a", "general")
@@ -222,7 +239,7 @@ def test_signed_out_agents_give_infinite_wait_and_cannot_be_set_on_call():
         q.set_state("a0", AgentState.ON_CALL)
 
 
-def test_connect_failed_puts_call_back_at_its_place():
+def test_connect_failed_puts_call_back_at_its_place(make):
     q, _ = make(agents=2)
     q.enqueue("a", "general")
     q.enqueue("b", "general")
@@ -257,7 +274,7 @@ def test_calls_that_end_at_once_do_not_break_the_estimate() -> None:
     assert 0.0 < q.expected_wait("late") < float("inf")
 
 
-def test_a_call_handed_off_by_refer_ends_when_reported_or_is_presumed_ended():
+def test_a_call_handed_off_by_refer_ends_when_reported_or_is_presumed_ended(make):
     q, clock = make(agents=1)
     q.enqueue("c1", "general")
     [c] = connects(q.tick())
@@ -283,7 +300,7 @@ def test_a_call_handed_off_by_refer_ends_when_reported_or_is_presumed_ended():
         q.handed_off("a0", busy_s=300)
 
 
-def test_a_small_group_estimates_from_how_long_the_calls_in_progress_have_lasted():
+def test_a_small_group_estimates_from_how_long_the_calls_in_progress_have_lasted(make):
     q, clock = make(agents=2)  # wrap-up 10 s
     for n in range(3):  # three calls of 90 s talk + 10 s wrap-up, nobody waiting: 100 s handle times seen
         q.enqueue(f"x{n}", "general")
@@ -312,7 +329,7 @@ def test_a_small_group_estimates_from_how_long_the_calls_in_progress_have_lasted
     assert q.stats.estimate_pairs[-1] == (pytest.approx(20.0), 20.0)
 
 
-def test_remove_agent_not_while_on_a_call():
+def test_remove_agent_not_while_on_a_call(make):
     q, clock = make(agents=2)
     q.enqueue("c1", "general")
     q.tick()
