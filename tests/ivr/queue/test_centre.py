@@ -1,0 +1,204 @@
+"""The centre's queue shared by several nodes in a real PostgreSQL: the order of callers across nodes, one operator
+never given twice (three real processes racing), the nodes woken by NOTIFY, a lost node's callers and operators."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from pgkit import PgCluster, fresh_database
+
+from ivr.config import AgentGroup
+from ivr.queue import AgentState, Connect, Priority
+from ivr.queue.centre import Centre
+from ivr.queue.shared import SharedQueue
+from ivr.queue.wakeup import Wakeup
+
+HERE = Path(__file__).parent
+GROUPS = [AgentGroup("general", wrap_up_s=10), AgentGroup("elderly", wrap_up_s=20)]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def url(pg: PgCluster) -> str:
+    return fresh_database(pg)
+
+
+def nodes(url: str, clock: Clock, names: str = "ABC", agents: int = 1, lapse_s: float = 600) -> dict[str, SharedQueue]:
+    """Nodes sharing the centre, looking at it at every tick, with the same operators (signed out); a node is
+    given up when it has not ticked for `lapse_s`."""
+    out = {}
+    for name in names:
+        q = SharedQueue(GROUPS, clock, Centre.open(url, name), handle_prior_s=120, sync_every_s=0, lapse_s=lapse_s)
+        for i in range(agents):
+            q.add_agent(f"op{i}", f"sip:op{i}@127.0.0.1", ("general",), AgentState.SIGNED_OUT)
+        out[name] = q
+    return out
+
+
+def tick_all(qs: dict[str, SharedQueue]) -> dict[str, list[str]]:
+    """One tick of every node: the calls each was told to put through."""
+    return {n: [e.call_id for e in q.tick() if isinstance(e, Connect)] for n, q in qs.items()}
+
+
+def test_order_across_nodes_first_come_first_served_and_the_elderly_overtake(url: str) -> None:
+    clock = Clock()
+    qs = nodes(url, clock)
+    qs["B"].enqueue("b-first", "general")
+    clock.t += 5
+    qs["A"].enqueue("a-later", "general")
+    clock.t += 5
+    qs["C"].enqueue("c-elderly", "general", Priority.ELDERLY)
+    tick_all(qs)
+    for q in qs.values():  # every node sees the centre's queue, not its own
+        assert [c.call_id for c in q.queued()] == ["c-elderly", "b-first", "a-later"]
+    assert qs["A"].position("a-later") == 3 and qs["B"].position("b-first") == 2
+    qs["A"].set_state("op0", AgentState.AVAILABLE)  # signed in on A's console
+    served = []
+    for _ in range(3):
+        got = tick_all(qs)
+        assert sum(len(v) for v in got.values()) == 1, got  # one operator: one call at a time
+        node, (call_id,) = next((n, v) for n, v in got.items() if v)
+        assert call_id.startswith(node.lower())  # the node holding the caller puts it through
+        served.append(call_id)
+        qs[node].connected(call_id)
+        clock.t += 30
+        qs[node].call_ended("op0")
+        assert tick_all(qs) == {"A": [], "B": [], "C": []}  # wrap-up
+        clock.t += 10
+    assert served == ["c-elderly", "b-first", "a-later"]
+    assert all(q.length() == 0 for q in qs.values())
+
+
+def test_a_callback_keeps_its_place_across_nodes_and_is_dialled_by_the_node_that_assigns_it(url: str) -> None:
+    clock = Clock()
+    qs = nodes(url, clock, "AB")
+    qs["A"].enqueue("a1", "general")
+    clock.t += 1
+    qs["B"].enqueue("b1", "general")
+    qs["A"].to_callback("a1")  # booked: the caller hangs up, the callback keeps a1's place
+    qs["A"].remove("a1")
+    qs["A"].enqueue("cb-7", "general", callback=True, entered=1000.0)
+    qs["B"].enqueue("cb-7", "general", callback=True, entered=1000.0)  # B restored it too: still one place
+    tick_all(qs)
+    assert [c.call_id for c in qs["B"].queued()] == ["cb-7", "b1"]
+    qs["B"].set_state("op0", AgentState.AVAILABLE)
+    got = {n: [c for c in calls] for n, calls in tick_all(qs).items()}
+    assert got in ({"A": ["cb-7"], "B": []}, {"A": [], "B": ["cb-7"]})  # exactly one node dials it
+
+
+def test_a_lost_nodes_callers_leave_the_queue_and_its_operator_is_free_again(url: str) -> None:
+    clock = Clock()
+    qs = nodes(url, clock, "AB", agents=2, lapse_s=5)
+    for i in range(3):
+        qs["B"].enqueue(f"b{i}", "general")
+    qs["A"].enqueue("a0", "general")
+    qs["A"].set_state("op0", AgentState.AVAILABLE)
+    got = tick_all(qs)
+    assert got["B"] == ["b0"]  # B's first caller is with op0
+    qs["B"].connected("b0")
+    # B is killed: it beats no more. Within the lapse nothing changes ...
+    clock.t += 4
+    tick_all({"A": qs["A"]})
+    assert qs["A"].length() == 3 and qs["A"].agents["op0"].state == AgentState.ON_CALL
+    clock.t += 2  # ... then A gives B up
+    tick_all({"A": qs["A"]})
+    assert qs["A"].lost_nodes == {"B": 2}  # its two waiting callers: abandoned by node loss
+    assert [c.call_id for c in qs["A"].queued()] == []  # op0 is free again and took a0
+    assert qs["A"].agents["op0"].state == AgentState.ON_CALL and qs["A"].agents["op0"].call_id == "a0"
+    (lost,) = [n for n in qs["A"].centre.nodes() if n.node == "B"]
+    assert (lost.state, lost.lost_callers) == ("lost", 2)
+    # B comes back (it had only stalled): its callers still waiting queue again
+    qs["B"].tick()
+    assert sorted(c.call_id for c in qs["B"].queued()) == ["b1", "b2"]
+
+
+def test_a_node_restarted_lets_go_of_what_its_previous_run_left(url: str) -> None:
+    clock = Clock()
+    qs = nodes(url, clock, "AB")
+    qs["B"].enqueue("b0", "general")
+    qs["B"].enqueue("b1", "general")
+    qs["A"].set_state("op0", AgentState.AVAILABLE)
+    assert tick_all(qs)["B"] == ["b0"]
+    again = SharedQueue(GROUPS, clock, Centre.open(url, "B"), sync_every_s=0)  # B restarted after a crash
+    assert again.lost_callers == 2  # b1 waiting, b0 being put through
+    qs["A"].tick()
+    assert qs["A"].length() == 0 and qs["A"].agents["op0"].state == AgentState.AVAILABLE
+
+
+def test_nodes_wake_on_notify_without_polling(url: str) -> None:
+    clock = Clock()
+    wake = Wakeup(url)
+    try:
+        a = SharedQueue(GROUPS, clock, Centre.open(url, "A"), sync_every_s=3600, wake=wake)
+        b = SharedQueue(GROUPS, clock, Centre.open(url, "B"), sync_every_s=3600)
+        a.tick()
+        b.tick()
+        while wake.take():  # what the start-up wrote
+            pass
+        b.enqueue("b0", "general")
+        deadline = time.monotonic() + 60  # only stops a hung test
+        while not wake.woken.is_set():
+            assert time.monotonic() < deadline, "no notification"
+            time.sleep(0.01)
+        a.tick()
+        assert [c.call_id for c in a.queued()] == ["b0"]
+    finally:
+        wake.close()
+
+
+def test_an_operator_goes_to_one_call_at_a_time_with_200_callers_on_three_processes(url: str, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    procs, logs = [], []
+    for node, callers in (("n1", 67), ("n2", 67), ("n3", 66)):
+        log = tmp_path / f"{node}.log"
+        logs.append(log)
+        procs.append(subprocess.Popen([sys.executable, str(HERE / "centre_proc.py"), url, node, str(log), str(go),
+                                       str(callers), "20", "2", "0.1", "30"]))
+    try:
+        deadline = time.monotonic() + 300  # only stops a hung test
+        while not all(log.exists() and "ready" in log.read_text() for log in logs):
+            assert all(p.poll() is None for p in procs) and time.monotonic() < deadline
+            time.sleep(0.05)
+        go.touch()
+        for p in procs:
+            assert p.wait(timeout=600) == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    lines = [line.split() for log in logs for line in log.read_text().splitlines()]
+    queued = {c for what, c, _, _ in lines if what == "queued"}
+    connected = Counter(c for what, c, _, _ in lines if what == "connect")
+    messages = {c for what, c, _, _ in lines if what == "message"}
+    assert len(queued) == 200
+    assert set(connected) | messages == queued and not set(connected) & messages
+    assert max(connected.values()) == 1
+    spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    started = {c: (a, float(t)) for what, c, a, t in lines if what == "connect"}
+    for what, c, a, t in lines:
+        if what == "end":
+            assert started[c][0] == a
+            spans[a].append((started[c][1], float(t)))
+    assert len(spans) == 20  # every operator took calls ...
+    for agent, calls in spans.items():  # ... one at a time
+        calls.sort()
+        assert all(end <= nxt for (_, end), (nxt, _) in zip(calls, calls[1:])), agent
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        given = conn.execute(sa.text("SELECT sum(calls) FROM centre_agents")).scalar()
+        left = conn.execute(sa.text("SELECT count(*) FROM centre_calls")).scalar()
+    engine.dispose()
+    assert (given, left) == (len(connected) + sum(1 for x in lines if x[0] == "freed"), 0)
