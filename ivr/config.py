@@ -114,6 +114,8 @@ class Settings:
     queue_refer_busy_s: float = 300.0  # a referred operator counts as on a call until they set their state, or this
     queue_groups: tuple[AgentGroup, ...] = DEFAULT_GROUPS
     queue_agents: tuple[AgentConfig, ...] = ()  # none: callers hear no operator is free and leave a message
+    queue_database_url: str = ""  # PostgreSQL holding the centre's queue shared by several nodes; "": this node's own
+    queue_node_timeout_s: float = 5.0  # a node sharing the queue that has not beaten this long is given up
 
     def __post_init__(self) -> None:
         d = Path(self.data_dir)
@@ -131,6 +133,9 @@ class Settings:
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{key}: {port} is not a port number (0-65535)")
         object.__setattr__(self, "database_url", database_url(self.database_url))
+        if self.queue_database_url:
+            object.__setattr__(self, "queue_database_url",
+                               database_url(self.queue_database_url, "queue_database_url", sqlite=False))
         if self.rtp_port_min > self.rtp_port_max:
             raise ConfigError(
                 f"rtp_port_min ({self.rtp_port_min}) is above rtp_port_max ({self.rtp_port_max})"
@@ -174,6 +179,8 @@ class Settings:
             raise ConfigError(f"queue_transfer: {self.queue_transfer!r} is not bridge or refer")
         if self.queue_refer_busy_s <= 0:
             raise ConfigError(f"queue_refer_busy_s: {self.queue_refer_busy_s} is not above 0")
+        if self.queue_node_timeout_s <= 0:
+            raise ConfigError(f"queue_node_timeout_s: {self.queue_node_timeout_s} is not above 0")
         hours_span("queue_callback_hours", self.queue_callback_hours)
         if self.queue_quiet_hours:
             hours_span("queue_quiet_hours", self.queue_quiet_hours)
@@ -214,13 +221,15 @@ _DB_SCHEMES = {"sqlite": "sqlite", "postgresql+psycopg": "postgresql+psycopg",
                "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
 
 
-def database_url(url: str) -> str:
-    """The URL the store is opened with: SQLite, or PostgreSQL through psycopg 3 (the driver shipped; a plain
-    postgresql:// URL means it). Anything else is a ConfigError naming `database_url` (password hidden)."""
+def database_url(url: str, key: str = "database_url", sqlite: bool = True) -> str:
+    """The URL the store is opened with: SQLite (if `sqlite`), or PostgreSQL through psycopg 3 (the driver shipped;
+    a plain postgresql:// URL means it). Anything else is a ConfigError naming `key` (password hidden)."""
     scheme, sep, rest = url.partition("://")
-    if not sep or scheme.lower() not in _DB_SCHEMES:
+    if not sep or scheme.lower() not in _DB_SCHEMES or (not sqlite and scheme.lower() == "sqlite"):
         shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
-        raise ConfigError(f"database_url: {shown!r} is not an SQLite or PostgreSQL URL "
+        if not sqlite:
+            raise ConfigError(f"{key}: {shown!r} is not a PostgreSQL URL (postgresql://USER@HOST/DB)")
+        raise ConfigError(f"{key}: {shown!r} is not an SQLite or PostgreSQL URL "
                           "(sqlite:///FILE or postgresql://USER@HOST/DB)")
     return f"{_DB_SCHEMES[scheme.lower()]}://{rest}"
 

@@ -105,6 +105,10 @@ class LiveState:
         with self._lock:
             self._calls.pop(call_id, None)
 
+    def calls_in_progress(self) -> int:
+        with self._lock:
+            return len(self._calls)
+
     def set_queue(self, entries: Sequence[QueueEntry]) -> None:
         with self._lock:
             self._queue = tuple(sorted(entries, key=lambda e: e.position))

@@ -11,7 +11,7 @@ from ivr.commands import context
 from ivr.commands.listing import console, print_json
 from ivr.hotline.recognition import read_status, status_path
 from ivr.logs import mask_number
-from ivr.queue.callbacks import CallbackStore, callbacks_url
+from ivr.queue.callbacks import CallbackStore, queue_url
 from ivr.queue.directory import directory_for
 from ivr.queue.metrics import read_snapshot, snapshot_path
 from ivr.queue.model import AgentState, QueueError
@@ -22,7 +22,7 @@ app = typer.Typer(help="Queue state and callbacks.", no_args_is_help=True)
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show queue lengths, agents, service level and callbacks."""
-    store = CallbackStore(callbacks_url(context.settings().data_dir))
+    store = CallbackStore(queue_url(context.settings()))
     counts = store.counts()
     snap = read_snapshot(snapshot_path(context.settings().data_dir))
     recognition = read_status(status_path(context.settings().data_dir))
@@ -63,7 +63,7 @@ def cancel(callback_id: int = typer.Argument(..., help="The callback's id (see `
     """Cancel a pending callback (e.g. the caller rang again and was served)."""
     from ivr.queue.callbacks import CallbackNotFound
     try:
-        CallbackStore(callbacks_url(context.settings().data_dir)).cancel(callback_id)
+        CallbackStore(queue_url(context.settings())).cancel(callback_id)
     except CallbackNotFound as e:
         raise context.fail(str(e)) from None
     typer.echo(f"callback {callback_id} cancelled")

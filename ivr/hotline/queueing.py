@@ -20,13 +20,16 @@ from ivr.live import CallbackEntry, LiveState, QueueEntry
 from ivr.media.callio import DigitDetector
 from ivr.media.hold import Bridge, PlaceCall
 from ivr.queue.call_queue import CallQueue, QueuePolicy
-from ivr.queue.callbacks import Callback, CallbackStore, CallingHours, callbacks_url, lease_owner
+from ivr.queue.callbacks import Callback, CallbackStore, CallingHours, lease_owner, queue_url
+from ivr.queue.centre import Centre
 from ivr.queue.desk import DeskPolicy, QueueDesk
 from ivr.queue.dialback import CallbackDialler
 from ivr.queue.directory import AgentDirectory
 from ivr.queue.metrics import QueueMetrics, snapshot_path, write_snapshot
 from ivr.queue.model import Priority
+from ivr.queue.shared import SharedQueue
 from ivr.queue.ticker import QueueRunner, callback_call_id
+from ivr.queue.wakeup import Wakeup
 from ivr.storage import database_location, problem
 from ivr.tickets.store import TicketStore
 from prompts.library import PromptLibrary
@@ -70,10 +73,17 @@ class HotlineQueue:
                  live: LiveState, *, place_call: PlaceCall, bridge: Bridge,
                  inband: Callable[[], DigitDetector] | None = None) -> None:
         self.options, self.tickets = options, tickets
-        self.queue = CallQueue(list(options.groups), time.time, options.policy)
-        self.agents = AgentDirectory(callbacks_url(settings.data_dir), options.agents)
+        url = queue_url(settings)
+        self.queue: CallQueue
+        if settings.queue_database_url:  # one queue for the centre, in PostgreSQL
+            self.queue = SharedQueue(list(options.groups), time.time, Centre.open(url, settings.node_id),
+                                     options.policy, wake=Wakeup(url), lapse_s=settings.queue_node_timeout_s,
+                                     load=live.calls_in_progress)
+        else:
+            self.queue = CallQueue(list(options.groups), time.time, options.policy)
+        self.agents = AgentDirectory(url, options.agents)
         self.agents.populate(self.queue)  # in their durable states (available, signed out ...)
-        self.store = CallbackStore(callbacks_url(settings.data_dir), hours=options.hours)
+        self.store = CallbackStore(url, hours=options.hours)
         self.desk = QueueDesk(self.queue, prompts, store=self.store, place_call=place_call, bridge=bridge,
                               trunk=options.trunk, policy=options.desk, live=live)
         dialler = CallbackDialler(prompts, place_call=place_call, bridge=bridge, trunk=options.trunk, inband=inband)
@@ -121,7 +131,11 @@ class HotlineQueue:
         restored = self.runner.restore()
         if restored:
             log.info("%d pending callbacks keep their places in the queue", restored)
-        await asyncio.gather(self.runner.run(stop), self._publish(stop))
+        try:
+            await asyncio.gather(self.runner.run(stop), self._publish(stop))
+        finally:
+            if isinstance(self.queue, SharedQueue):
+                self.queue.close()
 
     async def _publish(self, stop: asyncio.Event) -> None:
         trouble = ""  # a full disk must not stop the queue, nor fill the log: one line when it changes

@@ -20,12 +20,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ivr.config import Settings
 from ivr.logs import mask_number
+from ivr.queue.centre import migrate
 from ivr.queue.model import QueueError
 from ivr.storage import database_location, has_room
 
 __all__ = ["Callback", "CallbackStore", "RetryPolicy", "CallingHours", "CallbackNotFound", "open_engine",
-           "lease_owner", "callbacks_url"]
+           "lease_owner", "callbacks_url", "queue_url"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,12 @@ def callbacks_url(data_dir: Path) -> str:
     """The callbacks database of a data folder: its own SQLite file beside the tickets, holding the callbacks and the
     operators' states (`callbacks.db`)."""
     return f"sqlite:///{Path(data_dir) / 'callbacks.db'}"
+
+
+def queue_url(settings: Settings) -> str:
+    """Where the queue's durable state is: the centre's PostgreSQL (`queue_database_url`) shared by its nodes, or
+    this node's `callbacks.db`."""
+    return settings.queue_database_url or callbacks_url(settings.data_dir)
 
 
 class CallbackNotFound(QueueError):
@@ -279,12 +287,15 @@ def _row(r: sa.Row) -> Callback:
 
 
 def open_engine(url: str) -> sa.Engine:
-    """An engine for `url`; an SQLite file gets its folder made, WAL, full sync and a 10 s busy wait."""
+    """An engine for `url`; an SQLite file gets its folder made, WAL, full sync and a 10 s busy wait; the centre's
+    PostgreSQL is migrated (its schema is Alembic's) and its connections checked before use (a restarted server)."""
     if url.startswith("sqlite:///"):
         Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
+    engine = sa.create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+    elif engine.dialect.name == "postgresql":
+        migrate(engine)
     return engine
 
 

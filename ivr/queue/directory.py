@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ivr.config import AgentConfig, Settings
 from ivr.queue.call_queue import CallQueue
-from ivr.queue.callbacks import callbacks_url, open_engine
+from ivr.queue.callbacks import open_engine, queue_url
 from ivr.queue.model import Agent, AgentState, QueueError, UnknownAgent
 
 __all__ = ["AgentDirectory", "AgentStatus", "AgentAudit", "AgentStateError", "parse_state", "directory_for"]
@@ -101,8 +101,9 @@ def parse_state(text: str | AgentState) -> AgentState:
 
 
 def directory_for(settings: Settings) -> AgentDirectory:
-    """The settings' operators, their states kept in the callbacks database (`callbacks.db` in the data folder)."""
-    return AgentDirectory(callbacks_url(settings.data_dir), settings.queue_agents)
+    """The settings' operators, their states kept in the queue's database (`callbacks.db` in the data folder, or the
+    centre's `queue_database_url`)."""
+    return AgentDirectory(queue_url(settings), settings.queue_agents)
 
 
 class AgentDirectory:

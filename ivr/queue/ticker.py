@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ivr.queue.call_queue import CallQueue
 from ivr.queue.callbacks import FAILED, PENDING, Callback, CallbackNotFound, CallbackStore
 from ivr.queue.model import AgentState, Connect, Priority, QueueEvent, UnknownCall
@@ -76,6 +78,7 @@ class QueueRunner:
         self._dialling: set[int] = set()
         self._requeued_at = 0.0
         self._renewed_at = 0.0
+        self._store_trouble = ""
 
     def restore(self) -> int:
         """Put every outstanding callback back in the queue at its original place (after a restart)."""
@@ -120,8 +123,16 @@ class QueueRunner:
         """One tick: hand the queue's events to the desk, start callback calls, requeue due callbacks."""
         if self.store is not None and self.queue.clock() - self._requeued_at >= REQUEUE_EVERY_S:
             self._requeued_at = self.queue.clock()
-            self._keep_leases()
-            self._requeue_due()
+            try:
+                self._keep_leases()
+                self._requeue_due()
+            except SQLAlchemyError as exc:  # a database server restarting: the calls in progress go on
+                if str(exc) != self._store_trouble:
+                    log.error("callbacks: the store cannot be reached (%s); trying again every %.0f s",
+                              str(getattr(exc, "orig", exc)).strip(), REQUEUE_EVERY_S)
+                self._store_trouble = str(exc)
+            else:
+                self._store_trouble = ""
         for event in self.queue.tick():
             if isinstance(event, Connect):
                 self.connects.append(event)
@@ -150,7 +161,12 @@ class QueueRunner:
     async def _callback(self, event: Connect) -> None:
         self.queue.connected(event.call_id)
         cb_id = int(event.call_id.removeprefix("cb-"))
-        if self.store is None or self.dialback is None or not self.store.claim(cb_id, self.owner, self.lease_s):
+        try:
+            claimed = self.store is not None and self.store.claim(cb_id, self.owner, self.lease_s)
+        except SQLAlchemyError as exc:
+            log.error("callback %d not dialled now, the store cannot be reached: %s", cb_id, exc)
+            claimed = False
+        if self.store is None or self.dialback is None or not claimed:
             # not due (retry back-off, calling hours) or another node has it: it comes back when due
             self.queue.set_state(event.agent_id, AgentState.AVAILABLE)
             return

@@ -98,6 +98,21 @@ def test_postgresql_urls_use_the_shipped_driver(tmp_path: Path) -> None:
         assert s.database_url == "postgresql+psycopg://ivr@db/ivr"
 
 
+def test_the_centres_queue_is_in_postgresql_or_on_the_node(tmp_path: Path) -> None:
+    assert load_settings(overrides={"data_dir": tmp_path}, environ={}).queue_database_url == ""
+    s = load_settings(overrides={"data_dir": tmp_path}, environ={"IVR_QUEUE_DATABASE_URL": "postgresql://ivr@db/q"})
+    assert s.queue_database_url == "postgresql+psycopg://ivr@db/q"
+    for url, why in (("sqlite:///q.db", "'sqlite:///q.db' is not a PostgreSQL URL (postgresql://USER@HOST/DB)"),
+                     ("mysql://ivr:secret@db/q", "'mysql://ivr:***@db/q' is not a PostgreSQL URL "
+                                                 "(postgresql://USER@HOST/DB)")):
+        with pytest.raises(ConfigError) as err:
+            load_settings(overrides={"data_dir": tmp_path, "queue_database_url": url}, environ={})
+        assert str(err.value) == f"queue_database_url: {why}"
+    with pytest.raises(ConfigError) as err:
+        load_settings(overrides={"data_dir": tmp_path, "queue_node_timeout_s": 0}, environ={})
+    assert str(err.value) == "queue_node_timeout_s: 0.0 is not above 0"
+
+
 def test_folders_that_cannot_be_created_name_their_setting(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     Settings(data_dir=tmp_path / "ok").make_dirs()

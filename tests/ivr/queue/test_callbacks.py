@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from pgkit import fresh_database
 
 from ivr.queue.callbacks import CallbackNotFound, CallbackStore, CallingHours, RetryPolicy
 
@@ -22,21 +23,29 @@ class Clock:
         return self.t
 
 
-def store(tmp_path, **kw) -> tuple[CallbackStore, Clock]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cb_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The callbacks database: one node's callbacks.db, or the centre's PostgreSQL (a real server)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cb.db'}"
+    return fresh_database(request.getfixturevalue("pg"))
+
+
+def store(url: str, **kw) -> tuple[CallbackStore, Clock]:
     clock = Clock()
-    return CallbackStore(f"sqlite:///{tmp_path / 'cb.db'}", clock=clock, **kw), clock
+    return CallbackStore(url, clock=clock, **kw), clock
 
 
-def test_booked_callback_is_on_disk_before_returning(tmp_path):
-    s, _ = store(tmp_path)
+def test_booked_callback_is_on_disk_before_returning(cb_url, tmp_path):
+    s, _ = store(cb_url)
     cb_id = s.book("13812345678", "general", 2, entered=10.0, rank=10.0, ticket="T-1")
-    other = CallbackStore(f"sqlite:///{tmp_path / 'cb.db'}")  # a second process's view
+    other = CallbackStore(cb_url)  # a second process's view
     got = other.get(cb_id)
     assert (got.number, got.ticket, got.status) == ("13812345678", "T-1", "pending")
 
 
-def test_claim_next_in_rank_order_and_only_once(tmp_path):
-    s, _ = store(tmp_path)
+def test_claim_next_in_rank_order_and_only_once(cb_url, tmp_path):
+    s, _ = store(cb_url)
     a = s.book("1", "general", 2, entered=10, rank=10)
     b = s.book("2", "general", 1, entered=20, rank=5)  # elderly: ranked ahead
     assert s.claim_next("w1").id == b
@@ -45,8 +54,8 @@ def test_claim_next_in_rank_order_and_only_once(tmp_path):
     assert s.claim_next("w3") is None
 
 
-def test_no_answer_retried_then_failed(tmp_path):
-    s, clock = store(tmp_path, policy=RetryPolicy(max_attempts=2, backoff_s=(60.0,)))
+def test_no_answer_retried_then_failed(cb_url, tmp_path):
+    s, clock = store(cb_url, policy=RetryPolicy(max_attempts=2, backoff_s=(60.0,)))
     cb = s.book("13800000000", "general", 2, entered=0, rank=0, ticket="T-9")
     assert s.claim(cb, "w")
     after = s.finish(cb, "w", "no_answer")
@@ -72,15 +81,15 @@ def test_calling_hours_block_claims_and_push_retries():
     assert hours.next_allowed(t + 3600 * 10) == t + 3600 * 21  # 08:00 next day
 
 
-def test_claim_refused_outside_hours(tmp_path):
+def test_claim_refused_outside_hours(cb_url, tmp_path):
     night = datetime(2026, 11, 28, 15, 0, tzinfo=timezone.utc).timestamp()  # 23:00 Beijing
-    s = CallbackStore(f"sqlite:///{tmp_path / 'cb.db'}", clock=lambda: night, hours=CallingHours())
+    s = CallbackStore(cb_url, clock=lambda: night, hours=CallingHours())
     cb = s.book("1", "general", 2, 0, 0)
     assert s.claim(cb, "w") is False and s.claim_next("w") is None
 
 
-def test_sigkill_with_pending_callbacks_each_dialled_once_in_order(tmp_path):
-    url = f"sqlite:///{tmp_path / 'cb.db'}"
+def test_sigkill_with_pending_callbacks_each_dialled_once_in_order(cb_url, tmp_path):
+    url = cb_url
     s = CallbackStore(url)
     ids = [s.book(f"1380000{i:04d}", "general", 2, entered=float(i), rank=float(i)) for i in range(40)]
     log = tmp_path / "dials.log"
@@ -108,9 +117,9 @@ def test_sigkill_with_pending_callbacks_each_dialled_once_in_order(tmp_path):
         assert s.get(d).attempts == 1  # the interrupted attempt was not counted
 
 
-def test_a_renewed_lease_is_kept_and_an_expired_one_taken_back_once(tmp_path):
-    s, clock = store(tmp_path)
-    other = CallbackStore(f"sqlite:///{tmp_path / 'cb.db'}", clock=clock)  # a second worker on the same store
+def test_a_renewed_lease_is_kept_and_an_expired_one_taken_back_once(cb_url, tmp_path):
+    s, clock = store(cb_url)
+    other = CallbackStore(cb_url, clock=clock)  # a second worker on the same store
     cb = s.book("13800000000", "general", 2, entered=0, rank=0)
     assert s.claim(cb, "w1", lease_s=10.0)
     clock.t += 8
@@ -128,9 +137,9 @@ def test_a_renewed_lease_is_kept_and_an_expired_one_taken_back_once(tmp_path):
 
 @pytest.mark.sipp
 @pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
-def test_a_running_worker_takes_back_a_killed_workers_callback_after_its_lease(tmp_path, sipp):
+def test_a_running_worker_takes_back_a_killed_workers_callback_after_its_lease(cb_url, tmp_path, sipp):
     _, citizen = sipp(["-sn", "uas"], 10)
-    url = f"sqlite:///{tmp_path / 'cb.db'}"
+    url = cb_url
     s = CallbackStore(url)
     cb = s.book("13955556666", "general", 2, entered=1.0, rank=1.0, ticket="T-1")
     log = tmp_path / "dials.log"

@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from pgkit import fresh_database
 from sippkit import (PCMU_EVENTS, SIPP, answer, answer_ok, invite_answered, notify_refer, pause, play, recv, run_sipp,
                      scenario, serving)
 
 from ivr.config import AgentConfig, Settings
 from ivr.hotline.queueing import QueueOptions
 from ivr.queue import QueuePolicy
-from ivr.queue.callbacks import CallbackStore, callbacks_url
+from ivr.queue.callbacks import CallbackStore, queue_url
 from ivr.queue.desk import DeskPolicy
 from ivr.queue.directory import AgentDirectory
 from ivr.queue.model import AgentState
@@ -75,11 +76,15 @@ ELDERLY = (pause(1500), key("0"))  # 老年人请按0 at the main menu: the elde
 GENERAL = (pause(1500), key("2", 1500), key("0"))  # consultation menu, then 0 for a person: the general desk
 
 
-def test_queue_through_serve(settings: Settings, tmp_path: Path, sipp, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("backend", ["in-process", "postgresql"])
+def test_queue_through_serve(settings: Settings, tmp_path: Path, sipp, caplog: pytest.LogCaptureFixture,
+                             backend: str, request: pytest.FixtureRequest) -> None:
     caplog.set_level(logging.INFO)
     ops = [sipp(["-sf", str(HERE / "sipp" / "answer_hold_bye.xml"), "-d", str(HOLD_MS)], 10) for _ in range(2)]
     citizen, citizen_port = sipp(["-sf", str(HERE / "sipp" / "citizen_presses_1.xml")], 1)
     settings = served(settings, tmp_path)
+    if backend == "postgresql":  # the centre's queue, callbacks and operators in PostgreSQL
+        settings = dataclasses.replace(settings, queue_database_url=fresh_database(request.getfixturevalue("pg")))
     options = QueueOptions(
         agents=tuple(AgentConfig(f"op{i}", f"Operator {i}", f"sip:op{i}@127.0.0.1:{port}", ("general", "elderly"))
                      for i, (_, port) in enumerate(ops, 1)),
@@ -97,7 +102,7 @@ def test_queue_through_serve(settings: Settings, tmp_path: Path, sipp, caplog: p
             results = await asyncio.gather(*(call(n, d, x) for n, (d, x) in callers.items()))
             for name, (rc, out) in zip(callers, results):
                 assert rc == 0, f"caller {name}: {out}"
-            store = CallbackStore(callbacks_url(settings.data_dir))
+            store = CallbackStore(queue_url(settings))
             for _ in range(600):  # the callback is dialled when an operator frees
                 if citizen.poll() is not None and not store.outstanding():
                     break
@@ -114,7 +119,7 @@ def test_queue_through_serve(settings: Settings, tmp_path: Path, sipp, caplog: p
     assert sorted(connects[:2]) == ["a", "b"] and connects[2:] == ["d", "c"]  # d overtook c
     announced = [m for m in messages if "queue_announce" in m and who.get(m.split()[1].rstrip(":")) == "c"]
     assert len(announced) >= 2 and "position=1" in announced[0]
-    [cb] = [c for c in [CallbackStore(callbacks_url(settings.data_dir)).get(1)]]
+    [cb] = [c for c in [CallbackStore(queue_url(settings)).get(1)]]
     assert (cb.number, cb.status, cb.attempts) == ("13900000005", "done", 1)
     assert any(m.startswith("callback 1: citizen put through") for m in messages)
     status = json.loads((settings.data_dir / "queue-status.json").read_text())
@@ -130,7 +135,7 @@ def test_refer_through_serve_and_a_phone_that_declines_it_is_bridged(settings: S
     options = QueueOptions(agents=(op1,), desk=DeskPolicy(transfer="refer", refer_busy_s=600.0))
     takes_refer = caller("13900000001", *ELDERLY, recv("REFER"), answer("202 Accepted"), notify_refer(2), recv(200))
     declines = caller("13900000002", *GENERAL, recv("REFER"), answer("603 Declined"))
-    directory = AgentDirectory(callbacks_url(settings.data_dir), (op1,))
+    directory = AgentDirectory(queue_url(settings), (op1,))
 
     async def main() -> list[tuple[int, str]]:
         async with hotline(settings, options, tmp_path) as call:
