@@ -284,9 +284,10 @@ class Menu:
 
     @classmethod
     def confirm(cls, threshold: float = DEFAULT_THRESHOLD, yes_key: str = "1", no_key: str = "2") -> Menu:
-        """A yes/no confirmation menu (keys 1 and 2 by default) that also accepts agent and repeat."""
+        """A yes/no confirmation menu (keys 1 and 2 by default) that also accepts agent, repeat, slower and
+        louder."""
         return cls((MenuOption("yes", yes_key), MenuOption("no", no_key)),
-                   builtins=("yes", "no", "agent", "repeat"), threshold=threshold)
+                   builtins=("yes", "no", "agent", "repeat", "slower", "louder"), threshold=threshold)
 
     # -- DTMF
 

@@ -92,7 +92,7 @@ class CallRecord:
     caller: str
     started: datetime
     path: list[str] = field(default_factory=list)  # "node" or "node=choice"; set/branch/goto are left out
-    flags: set[str] = field(default_factory=set)  # e.g. {"elderly"}
+    flags: set[str] = field(default_factory=set)  # e.g. {"elderly"}; "slow", "loud": the caller asked for it
     vars: dict[str, str] = field(default_factory=dict)  # collected digits, set values
     heard: list[HeardEntry] = field(default_factory=list)
     end: CallEnd | None = None  # None while the call goes on
@@ -100,6 +100,14 @@ class CallRecord:
     priority: str = ""  # the queue priority of a transfer: normal | elderly | urgent
     tickets: list[str] = field(default_factory=list)
     flow_digest: str = ""  # which version of the flow file the call ran
+
+    @property
+    def style(self) -> str:
+        """The prompt style the caller hears: "elderly" (simpler text, slower and louder), else the standard text
+        as they asked for it, "slow", "loud", "slow_loud", or "standard"."""
+        if "elderly" in self.flags:
+            return "elderly"
+        return "_".join(f for f in ("slow", "loud") if f in self.flags) or "standard"
 
     @property
     def outcome(self) -> str:

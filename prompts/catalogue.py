@@ -9,7 +9,9 @@ import yaml
 
 __all__ = ["STYLES", "PromptText", "Catalogue", "PromptError", "VoiceUnavailable", "load_catalogue"]
 
-STYLES = ("standard", "elderly")
+STYLES = ("standard", "slow", "loud", "slow_loud", "elderly")
+"""How prompts are rendered: the standard text at the normal rate and level, slower, louder or both (for a caller
+who asked, 说慢点 / 大声点, for the rest of the call), and the elderly path's simpler text, slower and louder."""
 
 
 class PromptError(ValueError):

@@ -25,8 +25,10 @@ __all__ = ["STYLE_RATE", "STYLE_LEVEL_DBFS", "RenderStats", "render_catalogue", 
 
 log = logging.getLogger(__name__)
 
-STYLE_RATE = {"standard": 1.0, "elderly": 0.8}
-STYLE_LEVEL_DBFS = {"standard": -20.0, "elderly": -16.0}  # active speech level; elderly prompts play louder
+SLOW_RATE = 0.8  # speaking rate of the slower styles
+LOUD_DBFS = -16.0  # active speech level of the louder styles (standard -20 dBFS)
+STYLE_RATE = {"standard": 1.0, "slow": SLOW_RATE, "loud": 1.0, "slow_loud": SLOW_RATE, "elderly": SLOW_RATE}
+STYLE_LEVEL_DBFS = {"standard": -20.0, "slow": -20.0, "loud": LOUD_DBFS, "slow_loud": LOUD_DBFS, "elderly": LOUD_DBFS}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ def build(
     voice: str = typer.Option("auto", help=f"{' | '.join(voice_names())} (or kokoro/SPEAKER); auto: the best "
                                             "installed voice a public hotline may use, else espeak-ng"),
 ) -> None:
-    """Render every prompt whose text or voice changed (standard and elderly style) to 8 kHz WAV."""
+    """Render every prompt whose text or voice changed (standard, slow, loud, slow_loud and elderly style) to
+    8 kHz WAV."""
     s = context.settings()
     try:
         catalogue = load_catalogue(s.prompts_catalogue)

@@ -4,7 +4,9 @@ The runner never talks to SIP or files: it plays prompts and listens through `iv
 recordings to a `TicketSink`. No caller is ever stuck: after a menu's retries the caller moves on to the elderly
 path (the first time) or to `on_fail` / a person, never to a hang-up. Spoken menu choices are matched with
 `asr.intents` (homophone tolerant); keys always work. The flow's repeat key (``*``) replays the current prompt
-anywhere and its agent key (``0``) reaches `agent_node` from any menu.
+anywhere and its agent key (``0``) reaches `agent_node` from any menu. A caller who asks for it (说慢点 / 大声点) hears
+the prompt again slower or louder, and every prompt after it for the rest of the call (the styles `ivr prompts
+build` renders); the elderly style is both from the start.
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ MAX_STEPS = 200  # a guard against a flow that loops forever
 MAX_REPEATS = 4  # `*` more often than this counts as a failed try
 ASK_AGAIN_SLOWER = 2  # a caller who asks this often to hear a menu again gets the elderly style
 ELDERLY_TIMEOUT_FACTOR = 1.5
+ASKED_STYLE = {"slower": "slow", "louder": "loud"}  # what a caller asked for -> the call's flag
+_ASKS = ("agent", "repeat", "slower", "louder")  # what a caller may ask at any question
 NOT_SAVED = "message_not_saved"  # the call's flag once a message could not be saved
 URGENT_CHECK_MS = 6000  # time to answer "您是说有煤气泄漏吗？"
 KEYS_ONLY = "keys_only"  # told once when live recognition cannot take the caller's answers
@@ -47,14 +51,14 @@ KEYS_ONLY = "keys_only"  # told once when live recognition cannot take the calle
 def intent_menu(options: tuple[Option, ...]) -> intents.Menu:
     """The `asr.intents` menu for a flow menu's options (built once per distinct menu)."""
     return intents.Menu(tuple(intents.MenuOption(o.name, o.key or None, o.phrases) for o in options),
-                        builtins=("agent", "repeat", "slower", "louder"))
+                        builtins=_ASKS)
 
 
 _CONFIRM = intents.Menu.confirm()
 _ANSWER = intents.Menu((intents.MenuOption("more", "1", ("其他问题", "还有问题", "继续咨询", "别的问题")),
                         intents.MenuOption("done", "2", ("没有了", "没有问题", "不用了", "结束", "再见", "清楚了",
-                                                         "知道了", "明白了"))), builtins=("agent", "repeat"))
-_GLOBAL = intents.Menu((), builtins=("agent", "repeat"))
+                                                         "知道了", "明白了"))), builtins=_ASKS)
+_GLOBAL = intents.Menu((), builtins=_ASKS)
 
 
 def _local_now() -> datetime:
@@ -88,7 +92,18 @@ class FlowRunner:
 
     @property
     def style(self) -> str:
-        return "elderly" if "elderly" in self.call.flags else "standard"
+        return self.call.style
+
+    def _again(self, intent: str) -> str:
+        """A request to hear it slower or louder is a request to repeat, and keeps that style for the call."""
+        flag = ASKED_STYLE.get(intent)
+        if flag is None:
+            return intent
+        if flag not in self.call.flags:
+            self.call.flags.add(flag)
+            log.info("call %s: the caller asked to hear it %s; style %s from now on", self.call.call_id, intent,
+                     self.style)
+        return "repeat"
 
     def _vad(self, no_input_ms: int) -> VadConfig:
         if self.style == "elderly":  # elderly callers get longer to answer and to pause
@@ -229,18 +244,20 @@ class FlowRunner:
 
     async def _menu(self, node: Menu) -> str:
         prompt = node.prompt
-        failures = repeats = 0
+        failures = repeats = plain_repeats = 0
         silent = True
         while True:
             heard = await self._ask(partial(self._play, prompt), node.timeout_ms)
             self._log_heard(node.id, heard)
             choice = self._menu_choice(node, heard)
-            if choice in ("slower", "louder"):
-                choice = "repeat"
+            styled = choice in ASKED_STYLE  # asked for slower or louder, which that request itself gives
+            if isinstance(choice, str):
+                choice = self._again(choice)
             if choice == "repeat" and repeats < MAX_REPEATS:
                 repeats += 1
+                plain_repeats += not styled
                 prompt = node.prompt
-                if repeats >= ASK_AGAIN_SLOWER and "elderly" not in self.call.flags:
+                if plain_repeats >= ASK_AGAIN_SLOWER and "elderly" not in self.call.flags:
                     self.call.flags.add("elderly")  # asked twice to hear it again: slower, louder prompts
                     log.info("call %s: repeated requests to repeat at %s; elderly style", self.call.call_id, node.id)
                 continue
@@ -287,6 +304,7 @@ class FlowRunner:
                                     terminator=node.terminator, interdigit_ms=node.interdigit_ms)
             self._log_heard(node.id, heard)
             digits, special = self._digits_heard(heard)
+            special = self._again(special)
             if special == "repeat" and repeats < MAX_REPEATS:
                 repeats += 1
                 prompt = node.prompt
@@ -316,7 +334,7 @@ class FlowRunner:
             prompt = (node.no_input_prompt if heard.kind == HeardKind.NO_INPUT else node.no_match_prompt) or node.prompt
 
     def _digits_heard(self, heard: Heard) -> tuple[str, str]:
-        """(digits, "" | "repeat" | "agent") from keys or from a spoken number."""
+        """(digits, "" | "repeat" | "slower" | "louder" | "agent") from keys or from a spoken number."""
         if heard.kind == HeardKind.DTMF:
             if heard.digits == self.flow.repeat_key:
                 return "", "repeat"
@@ -341,7 +359,7 @@ class FlowRunner:
         while True:
             heard = await self._ask(partial(self._play_parts, current), timeout_ms)
             self._log_heard(nid, heard)
-            intent = self._intent(_CONFIRM, heard)
+            intent = self._again(self._intent(_CONFIRM, heard))
             if intent == "repeat" and repeats < MAX_REPEATS:
                 repeats += 1
                 current = parts
@@ -375,7 +393,7 @@ class FlowRunner:
         while True:
             heard = await self._ask(partial(self._offer, node, replay), node.timeout_ms)
             self._log_heard(node.id, heard)
-            intent = self._intent(_ANSWER, heard)
+            intent = self._again(self._intent(_ANSWER, heard))
             if intent == "repeat" and repeats < MAX_REPEATS:
                 repeats += 1
                 replay = True

@@ -124,7 +124,7 @@ class QueueDesk:
         Raises CallerHungUp when the caller hangs up (the call is counted abandoned)."""
         if group not in self.queue.groups:
             return TransferResult(False, group, f"no queue group {group!r}")
-        call = _Call(io, record, group, "elderly" if "elderly" in record.flags else "standard")
+        call = _Call(io, record, group, record.style)
         if not any(group in a.groups and a.state != AgentState.SIGNED_OUT for a in self.queue.agents.values()):
             log.warning("call %s: no operator is signed in for %s", call.call_id, group)
             await self._say(call, ["queue_no_operator"])

@@ -1,4 +1,5 @@
-"""`ivr prompts build` with the real espeak-ng: only changed prompts render, elderly style slower and louder.
+"""`ivr prompts build` with the real espeak-ng: only changed prompts render; slow, loud and elderly styles slower
+and louder.
 
 The same behaviour with the default neural voice is in test_voices.py."""
 from __future__ import annotations
@@ -53,22 +54,22 @@ def build(env: dict[str, str], voice: str = "espeak") -> str:
 
 def test_build_renders_only_what_changed(env: dict[str, str], tmp_path: Path) -> None:
     cache = tmp_path / "data" / "prompts"
-    assert build(env) == f"prompts: 6 rendered, 0 unchanged, 0 recorded -> {cache} (voice {ESPEAK})"
+    assert build(env) == f"prompts: 15 rendered, 0 unchanged, 0 recorded -> {cache} (voice {ESPEAK})"
     manifest = json.loads((cache / "manifest.json").read_text())
-    assert sorted(manifest) == ["elderly/menu", "elderly/num_5", "elderly/welcome", "standard/menu",
-                                "standard/num_5", "standard/welcome"]
+    assert sorted(manifest) == [f"{style}/{pid}" for style in ("elderly", "loud", "slow", "slow_loud", "standard")
+                                for pid in ("menu", "num_5", "welcome")]
     before = {p: p.stat().st_mtime_ns for p in cache.rglob("*.wav")}
-    assert build(env) == f"prompts: 0 rendered, 6 unchanged, 0 recorded -> {cache} (voice {ESPEAK})"
+    assert build(env) == f"prompts: 0 rendered, 15 unchanged, 0 recorded -> {cache} (voice {ESPEAK})"
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.wav")} == before
     # change only the elderly text of one prompt: exactly one file is rendered again
     cat = Path(env["IVR_PROMPTS_CATALOGUE"])
     cat.write_text(CATALOGUE.replace("反映问题，请按1。", "反映问题，请按1。找人工，请按0。"), encoding="utf-8")
-    assert build(env) == f"prompts: 1 rendered, 5 unchanged, 0 recorded -> {cache} (voice {ESPEAK})"
+    assert build(env) == f"prompts: 1 rendered, 14 unchanged, 0 recorded -> {cache} (voice {ESPEAK})"
     changed = [p.relative_to(cache) for p in cache.rglob("*.wav") if p.stat().st_mtime_ns != before[p]]
     assert changed == [Path("elderly/menu.wav")]
     # a voice artist's recording replaces TTS for that prompt
     shutil.copy(cache / "standard" / "num_5.wav", Path(env["IVR_PROMPTS_RECORDED_DIR"]) / "num_5.wav")
-    assert build(env) == f"prompts: 0 rendered, 4 unchanged, 2 recorded -> {cache} (voice {ESPEAK})"
+    assert build(env) == f"prompts: 0 rendered, 10 unchanged, 5 recorded -> {cache} (voice {ESPEAK})"
 
 
 @pytest.mark.parametrize("voice", ["espeak", "auto"])
@@ -80,6 +81,19 @@ def test_elderly_style_is_slower_and_louder(env: dict[str, str], tmp_path: Path,
     assert 1.1 < ratio < 1.45  # ~0.8x speaking rate: 1.25x as long
     assert rms_dbfs(old) > rms_dbfs(std) + 2.5  # louder (target +4 dB, the soft limiter takes some)
     assert all(np.max(np.abs(np.frombuffer(p, dtype="<i2"))) < 32767 for p in (std, old))  # never clipped
+
+
+def test_slow_and_loud_styles_are_the_standard_text_slower_louder_or_both(env: dict[str, str], tmp_path: Path) -> None:
+    """What a caller who says 说慢点 or 大声点 hears for the rest of the call: rendered beforehand, never during it."""
+    build(env)
+    cache = tmp_path / "data" / "prompts"
+    std, slow, loud, both = (read_wav(cache / s / "menu.wav") for s in ("standard", "slow", "loud", "slow_loud"))
+    assert 1.1 < len(slow) / len(std) < 1.45 and 1.1 < len(both) / len(std) < 1.45  # ~0.8x speaking rate
+    assert abs(len(loud) - len(std)) < len(std) * 0.02  # the same rate
+    assert abs(rms_dbfs(slow) - rms_dbfs(std)) < 1.0  # the same level
+    assert rms_dbfs(loud) > rms_dbfs(std) + 2.5 and rms_dbfs(both) > rms_dbfs(std) + 2.5  # target +4 dB
+    elderly = read_wav(cache / "elderly" / "menu.wav")
+    assert len(elderly) < len(slow)  # the elderly text is shorter (反映问题，请按1。), not the standard one
 
 
 def test_bad_catalogue_is_one_clear_error(env: dict[str, str]) -> None:

@@ -55,7 +55,7 @@ def test_default_voice_is_kokoro_and_is_understood(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert " rendered, 0 unchanged, 0 recorded -> " in done.stdout
     assert f"(voice kokoro/{DEFAULT_SPEAKER}, " in done.stdout
-    assert done.stdout.strip().startswith("prompts: 6 rendered"), done.stdout
+    assert done.stdout.strip().startswith("prompts: 15 rendered"), done.stdout
     assert "falling back" not in done.stderr
     cache = tmp_path / "data" / "prompts"
     from bench.prompt_intelligibility import gated_loudness_db

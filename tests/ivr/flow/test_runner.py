@@ -78,13 +78,23 @@ def test_star_repeats_the_menu(hotline, library, tmp_path: Path) -> None:
 
 
 def test_asking_twice_to_repeat_switches_to_the_elderly_style(hotline, library, fake_engine, tmp_path: Path) -> None:
-    call = run_call(hotline, library, f"say:{fixture('m07')}; wait:1500; say:{fixture('e01')}; wait:1500; keys:1; "
+    call = run_call(hotline, library, f"say:{fixture('m07')}; wait:1500; say:{fixture('m07')}; wait:1500; keys:1; "
                     f"say:{fixture('c07')}", tmp_path, engine=fake_engine)
-    assert [h.get("text") for h in call.record.heard[:2]] == ["再说一遍", "我听不清楚，说慢一点"]
+    assert [h.get("text") for h in call.record.heard[:2]] == ["再说一遍", "再说一遍"]
     assert count(call.played, library.get("main_menu")) == 2
     assert count(call.played, library.get("main_menu", "elderly")) == 1  # the third time slower and louder
     assert count(call.played, library.get("complaint_intro", "elderly")) == 1
     assert "elderly" in call.record.flags
+
+
+def test_asked_again_and_then_slower_gets_it_slower(hotline, library, fake_engine, tmp_path: Path) -> None:
+    call = run_call(hotline, library, f"say:{fixture('m07')}; wait:1500; say:{fixture('e01')}; wait:1500; keys:1; "
+                    f"say:{fixture('c07')}", tmp_path, engine=fake_engine)
+    assert [h.get("text") for h in call.record.heard[:2]] == ["再说一遍", "我听不清楚，说慢一点"]
+    assert count(call.played, library.get("main_menu")) == 2
+    assert count(call.played, library.get("main_menu", "slow")) == 1  # the third time slower, as asked
+    assert count(call.played, library.get("complaint_intro", "slow")) == 1
+    assert "slow" in call.record.flags and "elderly" not in call.record.flags
 
 
 def test_star_during_a_say_repeats_it(hotline, library, tmp_path: Path) -> None:

@@ -207,3 +207,15 @@ def test_no_operator_in_the_flow_leaves_a_message_as_a_ticket(tmp_path: Path) ->
     assert call.path[-4:] == ["elderly_agent", "complaint", "complaint_thanks", "goodbye"]
     [ticket] = tickets.list()
     assert ticket.kind == "complaint"
+
+
+def test_a_caller_who_asked_for_slower_louder_prompts_keeps_them_in_the_queue(tmp_path: Path, prompt_cache: Path) -> None:
+    s = scene(tmp_path, "!wait:500; !hangup", cache=prompt_cache)
+    s.record.flags.update({"slow", "loud"})  # 说慢点, 大声点 earlier in the call
+    run(s)
+    played = bytes(s.channel.played)
+
+    def opening(style: str) -> bytes:  # the first 200 ms of "queue_next" in that style (the caller hangs up early)
+        return s.desk.prompts.piece("queue_next", style)[:3200]
+
+    assert opening("slow_loud") in played and opening("standard") not in played
