@@ -161,7 +161,7 @@ def check_flow(path: str | Path, prompts: Container[str] | None = None) -> tuple
 _FIELDS: dict[str, set[str]] = {
     "say": {"prompt", "next", "interruptible"},
     "menu": {"prompt", "options", "no_input_prompt", "no_match_prompt", "timeout_ms", "retries", "on_fail",
-             "understand"},
+             "understand", "no_input_retries"},
     "collect": {"prompt", "var", "next", "min_digits", "max_digits", "terminator", "timeout_ms", "interdigit_ms",
                 "readback_prompt", "confirm_prompt", "no_input_prompt", "no_match_prompt", "retries", "on_fail"},
     "confirm": {"prompt", "yes", "no", "no_input_prompt", "no_match_prompt", "timeout_ms", "retries", "on_fail"},
@@ -230,10 +230,11 @@ class _Builder:
         if kind == "say":
             return Say(nid, line, g.prompt("prompt"), g.text("next"), g.bool("interruptible", True))
         if kind == "menu":
+            retries = g.num("retries", 2, (0, 5))
             return Menu(nid, line, g.prompt("prompt"), self.options(nid, line, spec.get("options")),
                         g.prompt("no_input_prompt", False), g.prompt("no_match_prompt", False),
-                        g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS), g.num("retries", 2, (0, 5)),
-                        g.text("on_fail", ""), g.family("understand"))
+                        g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS), retries, g.text("on_fail", ""),
+                        g.family("understand"), g.num("no_input_retries", retries, (0, retries)))
         if kind == "collect":
             lo, hi = g.num("min_digits", 1, (1, 32)), g.num("max_digits", 20, (1, 32))
             if lo > hi:

@@ -59,6 +59,7 @@ class Menu(Node):
     retries: int = 2
     on_fail: str = ""
     understand: str = ""  # the intent family (asr.meaning) whose learned model reads callers' own words
+    no_input_retries: int = 2  # tries after a silence (the loader's default: `retries`)
 
     def targets(self) -> list[str]:
         return [o.next for o in self.options] + ([self.on_fail] if self.on_fail else [])

@@ -244,7 +244,7 @@ class FlowRunner:
 
     async def _menu(self, node: Menu) -> str:
         prompt = node.prompt
-        failures = repeats = plain_repeats = 0
+        failures = repeats = plain_repeats = silences = 0
         silent = True
         while True:
             heard = await self._ask(partial(self._play, prompt), node.timeout_ms)
@@ -268,8 +268,9 @@ class FlowRunner:
                 self.call.path[-1] = f"{node.id}={choice.name}"
                 return choice.next
             failures += 1
+            silences += heard.kind == HeardKind.NO_INPUT
             silent = silent and heard.kind == HeardKind.NO_INPUT
-            if failures > node.retries:
+            if failures > node.retries or silences > node.no_input_retries:
                 return await self._fail(node, silent)
             prompt = (node.no_input_prompt if heard.kind == HeardKind.NO_INPUT else node.no_match_prompt) or node.prompt
 

@@ -194,3 +194,14 @@ def test_all_node_kinds_build(tmp_path: Path) -> None:
             kinds["jump"], kinds["queue"]) == (Set, Branch, Collect, Confirm, Lookup, Answer, Goto, Queue)
     assert flow.nodes["flag"].values == (("vip", "yes"), ("elderly", True))
     assert flow.nodes["queue"].priority == "elderly" and flow.nodes["queue"].target == "elderly"
+
+
+def test_no_input_retries_default_to_retries_and_may_not_exceed_them(tmp_path: Path) -> None:
+    from ivr.flow.loader import load_flow
+
+    menu = load_flow(write(tmp_path, MENU.replace("    on_fail: person\n", "    on_fail: person\n    retries: 1\n")),
+                     PROMPTS).nodes["menu"]
+    assert (menu.retries, menu.no_input_retries) == (1, 1)  # type: ignore[attr-defined]
+    path = write(tmp_path, MENU.replace("    on_fail: person\n", "    on_fail: person\n    retries: 1\n"
+                                                                 "    no_input_retries: 2\n"))
+    assert problems(path) == [f"{path}:12: node 'menu': `no_input_retries` 2 is out of range 0..1"]

@@ -122,22 +122,29 @@ def test_speech_barge_in_on_the_menu(hotline, library, fake_engine, tmp_path: Pa
     assert heard["t_ms"] < welcome + menu  # answered before the menu would have ended
 
 
-def test_two_no_inputs_reach_a_person_with_elderly_priority_never_a_hangup(hotline, library, tmp_path: Path) -> None:
+def test_a_silent_caller_reaches_a_person_after_one_menu_with_elderly_priority(hotline, library,
+                                                                               tmp_path: Path) -> None:
+    """Silence is not a wrong answer: after the welcome and one main menu, the main menu's 4 s of silence put the
+    caller through (no "没有听到您的选择" and the menu again), never a hang-up."""
     call = run_call(hotline, library, "", tmp_path, idle_hangup_ms=10 * 60_000)
-    assert call.record.path == ["welcome", "main_menu", "elderly_agent"]  # no third menu for a silent caller
-    assert [h["kind"] for h in call.record.heard] == ["no_input"] * 2
+    assert call.record.path == ["welcome", "main_menu", "elderly_agent"]  # no second menu for a silent caller
+    assert [h["kind"] for h in call.record.heard] == ["no_input"]
     assert call.record.outcome == "transferred:elderly" and call.record.priority == "elderly"
     assert "elderly" in call.record.flags
-    assert count(call.played, library.get("main_menu_no_input")) == 1
+    assert count(call.played, library.get("main_menu_no_input")) == 0
     assert count(call.played, library.get("elderly_menu", "elderly")) == 0
     assert count(call.played, library.get("transfer_agent", "elderly")) == 1  # slower, louder style
     assert not call.channel.hung_up_by_system
+    heard_ms = ms(library.get("welcome")) + ms(library.get("main_menu")) + 4000 + ms(library.get("transfer_agent",
+                                                                                              "elderly"))
+    assert heard_ms <= ms(call.played) <= heard_ms + 10 * FRAME_MS  # the prompts and the wait, nothing more
 
 
-def test_silence_then_a_wrong_key_goes_to_the_elderly_menu(hotline, library, tmp_path: Path) -> None:
-    call = run_call(hotline, library, "wait:7000; keys:9; keys:0", tmp_path)
+def test_a_wrong_key_then_silence_goes_to_the_elderly_menu(hotline, library, tmp_path: Path) -> None:
+    call = run_call(hotline, library, "keys:9; wait:5000; keys:0", tmp_path)
     assert call.record.path == ["welcome", "main_menu", "elderly_menu=agent", "elderly_agent"]
-    assert [h["kind"] for h in call.record.heard][:2] == ["no_input", "dtmf"]
+    assert [h["kind"] for h in call.record.heard][:2] == ["dtmf", "no_input"]
+    assert count(call.played, library.get("main_menu_no_match")) == 1
 
 
 def test_an_urgent_complaint_is_put_through_at_once_ahead_of_the_queue(hotline, library, fake_engine,
