@@ -65,6 +65,9 @@ class MessageSink:
     def finish(self, rec: OpenRecording, call: object, result: object) -> SavedRecording:
         return SavedRecording()
 
+    def confirmed_urgent(self, ticket: str, call: object, hazard: str) -> None:
+        pass
+
 
 @dataclass
 class Outcome:

@@ -149,3 +149,6 @@ class TicketSink(Protocol):
 
     def finish(self, rec: OpenRecording, call: CallRecord, result: RecordResult | None) -> SavedRecording:
         """Store the finished recording (`result` None: nothing was recorded)."""
+
+    def confirmed_urgent(self, ticket: str, call: CallRecord, hazard: str) -> None:
+        """The caller said the ticket's words meant an emergency (`hazard`: gas, fire ...) when asked."""

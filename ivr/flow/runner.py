@@ -464,23 +464,26 @@ class FlowRunner:
             log.warning("call %s: ticket %s is urgent; putting the caller through", self.call.call_id, rec.ticket)
         if result is not None and result.reason == RecordEnd.HANGUP:
             raise CallerHungUp(self.call.call_id)
-        if not saved.urgent and saved.ask and await self._urgent_confirmed(node.id, saved.ask):
+        answer = await self._urgent_check(node.id, saved.ask) if saved.ask and not saved.urgent else "no"
+        if answer != "no":  # yes, a person, or no clear answer: a person checks
             self.call.flags.add("urgent")
-            log.warning("call %s: ticket %s is urgent (%s, confirmed); putting the caller through", self.call.call_id,
-                        rec.ticket, saved.ask)
+            log.warning("call %s: ticket %s may be urgent (%s, answer %s); putting the caller through",
+                        self.call.call_id, rec.ticket, saved.ask, answer)
+            if answer == "yes" and rec.ticket:
+                self.tickets.confirmed_urgent(rec.ticket, self.call, saved.ask)
         if saved.problem:
             self.call.heard.append(NotSavedHeard(node=node.id, kind="not_saved", problem=saved.problem))
             return await self._not_saved(node)
         return node.next
 
-    async def _urgent_confirmed(self, nid: str, hazard: str) -> bool:
-        """Ask a caller whose words only came close to an emergency whether it is one ("您是说有煤气泄漏吗？").
-        Yes, a person, or no clear answer puts them through (a person checks); only a clear no does not."""
+    async def _urgent_check(self, nid: str, hazard: str) -> str:
+        """Ask a caller whose words only came close to an emergency whether it is one ("您是说有煤气泄漏吗？"):
+        "yes", "no", "agent" or "no_answer"."""
         prompt = f"urgent_check_{hazard}"
         answer = await self._yes_no(nid, [prompt if prompt in self.prompts.catalogue else "urgent_check"],
-                                    URGENT_CHECK_MS, retries=1)
-        self.call.vars["urgent_check"] = f"{hazard}={answer or 'no_answer'}"
-        return answer != "no"
+                                    URGENT_CHECK_MS, retries=1) or "no_answer"
+        self.call.vars["urgent_check"] = f"{hazard}={answer}"
+        return answer
 
     async def _not_saved(self, node: Record) -> str | None:
         """The message could not be saved (a full disk): say so and offer a person; when that was already

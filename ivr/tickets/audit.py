@@ -15,7 +15,7 @@ from ivr.storage import as_utc
 
 __all__ = ["AuditEntry", "audit_table", "record", "entries", "ACTIONS"]
 
-ACTIONS = ("edit", "word", "dispatch", "reopen", "close")
+ACTIONS = ("edit", "word", "dispatch", "reopen", "close", "confirmed")  # confirmed: the caller answered yes
 
 
 def define(metadata: MetaData) -> Table:

@@ -28,6 +28,7 @@ __all__ = ["StoreSink", "recording_name", "UNTICKETED"]
 log = logging.getLogger(__name__)
 
 UNTICKETED = "unticketed"  # the folder of messages recorded while no ticket could be stored
+CALLER = "caller"  # who a change the caller made by answering is audited as
 
 
 def recording_name(number: str) -> str:
@@ -114,3 +115,10 @@ class StoreSink:
         suggestion = ticket.suggestion or {}
         return SavedRecording(bool(suggestion.get("transfer_now")), "; ".join(troubles),
                               ask=str(suggestion.get("urgency_ask") or ""))
+
+    def confirmed_urgent(self, ticket: str, call: CallRecord, hazard: str) -> None:
+        """The ticket becomes an emergency, audited as the caller's answer (the operator sees why)."""
+        try:
+            self.store.update(ticket, CALLER, {"urgency": "emergency"}, action="confirmed")
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("ticket %s: the caller's confirmed %s not stored (%s)", ticket, hazard, self._db_problem(exc))

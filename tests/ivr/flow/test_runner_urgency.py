@@ -30,14 +30,14 @@ def test_gas_heard_as_mei_qi_wei_4_is_put_through_at_once(hotline, library, sugg
     assert ticket.urgency == "emergency"
 
 
-@pytest.mark.parametrize("answer, path_end, check", [
-    ("wait:3500; keys:1", ["urgent_agent"], "gas=yes"),
-    ("wait:20000", ["urgent_agent"], "gas=no_answer"),  # no clear no: a person checks
-    ("wait:3500; keys:2", ["complaint_thanks", "goodbye"], "gas=no"),
+@pytest.mark.parametrize("answer, path_end, check, urgency", [
+    ("wait:3500; keys:1", ["urgent_agent"], "gas=yes", "emergency"),
+    ("wait:20000", ["urgent_agent"], "gas=no_answer", "normal"),  # no clear no: a person checks
+    ("wait:3500; keys:2", ["complaint_thanks", "goodbye"], "gas=no", "normal"),
 ])
 def test_close_to_gas_asks_the_caller_and_a_clear_no_alone_keeps_it_normal(hotline, library, suggest, tmp_path: Path,
                                                                            answer: str, path_end: list[str],
-                                                                           check: str) -> None:
+                                                                           check: str, urgency: str) -> None:
     call = complaint(hotline, library, suggest, tmp_path, "楼道里有股梅奇味", answer)
     assert count(call.played, library.get("urgent_check_gas")) >= 1
     assert call.record.path[:3] == ["welcome", "main_menu=complaint", "complaint"]
@@ -45,6 +45,9 @@ def test_close_to_gas_asks_the_caller_and_a_clear_no_alone_keeps_it_normal(hotli
     assert ("urgent" in call.record.flags) == (path_end == ["urgent_agent"])
     [ticket] = call.store.list()
     assert ticket.suggestion is not None and ticket.suggestion["urgency_ask"] == "gas"
+    assert ticket.urgency == urgency  # the caller's yes makes the ticket an emergency, audited as their answer
+    trail = [(e.user, e.action, e.field, e.before, e.after) for e in call.store.audit(ticket.number)]
+    assert trail == ([("caller", "confirmed", "urgency", "normal", "emergency")] if urgency == "emergency" else [])
 
 
 def test_the_question_is_answered_by_voice_too(hotline, library, suggest, tmp_path: Path) -> None:
