@@ -72,6 +72,7 @@ class AsyncDecoder:
         self._in_heap = False
         self._running = False
         self._closing = False  # finish() or cancel() called: no more audio
+        self._closed_at = 0.0  # when: the rest short of a chunk could not be decoded before
         self._cancelled = False
         self._done: asyncio.Future[Transcript | None] = self._loop.create_future()
         self._rec: Recognizer | None = None
@@ -114,7 +115,12 @@ class AsyncDecoder:
                 pcm = pcm[:whole - size]
             taken.append(pcm)
             newest, size = arrived, size + len(pcm)
-        work = _Work(b"".join(taken), self._oldest, newest, self._closing, self._cancelled)
+        oldest = self._oldest
+        if self._closing:  # the rest short of a chunk waited for the end of the utterance, not for a decoder
+            newest = max(newest, self._closed_at)
+            if size < self._min_chunk:
+                oldest = max(oldest, self._closed_at)
+        work = _Work(b"".join(taken), oldest, newest, self._closing, self._cancelled)
         self._queued_bytes -= size
         if self._chunks:
             self._oldest = self._chunks[0][0]
@@ -194,6 +200,7 @@ class DecodeScheduler:
     def _close(self, s: AsyncDecoder, cancel: bool) -> None:
         with self._cv:
             s._closing = True
+            s._closed_at = time.monotonic()
             if cancel:
                 s._cancelled = True
                 s._chunks.clear()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -263,6 +264,27 @@ def test_jobs_report_their_lag_from_the_newest_and_the_oldest_frame() -> None:
     assert first.lag_oldest_s >= first.lag_s >= 0.04  # held at the gate at least 50 ms after the frames arrived
     snap = scheduler.stats.snapshot(60)
     assert snap.jobs == 2 and snap.streams == 0 and snap.audio_s == 0.04
+
+
+def test_the_rest_short_of_a_chunk_counts_its_lag_from_the_end_of_the_utterance() -> None:
+    engine = SlowEngine()
+    scheduler = DecodeScheduler(workers=1)
+    jobs = []
+    scheduler.stats.observers.append(jobs.append)
+
+    async def main() -> float:
+        d = AsyncDecoder(engine, scheduler=scheduler, min_chunk_ms=200)
+        d.feed(bytes(1600))  # 100 ms: less than a chunk, so it waits for finish()
+        await asyncio.sleep(0.3)  # the endpointer deciding that the caller has stopped
+        closed = time.monotonic()
+        await d.finish()
+        return closed
+
+    closed = asyncio.run(main())
+    scheduler.shutdown()
+    [final] = jobs
+    assert final.final and final.audio_ms == 100
+    assert final.newest >= closed and final.oldest >= closed  # the 300 ms were the caller's pause, not a decoder's
 
 
 def test_a_cancelled_stream_gives_its_recogniser_back_without_decoding_what_was_queued() -> None:
