@@ -142,8 +142,9 @@ def understand(menu: Menu, model: IntentModel | None, transcript: str) -> Intent
     guess = model.guess(text)
     if guess.score >= SURE and guess.intent in accepted:
         key = next((o.key for o in menu.options if o.intent == guess.intent), None)
-        matched = guess.evidence[0] if guess.evidence else ""
-        start = max(text.find(matched), 0) if matched else 0
+        in_text = [t for t in guess.evidence if t in text]  # words of the transcript rather than their pinyin
+        matched = (in_text or list(guess.evidence) or [""])[0]
+        start = max(text.find(matched), 0)
         evidence = Evidence("meaning", matched, guess.intent, start, start + len(matched), guess.score)
         logger.debug("intent %s by meaning %.2f from %s", guess.intent, guess.score, guess.evidence)
         return IntentMatch(guess.intent, guess.score, evidence, key=key, transcript=text)

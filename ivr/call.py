@@ -38,6 +38,10 @@ class InputHeard(TypedDict, total=False):
     digits: str
     text: str
     confidence: float
+    intent: str  # a spoken choice: what it was taken for,
+    by: str  # how ("keyword", "builtin", "ordinal", "spoken_key" or "meaning": asr.intents.EvidenceKind),
+    score: float  # how sure (0..1),
+    evidence: str  # and the words that decided it
 
 
 class RecordingHeard(TypedDict):

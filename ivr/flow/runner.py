@@ -248,8 +248,7 @@ class FlowRunner:
         silent = True
         while True:
             heard = await self._ask(partial(self._play, prompt), node.timeout_ms)
-            self._log_heard(node.id, heard)
-            choice = self._menu_choice(node, heard)
+            choice = self._menu_choice(node, heard, self._log_heard(node.id, heard))
             styled = choice in ASKED_STYLE  # asked for slower or louder, which that request itself gives
             if isinstance(choice, str):
                 choice = self._again(choice)
@@ -274,15 +273,16 @@ class FlowRunner:
                 return await self._fail(node, silent)
             prompt = (node.no_input_prompt if heard.kind == HeardKind.NO_INPUT else node.no_match_prompt) or node.prompt
 
-    def _menu_choice(self, node: Menu, heard: Heard) -> Option | str | None:
+    def _menu_choice(self, node: Menu, heard: Heard, entry: InputHeard) -> Option | str | None:
         model = meaning.family_model(node.understand) if node.understand else None
-        intent = self._intent(intent_menu(node.options), heard, model)
+        intent = self._intent(intent_menu(node.options), heard, entry, model)
         return next((o for o in node.options if o.name == intent), None) or intent or None
 
-    def _intent(self, menu: intents.Menu, heard: Heard, model: meaning.IntentModel | None = None) -> str:
+    def _intent(self, menu: intents.Menu, heard: Heard, entry: InputHeard,
+                model: meaning.IntentModel | None = None) -> str:
         """What the caller chose in `menu`, by key or by speech (keywords, and meaning when the menu has a `model`):
         an option's intent, "repeat", "slower", "louder" or "agent" (the flow's keys or the built-in phrases), or ""
-        when nothing was recognised."""
+        when nothing was recognised. A spoken choice is noted in the heard `entry` with how it was found."""
         if heard.kind == HeardKind.DTMF:
             key = heard.digits[:1]
             m = menu.match_dtmf(key)
@@ -293,7 +293,11 @@ class FlowRunner:
             return "agent" if key and key == self.flow.agent_key else ""
         if heard.kind == HeardKind.SPEECH and heard.transcript is not None:
             m = meaning.understand(menu, model, heard.transcript.text)
-            return m.intent if isinstance(m, intents.IntentMatch) else ""
+            if not isinstance(m, intents.IntentMatch):
+                return ""
+            entry["intent"], entry["by"] = m.intent, m.evidence.kind
+            entry["score"], entry["evidence"] = round(m.score, 3), m.evidence.matched
+            return m.intent
         return ""
 
     async def _collect(self, node: Collect) -> str:
@@ -359,8 +363,7 @@ class FlowRunner:
         current: list[Part] = parts
         while True:
             heard = await self._ask(partial(self._play_parts, current), timeout_ms)
-            self._log_heard(nid, heard)
-            intent = self._again(self._intent(_CONFIRM, heard))
+            intent = self._again(self._intent(_CONFIRM, heard, self._log_heard(nid, heard)))
             if intent == "repeat" and repeats < MAX_REPEATS:
                 repeats += 1
                 current = parts
@@ -393,8 +396,7 @@ class FlowRunner:
         replay = True
         while True:
             heard = await self._ask(partial(self._offer, node, replay), node.timeout_ms)
-            self._log_heard(node.id, heard)
-            intent = self._again(self._intent(_ANSWER, heard))
+            intent = self._again(self._intent(_ANSWER, heard, self._log_heard(node.id, heard)))
             if intent == "repeat" and repeats < MAX_REPEATS:
                 repeats += 1
                 replay = True
@@ -499,7 +501,7 @@ class FlowRunner:
         await self.io.channel.hangup()
         return None
 
-    def _log_heard(self, nid: str, heard: Heard) -> None:
+    def _log_heard(self, nid: str, heard: Heard) -> InputHeard:
         entry = InputHeard(node=nid, kind=heard.kind.value, t_ms=heard.t_ms)
         if heard.digits:
             entry["digits"] = heard.digits
@@ -507,3 +509,4 @@ class FlowRunner:
             entry["text"] = heard.transcript.text
             entry["confidence"] = round(heard.transcript.confidence, 3)
         self.call.heard.append(entry)
+        return entry

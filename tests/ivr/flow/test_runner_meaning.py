@@ -34,3 +34,14 @@ def test_the_consult_and_elderly_menus_understand_own_words(hotline, library, tm
     call = run_call(hotline, library, f"say:{fixture('m03')}", tmp_path / "e", engine=ScriptedEngine(["上回那事有人管了没"]),
                     elderly_numbers=frozenset({"13800138000"}))
     assert call.record.path[:2] == ["welcome", "elderly_menu=progress"]
+
+
+def test_the_call_record_says_how_a_spoken_choice_was_understood(hotline, library, tmp_path: Path) -> None:
+    call = run_call(hotline, library, f"say:{fixture('m01')}; wait:1500; say:{fixture('m01')}", tmp_path,
+                    engine=ScriptedEngine(["我上次反映的事怎么样了"]))
+    by_meaning = call.record.heard[0]
+    assert (by_meaning["intent"], by_meaning["by"]) == ("progress", "meaning") and by_meaning["score"] >= 0.5
+    assert by_meaning["evidence"] and by_meaning["evidence"] in "我上次反映的事怎么样了"
+    call = run_call(hotline, library, f"say:{fixture('m01')}", tmp_path / "k", engine=ScriptedEngine(["转人公"]))
+    assert {k: call.record.heard[0][k] for k in ("intent", "by", "evidence")} == {  # type: ignore[literal-required]
+        "intent": "agent", "by": "builtin", "evidence": "转人公"}
