@@ -116,6 +116,7 @@ class Settings:
     queue_agents: tuple[AgentConfig, ...] = ()  # none: callers hear no operator is free and leave a message
     queue_database_url: str = ""  # PostgreSQL holding the centre's queue shared by several nodes; "": this node's own
     queue_node_timeout_s: float = 5.0  # a node sharing the queue that has not beaten this long is given up
+    queue_callback_lease_s: float = 120.0  # a callback whose dialler died (any node) is dialled again after this
 
     def __post_init__(self) -> None:
         d = Path(self.data_dir)
@@ -179,8 +180,9 @@ class Settings:
             raise ConfigError(f"queue_transfer: {self.queue_transfer!r} is not bridge or refer")
         if self.queue_refer_busy_s <= 0:
             raise ConfigError(f"queue_refer_busy_s: {self.queue_refer_busy_s} is not above 0")
-        if self.queue_node_timeout_s <= 0:
-            raise ConfigError(f"queue_node_timeout_s: {self.queue_node_timeout_s} is not above 0")
+        for key in ("queue_node_timeout_s", "queue_callback_lease_s"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key}: {getattr(self, key)} is not above 0")
         hours_span("queue_callback_hours", self.queue_callback_hours)
         if self.queue_quiet_hours:
             hours_span("queue_quiet_hours", self.queue_quiet_hours)

@@ -63,7 +63,8 @@ class QueueOptions:
                    trunk=(host, int(port)) if host else None,
                    policy=QueuePolicy(offer_callback_over_s=settings.queue_callback_threshold_s),
                    hours=CallingHours(open_h, close_h, quiet[0], quiet[1]),
-                   desk=DeskPolicy(transfer=settings.queue_transfer, refer_busy_s=settings.queue_refer_busy_s))
+                   desk=DeskPolicy(transfer=settings.queue_transfer, refer_busy_s=settings.queue_refer_busy_s),
+                   lease_s=settings.queue_callback_lease_s)
 
 
 class HotlineQueue:

@@ -81,11 +81,13 @@ class QueueRunner:
         self._store_trouble = ""
 
     def restore(self) -> int:
-        """Put every outstanding callback back in the queue at its original place (after a restart)."""
+        """Put every pending callback back in the queue at its original place (after a restart). One still being
+        dialled (by another node sharing the store, or by this node's previous run) comes back when its lease runs
+        out."""
         if self.store is None:
             return 0
         self.store.recover()
-        return self._requeue(self.store.outstanding())
+        return self._requeue([cb for cb in self.store.outstanding() if cb.status == PENDING])
 
     def _requeue(self, callbacks: list[Callback]) -> int:
         queued = {c.call_id for c in self.queue.queued()}

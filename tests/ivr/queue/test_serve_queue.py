@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from pgkit import fresh_database
-from sippkit import (PCMU_EVENTS, SIPP, answer, answer_ok, invite_answered, notify_refer, pause, play, recv, run_sipp,
-                     scenario, serving)
+from queuekit import ELDERLY, GENERAL, caller, key, served
+from sippkit import SIPP, answer, notify_refer, pause, recv, run_sipp, serving
 
 from ivr.config import AgentConfig, Settings
 from ivr.hotline.queueing import QueueOptions
@@ -30,30 +30,7 @@ pytestmark = [pytest.mark.sipp, pytest.mark.slow,
               pytest.mark.skipif(SIPP is None or shutil.which("sipp") is None, reason="sipp is not installed")]
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
-SHARE = Path("/usr/share/sip-tester")
 HOLD_MS = 12_000  # how long an operator talks
-
-
-def key(digit: str, then_ms: int = 1000) -> str:
-    return play(SHARE / f"dtmf_2833_{digit}.pcap", then_ms)
-
-
-def caller(number: str, *steps: str) -> str:
-    """A SIPp caller from `number`: answered, presses keys, stays on until the hotline hangs up (after the operator
-    did, or after booking a callback)."""
-    xml = scenario(f"caller {number}", invite_answered(PCMU_EVENTS), *steps, recv("BYE"), answer_ok())
-    return xml.replace("13800138000", number)
-
-
-def served(settings: Settings, tmp_path: Path) -> Settings:
-    """Settings for a server on loopback whose flow has operators on duty whatever the hour the test runs."""
-    flow = tmp_path / "hotline.yaml"
-    flow.write_text(re.sub(r"business_hours: \{.*\}", 'business_hours: {days: [1, 2, 3, 4, 5, 6, 7], open: "00:00", '
-                           'close: "23:59"}', (REPO / "flows" / "hotline.yaml").read_text(encoding="utf-8")),
-                    encoding="utf-8")
-    return dataclasses.replace(settings, sip_host="127.0.0.1", sip_port=0, rtp_port_min=44000, rtp_port_max=44999,
-                               flow=flow)
 
 
 Caller = Callable[[str, float, str], Awaitable[tuple[int, str]]]
@@ -71,9 +48,6 @@ async def hotline(settings: Settings, options: QueueOptions, tmp_path: Path) -> 
 
         yield call
 
-
-ELDERLY = (pause(1500), key("0"))  # 老年人请按0 at the main menu: the elderly desk, with priority
-GENERAL = (pause(1500), key("2", 1500), key("0"))  # consultation menu, then 0 for a person: the general desk
 
 
 @pytest.mark.parametrize("backend", ["in-process", "postgresql"])

@@ -1,0 +1,137 @@
+"""Two real `ivr serve` nodes sharing the centre's queue in a real PostgreSQL, SIPp callers, operator and citizen:
+a node killed with kill -9 while it bridges a callback and has callers waiting loses its callers from the centre's
+queue (counted), its operator is free again for the other node's caller, and the callback is dialled again by the
+other node once its lease has run out."""
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from pgkit import PgCluster, fresh_database
+from queuekit import GENERAL, all_day_flow, caller
+from serveproc import Served, free_port, launch
+from sippkit import SIPP, caller_bye, invite_answered, pause, scenario
+
+from ivr.queue.callbacks import CallbackStore
+
+pytestmark = [pytest.mark.cluster, pytest.mark.sipp, pytest.mark.slow,
+              pytest.mark.skipif(SIPP is None or shutil.which("sipp") is None, reason="sipp is not installed")]
+
+SIPP_DIR = Path(__file__).resolve().parents[1] / "ivr" / "queue" / "sipp"
+LEASE_S = 8
+LAPSE_S = 3
+
+
+@dataclass
+class Phones:
+    """SIPp processes started by a test (operators, citizens, callers), killed at its end."""
+    workdir: Path
+    procs: list[subprocess.Popen[bytes]]
+
+    def uas(self, name: str, xml: Path, calls: int, *args: str) -> int:
+        port = free_port(socket.SOCK_DGRAM)
+        self._start(name, ["-sf", str(xml), "-p", str(port), "-m", str(calls), "-mp", str(20000 + port % 4000 * 2),
+                           *args])
+        return port
+
+    def call(self, name: str, xml: str, node_port: int) -> subprocess.Popen[bytes]:
+        (self.workdir / f"{name}.xml").write_text(xml)
+        port = free_port(socket.SOCK_DGRAM)
+        return self._start(name, ["-sf", str(self.workdir / f"{name}.xml"), "-p", str(port), "-m", "1",
+                                  "-mp", str(20000 + port % 4000 * 2), f"127.0.0.1:{node_port}"])
+
+    def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        assert SIPP is not None
+        proc = subprocess.Popen([SIPP, "-i", "127.0.0.1", "-nostdin", *args], cwd=self.workdir,
+                                stdout=subprocess.DEVNULL, stderr=(self.workdir / f"{name}.err").open("wb"))
+        self.procs.append(proc)
+        return proc
+
+
+@pytest.fixture
+def phones(tmp_path: Path) -> Iterator[Phones]:
+    p = Phones(tmp_path, [])
+    yield p
+    for proc in p.procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def wait_log(node: Served, pattern: str, count: int = 1, limit_s: float = 180) -> None:
+    """Until `count` lines of the node's log match `pattern` (the limit only stops a hung test)."""
+    assert node.log is not None
+    deadline = time.monotonic() + limit_s
+    while len(re.findall(pattern, node.log.read_text(errors="replace"), re.M)) < count:
+        assert node.proc.poll() is None and time.monotonic() < deadline, (
+            f"no {count} lines like {pattern!r}:\n{node.log.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.1)
+
+
+def rows(url: str, sql: str) -> list[tuple]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(sa.text(sql))]
+    finally:
+        engine.dispose()
+
+
+def test_a_killed_node_loses_its_callers_frees_its_operator_and_its_callback_is_dialled_again(
+        pg: PgCluster, phones: Phones, tmp_path: Path, prompt_cache: Path) -> None:
+    url = fresh_database(pg)
+    operator = phones.uas("op1", SIPP_DIR / "answer_hold_bye.xml", 10, "-d", "600000")  # talks until hung up
+    citizen = phones.uas("citizen", SIPP_DIR / "citizen_presses_1.xml", 2)
+    now = time.time()
+    cb = CallbackStore(url).book("13900000009", "general", 2, entered=now, rank=now, ticket="T-1")
+    config = tmp_path / "ivr.toml"
+    config.write_text(f'[queue]\ndatabase_url = "{url}"\ntrunk = "127.0.0.1:{citizen}"\n'
+                      f'callback_hours = "00:00-24:00"\nnode_timeout_s = {LAPSE_S}\ncallback_lease_s = {LEASE_S}\n'
+                      f'[[queue.agents]]\nid = "op1"\nuri = "sip:op1@127.0.0.1:{operator}"\ngroups = ["general"]\n',
+                      encoding="utf-8")
+    nodes: dict[str, Served] = {}
+    try:
+        for i, name in enumerate(("B", "A")):  # B first: it dials the callback, bridged to op1
+            nodes[name] = launch(tmp_path / name, prompt_cache, env={
+                "IVR_CONFIG": str(config), "IVR_NODE_ID": name, "IVR_FLOW": str(all_day_flow(tmp_path)),
+                "IVR_RTP_PORT_MIN": str(40000 + 1000 * i), "IVR_RTP_PORT_MAX": str(40998 + 1000 * i),
+                "IVR_LOG_LEVEL": "INFO"}, log=tmp_path / f"{name}.log")
+            if name == "B":
+                wait_log(nodes["B"], rf"callback {cb}: citizen put through to op1")
+        a, b = nodes["A"], nodes["B"]
+        # op1 is on B's callback: two callers of B and one of A wait in the centre's queue
+        for n in range(2):
+            phones.call(f"b{n}", caller(f"1390000010{n}", *GENERAL), b.sip_port)
+        wait_log(b, r"queue_announce position=\d", 2)
+        # A's caller talks to whoever answers, then hangs up
+        a_caller = phones.call("a0", scenario("caller of A", invite_answered(), *GENERAL, pause(30_000),
+                                              caller_bye(2)), a.sip_port)
+        wait_log(a, r"queue_announce position=3")  # the centre's queue: behind B's two
+        assert rows(url, "SELECT node, count(*) FROM centre_calls WHERE NOT callback GROUP BY node ORDER BY node") \
+            == [("A", 1), ("B", 2)]
+        b.proc.send_signal(signal.SIGKILL)  # kill -9: no drain, no goodbye
+        b.proc.wait()
+        # A gives B up once its heartbeat lapses: B's callers leave the queue, op1 is free and takes A's caller
+        wait_log(a, r"node B stopped beating: 2 of its callers left the queue")
+        assert rows(url, "SELECT state, lost_callers FROM centre_nodes WHERE node = 'B'") == [("lost", 2)]
+        wait_log(a, r"call \S+: queue_connect agent=op1")
+        # the callback B was bridging is taken back when its lease runs out, and A dials it
+        wait_log(a, rf"callback {cb}: its dialler stopped holding it \(lease expired\)")
+        wait_log(a, rf"callback {cb}: citizen put through to op1")  # after A's caller hung up and op1 wrapped up
+        assert a_caller.wait(timeout=120) == 0
+    finally:
+        for node in nodes.values():
+            if node.proc.poll() is None:
+                node.stop()
+    after = CallbackStore(url).get(cb)
+    assert (after.status, after.attempts, after.last_result) == ("done", 1, "answered")  # one attempt counted
+    assert rows(url, "SELECT count(*) FROM centre_calls") == [(0,)]
