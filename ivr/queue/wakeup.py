@@ -59,7 +59,8 @@ class Wakeup:
                             self.notified += 1
                             self.woken.set()
             except psycopg.Error as exc:
-                if str(exc) != down:
-                    log.warning("queue database: not listening (%s); retrying every %.0f s", exc, RETRY_S)
-                down = str(exc)
+                why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                if why != down:
+                    log.warning("queue database: not listening (%s); retrying every %.0f s", why, RETRY_S)
+                down = why
                 self._stop.wait(RETRY_S)

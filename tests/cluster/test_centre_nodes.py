@@ -135,3 +135,41 @@ def test_a_killed_node_loses_its_callers_frees_its_operator_and_its_callback_is_
     after = CallbackStore(url).get(cb)
     assert (after.status, after.attempts, after.last_result) == ("done", 1, "answered")  # one attempt counted
     assert rows(url, "SELECT count(*) FROM centre_calls") == [(0,)]
+
+
+def test_postgresql_restarted_under_load_calls_go_on_the_node_reconnects_nothing_booked_is_lost(
+        phones: Phones, tmp_path: Path, prompt_cache: Path) -> None:
+    server = PgCluster()  # its own server: the session's is not restarted under other tests
+    try:
+        url = fresh_database(server)
+        operator = phones.uas("op1", SIPP_DIR / "answer_hold_bye.xml", 2, "-d", "15000")  # talks 15 s, hangs up
+        store = CallbackStore(url)
+        now = time.time()
+        booked = [store.book(f"1390000030{i}", "elderly", 1, entered=now + i, rank=now + i) for i in range(3)]
+        config = tmp_path / "ivr.toml"  # nobody serves the elderly desk here: the callbacks just keep their places
+        config.write_text(f'[queue]\ndatabase_url = "{url}"\ncallback_hours = "00:00-24:00"\n'
+                          f'[[queue.agents]]\nid = "op1"\nuri = "sip:op1@127.0.0.1:{operator}"\n'
+                          'groups = ["general"]\n', encoding="utf-8")
+        node = launch(tmp_path / "A", prompt_cache, env={
+            "IVR_CONFIG": str(config), "IVR_NODE_ID": "A", "IVR_FLOW": str(all_day_flow(tmp_path)),
+            "IVR_RTP_PORT_MIN": "42000", "IVR_RTP_PORT_MAX": "42998", "IVR_LOG_LEVEL": "INFO"},
+            log=tmp_path / "A.log")
+        try:
+            talking = phones.call("c1", caller("13900000401", *GENERAL), node.sip_port)
+            wait_log(node, r"queue_connect agent=op1")
+            waiting = phones.call("c2", caller("13900000402", *GENERAL), node.sip_port)
+            wait_log(node, r"queue_announce position=1")
+            server.shut_down()  # c1 talks to op1, c2 waits: both go on
+            wait_log(node, r"the queue database cannot be reached")
+            server.start()
+            wait_log(node, r"the queue database is back")
+            assert talking.wait(timeout=120) == 0  # the call in progress went on to its end
+            wait_log(node, r"queue_connect agent=op1", 2)  # op1's wrap-up written after the restart: c2's turn
+            assert waiting.wait(timeout=120) == 0
+        finally:
+            node.stop()
+        assert node.proc.returncode == 0
+        assert [cb.id for cb in CallbackStore(url).outstanding()] == booked  # nothing booked is lost
+        assert "Traceback" not in node.log.read_text() if node.log else False
+    finally:
+        server.stop()

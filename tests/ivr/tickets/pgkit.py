@@ -57,10 +57,19 @@ class PgCluster:
         self.port = _free_port()
         self._run([initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                    "--locale=C.UTF-8"], "initdb")
+        self.start()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start the server (again, after `shut_down`) on its port."""
         self._run([self.pg_ctl, "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60", "-o",
                    f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
                   "pg_ctl start")
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}"
+
+    def shut_down(self) -> None:
+        """Stop the server as an administrator restarting it would (fast: sessions cut, committed data kept)."""
+        subprocess.run(self.prefix + [self.pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"],  # type: ignore[list-item]
+                       capture_output=True, check=True)
 
     def _run(self, cmd: list[str], what: str) -> None:
         proc = subprocess.run(self.prefix + cmd, capture_output=True, text=True)
