@@ -71,6 +71,7 @@ class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     database_url: str = ""  # default: sqlite file under data_dir
     recordings_dir: Path | None = None  # default: data_dir/recordings
+    recordings_shared_dir: Path | None = None  # a folder every node mounts: finished recordings are copied there
     models_dir: Path | None = None  # default: data_dir/models
     vosk_model: str | None = None  # a model directory or a catalogue name
     flow: Path = REPO_ROOT / "flows" / "hotline.yaml"

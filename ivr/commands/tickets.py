@@ -126,7 +126,9 @@ def verify(number: str = typer.Argument(None, help="One ticket (default: every t
     bad = 0
     for n in numbers:
         try:
-            check = store.verify_recording(n, context.settings().recordings_dir)  # type: ignore[arg-type]
+            settings = context.settings()
+            check = store.verify_recording(n, settings.recordings_dir,  # type: ignore[arg-type]
+                                           settings.recordings_shared_dir)
         except TicketNotFound as exc:
             raise context.fail(str(exc)) from None
         if not check.ok:

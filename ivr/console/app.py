@@ -49,6 +49,7 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
     ctx = ConsoleContext(
         store=store, users=UserStore(store.engine), live=live or LiveState(),
         recordings_dir=Path(settings.recordings_dir), data_dir=settings.data_dir,  # type: ignore[arg-type]
+        shared_recordings_dir=settings.recordings_shared_dir,
         secure_cookies=settings.console_secure_cookies, suggester=suggester,
     )
     _load_catalogue(ctx)

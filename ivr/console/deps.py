@@ -43,6 +43,7 @@ class ConsoleContext:
     live: LiveState
     recordings_dir: Path
     data_dir: Path
+    shared_recordings_dir: Path | None = None  # the centre's finished recordings, every node's
     secure_cookies: bool = False
     categories: dict[str, str] = field(default_factory=dict)  # category -> department
     districts: tuple[str, ...] = ()
@@ -152,7 +153,7 @@ def recording_response(request: Request, number: str) -> Response:
     ctx = context_of(request)
     ticket = ticket_or_404(ctx.store, number)
     try:
-        path = TicketStore.recording_file(ticket, ctx.recordings_dir)
+        path = TicketStore.recording_file(ticket, ctx.recordings_dir, ctx.shared_recordings_dir)
     except TicketNotFound as exc:
         raise HTTPException(404, str(exc)) from None
     except PermissionError:

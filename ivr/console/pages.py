@@ -96,7 +96,7 @@ def ticket_page(request: Request, number: str, msg: str = "", error: str = "",
                 session: Session = Depends(require())) -> Response:
     ctx = context_of(request)
     ticket = ticket_or_404(ctx.store, number)
-    check = ctx.store.verify_recording(number, ctx.recordings_dir) if ticket.recording else None
+    check = ctx.store.verify_recording(number, ctx.recordings_dir, ctx.shared_recordings_dir) if ticket.recording else None
     suggestion = ticket.suggestion or {}
     autofill = suggestion.get("autofill") or {}
     proposed = {

@@ -13,6 +13,7 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -34,9 +35,10 @@ from ivr.sip.uas import SipServer
 from ivr.storage import problem
 from ivr.tickets.backlog import work_off_backlog
 from ivr.tickets.recovery import recover_interrupted
+from ivr.tickets.model import TicketNotFound, TranscriptionStatus
 from ivr.tickets.store import TicketStore
 
-__all__ = ["serve_hotline", "recover_recordings"]
+__all__ = ["serve_hotline", "recover_recordings", "finished_checksum"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,17 @@ def recover_recordings(store: TicketStore, settings: Settings) -> list[str]:
     return recovered
 
 
+def finished_checksum(store: TicketStore, name: str) -> str | None:
+    """The checksum of the finished recording `name` (<day>/<ticket number>.wav), None if it is not one."""
+    try:
+        ticket = store.get(Path(name).stem)
+    except (TicketNotFound, SQLAlchemyError):
+        return None
+    if ticket.recording != name or ticket.transcription == TranscriptionStatus.RECORDING:
+        return None
+    return ticket.recording_sha256 or None
+
+
 async def serve_hotline(settings: Settings, config: SipServerConfig, *, console: bool = True,
                         drain_seconds: float = 30.0, stop: asyncio.Event | None = None,
                         ready: Callable[[SipServer], None] | None = None,
@@ -71,6 +84,8 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
         logger.warning(no_model_message())
     service.warm()
     recover_recordings(service.store, settings)
+    if service.shelf is not None:  # what the shared folder missed while this node was down or it was away
+        service.shelf.sweep_folder(lambda name: finished_checksum(service.store, name))
     started: list[SipServer] = []
 
     async def outbound(uri: str, proxy: tuple[str, int]) -> OutboundResult:
@@ -141,3 +156,5 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
             await asyncio.gather(queue_task, return_exceptions=True)
         if web is not None:
             await web.stop()
+        if service.shelf is not None:  # the last recordings reach the shared folder before the node goes
+            await asyncio.to_thread(service.shelf.close)

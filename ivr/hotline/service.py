@@ -24,6 +24,7 @@ from ivr.live import LiveState
 from ivr.media.callio import CallIO
 from ivr.queue.desk import QueueDesk
 from ivr.tickets.lookup import store_lookup
+from ivr.tickets.shelf import RecordingShelf
 from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore
 from ivr.triage.suggest import dispatch_suggester
@@ -69,6 +70,7 @@ class HotlineService:
     live: LiveState = field(default_factory=LiveState)
     desk: QueueDesk | None = None  # queues SIP callers whom the flow hands to a person
     recognition: LiveRecognition | None = None  # with an engine: decoding threads, admission, reply times
+    shelf: RecordingShelf | None = None  # finished recordings copied to the centre's shared folder
 
     @classmethod
     def from_settings(cls, settings: Settings, *, load_engine: bool = True) -> HotlineService:
@@ -85,7 +87,9 @@ class HotlineService:
                 engine = VoskEngine(model_dir, recycle_after_s=settings.asr_recycle_after_s)
         store = TicketStore(settings.database_url, suggest=dispatch_suggester(settings.data_dir))
         recognition = LiveRecognition.from_settings(settings) if engine is not None else None
-        return cls(settings, flows, prompts, engine, store, recognition=recognition)
+        shelf = (RecordingShelf(settings.recordings_dir, settings.recordings_shared_dir)  # type: ignore[arg-type]
+                 if settings.recordings_shared_dir is not None else None)
+        return cls(settings, flows, prompts, engine, store, recognition=recognition, shelf=shelf)
 
     def warm(self) -> threading.Thread | None:
         """Warm `asr_warm` recognisers on 30 s of the prompts (speech) on a low-priority thread, for a server."""
@@ -101,7 +105,8 @@ class HotlineService:
         io = CallIO(channel, self.engine, InbandDigits() if channel.inband_dtmf else None,
                     scheduler=rec.scheduler if rec else None, admission=rec.admission if rec else None,
                     replies=rec.replies if rec else None)
-        sink = StoreSink(self.store, self.settings.recordings_dir, self.settings.node_id)  # type: ignore[arg-type]
+        sink = StoreSink(self.store, self.settings.recordings_dir, self.settings.node_id,  # type: ignore[arg-type]
+                         self.shelf)
         info = channel.info
 
         def on_node(node_id: str, flags: frozenset[str]) -> None:

@@ -1,5 +1,5 @@
 """A ticket's recording on disk: found only inside the recordings folder, and checked against the SHA-256 stored
-when the call ended."""
+when the call ended (on this node's disk or in the centre's shared folder)."""
 from __future__ import annotations
 
 import hashlib
@@ -15,21 +15,28 @@ class RecordingFiles(TicketDb):
     """Where a ticket's WAV is, and whether it is still the file the call wrote."""
 
     @staticmethod
-    def recording_file(ticket: Ticket, recordings_dir: Path) -> Path:
-        """The ticket's WAV, refusing any path that leaves the recordings folder."""
-        root = Path(recordings_dir).resolve()
+    def recording_file(ticket: Ticket, recordings_dir: Path, shared_dir: Path | None = None) -> Path:
+        """The ticket's WAV, refusing any path that leaves the recordings folder: this node's, else (when it is not
+        there) the centre's shared folder of finished recordings."""
         if not ticket.recording:
             raise TicketNotFound(f"ticket {ticket.number} has no recording")
-        path = (root / ticket.recording).resolve()
-        if not path.is_relative_to(root) or path == root:
-            raise PermissionError(f"ticket {ticket.number}: recording path leaves the recordings folder")
+        path = Path()
+        for folder in (recordings_dir, shared_dir):
+            if folder is None:
+                continue
+            root = Path(folder).resolve()
+            path = (root / ticket.recording).resolve()
+            if not path.is_relative_to(root) or path == root:
+                raise PermissionError(f"ticket {ticket.number}: recording path leaves the recordings folder")
+            if path.is_file():
+                break
         return path
 
-    def verify_recording(self, number: str, recordings_dir: Path) -> RecordingCheck:
+    def verify_recording(self, number: str, recordings_dir: Path, shared_dir: Path | None = None) -> RecordingCheck:
         """Compare the recording's SHA-256 with the one stored when the call ended."""
         t = self.get(number)
         try:
-            path = self.recording_file(t, recordings_dir)
+            path = self.recording_file(t, recordings_dir, shared_dir)
         except PermissionError:
             return RecordingCheck(number, t.recording, False, "outside the recordings folder")
         except TicketNotFound:

@@ -21,6 +21,7 @@ from ivr.logs import mask_number
 from ivr.media.callio import RecordResult
 from ivr.media.recording import RecordingWriter
 from ivr.storage import database_location, problem
+from ivr.tickets.shelf import RecordingShelf
 from ivr.tickets.store import TicketStore
 
 __all__ = ["StoreSink", "recording_name", "UNTICKETED"]
@@ -44,12 +45,15 @@ def unticketed_name(call: CallRecord) -> str:
 
 
 class StoreSink:
-    """A TicketSink writing to a TicketStore as `node`, recordings under `recordings_dir`."""
+    """A TicketSink writing to a TicketStore as `node`, recordings under `recordings_dir`; with a `shelf`, each
+    finished recording is copied to the centre's shared folder."""
 
-    def __init__(self, store: TicketStore, recordings_dir: Path, node: str = "") -> None:
+    def __init__(self, store: TicketStore, recordings_dir: Path, node: str = "",
+                 shelf: RecordingShelf | None = None) -> None:
         self.store = store
         self.recordings_dir = recordings_dir
         self.node = node
+        self.shelf = shelf
 
     def _db_problem(self, exc: BaseException) -> str:
         return f"ticket database {database_location(self.store.engine)}: {problem(exc)}"
@@ -112,6 +116,8 @@ class StoreSink:
             trouble = self._db_problem(exc)
             log.error("ticket %s: not completed (%s); the recording is kept in %s", rec.ticket, trouble, writer.path)
             return SavedRecording(problem="; ".join([*troubles, trouble]))
+        if self.shelf is not None and ticket.recording and result.sha256:
+            self.shelf.publish_later(ticket.recording, result.sha256)
         suggestion = ticket.suggestion or {}
         return SavedRecording(bool(suggestion.get("transfer_now")), "; ".join(troubles),
                               ask=str(suggestion.get("urgency_ask") or ""))

@@ -1,9 +1,11 @@
-"""Two real `ivr serve` nodes sharing the centre's queue in a real PostgreSQL, SIPp callers, operator and citizen:
-a node killed with kill -9 while it bridges a callback and has callers waiting loses its callers from the centre's
-queue (counted), its operator is free again for the other node's caller, and the callback is dialled again by the
-other node once its lease has run out."""
+"""Real `ivr serve` nodes sharing the centre's queue and tickets in a real PostgreSQL, SIPp callers, operator and
+citizen: a node killed with kill -9 while it bridges a callback and has callers waiting loses its callers from the
+centre's queue (counted), its operator is free again for the other node's caller, and the callback is dialled again
+by the other node once its lease has run out; PostgreSQL restarted under load; a recording made on one node plays
+from another node's console."""
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import signal
@@ -14,19 +16,25 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from pgkit import PgCluster, fresh_database
-from queuekit import GENERAL, all_day_flow, caller
+from queuekit import GENERAL, all_day_flow, caller, suggestion_caller
 from serveproc import Served, free_port, launch
 from sippkit import SIPP, caller_bye, invite_answered, pause, scenario
 
+from asr.audio import read_wav
+from ivr.config import Settings
+from ivr.console.users import UserStore
 from ivr.queue.callbacks import CallbackStore
+from ivr.tickets import TicketStore
 
 pytestmark = [pytest.mark.cluster, pytest.mark.sipp, pytest.mark.slow,
               pytest.mark.skipif(SIPP is None or shutil.which("sipp") is None, reason="sipp is not installed")]
 
-SIPP_DIR = Path(__file__).resolve().parents[1] / "ivr" / "queue" / "sipp"
+REPO = Path(__file__).resolve().parents[2]
+SIPP_DIR = REPO / "tests" / "ivr" / "queue" / "sipp"
 LEASE_S = 8
 LAPSE_S = 3
 
@@ -173,3 +181,39 @@ def test_postgresql_restarted_under_load_calls_go_on_the_node_reconnects_nothing
         assert "Traceback" not in node.log.read_text() if node.log else False
     finally:
         server.stop()
+
+
+def test_a_recording_made_on_one_node_plays_from_another_nodes_console(
+        pg: PgCluster, phones: Phones, tmp_path: Path, prompt_cache: Path, settings: Settings) -> None:
+    url = fresh_database(pg)  # the centre's ticket store
+    shared = tmp_path / "shared-recordings"  # what a centre mounts on every node
+    env = {"IVR_DATABASE_URL": url, "IVR_RECORDINGS_SHARED_DIR": str(shared), "IVR_LOG_LEVEL": "INFO"}
+    a = launch(tmp_path / "A", prompt_cache, env={**env, "IVR_NODE_ID": "A", "IVR_RTP_PORT_MIN": "42000",
+                                                   "IVR_RTP_PORT_MAX": "42998"}, log=tmp_path / "A.log")
+    try:
+        b = launch(tmp_path / "B", prompt_cache, env={**env, "IVR_NODE_ID": "B", "IVR_RTP_PORT_MIN": "43000",
+                                                       "IVR_RTP_PORT_MAX": "43998"}, log=tmp_path / "B.log")
+        try:
+            speech = read_wav(REPO / "audio_fixtures" / "zh" / "q01.wav")
+            xml = suggestion_caller(settings, speech, tmp_path / "speech.pcap")
+            assert phones.call("c1", xml, a.sip_port).wait(timeout=120) == 0
+            store = TicketStore(url)
+            (ticket,) = store.list()
+            deadline = time.monotonic() + 120  # only stops a hung test
+            while not (shared / ticket.recording).is_file():
+                assert time.monotonic() < deadline, a.log.read_text() if a.log else ""
+                time.sleep(0.1)
+            assert ticket.node == "A" and ticket.recording_sha256
+            assert not (tmp_path / "B" / "recordings" / ticket.recording).exists()
+            UserStore(store.engine).add("zhang", "correct horse 12345", "operator")
+            with httpx.Client(base_url=b.url) as console:  # node B's console
+                assert console.post("/api/session", json={"username": "zhang",
+                                                          "password": "correct horse 12345"}).status_code == 200
+                audio = console.get(f"/api/tickets/{ticket.number}/audio")
+            assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
+            assert hashlib.sha256(audio.content).hexdigest() == ticket.recording_sha256
+            store.engine.dispose()
+        finally:
+            b.stop()
+    finally:
+        a.stop()

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sippkit import (PCMU_EVENTS, SIPP, answer_ok, caller_bye, free_udp_port, invite_answered, pause, pcmu_pcap,
+from queuekit import suggestion_caller
+from sippkit import (PCMU_EVENTS, SIPP, answer_ok, free_udp_port, invite_answered, pause, pcmu_pcap,
                      play, recv, run_sipp, scenario, serving)
 from typer.testing import CliRunner
 
@@ -31,14 +32,6 @@ pytestmark = [pytest.mark.sipp,
 REPO = Path(__file__).resolve().parents[3]
 SHARE = Path("/usr/share/sip-tester")
 CALL_ID = "same-call-id@10.0.0.9"
-
-
-def suggestion_caller(settings: Settings, speech: bytes, pcap: Path) -> str:
-    """Presses 4 (a suggestion) during the welcome, speaks after the beep, hangs up."""
-    prompts = PromptLibrary(load_catalogue(settings.prompts_catalogue), settings.prompts_cache)
-    intro_ms = duration_ms(prompts.get("suggestion_intro"))
-    return scenario("suggestion", invite_answered(PCMU_EVENTS), pause(1500), play(SHARE / "dtmf_2833_4.pcap", 600),
-                    pause(intro_ms + 1500), play(pcmu_pcap(pcap, speech), duration_ms(speech) + 300), caller_bye(2))
 
 
 def heard_frames(recording: bytes, speech: bytes) -> int:

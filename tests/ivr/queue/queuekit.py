@@ -1,14 +1,16 @@
-"""SIPp callers of a hotline with a queue: keys by RFC 4733, the menu paths to the desks, a flow with operators on
-duty whatever the hour."""
+"""SIPp callers of the hotline: keys by RFC 4733, the menu paths to the desks, a caller leaving a spoken
+suggestion, a flow with operators on duty whatever the hour."""
 from __future__ import annotations
 
 import dataclasses
 import re
 from pathlib import Path
 
-from sippkit import PCMU_EVENTS, answer_ok, invite_answered, pause, play, recv, scenario
+from sippkit import PCMU_EVENTS, answer_ok, caller_bye, invite_answered, pause, pcmu_pcap, play, recv, scenario
 
+from asr.audio import duration_ms
 from ivr.config import Settings
+from prompts import PromptLibrary, load_catalogue
 
 REPO = Path(__file__).resolve().parents[3]
 SHARE = Path("/usr/share/sip-tester")
@@ -42,3 +44,11 @@ def served(settings: Settings, tmp_path: Path) -> Settings:
 
 ELDERLY = (pause(1500), key("0"))  # 老年人请按0 at the main menu: the elderly desk, with priority
 GENERAL = (pause(1500), key("2", 1500), key("0"))  # consultation menu, then 0 for a person: the general desk
+
+
+def suggestion_caller(settings: Settings, speech: bytes, pcap: Path) -> str:
+    """Presses 4 (a suggestion) during the welcome, speaks after the beep, hangs up."""
+    prompts = PromptLibrary(load_catalogue(settings.prompts_catalogue), settings.prompts_cache)
+    intro_ms = duration_ms(prompts.get("suggestion_intro"))
+    return scenario("suggestion", invite_answered(PCMU_EVENTS), pause(1500), play(SHARE / "dtmf_2833_4.pcap", 600),
+                    pause(intro_ms + 1500), play(pcmu_pcap(pcap, speech), duration_ms(speech) + 300), caller_bye(2))
