@@ -17,6 +17,7 @@ from ivr.commands.flows import app as flows_app
 from ivr.commands.models import app as models_app
 from ivr.commands.prompts import app as prompts_app
 from ivr.commands.queue import app as queue_app
+from ivr.commands.cluster import app as cluster_app
 from ivr.commands.serve import serve
 from ivr.commands.simulate import simulate
 from ivr.commands.tickets import app as tickets_app
@@ -78,6 +79,7 @@ app.command(
 app.add_typer(call_app, name="call")
 app.add_typer(tickets_app, name="tickets")
 app.add_typer(queue_app, name="queue")
+app.add_typer(cluster_app, name="cluster")
 app.add_typer(flows_app, name="flows")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")

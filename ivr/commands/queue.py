@@ -3,34 +3,41 @@ from __future__ import annotations
 
 import getpass
 from datetime import datetime
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from ivr.commands import context
+from ivr.commands.cluster import centre_view
 from ivr.commands.listing import console, print_json
 from ivr.hotline.recognition import read_status, status_path
 from ivr.logs import mask_number
 from ivr.queue.callbacks import CallbackStore, queue_url
 from ivr.queue.directory import directory_for
 from ivr.queue.metrics import read_snapshot, snapshot_path
-from ivr.queue.model import AgentState, QueueError
+from ivr.queue.model import AgentState, Priority, QueueError
 
 app = typer.Typer(help="Queue state and callbacks.", no_args_is_help=True)
 
 
 @app.command("status")
 def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Show queue lengths, agents, service level and callbacks."""
+    """Show queue lengths, agents, service level and callbacks; with a centre (queue_database_url), every node's
+    callers in the centre's queue, every operator as the centre sees them, and the nodes."""
     store = CallbackStore(queue_url(context.settings()))
     counts = store.counts()
     snap = read_snapshot(snapshot_path(context.settings().data_dir))
     recognition = read_status(status_path(context.settings().data_dir))
+    centre = centre_view() if context.settings().queue_database_url else None
     if as_json:
-        print_json({"callbacks": counts, "queue": snap, "recognition": recognition})
+        print_json({"callbacks": counts, "queue": snap, "recognition": recognition}
+                   | ({"centre": centre} if centre is not None else {}))
         return
     con = console()
-    if snap is None:
+    if centre is not None:
+        _print_centre(centre)
+    elif snap is None:
         con.print("no running queue has written a status yet")
     else:
         t = Table("group", "urgent", "elderly", "normal", title="waiting")
@@ -56,6 +63,24 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
                   f"lag p95 {r['lag_p95_s']:.2f} s (oldest frame {r['lag_oldest_p95_s']:.2f} s); admitted "
                   f"{r['admitted']}, by keys for want of decoders {r['shed']} ({r['shed_priority']} priority); "
                   f"longest wait after speaking {r['reply_max_s']:.2f} s ({r['replies_over_1s']} over 1 s)")
+
+
+def _print_centre(view: dict[str, Any]) -> None:
+    con = console()
+    q = Table("place", "call", "node", "group", "priority", "waited", title="the centre's queue")
+    for place, c in enumerate((c for c in view["queue"] if c["status"] == "waiting"), 1):
+        q.add_row(str(place), c["call_id"], c["node"] or "callback", c["group"], Priority(c["priority"]).name.lower(),
+                  f"{c['waited_s']:.0f} s")
+    con.print(q)
+    a = Table("agent", "state", "node", "call", "calls", title="operators (centre)")
+    for aid, ag in view["agents"].items():
+        a.add_row(aid, ag["state"], ag["node"] or "-", ag["call_id"] or "-", str(ag["calls"]))
+    con.print(a)
+    n = Table("node", "state", "heartbeat", "calls", "waiting", "lost callers", title="nodes")
+    for node in view["nodes"]:
+        n.add_row(node["node"], node["state"], f"{node['heartbeat_age_s']:.1f} s ago", str(node["calls"]),
+                  str(node["queued"]), str(node["lost_callers"]))
+    con.print(n)
 
 
 @app.command("cancel")

@@ -79,7 +79,8 @@ class HotlineQueue:
         if settings.queue_database_url:  # one queue for the centre, in PostgreSQL
             self.queue = SharedQueue(list(options.groups), time.time, Centre.open(url, settings.node_id),
                                      options.policy, wake=Wakeup(url), lapse_s=settings.queue_node_timeout_s,
-                                     load=live.calls_in_progress)
+                                     load=live.calls_in_progress,
+                                     console=f"http://{settings.console_host}:{settings.console_port}/")
         else:
             self.queue = CallQueue(list(options.groups), time.time, options.policy)
         self.agents = AgentDirectory(url, options.agents)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -314,6 +315,25 @@ class Centre:
             rows = conn.execute(sa.select(nodes).order_by(nodes.c.node)).all()
         return [CentreNode(r.node, r.state, r.started, r.heartbeat, r.calls, r.queued, r.lost_callers, r.console)
                 for r in rows]
+
+    def view(self, now: float) -> dict[str, Any]:
+        """The whole centre now, as plain data (for `ivr queue status`, `ivr cluster status` and /metrics): every
+        node with its heartbeat's age and load, the centre's queue in order, every operator."""
+        with self.engine.connect() as conn:
+            node_rows = conn.execute(sa.select(nodes).order_by(nodes.c.node)).all()
+            call_rows = conn.execute(sa.select(calls).order_by(calls.c.rank, calls.c.seq)).all()
+            agent_rows = conn.execute(sa.select(agents).order_by(agents.c.agent_id)).all()
+        return {
+            "time": now,
+            "nodes": [{"node": r.node, "state": r.state, "heartbeat_age_s": round(now - r.heartbeat, 3),
+                       "started": r.started, "calls": r.calls, "queued": r.queued, "lost_callers": r.lost_callers,
+                       "console": r.console} for r in node_rows],
+            "queue": [{"call_id": r.call_id, "node": r.node, "group": r.grp, "priority": r.priority,
+                       "waited_s": round(now - r.entered, 3), "callback": r.callback, "status": r.status,
+                       "agent": r.agent_id} for r in call_rows],
+            "agents": {r.agent_id: {"state": r.state, "node": r.node, "call_id": r.call_id, "calls": r.calls,
+                                    "groups": r.groups.split(",")} for r in agent_rows},
+        }
 
     @staticmethod
     def _let_go(conn: sa.Connection, node: str, now: float) -> int:

@@ -1,4 +1,6 @@
-"""Prometheus metrics and a JSON snapshot of the queue (for `ivr queue status` from another process)."""
+"""Prometheus metrics and a JSON snapshot of the queue (for `ivr queue status` from another process). A node
+sharing the centre's queue also gives the centre's gauges (`ivr_centre_*`: its queue, operators and nodes, the
+same on every node) beside its own (`ivr_node_*`)."""
 from __future__ import annotations
 
 import json
@@ -12,6 +14,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from ivr.queue.call_queue import CallQueue
 from ivr.queue.callbacks import CallbackStore
 from ivr.queue.model import AgentState, Priority
+from ivr.queue.shared import SharedQueue
 from ivr.storage import write_atomic
 
 __all__ = ["QueueMetrics", "snapshot", "snapshot_path", "write_snapshot", "read_snapshot"]
@@ -73,6 +76,20 @@ class QueueMetrics:
         self.callbacks = Gauge("ivr_queue_callbacks", "Callbacks by status", ["status"], registry=r)
         self.est_err = Gauge("ivr_queue_wait_estimate_error", "Relative error of the wait estimate at entry",
                              ["stat"], registry=r)
+        self.shared = queue if isinstance(queue, SharedQueue) else None
+        if self.shared is not None:
+            self.node_waiting = Gauge("ivr_node_waiting", "This node's callers waiting in the centre's queue",
+                                      registry=r)
+            self.node_lost = Gauge("ivr_node_lost_callers", "Callers of this node's previous run that left the "
+                                   "queue when it restarted", registry=r)
+            self.centre_waiting = Gauge("ivr_centre_waiting", "Calls waiting in the centre's queue",
+                                        ["group", "kind"], registry=r)
+            self.centre_agents = Gauge("ivr_centre_agents", "The centre's operators by state", ["state"], registry=r)
+            self.centre_nodes = Gauge("ivr_centre_nodes", "Nodes by state", ["state"], registry=r)
+            self.centre_lost = Gauge("ivr_centre_lost_callers", "Callers abandoned when their node was lost",
+                                     ["node"], registry=r)
+            self.centre_beat = Gauge("ivr_centre_heartbeat_age_seconds", "Age of each node's last heartbeat",
+                                     ["node"], registry=r)
 
     def refresh(self, pausing: Collection[str] = ()) -> None:
         snap = snapshot(self.queue, pausing)
@@ -93,3 +110,22 @@ class QueueMetrics:
                 self.callbacks.labels(status).set(n)
         self.est_err.labels("mean").set(snap["estimate_error_mean"])
         self.est_err.labels("p90").set(snap["estimate_error_p90"])
+        if self.shared is not None:
+            self._refresh_centre(self.shared)
+
+    def _refresh_centre(self, queue: SharedQueue) -> None:
+        view = queue.centre.view(queue.clock())
+        self.node_waiting.set(queue.own_waiting)
+        self.node_lost.set(queue.lost_callers)
+        for g in queue.groups:
+            for kind in ("caller", "callback"):
+                self.centre_waiting.labels(g, kind).set(sum(
+                    1 for c in view["queue"] if c["status"] == "waiting" and c["group"] == g
+                    and c["callback"] == (kind == "callback")))
+        for s in AgentState:
+            self.centre_agents.labels(s.value).set(sum(1 for a in view["agents"].values() if a["state"] == s.value))
+        for state in ("up", "lost", "stopped"):
+            self.centre_nodes.labels(state).set(sum(1 for n in view["nodes"] if n["state"] == state))
+        for n in view["nodes"]:
+            self.centre_lost.labels(n["node"]).set(n["lost_callers"])
+            self.centre_beat.labels(n["node"]).set(n["heartbeat_age_s"])

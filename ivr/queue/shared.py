@@ -28,6 +28,7 @@ from ivr.queue.model import (
     Agent, AgentState, Priority, QueuedCall, QueueEvent, Rejected,
 )
 from ivr.queue.wakeup import Wakeup
+from ivr.storage import problem
 
 __all__ = ["SharedQueue"]
 
@@ -37,11 +38,13 @@ log = logging.getLogger(__name__)
 class SharedQueue(CallQueue):
     """A CallQueue over the centre's database. `wake` (None: no LISTEN) makes the node look at once when the queue
     changes; without it, or when the notification is missed, the node looks every `sync_every_s`. Nodes silent for
-    `lapse_s` are given up. `load` tells the heartbeat how many calls this node has."""
+    `lapse_s` are given up. `load` tells the heartbeat how many calls this node has; `console` is where its
+    operator console is (shown in `ivr cluster status`)."""
 
     def __init__(self, groups: list[AgentGroup], clock: Callable[[], float], centre: Centre,
                  policy: QueuePolicy | None = None, handle_prior_s: float = 240.0, *, wake: Wakeup | None = None,
-                 sync_every_s: float = 1.0, lapse_s: float = 5.0, load: Callable[[], int] = lambda: 0) -> None:
+                 sync_every_s: float = 1.0, lapse_s: float = 5.0, load: Callable[[], int] = lambda: 0,
+                 console: str = "") -> None:
         super().__init__(groups, clock, policy, handle_prior_s)
         self.centre, self.wake, self.load = centre, wake, load
         self.sync_every_s, self.lapse_s = sync_every_s, lapse_s
@@ -54,7 +57,7 @@ class SharedQueue(CallQueue):
         self._stale = True
         self._fresh = False
         self._beat_at = -math.inf
-        self.lost_callers = centre.start(clock())
+        self.lost_callers = centre.start(clock(), console)
         if self.lost_callers:
             log.warning("%d caller(s) this node had queued when it last stopped left the queue", self.lost_callers)
 
@@ -194,7 +197,7 @@ class SharedQueue(CallQueue):
         woken = self.wake.take() if self.wake is not None else False
         if now - self._beat_at >= self.sync_every_s:
             self._beat_at = now
-            if self.centre.beat(now, self.load(), len(self._own)) == LOST:
+            if self.centre.beat(now, self.load(), self.own_waiting) == LOST:
                 self._rejoin()
             self._retry()
             self.lost_nodes.update(self.centre.reap(now, self.lapse_s))
@@ -270,11 +273,16 @@ class SharedQueue(CallQueue):
             self._stale = True
 
     def _down(self, exc: SQLAlchemyError) -> None:
-        why = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
+        why = problem(exc)
         if why != self.trouble:
             log.error("the queue database cannot be reached (%s): calls in progress go on", why)
         self.trouble = why
         self._beat_at = self.clock()  # try again in `sync_every_s`
+
+    @property
+    def own_waiting(self) -> int:
+        """This node's callers waiting in the centre's queue."""
+        return sum(1 for cid in self._own if cid not in self._held_calls)
 
     def close(self) -> None:
         """This node stops: it leaves nothing in the centre's queue."""
@@ -283,5 +291,5 @@ class SharedQueue(CallQueue):
         try:
             self.centre.stop(self.clock())
         except SQLAlchemyError as exc:
-            log.error("the queue database cannot be reached to sign this node off: %s", exc)
+            log.error("the queue database cannot be reached to sign this node off: %s", problem(exc))
 

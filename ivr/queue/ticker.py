@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ivr.queue.call_queue import CallQueue
 from ivr.queue.callbacks import FAILED, PENDING, Callback, CallbackNotFound, CallbackStore
 from ivr.queue.model import AgentState, Connect, Priority, QueueEvent, UnknownCall
+from ivr.storage import problem
 
 __all__ = ["QueueRunner", "EventSink", "Dialback", "DialbackResult", "callback_call_id", "release"]
 
@@ -129,10 +130,11 @@ class QueueRunner:
                 self._keep_leases()
                 self._requeue_due()
             except SQLAlchemyError as exc:  # a database server restarting: the calls in progress go on
-                if str(exc) != self._store_trouble:
-                    log.error("callbacks: the store cannot be reached (%s); trying again every %.0f s",
-                              str(getattr(exc, "orig", exc)).strip(), REQUEUE_EVERY_S)
-                self._store_trouble = str(exc)
+                why = problem(exc)
+                if why != self._store_trouble:
+                    log.error("callbacks: the store cannot be reached (%s); trying again every %.0f s", why,
+                              REQUEUE_EVERY_S)
+                self._store_trouble = why
             else:
                 self._store_trouble = ""
         for event in self.queue.tick():

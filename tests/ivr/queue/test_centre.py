@@ -1,7 +1,9 @@
 """The centre's queue shared by several nodes in a real PostgreSQL: the order of callers across nodes, one operator
-never given twice (three real processes racing), the nodes woken by NOTIFY, a lost node's callers and operators."""
+never given twice (three real processes racing), the nodes woken by NOTIFY, a lost node's callers and operators,
+one view of the centre from any node (`ivr queue status`, `ivr cluster status`, the gauges)."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -11,10 +13,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from pgkit import PgCluster, fresh_database
+from prometheus_client import generate_latest
+from typer.testing import CliRunner
 
+from ivr.cli import app as cli
 from ivr.config import AgentGroup
 from ivr.queue import AgentState, Connect, Priority
 from ivr.queue.centre import Centre
+from ivr.queue.metrics import QueueMetrics
 from ivr.queue.shared import SharedQueue
 from ivr.queue.wakeup import Wakeup
 
@@ -202,3 +208,45 @@ def test_an_operator_goes_to_one_call_at_a_time_with_200_callers_on_three_proces
         left = conn.execute(sa.text("SELECT count(*) FROM centre_calls")).scalar()
     engine.dispose()
     assert (given, left) == (len(connected) + sum(1 for x in lines if x[0] == "freed"), 0)
+
+
+def test_one_view_of_the_centre_in_the_cli_and_the_gauges_of_any_node(url: str, tmp_path: Path) -> None:
+    clock = Clock()
+    qs = nodes(url, clock, "AB", agents=2, lapse_s=5)
+    qs["A"].enqueue("a0", "general")
+    qs["B"].enqueue("b0", "general", Priority.ELDERLY)
+    qs["B"].enqueue("b1", "general")
+    qs["A"].enqueue("cb-3", "general", callback=True, entered=clock.t - 50)
+    qs["A"].set_state("op1", AgentState.AVAILABLE)
+    tick_all(qs)  # op1 takes the callback (first in rank), dialled by A
+    clock.t += 6
+    qs["A"].tick()  # B has stopped beating: lost
+    env = {"IVR_DATA_DIR": str(tmp_path), "IVR_QUEUE_DATABASE_URL": url, "IVR_NODE_ID": "A"}
+    res = CliRunner().invoke(cli, ["queue", "status", "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    centre = json.loads(res.output)["centre"]
+    assert [(c["call_id"], c["node"], c["status"]) for c in centre["queue"]] == [
+        ("cb-3", "A", "connecting"), ("a0", "A", "waiting")]
+    assert {a: v["state"] for a, v in centre["agents"].items()} == {"op0": "signed_out", "op1": "on_call"}
+    res = CliRunner().invoke(cli, ["cluster", "status", "--json"], env=env)
+    assert res.exit_code == 0, res.output
+    assert [(n["node"], n["state"], n["lost_callers"]) for n in json.loads(res.output)] == [
+        ("A", "up", 0), ("B", "lost", 2)]
+    text = CliRunner().invoke(cli, ["cluster", "status"], env=env).output
+    assert "1 of 2 node(s) up; 1 waiting in the centre's queue" in text
+    text = CliRunner().invoke(cli, ["queue", "status"], env=env).output
+    assert "the centre's queue" in text and "a0" in text and "operators (centre)" in text, text
+    metrics = QueueMetrics(qs["A"])
+    metrics.refresh()
+    got = generate_latest(metrics.registry).decode()
+    for line in ('ivr_centre_waiting{group="general",kind="caller"} 1.0', 'ivr_centre_agents{state="on_call"} 1.0',
+                 'ivr_centre_nodes{state="lost"} 1.0', 'ivr_centre_lost_callers{node="B"} 2.0',
+                 "ivr_node_waiting 1.0"):
+        assert line in got, got
+
+
+def test_cluster_status_without_a_centre_says_what_to_set(tmp_path: Path) -> None:
+    res = CliRunner().invoke(cli, ["cluster", "status"], env={"IVR_DATA_DIR": str(tmp_path)})
+    assert res.exit_code == 1
+    assert res.output.strip() == ("ivr: no centre: set queue_database_url (the PostgreSQL the nodes share) to see "
+                                  "one")
