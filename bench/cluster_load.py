@@ -1,8 +1,11 @@
 """Calls through the Kamailio front door (deploy/kamailio/kamailio.cfg) to 1 and 3 real `ivr serve` nodes with SIPp:
 calls per second, failed calls, call set-up time, CPU per call; then how long new calls take to avoid a node killed
-with kill -9.
+with kill -9; then the centre's queue in PostgreSQL shared by 1 and 3 nodes (processes running the real SharedQueue
+with LISTEN/NOTIFY, real time): callers racing for operators, how long a freed operator takes to reach the best
+waiting caller (p50/p95), database statements, connection checkouts and transactions per call, double assignments.
 
     .venv/bin/python bench/cluster_load.py [--cps 25 50 100] [--calls 300] [--hold-ms 1000] [--kills 3]
+                                           [--centre-callers 200] [--centre-agents 20] [--only centre|sip]
 
 The front door runs with the shipped settings (probes every 2 s, a silent node given up after 1 s) but for the
 trunk's address, trusted as a carrier's; the nodes run the shipped flow (no Vosk model: menus and recordings, no
@@ -24,11 +27,16 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ivr" / "sip"), str(ROOT / "tests" / "cluster")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "ivr" / "sip"), str(ROOT / "tests" / "cluster"),
+                str(ROOT / "tests" / "ivr" / "tickets")]
 
 import socket  # noqa: E402
 
+import subprocess  # noqa: E402
+from collections import defaultdict  # noqa: E402
+
 from clusterkit import TRUNK, Cluster, FrontDoor, Node, call  # noqa: E402
+from pgkit import PgCluster, fresh_database  # noqa: E402
 from serveproc import free_port  # noqa: E402
 from sippkit import sipp_counts  # noqa: E402
 
@@ -150,8 +158,70 @@ async def bench_kill(cluster: Cluster, rate: int, seconds: int, work: Path) -> f
     return avoided
 
 
+def centre_race(pg: PgCluster, nodes: int, callers: int, agents: int, spread_s: float, hold_s: float,
+                work: Path) -> None:
+    """`callers` callers spread over `nodes` processes sharing one centre's queue race for `agents` operators."""
+    url = fresh_database(pg)
+    work.mkdir(parents=True)
+    go = work / "go"
+    logs = [work / f"n{i}.log" for i in range(nodes)]
+    share = [callers // nodes + (i < callers % nodes) for i in range(nodes)]
+    procs = [subprocess.Popen([sys.executable, str(ROOT / "tests" / "ivr" / "queue" / "centre_proc.py"), url, f"n{i}",
+                               str(log), str(go), str(n), str(agents), str(spread_s), str(hold_s), "60"],
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+             for i, (log, n) in enumerate(zip(logs, share))]
+    while not all(log.exists() and "ready" in log.read_text() for log in logs):
+        time.sleep(0.05)
+    go.touch()
+    for p in procs:
+        p.wait()
+    lines = sorted((line.split() for log in logs for line in log.read_text().splitlines()), key=lambda x: float(x[3]))
+    queued: dict[str, float] = {}
+    served: set[str] = set()
+    busy: dict[str, bool] = defaultdict(bool)
+    freed_at: dict[str, float] = {}
+    doubles = 0
+    latency: list[float] = []
+    stats = [0, 0, 0, 0]
+    for what, call_id, agent, at in lines:
+        t = float(at)
+        if what == "queued":
+            queued[call_id] = t
+        elif what == "connect":
+            doubles += busy[agent]
+            busy[agent] = True
+            served.add(call_id)
+            if agent in freed_at and queued[call_id] <= freed_at[agent]:  # the caller waited for this operator
+                latency.append(1000 * (t - freed_at.pop(agent)))
+        elif what == "end":
+            busy[agent] = False
+            if any(c not in served and q <= t for c, q in queued.items()):
+                freed_at[agent] = t
+        elif what == "stats":
+            stats = [a + int(b) for a, b in zip(stats, agent.split(","))]
+    n = max(len(served), 1)
+    print(f"  {nodes} node(s), {callers} callers over {spread_s:.0f} s for {agents} operators holding {hold_s:.2f} s: "
+          f"{len(served)} served, {len(queued) - len(served)} left a message, {doubles} double assignments; "
+          f"operator free -> waiting caller handed over p50 {pct(latency, 50):.0f} ms p95 {pct(latency, 95):.0f} ms "
+          f"max {max(latency, default=0):.0f} ms ({len(latency)} hand-overs); per call: {stats[0] / n:.1f} "
+          f"statements, {stats[1] / n:.1f} connection checkouts (each pinged), {stats[2] / n:.1f} transactions, "
+          f"{stats[3] / n:.1f} notifications heard")
+
+
 async def main(args: argparse.Namespace) -> None:
     print(f"machine: {os.cpu_count()} CPUs reported, {effective_cores():.2f} effective cores (two busy processes)")
+    if args.only != "sip":
+        pg = PgCluster()
+        try:
+            print("the centre's queue in PostgreSQL (SharedQueue processes, LISTEN/NOTIFY):")
+            with tempfile.TemporaryDirectory(prefix="centre-bench-") as tmp:
+                for nodes in (1, 3):
+                    centre_race(pg, nodes, args.centre_callers, args.centre_agents, 2.0, 0.1,
+                                Path(tmp) / f"race-{nodes}")
+        finally:
+            pg.stop()
+    if args.only == "centre":
+        return
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
         home = Path(tmp)
         prompts = home / "prompts"
@@ -184,4 +254,7 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=300, help="calls per measurement")
     parser.add_argument("--hold-ms", type=int, default=1000, help="how long each caller stays on")
     parser.add_argument("--kills", type=int, default=3, help="how many times a node is killed")
+    parser.add_argument("--centre-callers", type=int, default=200, help="callers racing in the centre's queue")
+    parser.add_argument("--centre-agents", type=int, default=20, help="operators they race for")
+    parser.add_argument("--only", choices=("centre", "sip"), help="measure only the centre's queue, or only SIP")
     asyncio.run(main(parser.parse_args()))

@@ -1,7 +1,8 @@
 """One node of the race tests: a real SharedQueue (LISTEN/NOTIFY, real time) with the centre's operators, `callers`
 callers of its own queued over `spread_s` seconds once the file GO exists; each caller put through holds its
 operator `hold_s` (0.5-1.5x, seeded) and a caller who waited `patience_s` leaves a message. Every step is logged
-(fsynced) as "<what> <call> <agent> <time>":
+(fsynced) as "<what> <call> <agent> <time>"; at the end "stats <node> <statements>,<checkouts>,<transactions>,
+<notifications> <time>" counts what it asked of the database (checkouts: connections taken from the pool, each pinged).
 
     centre_proc.py URL NODE LOG GO CALLERS AGENTS SPREAD_S HOLD_S PATIENCE_S
 
@@ -16,6 +17,8 @@ from pathlib import Path
 
 from ivr.config import AgentGroup
 from ivr.queue import AgentState, Connect
+import sqlalchemy as sa
+
 from ivr.queue.centre import Centre
 from ivr.queue.shared import SharedQueue
 from ivr.queue.wakeup import Wakeup
@@ -34,8 +37,20 @@ def note(what: str, call: str, agent: str = "-") -> None:
 
 async def main() -> None:
     rnd = random.Random(node)
-    queue = SharedQueue([AgentGroup("general", wrap_up_s=0.0)], time.time, Centre.open(url, node),
-                        wake=Wakeup(url), lapse_s=60)
+    centre = Centre.open(url, node)
+    counts = {"statements": 0, "checkouts": 0, "transactions": 0}
+
+    def count(what: str):
+        def seen(*_args) -> None:
+            counts[what] += 1
+        return seen
+
+    sa.event.listen(centre.engine, "before_cursor_execute", count("statements"))
+    sa.event.listen(centre.engine.pool, "checkout", count("checkouts"))
+    for end in ("commit", "rollback"):
+        sa.event.listen(centre.engine, end, count("transactions"))
+    wake = Wakeup(url)
+    queue = SharedQueue([AgentGroup("general", wrap_up_s=0.0)], time.time, centre, wake=wake, lapse_s=60)
     for i in range(agents):
         queue.add_agent(f"op{i}", f"sip:op{i}@127.0.0.1:5999", ("general",), AgentState.AVAILABLE)
     note("ready", node)
@@ -86,6 +101,7 @@ async def main() -> None:
             done += 1
         await asyncio.sleep(0.01)
     queue.close()
+    note("stats", node, f"{counts['statements']},{counts['checkouts']},{counts['transactions']},{wake.notified}")
     note("exit", node)
 
 
