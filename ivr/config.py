@@ -95,7 +95,7 @@ class Settings:
     rtp_port_max: int = 30000
     rtp_timeout_s: float = 60.0  # a call (inbound or outbound) with no RTP from the far end this long is hung up
     max_calls: int = 400
-    asr_warm: int = 4  # recognisers warmed on the prompts' audio at start-up (a cold one decodes 2-3x slower)
+    asr_warm: int = 8  # recognisers warmed on the prompts' audio at start-up (a cold one decodes 2.5x slower for 30 s)
     asr_recycle_after_s: float = 3600.0  # a recogniser that decoded this much audio is dropped (its cache only grows)
     asr_workers: int = 0  # decoding threads; 0 = one per core
     asr_live_limit: int = 0  # listening steps live recognition takes at once; 0 = adapt to the decoders' lag
