@@ -80,6 +80,7 @@ class LiveState:
     queue_source: Callable[[], Sequence[QueueEntry]] | None = None
     callbacks_source: Callable[[], Sequence[CallbackEntry]] | None = None
     agents_source: Callable[[], Sequence[AgentEntry]] | None = None
+    calls_source: Callable[[], Sequence[LiveCall]] | None = None  # every node's calls (a centre), else this one's
     _calls: dict[str, LiveCall] = field(default_factory=dict)
     _queue: tuple[QueueEntry, ...] = ()
     _callbacks: tuple[CallbackEntry, ...] = ()
@@ -105,9 +106,10 @@ class LiveState:
         with self._lock:
             self._calls.pop(call_id, None)
 
-    def calls_in_progress(self) -> int:
+    def local_calls(self) -> tuple[LiveCall, ...]:
+        """This node's calls in progress, oldest first."""
         with self._lock:
-            return len(self._calls)
+            return tuple(sorted(self._calls.values(), key=lambda c: c.started))
 
     def set_queue(self, entries: Sequence[QueueEntry]) -> None:
         with self._lock:
@@ -122,6 +124,11 @@ class LiveState:
         with self._lock:
             calls = tuple(sorted(self._calls.values(), key=lambda c: c.started))
             queue, callbacks = self._queue, self._callbacks
+        if self.calls_source is not None:
+            try:
+                calls = tuple(sorted(self.calls_source(), key=lambda c: c.started))
+            except Exception as exc:  # this node's calls are still shown
+                errors.append(f"calls: {exc}")
         if self.queue_source is not None:
             try:
                 queue = tuple(sorted(self.queue_source(), key=lambda e: e.position))

@@ -10,13 +10,14 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.config import DEFAULT_GROUPS, AgentConfig, AgentGroup, Settings, hours_span
-from ivr.live import CallbackEntry, LiveState, QueueEntry
+from ivr.live import CallbackEntry, LiveCall, LiveState, QueueEntry
 from ivr.media.callio import DigitDetector
 from ivr.media.hold import Bridge, PlaceCall
 from ivr.queue.call_queue import CallQueue, QueuePolicy
@@ -34,7 +35,7 @@ from ivr.storage import database_location, problem
 from ivr.tickets.store import TicketStore
 from prompts.library import PromptLibrary
 
-__all__ = ["QueueOptions", "HotlineQueue"]
+__all__ = ["QueueOptions", "HotlineQueue", "call_row"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,12 @@ class QueueOptions:
                    lease_s=settings.queue_callback_lease_s)
 
 
+def call_row(c: LiveCall) -> dict[str, Any]:
+    """A call in progress as the heartbeat carries it to the other nodes' consoles."""
+    return {"call_id": c.call_id, "caller": c.caller, "started": c.started.isoformat(), "state": c.state,
+            "elderly": c.elderly, "urgent": c.urgent}
+
+
 class HotlineQueue:
     """Everything the server needs to queue callers; `desk.handle` is what a call's transfer does."""
 
@@ -79,7 +86,7 @@ class HotlineQueue:
         if settings.queue_database_url:  # one queue for the centre, in PostgreSQL
             self.queue = SharedQueue(list(options.groups), time.time, Centre.open(url, settings.node_id),
                                      options.policy, wake=Wakeup(url), lapse_s=settings.queue_node_timeout_s,
-                                     load=live.calls_in_progress,
+                                     live=lambda: [call_row(c) for c in live.local_calls()],
                                      console=f"http://{settings.console_host}:{settings.console_port}/")
         else:
             self.queue = CallQueue(list(options.groups), time.time, options.policy)
@@ -95,6 +102,9 @@ class HotlineQueue:
         self.metrics = QueueMetrics(self.queue, self.store)
         self.status_path = snapshot_path(settings.data_dir)
         live.queue_source, live.callbacks_source = self.live_queue, self.live_callbacks
+        if isinstance(self.queue, SharedQueue):
+            self.node, self.live = settings.node_id, live
+            live.calls_source = self.live_calls
 
     def reconfigure(self, settings: Settings) -> None:
         """Apply reloaded `[[queue.agents]]` (on SIGHUP); the desks themselves only change with a restart."""
@@ -117,6 +127,16 @@ class HotlineQueue:
                                       wait if math.isfinite(wait) else None,
                                       "" if q.priority == Priority.NORMAL else q.priority.name.lower()))
         return entries
+
+    def live_calls(self) -> list[LiveCall]:
+        """Every node's calls in progress: this node's as they are, the others' as their last heartbeat said."""
+        assert isinstance(self.queue, SharedQueue)
+        calls = [replace(c, line=self.node) for c in self.live.local_calls()]
+        for node, rows in self.queue.centre.live_calls().items():
+            if node != self.node:
+                calls += [LiveCall(r["call_id"], r["caller"], datetime.fromisoformat(r["started"]), r["state"], node,
+                                   r["elderly"], r["urgent"]) for r in rows]
+        return calls
 
     def live_callbacks(self) -> list[CallbackEntry]:
         queued = {q.call_id for q in self.queue.queued()}

@@ -9,6 +9,7 @@ callback lease brings them back). Changes to calls and operators NOTIFY `ivr_que
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ nodes = sa.Table(
     sa.Column("queued", sa.Integer),
     sa.Column("lost_callers", sa.Integer),
     sa.Column("console", sa.String(256)),
+    sa.Column("live", sa.Text),  # JSON: its calls in progress (call_id, caller, started, state, elderly, urgent)
 )
 
 
@@ -275,21 +277,23 @@ class Centre:
                 "lost_callers": nodes.c.lost_callers + lost}))
         return lost
 
-    def beat(self, now: float, calls_now: int, queued: int) -> str:
-        """The heartbeat, with this node's load; returns the state the centre had for it ("lost": it was given
-        up while it could not beat, and its callers were taken out of the queue)."""
+    def beat(self, now: float, calls_now: int, queued: int, live: list[dict[str, Any]] | None = None) -> str:
+        """The heartbeat, with this node's load and its calls in progress (`live`, for every node's console);
+        returns the state the centre had for it ("lost": it was given up while it could not beat, and its callers
+        were taken out of the queue)."""
         with self.engine.begin() as conn:
             before = conn.execute(sa.select(nodes.c.state).where(nodes.c.node == self.node)
                                   .with_for_update()).scalar()
             conn.execute(nodes.update().where(nodes.c.node == self.node).values(
-                state=UP, heartbeat=now, calls=calls_now, queued=queued))
+                state=UP, heartbeat=now, calls=calls_now, queued=queued, live=json.dumps(live or [])))
         return before or LOST
 
     def stop(self, now: float) -> None:
         """This node stops cleanly: marked stopped, nothing left behind."""
         with self.engine.begin() as conn:
             self._let_go(conn, self.node, now)
-            conn.execute(nodes.update().where(nodes.c.node == self.node).values(state=STOPPED, heartbeat=now))
+            conn.execute(nodes.update().where(nodes.c.node == self.node).values(state=STOPPED, heartbeat=now,
+                                                                                live="[]"))
 
     def reap(self, now: float, lapse_s: float) -> dict[str, int]:
         """Nodes whose heartbeat is older than `lapse_s` are lost: their callers leave the queue (counted), the
@@ -303,7 +307,7 @@ class Centre:
             for node in lapsed:
                 lost = self._let_go(conn, node, now)
                 conn.execute(nodes.update().where(nodes.c.node == node).values(
-                    state=LOST, queued=0, calls=0, lost_callers=nodes.c.lost_callers + lost))
+                    state=LOST, queued=0, calls=0, live="[]", lost_callers=nodes.c.lost_callers + lost))
                 out[node] = lost
         for node, lost in out.items():
             log.warning("node %s stopped beating: %d of its callers left the queue, its operators are free", node,
@@ -315,6 +319,12 @@ class Centre:
             rows = conn.execute(sa.select(nodes).order_by(nodes.c.node)).all()
         return [CentreNode(r.node, r.state, r.started, r.heartbeat, r.calls, r.queued, r.lost_callers, r.console)
                 for r in rows]
+
+    def live_calls(self) -> dict[str, list[dict[str, Any]]]:
+        """Every node's calls in progress as its last heartbeat told them, by node (nodes that are up)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(nodes.c.node, nodes.c.live).where(nodes.c.state == UP)).all()
+        return {r.node: json.loads(r.live or "[]") for r in rows}
 
     def view(self, now: float) -> dict[str, Any]:
         """The whole centre now, as plain data (for `ivr queue status`, `ivr cluster status` and /metrics): every

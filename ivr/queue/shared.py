@@ -38,15 +38,15 @@ log = logging.getLogger(__name__)
 class SharedQueue(CallQueue):
     """A CallQueue over the centre's database. `wake` (None: no LISTEN) makes the node look at once when the queue
     changes; without it, or when the notification is missed, the node looks every `sync_every_s`. Nodes silent for
-    `lapse_s` are given up. `load` tells the heartbeat how many calls this node has; `console` is where its
-    operator console is (shown in `ivr cluster status`)."""
+    `lapse_s` are given up. `live` gives the heartbeat this node's calls in progress (for every node's console);
+    `console` is where its operator console is (shown in `ivr cluster status`)."""
 
     def __init__(self, groups: list[AgentGroup], clock: Callable[[], float], centre: Centre,
                  policy: QueuePolicy | None = None, handle_prior_s: float = 240.0, *, wake: Wakeup | None = None,
-                 sync_every_s: float = 1.0, lapse_s: float = 5.0, load: Callable[[], int] = lambda: 0,
-                 console: str = "") -> None:
+                 sync_every_s: float = 1.0, lapse_s: float = 5.0,
+                 live: Callable[[], list[dict[str, Any]]] = list, console: str = "") -> None:
         super().__init__(groups, clock, policy, handle_prior_s)
-        self.centre, self.wake, self.load = centre, wake, load
+        self.centre, self.wake, self.live = centre, wake, live
         self.sync_every_s, self.lapse_s = sync_every_s, lapse_s
         self.lost_nodes: dict[str, int] = {}  # node -> callers taken out when it was given up (seen here)
         self.retries: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []  # writes to make once the database is back
@@ -197,7 +197,8 @@ class SharedQueue(CallQueue):
         woken = self.wake.take() if self.wake is not None else False
         if now - self._beat_at >= self.sync_every_s:
             self._beat_at = now
-            if self.centre.beat(now, self.load(), self.own_waiting) == LOST:
+            calls = self.live()
+            if self.centre.beat(now, len(calls), self.own_waiting, calls) == LOST:
                 self._rejoin()
             self._retry()
             self.lost_nodes.update(self.centre.reap(now, self.lapse_s))

@@ -12,9 +12,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -35,6 +36,7 @@ pytestmark = [pytest.mark.cluster, pytest.mark.sipp, pytest.mark.slow,
 
 REPO = Path(__file__).resolve().parents[2]
 SIPP_DIR = REPO / "tests" / "ivr" / "queue" / "sipp"
+PASSWORD = "correct horse 12345"
 LEASE_S = 8
 LAPSE_S = 3
 
@@ -85,6 +87,18 @@ def wait_log(node: Served, pattern: str, count: int = 1, limit_s: float = 180) -
         time.sleep(0.1)
 
 
+def centre_on_console(node: Served, data: Path, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    """The node's console's live view (signed in as an operator) once `done(view)` (the limit stops a hung test)."""
+    UserStore(TicketStore(f"sqlite:///{data / 'ivr.db'}").engine).add("zhang", PASSWORD, "operator")
+    with httpx.Client(base_url=node.url) as console:
+        assert console.post("/api/session", json={"username": "zhang", "password": PASSWORD}).status_code == 200
+        deadline = time.monotonic() + 60
+        while not done(live := console.get("/api/live").json()):
+            assert time.monotonic() < deadline, live
+            time.sleep(0.2)
+    return live
+
+
 def rows(url: str, sql: str) -> list[tuple]:
     engine = sa.create_engine(url)
     try:
@@ -126,6 +140,8 @@ def test_a_killed_node_loses_its_callers_frees_its_operator_and_its_callback_is_
         wait_log(a, r"queue_announce position=3")  # the centre's queue: behind B's two
         assert rows(url, "SELECT node, count(*) FROM centre_calls WHERE NOT callback GROUP BY node ORDER BY node") \
             == [("A", 1), ("B", 2)]
+        live = centre_on_console(a, tmp_path / "A", lambda s: sorted(c["line"] for c in s["calls"]) == ["A", "B", "B"])
+        assert len(live["queue"]) == 3  # A's console: every node's calls, the centre's queue
         b.proc.send_signal(signal.SIGKILL)  # kill -9: no drain, no goodbye
         b.proc.wait()
         # A gives B up once its heartbeat lapses: B's callers leave the queue, op1 is free and takes A's caller
@@ -205,10 +221,10 @@ def test_a_recording_made_on_one_node_plays_from_another_nodes_console(
                 time.sleep(0.1)
             assert ticket.node == "A" and ticket.recording_sha256
             assert not (tmp_path / "B" / "recordings" / ticket.recording).exists()
-            UserStore(store.engine).add("zhang", "correct horse 12345", "operator")
+            UserStore(store.engine).add("zhang", PASSWORD, "operator")
             with httpx.Client(base_url=b.url) as console:  # node B's console
                 assert console.post("/api/session", json={"username": "zhang",
-                                                          "password": "correct horse 12345"}).status_code == 200
+                                                          "password": PASSWORD}).status_code == 200
                 audio = console.get(f"/api/tickets/{ticket.number}/audio")
             assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
             assert hashlib.sha256(audio.content).hexdigest() == ticket.recording_sha256
