@@ -215,9 +215,10 @@ async def main(args: argparse.Namespace) -> None:
         try:
             print("the centre's queue in PostgreSQL (SharedQueue processes, LISTEN/NOTIFY):")
             with tempfile.TemporaryDirectory(prefix="centre-bench-") as tmp:
-                for nodes in (1, 3):
-                    centre_race(pg, nodes, args.centre_callers, args.centre_agents, 2.0, 0.1,
-                                Path(tmp) / f"race-{nodes}")
+                for spread_s, hold_s in ((10.0, 1.0), (2.0, 0.1)):  # steady (about 20 hand-overs a second); a rush
+                    for nodes in (1, 3):
+                        centre_race(pg, nodes, args.centre_callers, args.centre_agents, spread_s, hold_s,
+                                    Path(tmp) / f"race-{spread_s}-{nodes}")
         finally:
             pg.stop()
     if args.only == "centre":

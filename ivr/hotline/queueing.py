@@ -85,7 +85,7 @@ class HotlineQueue:
         self.queue: CallQueue
         if settings.queue_database_url:  # one queue for the centre, in PostgreSQL
             self.queue = SharedQueue(list(options.groups), time.time, Centre.open(url, settings.node_id),
-                                     options.policy, wake=Wakeup(url), lapse_s=settings.queue_node_timeout_s,
+                                     options.policy, wake=Wakeup(url, settings.node_id), lapse_s=settings.queue_node_timeout_s,
                                      live=lambda: [call_row(c) for c in live.local_calls()],
                                      console=f"http://{settings.console_host}:{settings.console_port}/")
         else:

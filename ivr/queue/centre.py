@@ -5,7 +5,8 @@ Every operation is one short transaction. Giving free operators to the best wait
 free operators and the calls it picks with `FOR UPDATE SKIP LOCKED`: two nodes assigning at once never get the same
 operator nor the same call. A node that stops beating (`lapse_s`) is lost: any node's `reap` takes its callers out
 of the queue (counted as lost), gives back the operators it held and drops the callbacks it was connecting (their
-callback lease brings them back). Changes to calls and operators NOTIFY `ivr_queue` (triggers of the schema).
+callback lease brings them back). A call given an operator NOTIFYs `ivr_queue` with the node that must put it
+through (a trigger of the schema).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from ivr.queue.model import AgentState, QueueError
 
-__all__ = ["Centre", "CentreCall", "CentreAgent", "CentreNode", "Assignment", "migrate", "CHANNEL",
+__all__ = ["Centre", "CentreCall", "CentreAgent", "CentreNode", "Assignment", "Snapshot", "migrate", "CHANNEL",
            "VERSION_TABLE"]
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,13 @@ class CentreNode:
 
 
 @dataclass(frozen=True)
+class Snapshot:
+    agents: dict[str, CentreAgent]
+    waiting: list[CentreCall]
+    mine: list[CentreCall]  # given an operator, to be put through by this node
+
+
+@dataclass(frozen=True)
 class Assignment:
     call_id: str
     agent_id: str
@@ -184,17 +192,19 @@ class Centre:
             conn.execute(calls.update().where(calls.c.call_id == call_id)
                          .values(status=WAITING, agent_id=None, assigned_at=None))
 
-    def waiting(self) -> list[CentreCall]:
-        """The centre's queue: every waiting call, in arrival order."""
-        return self._calls(calls.c.status == WAITING)
-
-    def connecting(self) -> list[CentreCall]:
-        """Calls given to an operator that this node must put through (its callers, the callbacks it dials)."""
-        return self._calls((calls.c.status == CONNECTING) & (calls.c.node == self.node))
-
-    def _calls(self, where: sa.ColumnElement[bool]) -> list[CentreCall]:
+    def snapshot(self) -> Snapshot:
+        """In one read: every operator, the centre's queue (waiting calls in arrival order) and the calls this node
+        must put through (given an operator: its callers, the callbacks it dials)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(calls).where(where).order_by(calls.c.seq)).all()
+            return Snapshot(self._agents(conn), self._calls(conn, calls.c.status == WAITING),
+                            self._calls(conn, self._mine()))
+
+    def _mine(self) -> sa.ColumnElement[bool]:
+        return (calls.c.status == CONNECTING) & (calls.c.node == self.node)
+
+    @staticmethod
+    def _calls(conn: sa.Connection, where: sa.ColumnElement[bool]) -> list[CentreCall]:
+        rows = conn.execute(sa.select(calls).where(where).order_by(calls.c.seq)).all()
         return [CentreCall(r.call_id, r.seq, r.node, r.grp, r.priority, r.entered, r.ticket, r.callback, r.status,
                            r.agent_id) for r in rows]
 
@@ -228,7 +238,11 @@ class Centre:
 
     def agents(self) -> dict[str, CentreAgent]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(agents)).all()
+            return self._agents(conn)
+
+    @staticmethod
+    def _agents(conn: sa.Connection) -> dict[str, CentreAgent]:
+        rows = conn.execute(sa.select(agents)).all()
         return {r.agent_id: CentreAgent(r.agent_id, AgentState(r.state), r.since, r.wrap_up_until, r.call_id, r.node)
                 for r in rows}
 
@@ -240,9 +254,10 @@ class Centre:
                                                       & (agents.c.wrap_up_until <= now))
                                 .values(state=AgentState.AVAILABLE.value, since=now, wrap_up_until=0.0)).rowcount
 
-    def assign(self, now: float) -> list[Assignment]:
+    def assign(self, now: float) -> tuple[list[Assignment], list[CentreCall]]:
         """Give every free operator the best waiting call of its groups (rank, then arrival), in one transaction:
-        the operators and calls it takes are locked (SKIP LOCKED), so no other node can give them again."""
+        the operators and calls it takes are locked (SKIP LOCKED), so no other node can give them again. Returns
+        the assignments made and, read in the same transaction, the calls this node must put through."""
         done: list[Assignment] = []
         with self.engine.begin() as conn:
             free = conn.execute(sa.select(agents.c.agent_id, agents.c.groups)
@@ -262,7 +277,8 @@ class Centre:
                     state=AgentState.ON_CALL.value, since=now, call_id=best.call_id, node=holder,
                     calls=agents.c.calls + 1))
                 done.append(Assignment(best.call_id, agent_id, holder))
-        return done
+            mine = self._calls(conn, self._mine())
+        return done, mine
 
     # -- nodes ------------------------------------------------------------------------------------------------
     def start(self, now: float, console: str = "") -> int:

@@ -6,9 +6,11 @@ answers from it as the single box does: positions and expected waits are the cen
 to the database first: a caller queued here gets the centre's arrival order, hangs up or books a callback there;
 an operator's state changes only from the state this node saw (an operator on a call only by the node holding the
 call). Free operators are given to the best waiting calls of the whole centre by `Centre.assign`, which any node
-may run and two cannot both win; the node holding a caller so assigned hands out its Connect. The mirror is
-refreshed when the database says something changed (LISTEN/NOTIFY, `Wakeup`) and every `sync_every_s`, when the
-node also beats and gives up nodes whose heartbeat lapsed. While the database cannot be reached the node goes on
+may run and two cannot both win: a node runs it at once when it has queued a caller or freed an operator, and when
+its mirror shows a free operator and a caller for it. The node holding a caller so assigned is woken by
+PostgreSQL (NOTIFY with its node id, `Wakeup`) and hands out the Connect. The mirror is refreshed then, after a
+change of this node's that found the row changed, and every `sync_every_s`, when the node also beats and gives up
+nodes whose heartbeat lapsed. While the database cannot be reached the node goes on
 with the calls it has (new callers are refused: their flow takes a message), and writes that failed are made again
 once it is back.
 """
@@ -23,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.config import AgentGroup
 from ivr.queue.call_queue import CallQueue, QueuePolicy
-from ivr.queue.centre import LOST, Centre
+from ivr.queue.centre import LOST, Centre, CentreCall
 from ivr.queue.model import (
     Agent, AgentState, Priority, QueuedCall, QueueEvent, Rejected,
 )
@@ -56,6 +58,8 @@ class SharedQueue(CallQueue):
         self._ending_wrap_up = False
         self._stale = True
         self._fresh = False
+        self._freed = False  # this node has just freed an operator or queued a caller: assign at its next tick
+        self._mine: list[CentreCall] = []  # calls given an operator that this node puts through, as last read
         self._beat_at = -math.inf
         self.lost_callers = centre.start(clock(), console)
         if self.lost_callers:
@@ -74,6 +78,7 @@ class SharedQueue(CallQueue):
         call = self._calls.get(call_id)
         if call is not None and not callback:
             self._own[call_id] = call
+        self._freed = self._freed or call is not None  # a caller to place: assign at the next tick
         return events
 
     def _place(self, call_id: str, group: str, priority: Priority, entered: float, ticket: str,
@@ -100,6 +105,7 @@ class SharedQueue(CallQueue):
     def connect_failed(self, call_id: str, agent_id: str) -> None:
         super().connect_failed(call_id, agent_id)
         self._write(self.centre.back_to_waiting, call_id)
+        self._freed = True
 
     # -- operators --------------------------------------------------------------------------------------------
     def add_agent(self, agent_id: str, uri: str, groups: tuple[str, ...],
@@ -138,6 +144,7 @@ class SharedQueue(CallQueue):
             expect = AgentState.WRAP_UP if self._ending_wrap_up else None
         until = agent.wrap_up_until if state == AgentState.WRAP_UP else 0.0
         self._write(self.centre.set_agent, agent.agent_id, state, self.clock(), expect, until)
+        self._freed = self._freed or state == AgentState.AVAILABLE
 
     def _end_wrap_ups(self, now: float) -> None:
         self._ending_wrap_up = True
@@ -160,11 +167,15 @@ class SharedQueue(CallQueue):
         return super().tick()
 
     def _assign(self, now: float) -> list[QueueEvent]:
-        if not self._fresh:
+        """Assign when the mirror shows a free operator and a caller for it (after a refresh, or when this node
+        has just freed one), then hand out this node's Connects."""
+        if not (self._fresh or self._freed):
             return []
-        try:
-            if self._could_assign() and self.centre.assign(now):
-                self._stale = True
+        changed, self._freed = self._freed, False
+        try:  # what this node changed may be news its mirror lacks: assign without asking the mirror
+            if changed or self._could_assign():
+                made, self._mine = self.centre.assign(now)
+                self._stale = self._stale or bool(made)
             return self._pickup(now)
         except SQLAlchemyError as exc:
             self._down(exc)
@@ -176,7 +187,8 @@ class SharedQueue(CallQueue):
     def _pickup(self, now: float) -> list[QueueEvent]:
         """Connects for the calls the centre gave an operator that this node puts through."""
         events: list[QueueEvent] = []
-        for row in self.centre.connecting():
+        mine, self._mine = self._mine, []  # each read is handed out once
+        for row in mine:
             agent = self.agents.get(row.agent_id or "")
             if row.call_id in self._held_calls or agent is None:
                 continue
@@ -214,8 +226,8 @@ class SharedQueue(CallQueue):
 
     def _refresh(self) -> None:
         """Mirror the centre: every operator's state, every waiting call in the centre's order."""
-        rows = self.centre.agents()
-        waiting = {c.call_id: c for c in self.centre.waiting()}
+        snap = self.centre.snapshot()
+        rows, waiting, self._mine = snap.agents, {c.call_id: c for c in snap.waiting}, snap.mine
         self._advance()
         self._mirroring = True
         try:

@@ -1,6 +1,7 @@
-"""Nodes wake when the centre's queue changes: a thread LISTENs on PostgreSQL's `ivr_queue` channel and raises a
-flag the queue's tick reads, so a free operator or a new caller is seen at once without polling the database hard.
-A lost connection is opened again (a restarted server); until then the queue falls back to its periodic sync."""
+"""A node wakes when the centre gives an operator to a call it must put through: a thread LISTENs on PostgreSQL's
+`ivr_queue` channel (the payload names the node) and raises a flag the queue's tick reads, so the hand-over is
+seen at once without polling the database hard. A lost connection is opened again (a restarted server); until then
+the queue falls back to its periodic sync."""
 from __future__ import annotations
 
 import logging
@@ -24,10 +25,10 @@ def libpq_url(sqlalchemy_url: str) -> str:
 
 
 class Wakeup:
-    """LISTEN on `url` in a daemon thread; `take()` says (once) whether anything was notified since."""
+    """LISTEN on `url` in a daemon thread; `take()` says (once) whether `node` was notified since."""
 
-    def __init__(self, url: str) -> None:
-        self.url = libpq_url(url)
+    def __init__(self, url: str, node: str) -> None:
+        self.url, self.node = libpq_url(url), node
         self.woken = threading.Event()
         self.notified = 0
         self._stop = threading.Event()
@@ -55,9 +56,10 @@ class Wakeup:
                     down = ""
                     self.woken.set()  # changes made while not listening
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.5):
-                            self.notified += 1
-                            self.woken.set()
+                        for note in conn.notifies(timeout=0.5):
+                            if note.payload in (self.node, ""):
+                                self.notified += 1
+                                self.woken.set()
             except psycopg.Error as exc:
                 why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 if why != down:

@@ -1,15 +1,14 @@
 """One node of the race tests: a real SharedQueue (LISTEN/NOTIFY, real time) with the centre's operators, `callers`
 callers of its own queued over `spread_s` seconds once the file GO exists; each caller put through holds its
 operator `hold_s` (0.5-1.5x, seeded) and a caller who waited `patience_s` leaves a message. Every step is logged
-(fsynced) as "<what> <call> <agent> <time>"; at the end "stats <node> <statements>,<checkouts>,<transactions>,
-<notifications> <time>" counts what it asked of the database (checkouts: connections taken from the pool, each pinged).
+as "<what> <call> <agent> <time>"; at the end "stats <node> <statements>,<checkouts>,<transactions>,<notifications>
+<time>" counts what it asked of the database (checkouts: connections taken from the pool, each pinged).
 
     centre_proc.py URL NODE LOG GO CALLERS AGENTS SPREAD_S HOLD_S PATIENCE_S
 
 It exits when each of its callers is served or has left a message.
 """
 import asyncio
-import os
 import random
 import sys
 import time
@@ -32,7 +31,6 @@ log = open(log_path, "a", encoding="utf-8")
 def note(what: str, call: str, agent: str = "-") -> None:
     log.write(f"{what} {call} {agent} {time.time():.6f}\n")
     log.flush()
-    os.fsync(log.fileno())
 
 
 async def main() -> None:
@@ -49,7 +47,7 @@ async def main() -> None:
     sa.event.listen(centre.engine.pool, "checkout", count("checkouts"))
     for end in ("commit", "rollback"):
         sa.event.listen(centre.engine, end, count("transactions"))
-    wake = Wakeup(url)
+    wake = Wakeup(url, node)
     queue = SharedQueue([AgentGroup("general", wrap_up_s=0.0)], time.time, centre, wake=wake, lapse_s=60)
     for i in range(agents):
         queue.add_agent(f"op{i}", f"sip:op{i}@127.0.0.1:5999", ("general",), AgentState.AVAILABLE)

@@ -143,23 +143,28 @@ def test_a_node_restarted_lets_go_of_what_its_previous_run_left(url: str) -> Non
     assert qs["A"].length() == 0 and qs["A"].agents["op0"].state == AgentState.AVAILABLE
 
 
-def test_nodes_wake_on_notify_without_polling(url: str) -> None:
+def test_the_node_holding_a_caller_is_woken_when_another_node_gives_it_an_operator(url: str) -> None:
     clock = Clock()
-    wake = Wakeup(url)
-    try:
+    wake = Wakeup(url, "A")
+    try:  # neither node looks at the database on its own for an hour
         a = SharedQueue(GROUPS, clock, Centre.open(url, "A"), sync_every_s=3600, wake=wake)
         b = SharedQueue(GROUPS, clock, Centre.open(url, "B"), sync_every_s=3600)
-        a.tick()
-        b.tick()
-        while wake.take():  # what the start-up wrote
+        for q in (a, b):
+            q.add_agent("op0", "sip:op0@127.0.0.1", ("general",), AgentState.SIGNED_OUT)
+            q.tick()
+        a.enqueue("a0", "general")
+        assert a.tick() == []  # nobody to take it
+        while wake.take():  # (the listener's start)
             pass
-        b.enqueue("b0", "general")
+        b.enqueue("b-later", "general")
+        b.set_state("op0", AgentState.AVAILABLE)  # signed in on B: B assigns at once, to A's earlier caller
+        assert b.tick() == []
         deadline = time.monotonic() + 60  # only stops a hung test
         while not wake.woken.is_set():
-            assert time.monotonic() < deadline, "no notification"
+            assert time.monotonic() < deadline, "A was not notified"
             time.sleep(0.01)
-        a.tick()
-        assert [c.call_id for c in a.queued()] == ["b0"]
+        assert [(e.call_id, e.agent_id) for e in a.tick() if isinstance(e, Connect)] == [("a0", "op0")]
+        assert wake.notified == 1  # B's caller queued, op0 signed in: no wake-up for A
     finally:
         wake.close()
 
