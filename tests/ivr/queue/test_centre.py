@@ -4,6 +4,7 @@ one view of the centre from any node (`ivr queue status`, `ivr cluster status`, 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 
 from ivr.cli import app as cli
 from ivr.config import AgentGroup
-from ivr.queue import AgentState, Connect, Priority
+from ivr.queue import AgentState, Connect, Priority, Rejected
 from ivr.queue.centre import Centre
 from ivr.queue.metrics import QueueMetrics
 from ivr.queue.shared import SharedQueue
@@ -255,3 +256,32 @@ def test_cluster_status_without_a_centre_says_what_to_set(tmp_path: Path) -> Non
     assert res.exit_code == 1
     assert res.output.strip() == ("ivr: no centre: set queue_database_url (the PostgreSQL the nodes share) to see "
                                   "one")
+
+
+def test_with_the_database_away_a_node_refuses_new_callers_keeps_its_changes_and_writes_them_when_it_is_back(
+        caplog: pytest.LogCaptureFixture) -> None:
+    server = PgCluster()  # its own server, shut down under the node
+    try:
+        clock = Clock()
+        q = SharedQueue(GROUPS, clock, Centre.open(fresh_database(server), "A"), sync_every_s=0)
+        q.add_agent("op0", "sip:op0@127.0.0.1", ("general",))
+        q.enqueue("a0", "general")
+        (connect,) = q.tick()
+        q.connected("a0")
+        q.enqueue("a1", "general")  # waits for op0
+        server.shut_down()
+        with caplog.at_level(logging.ERROR, "ivr.queue.shared"):
+            assert q.enqueue("a2", "general") == [Rejected("a2", "queue database unavailable")]  # leaves a message
+            clock.t += 30
+            q.call_ended("op0")  # the call in progress went on and ended meanwhile
+            clock.t += 10
+            assert q.tick() == []  # wrap-up over, but nobody is given an operator while the centre is away
+        assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["the queue database cannot be reached"]
+        assert len(q.retries) == 2  # op0's wrap-up and its end, kept
+        server.start()
+        clock.t += 1
+        got = [e for e in q.tick() if isinstance(e, Connect)]
+        assert (q.retries, [(e.call_id, e.agent_id) for e in got]) == ([], [("a1", "op0")])
+        assert q.centre.agents()["op0"].state == AgentState.ON_CALL and q.stats.rejected == 1
+    finally:
+        server.stop()
