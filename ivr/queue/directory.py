@@ -9,7 +9,8 @@ every sign-out by the queue (an operator who did not answer), is audited: who, w
 to an operator by REFER goes on out of the queue's sight: the state the operator sets next ends it.
 
 A configured operator seen for the first time starts available. States left by a server that stopped (on a call,
-wrap-up) are read as available by the next one.
+wrap-up) are read as available by the next one. Nodes sharing the centre's queue (`ivr.queue.shared`) all write
+their queue's view back; what another node's queue wrote is not a person's request, and is not applied again.
 """
 from __future__ import annotations
 
@@ -214,7 +215,9 @@ class AgentDirectory:
             agent, row = queue.agents.get(aid), rows.get(aid)
             if agent is None or row is None:
                 continue
-            if row.rev != self._seen.get(aid):
+            if row.rev != self._seen.get(aid) and row.changed_by == QUEUE_USER and aid in self._seen:
+                self._seen[aid] = row.rev  # another node's queue wrote what the centre's queue already has
+            elif row.rev != self._seen.get(aid):
                 self._paused.pop(aid, None)
                 if not self._apply(queue, agent, row.state, now):
                     continue  # a sign-out waits for the end of the call

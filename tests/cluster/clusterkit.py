@@ -234,15 +234,15 @@ class Cluster:
 
     @classmethod
     def start(cls, home: Path, prompt_cache: Path, nodes: int = 3, settings: dict[str, str] | None = None,
-              first_rtp: int = 32000) -> Cluster:
-        """`nodes` nodes (started one after the other: each loads its flow and classifier) and the front door with
-        `settings` over the shipped ones (default: TEST_SETTINGS)."""
+              first_rtp: int = 32000, node_env: dict[str, str] | None = None) -> Cluster:
+        """`nodes` nodes (started one after the other: each loads its flow and classifier) with `node_env` beyond
+        the defaults, and the front door with `settings` over the shipped ones (default: TEST_SETTINGS)."""
         cluster = cls(home, prompt_cache)
         try:
             for i in range(nodes):
                 node = Node(f"node{i + 1}", free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM),
                             (first_rtp + 1000 * i, first_rtp + 1000 * i + 998), home / f"node{i + 1}")
-                node.start(prompt_cache)
+                node.start(prompt_cache, node_env)
                 cluster.nodes.append(node)
             cluster.door = FrontDoor(home / "kamailio", free_port(socket.SOCK_DGRAM),
                                      TEST_SETTINGS if settings is None else settings)

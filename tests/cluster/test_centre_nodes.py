@@ -21,9 +21,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from pgkit import PgCluster, fresh_database
-from queuekit import GENERAL, all_day_flow, caller, suggestion_caller
+from clusterkit import FRONT, KAMAILIO, TRUNK, Cluster
+from queuekit import ELDERLY, GENERAL, all_day_flow, caller, suggestion_caller
 from serveproc import Served, free_port, launch
-from sippkit import SIPP, caller_bye, invite_answered, pause, scenario
+from sippkit import PCMU_EVENTS, SIPP, answer_ok, caller_bye, invite_answered, pause, recv, scenario
 
 from asr.audio import read_wav
 from ivr.config import Settings
@@ -59,9 +60,9 @@ class Phones:
         return self._start(name, ["-sf", str(self.workdir / f"{name}.xml"), "-p", str(port), "-m", "1",
                                   "-mp", str(20000 + port % 4000 * 2), f"127.0.0.1:{node_port}"])
 
-    def _start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _start(self, name: str, args: list[str], local_ip: str = "127.0.0.1") -> subprocess.Popen[bytes]:
         assert SIPP is not None
-        proc = subprocess.Popen([SIPP, "-i", "127.0.0.1", "-nostdin", *args], cwd=self.workdir,
+        proc = subprocess.Popen([SIPP, "-i", local_ip, "-nostdin", *args], cwd=self.workdir,
                                 stdout=subprocess.DEVNULL, stderr=(self.workdir / f"{name}.err").open("wb"))
         self.procs.append(proc)
         return proc
@@ -233,3 +234,39 @@ def test_a_recording_made_on_one_node_plays_from_another_nodes_console(
             b.stop()
     finally:
         a.stop()
+
+
+@pytest.mark.skipif(KAMAILIO is None, reason="kamailio is not installed")
+def test_through_the_front_door_callers_are_served_in_the_centres_order_whatever_node_took_them(
+        pg: PgCluster, phones: Phones, tmp_path: Path, prompt_cache: Path) -> None:
+    url = fresh_database(pg)
+    operator = phones.uas("op1", SIPP_DIR / "answer_hold_bye.xml", 10, "-d", "8000")  # talks 8 s, hangs up
+    config = tmp_path / "ivr.toml"
+    config.write_text(f'[queue]\ndatabase_url = "{url}"\n[[queue.agents]]\nid = "op1"\n'
+                      f'uri = "sip:op1@127.0.0.1:{operator}"\ngroups = ["general", "elderly"]\n', encoding="utf-8")
+    cluster = Cluster.start(tmp_path / "cluster", prompt_cache, node_env={
+        "IVR_CONFIG": str(config), "IVR_FLOW": str(all_day_flow(tmp_path)), "IVR_LOG_LEVEL": "INFO",
+        "IVR_RTP_TIMEOUT_S": "120"})  # callers who send no audio while they wait
+    try:
+        callers = {"first": GENERAL, "b-early": GENERAL, "a-later": GENERAL, "c-elderly": ELDERLY}
+        procs = {}
+        for n, (name, keys) in enumerate(callers.items()):  # round robin: one node after the other
+            xml = scenario(name, invite_answered(PCMU_EVENTS, routed=True), *keys, recv("BYE"), answer_ok())
+            (tmp_path / f"{name}.xml").write_text(xml.replace("13800138000", f"1390000060{n}"))
+            procs[name] = phones._start(name, ["-sf", str(tmp_path / f"{name}.xml"), "-p",
+                                               str(free_port(socket.SOCK_DGRAM)), "-m", "1",
+                                               f"{FRONT}:{cluster.front.port}"], local_ip=TRUNK)
+            time.sleep(1.5)  # the first is with op1; the others queue in this order
+        for name, proc in procs.items():
+            assert proc.wait(timeout=180) == 0, name  # each was put through, talked, and hung up by the operator
+        served: list[tuple[str, str, str]] = []  # (time, caller, node)
+        for node in cluster.nodes:
+            text = node.served.log.read_text() if node.served and node.served.log else ""
+            who = {m.group(1): m.group(2) for m in re.finditer(r"call (\S+) from \d+\*+060(\d): flow", text)}
+            served += [(m.group(1), list(callers)[int(who[m.group(2)])], node.name) for m in
+                       re.finditer(r"^(\S+) INFO .*call (\S+): queue_connect agent=op1", text, re.M)]
+        order = [name for _, name, _ in sorted(served)]
+        assert order == ["first", "c-elderly", "b-early", "a-later"], served
+        assert len({node for _, _, node in served}) == 3  # the callers were on three nodes
+    finally:
+        cluster.stop()

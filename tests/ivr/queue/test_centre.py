@@ -18,9 +18,10 @@ from prometheus_client import generate_latest
 from typer.testing import CliRunner
 
 from ivr.cli import app as cli
-from ivr.config import AgentGroup
+from ivr.config import AgentConfig, AgentGroup
 from ivr.queue import AgentState, Connect, Priority, Rejected
 from ivr.queue.centre import Centre
+from ivr.queue.directory import AgentDirectory
 from ivr.queue.metrics import QueueMetrics
 from ivr.queue.shared import SharedQueue
 from ivr.queue.wakeup import Wakeup
@@ -285,3 +286,31 @@ def test_with_the_database_away_a_node_refuses_new_callers_keeps_its_changes_and
         assert q.centre.agents()["op0"].state == AgentState.ON_CALL and q.stats.rejected == 1
     finally:
         server.stop()
+
+
+def test_one_nodes_queue_written_back_is_not_taken_by_another_node_for_a_persons_request(url: str) -> None:
+    clock = Clock()
+    qs = nodes(url, clock, "AB", agents=0)
+    op = AgentConfig("op0", "op0", "sip:op0@127.0.0.1", ("general",))
+    dirs = {n: AgentDirectory(url, (op,), clock) for n in "AB"}  # what `ivr queue agent` and the console set
+
+    def sync() -> None:
+        tick_all(qs)
+        for n in "BA":
+            dirs[n].sync(qs[n])
+
+    for n in "AB":
+        dirs[n].populate(qs[n])
+    qs["B"].enqueue("b0", "general")
+    assert tick_all(qs)["B"] == ["b0"]
+    qs["B"].connected("b0")
+    sync()
+    clock.t += 30
+    qs["B"].call_ended("op0")  # B's queue: wrap-up, written back to the operators' table by B
+    sync()
+    sync()
+    assert dirs["A"].pausing() == frozenset()  # not a wrap-up pause someone asked for: op0 is not taken out
+    assert qs["A"].centre.agents()["op0"].state == AgentState.WRAP_UP
+    clock.t += 10
+    qs["A"].enqueue("a0", "general")
+    assert tick_all(qs)["A"] == ["a0"]  # op0 free again after the desk's 10 s wrap-up
