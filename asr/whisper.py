@@ -37,7 +37,7 @@ from asr.results import Partial, Transcript, Word
 from asr.text import normalize
 
 __all__ = ["WhisperOptions", "WhisperEngine", "WhisperRecognizer", "Segment", "guard_segments", "collapse_loops",
-           "whisper_model_problem", "loudest_frame_dbfs", "KNOWN_HALLUCINATIONS"]
+           "whisper_model_problem", "loudest_frame_dbfs", "speech_chunks", "KNOWN_HALLUCINATIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,9 @@ class WhisperOptions:
     initial_prompt: str | None = None
     min_audio_ms: int = 200
     silence_dbfs: float = -50.0  # the loudest 20 ms must be above this (speech on a line is around -20)
-    no_speech_max: float = 0.6
+    no_speech_max: float = 0.6  # a segment Whisper thinks holds no speech ...
+    no_speech_logprob: float = -0.8  # ... and whose tokens it is not sure of (Whisper's own pairing) is dropped
+    unsure_logprob: float = -1.2  # a segment whose tokens average below this is dropped whatever the rest says
     tokens_per_s: float = 20.0  # Mandarin is read at 4-5 characters a second, one to three tokens each, timestamps
     min_tokens: int = 32
     max_repeats: int = 2  # a unit said more than this many times in a row is a loop
@@ -77,6 +79,7 @@ class Segment:
     words: tuple[Word, ...]
     no_speech_prob: float
     compression_ratio: float = 0.0
+    avg_logprob: float = 0.0
 
 
 @dataclass
@@ -132,8 +135,10 @@ def guard_segments(segments: Sequence[Segment], options: WhisperOptions) -> _Gua
         bare = _bare(text)
         if not bare:
             continue
-        if seg.no_speech_prob >= options.no_speech_max:
+        if seg.no_speech_prob >= options.no_speech_max and seg.avg_logprob < options.no_speech_logprob:
             notes.append(f"dropped {text!r}: no speech {seg.no_speech_prob:.2f}")
+        elif seg.avg_logprob < options.unsure_logprob:
+            notes.append(f"dropped {text!r}: unsure (mean log-probability {seg.avg_logprob:.2f})")
         elif bare in hallucinated:
             notes.append(f"dropped {text!r}: a known hallucination")
         elif options.initial_prompt and _echoes(text, options.initial_prompt):
@@ -141,7 +146,7 @@ def guard_segments(segments: Sequence[Segment], options: WhisperOptions) -> _Gua
         else:
             if cut:
                 notes.append(f"cut a repetition loop of {cut} words")
-            kept.append(Segment(text, tuple(words), seg.no_speech_prob, seg.compression_ratio))
+            kept.append(Segment(text, tuple(words), seg.no_speech_prob, seg.compression_ratio, seg.avg_logprob))
     return _Guarded(kept, notes)
 
 
@@ -152,6 +157,39 @@ def loudest_frame_dbfs(pcm: bytes) -> float:
         return -96.0
     power = (samples.reshape(-1, FRAME_BYTES // 2) ** 2).mean(axis=1).max()
     return max(-96.0, 10 * math.log10(max(power, 1e-12) / 32768**2))
+
+
+def speech_chunks(pcm: bytes, *, max_s: float = 10.0, min_s: float = 2.0, gap_ms: int = 300,
+                  quiet_db: float = 35.0) -> list[bytes]:
+    """8 kHz PCM16 cut at its pauses (`gap_ms` of 20 ms frames `quiet_db` below the loudest, cut in the middle)
+    into pieces of `min_s` to `max_s` (a longer stretch without a pause is cut where it is full). Whisper base,
+    given two sentences in one window, often writes the first and skips the second: each is decoded on its own."""
+    n = len(pcm) // FRAME_BYTES
+    if not pcm:
+        return []
+    if n == 0:
+        return [pcm]
+    x = np.frombuffer(pcm[:n * FRAME_BYTES], dtype="<i2").astype(np.float64).reshape(n, -1)
+    level = 10 * np.log10(np.maximum((x ** 2).mean(axis=1), 1.0))
+    quiet = level < level.max() - quiet_db
+    need, shortest, longest = gap_ms // 20, int(min_s * 50), int(max_s * 50)
+    cuts: list[int] = []  # frame indexes at the middle of each pause
+    run = 0
+    for i, q in enumerate(quiet):
+        run = run + 1 if q else 0
+        if run >= need and (i + 1 == n or not quiet[i + 1]):
+            cuts.append(i - run // 2)
+    bounds = [0]
+    for c in cuts + [n]:
+        while c - bounds[-1] > longest:  # no pause for too long: cut where the piece is full
+            bounds.append(bounds[-1] + longest)
+        if c - bounds[-1] >= shortest or c == n:
+            bounds.append(c)
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < shortest:  # a short tail joins the piece before it
+        del bounds[-2]
+    pieces = [pcm[a * FRAME_BYTES:b * FRAME_BYTES] for a, b in zip(bounds, bounds[1:]) if b > a]
+    pieces[-1] += pcm[n * FRAME_BYTES:]
+    return pieces
 
 
 def whisper_model_problem(folder: Path) -> str | None:
@@ -263,26 +301,35 @@ class WhisperEngine:
         level = loudest_frame_dbfs(pcm)
         if level < opts.silence_dbfs:
             return self._result([], audio_ms, [f"not decoded: silence (loudest 20 ms at {level:.0f} dBFS)"])
+        decoded: list[Segment] = []
+        offset = 0.0
+        for piece in speech_chunks(pcm):
+            decoded += self._decode(piece, offset)
+            offset += len(piece) / 2 / SAMPLE_RATE
+        guarded = guard_segments(decoded, opts)
+        return self._result(guarded.segments, audio_ms, guarded.notes)
+
+    def _decode(self, pcm: bytes, offset: float) -> list[Segment]:
+        opts = self.options
         up = make_upsampler("sinc", MODEL_RATE // SAMPLE_RATE)
         assert up is not None
         audio = np.frombuffer(up.process(pcm), dtype="<i2").astype(np.float32) / 32768
-        window_s = min(audio_ms / 1000, 30.0)
+        window_s = min(len(pcm) / 2 / SAMPLE_RATE, 30.0)
         segments, _info = self.model.transcribe(
             audio, language="zh", task="transcribe", beam_size=opts.beam_size, word_timestamps=True,
             initial_prompt=opts.initial_prompt, condition_on_previous_text=False, vad_filter=False,
             temperature=(0.0, 0.2, 0.4), compression_ratio_threshold=2.4, no_speech_threshold=opts.no_speech_max,
             max_new_tokens=max(opts.min_tokens, int(window_s * opts.tokens_per_s)), without_timestamps=False)
-        decoded = [Segment(s.text, tuple(self._words(s.words or ())), float(s.no_speech_prob),
-                           float(s.compression_ratio)) for s in segments]
-        guarded = guard_segments(decoded, opts)
-        return self._result(guarded.segments, audio_ms, guarded.notes)
+        return [Segment(s.text, tuple(self._words(s.words or (), offset)), float(s.no_speech_prob),
+                        float(s.compression_ratio), float(s.avg_logprob)) for s in segments]
 
-    def _words(self, words: Sequence[Any]) -> list[Word]:
+    def _words(self, words: Sequence[Any], offset: float) -> list[Word]:
         out = []
         for w in words:
             text = _PUNCT.sub("", self._simplify(w.word))
             if text:
-                out.append(Word(text, round(float(w.start), 3), round(float(w.end), 3), round(float(w.probability), 4)))
+                out.append(Word(text, round(offset + float(w.start), 3), round(offset + float(w.end), 3),
+                                round(float(w.probability), 4)))
         return out
 
     def _result(self, segments: Sequence[Segment], audio_ms: int, notes: list[str]) -> Transcript:

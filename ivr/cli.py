@@ -21,6 +21,7 @@ from ivr.commands.cluster import app as cluster_app
 from ivr.commands.serve import serve
 from ivr.commands.simulate import simulate
 from ivr.commands.tickets import app as tickets_app
+from ivr.commands.transcribe import app as transcribe_app
 from ivr.commands.users import app as users_app
 from ivr.config import ConfigError
 
@@ -78,6 +79,7 @@ app.command(
 )(serve)
 app.add_typer(call_app, name="call")
 app.add_typer(tickets_app, name="tickets")
+app.add_typer(transcribe_app, name="transcribe")
 app.add_typer(queue_app, name="queue")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(flows_app, name="flows")

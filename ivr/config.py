@@ -53,6 +53,7 @@ class AgentConfig:
 
 
 DEFAULT_GROUPS = (AgentGroup("general", 10.0), AgentGroup("elderly", 15.0))
+TRANSCRIBE_ENGINES = ("vosk", "whisper")
 _ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _SIP_URI = re.compile(r"sips?:(?:[^@\s:;]+@)?[A-Za-z0-9.\-]+(?::\d{1,5})?(?:;\S*)?")
 _HOST_PORT = re.compile(r"[A-Za-z0-9.\-]+:(\d{1,5})")
@@ -101,6 +102,9 @@ class Settings:
     asr_live_limit: int = 0  # listening steps live recognition takes at once; 0 = adapt to the decoders' lag
     asr_live_reserve: int = 2  # how far elderly callers and recorded complaints may go past that limit
     asr_soft_lag_ms: int = 300  # decoder lag (p95) above which fewer steps are admitted
+    transcribe_engine: str = "vosk"  # the post-call (second-pass) engine: "vosk" or "whisper"
+    transcribe_model: str = ""  # its model: a folder or a name under models_dir ("": vosk's live model, whisper-base)
+    transcribe_lease_s: float = 900.0  # a job whose worker is silent this long is taken up again by another
     drain_s: float = 30.0  # on Ctrl-C/SIGTERM calls may go on this long, then the rest are hung up and it exits
     console_host: str = "127.0.0.1"
     console_port: int = 8080
@@ -152,6 +156,11 @@ class Settings:
                 raise ConfigError(f"{key}: {getattr(self, key)} is below 0")
         if self.asr_recycle_after_s <= 0 or self.asr_soft_lag_ms <= 0:
             raise ConfigError("asr_recycle_after_s and asr_soft_lag_ms must be above 0")
+        if self.transcribe_engine not in TRANSCRIBE_ENGINES:
+            raise ConfigError(f"transcribe_engine: {self.transcribe_engine!r} is not one of "
+                              f"{', '.join(TRANSCRIBE_ENGINES)}")
+        if self.transcribe_lease_s <= 0:
+            raise ConfigError(f"transcribe_lease_s: {self.transcribe_lease_s} is not above 0")
         if self.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ConfigError(f"log_level: {self.log_level!r} is not one of DEBUG, INFO, WARNING, ERROR")
         self._check_queue()

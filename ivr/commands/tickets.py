@@ -15,7 +15,6 @@ from ivr.commands.listing import console, print_json
 from ivr.logs import mask_number
 from ivr.tickets import TicketNotFound, TicketStore
 from ivr.tickets.db import Suggester
-from ivr.tickets.backlog import transcribe_backlog
 from ivr.tickets.model import Ticket, TicketFilter, TicketRow
 from ivr.tickets.recovery import recover_interrupted
 from ivr.triage.suggest import dispatch_suggester
@@ -86,35 +85,48 @@ def transcribe(
     older_than: int = typer.Option(60, "--older-than", help="Minutes after which a 'recording' ticket counts as "
                                    "interrupted."),
     limit: int = typer.Option(0, "--limit", "-n", help="At most this many (0: all)."),
-    model: Path = typer.Option(None, "--model", help="Vosk model directory (default: the configured model)."),
+    model: Path = typer.Option(None, "--model", help="Model folder or name of the transcription engine "
+                               "([transcribe] engine; default: its configured model)."),
     suggest: bool = typer.Option(True, "--suggest/--no-suggest", help="Store a dispatch suggestion with each."),
 ) -> None:
-    """Work off the transcription backlog once a model is available."""
-    from asr.engine import VoskEngine
+    """Work off the transcription backlog once a model is available (through the transcription jobs, as
+    `ivr transcribe worker` does)."""
+    import threading
+
     from asr.errors import ModelError
-    from ivr.hotline.service import no_model_message, resolve_model_dir
+    from ivr.hotline.transcription import second_pass_engine, worker_name
+    from ivr.tickets.transcriber import JobOutcome, work_off
 
     if not pending:
         raise context.fail("say which tickets: --pending")
     settings = context.settings()
+    store = _store(dispatch_suggester(settings.data_dir) if suggest else None)
     try:
-        model_dir = model or resolve_model_dir(settings)
+        engine = second_pass_engine(settings, model)
     except ModelError as exc:
         raise context.fail(str(exc)) from None
-    if model_dir is None:
-        raise context.fail(no_model_message())
-    store = _store(dispatch_suggester(settings.data_dir) if suggest else None)
     if interrupted:
         before = datetime.now(timezone.utc) - timedelta(minutes=older_than)
         for number in recover_interrupted(store, settings.recordings_dir, before):  # type: ignore[arg-type]
             typer.echo(f"{number}  recovered an interrupted recording")
-    engine = VoskEngine(model_dir)
-    result = transcribe_backlog(store, engine, settings.recordings_dir, limit or None,  # type: ignore[arg-type]
-                                progress=lambda n, text: typer.echo(f"{n}  {text or '(nothing recognised)'}"))
-    for number, reason in result.failed:
-        typer.secho(f"{number}  failed: {reason}", fg="red", err=True)
-    typer.echo(f"transcribed {len(result.done)}, failed {len(result.failed)}")
-    if result.failed:
+    store.enqueue_pending()
+    stop = threading.Event()
+    done: list[JobOutcome] = []
+
+    def progress(outcome: JobOutcome) -> None:
+        done.append(outcome)
+        if outcome.error:
+            typer.secho(outcome.line(), fg="red", err=True)
+        else:
+            typer.echo(outcome.line())
+        if limit and len(done) >= limit:
+            stop.set()
+
+    work_off(store, engine, settings.recordings_dir, owner=worker_name(settings),  # type: ignore[arg-type]
+             lease_s=settings.transcribe_lease_s, stop=stop, until_empty=True, pending_only=True, progress=progress)
+    failed = sum(1 for o in done if o.error)
+    typer.echo(f"transcribed {len(done) - failed}, failed {failed}")
+    if failed:
         raise typer.Exit(1)
 
 

@@ -50,7 +50,8 @@ def output_model(name: str, source: type, *, drop: Collection[str] = (), types: 
 
 TicketRowOut = output_model("TicketRowOut", TicketRow, drop=("id",))
 TicketOut = output_model("TicketOut", Ticket, drop=("id", "recording", "extra", "updated_at", "node"),
-                         types={"transcript": dict[str, Any] | None}, add={"text": str, "audio_url": str})
+                         types={"transcript": dict[str, Any] | None, "live_transcript": dict[str, Any] | None},
+                         add={"text": str, "audio_url": str})
 TicketPageOut = create_model("TicketPageOut", total=(int, ...), offset=(int, ...), limit=(int, ...),
                              items=(list[TicketRowOut], ...))  # type: ignore[valid-type]  # a model made at run time
 
@@ -96,8 +97,10 @@ def _row(r: TicketRow) -> BaseModel:
 
 
 def _ticket(t: Ticket) -> BaseModel:
-    values = {k: getattr(t, k) for k in TicketOut.model_fields if k not in ("transcript", "audio_url")}
+    values = {k: getattr(t, k) for k in TicketOut.model_fields
+              if k not in ("transcript", "live_transcript", "audio_url")}
     return TicketOut(**values, transcript=t.transcript.to_dict() if t.transcript else None,
+                     live_transcript=t.live_transcript.to_dict() if t.live_transcript else None,
                      audio_url=f"/api/tickets/{t.number}/audio")
 
 

@@ -110,7 +110,8 @@ def ticket_page(request: Request, number: str, msg: str = "", error: str = "",
         categories.append(ticket.category)
     return html(ctx, request, "ticket.html", t=ticket, check=check, suggestion=suggestion, values=values,
                 proposed=proposed, categories=categories, departments=ctx.categories, districts=ctx.districts,
-                urgencies=URGENCIES, audit=ctx.store.audit(number), low=LOW_CONFIDENCE, msg=msg, error=error)
+                urgencies=URGENCIES, audit=ctx.store.audit(number), low=LOW_CONFIDENCE, msg=msg, error=error,
+                job=ctx.store.job(number))
 
 
 def _back(number: str, msg: str = "", error: str = "") -> Response:

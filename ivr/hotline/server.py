@@ -2,7 +2,7 @@
 operator console beside it.
 
 Before taking calls, the recordings this node (`node_id`) was making when it last stopped are repaired and queued
-for transcription. On stopping, the queue dials no more callbacks nor connects more callers; the calls in progress
+for transcription; the node's transcription worker works the job list off at low priority. On stopping, the queue dials no more callbacks nor connects more callers; the calls in progress
 drain (see `ivr.hotline.sip_endpoint`).
 """
 from __future__ import annotations
@@ -17,6 +17,8 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from asr.errors import EngineError, ModelError
+
 from ivr.channel.sip import SipChannel
 from ivr.config import ConfigError, Settings
 from ivr.console.app import create_app
@@ -25,6 +27,7 @@ from ivr.hotline.console_thread import ConsoleThread, console_socket
 from ivr.hotline.queueing import HotlineQueue, QueueOptions
 from ivr.hotline.recognition import RecognitionCollector, status_path
 from ivr.hotline.service import HotlineService, no_model_message
+from ivr.hotline.transcription import run_worker_thread, second_pass_engine
 from ivr.hotline.sip_endpoint import run_server
 from ivr.media.bridge import bridge
 from ivr.rtp.metrics import ClockCollector
@@ -33,12 +36,11 @@ from ivr.sip.metrics import SipCollector
 from ivr.sip.uac import OutboundCalls, OutboundResult, place_call
 from ivr.sip.uas import SipServer
 from ivr.storage import problem
-from ivr.tickets.backlog import work_off_backlog
 from ivr.tickets.recovery import recover_interrupted
 from ivr.tickets.model import TicketNotFound, TranscriptionStatus
 from ivr.tickets.store import TicketStore
 
-__all__ = ["serve_hotline", "recover_recordings", "finished_checksum"]
+__all__ = ["serve_hotline", "recover_recordings", "finished_checksum", "start_transcription"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +69,21 @@ def finished_checksum(store: TicketStore, name: str) -> str | None:
     if ticket.recording != name or ticket.transcription == TranscriptionStatus.RECORDING:
         return None
     return ticket.recording_sha256 or None
+
+
+def start_transcription(service: HotlineService, settings: Settings, stop: asyncio.Event,
+                        spare: Callable[[], bool] | None = None) -> asyncio.Task[int] | None:
+    """The node's transcription worker (the second pass, and recordings left without a transcript) on a
+    low-priority thread, taking jobs only while `spare()`; None when its engine cannot be loaded (said in the log:
+    the jobs wait for a worker)."""
+    engine = service.engine if (settings.transcribe_engine == "vosk" and not settings.transcribe_model) else None
+    if engine is None:
+        try:
+            engine = second_pass_engine(settings)
+        except (ModelError, EngineError) as exc:
+            logger.warning("no transcription after calls on this node: %s", exc)
+            return None
+    return asyncio.create_task(run_worker_thread(service.store, engine, settings, stop, spare))
 
 
 async def serve_hotline(settings: Settings, config: SipServerConfig, *, console: bool = True,
@@ -113,12 +130,14 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     queue_stop = asyncio.Event()
     queue_task = asyncio.create_task(hq.run(queue_stop))
     side_tasks: list[asyncio.Task[object]] = []
-    recognition, engine = service.recognition, service.engine
-    if recognition is not None and engine is not None:  # live recognition's load, the backlog
+    recognition = service.recognition
+    if recognition is not None and service.engine is not None:  # live recognition's load
         RecognitionCollector(recognition, hq.metrics.registry)
         side_tasks.append(asyncio.create_task(recognition.publish(status_path(settings.data_dir), queue_stop)))
-        side_tasks.append(asyncio.create_task(work_off_backlog(
-            service.store, engine, settings.recordings_dir, recognition.admission, queue_stop)))  # type: ignore[arg-type]
+    transcribing = start_transcription(service, settings, queue_stop,  # after calls, while live recognition has room
+                                       recognition.admission.spare if recognition is not None else None)
+    if transcribing is not None:  # a job in progress is finished (or, killed, taken up again after its lease)
+        side_tasks.append(transcribing)  # type: ignore[arg-type]
     web: ConsoleThread | None = None
     if web_socket is not None:
         web = ConsoleThread(create_app(settings, store=service.store, live=service.live, metrics=hq.metrics.registry,

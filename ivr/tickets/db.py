@@ -106,4 +106,5 @@ def to_ticket(row: Any) -> Ticket:
         contact_name=row["contact_name"], callback_number=row["callback_number"], address=row["address"],
         note=row["note"], updated_at=utc_or_none(row["updated_at"]), dispatched_at=utc_or_none(row["dispatched_at"]),
         dispatched_by=row["dispatched_by"], node=row["node"],
+        live_transcript=Transcript.from_dict(json.loads(row["live_transcript"])) if row["live_transcript"] else None,
     )

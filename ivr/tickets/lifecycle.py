@@ -88,6 +88,17 @@ class TicketLifecycle(TicketDb):
                                          extra=json.dumps(extra, ensure_ascii=False)))
 
     def _set_transcript(self, number: str, t: Transcript, values: dict[str, Any]) -> Ticket:
+        values = self._transcript_values(number, t, values)
+        with self.engine.begin() as conn:
+            tid = self._id(conn, number)
+            conn.execute(update(tickets_table).where(tickets_table.c.id == tid).values(**values))
+            self._index(conn, tid, t.text)
+        return self.get(number)
+
+    def _transcript_values(self, number: str, t: Transcript, values: dict[str, Any],
+                           previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The columns a transcript sets: itself, its text, and the dispatch suggestion made from it (fields the
+        `previous` suggestion filled in are filled in again)."""
         values = dict(values, transcript=json.dumps(t.to_dict(), ensure_ascii=False), text=t.text,
                       transcription=TranscriptionStatus.DONE.value, updated_at=utc_now())
         if self.suggest is not None and t.text.strip():
@@ -96,23 +107,26 @@ class TicketLifecycle(TicketDb):
             except Exception:  # a broken suggester must never lose a transcript
                 log.exception("dispatch suggestion failed for ticket %s", number)
             else:
-                values.update(self._suggestion_values(number, suggestion))
-        with self.engine.begin() as conn:
-            tid = self._id(conn, number)
-            conn.execute(update(tickets_table).where(tickets_table.c.id == tid).values(**values))
-            self._index(conn, tid, t.text)
-        return self.get(number)
+                values.update(self._suggestion_values(number, suggestion, previous))
+        return values
 
-    def _suggestion_values(self, number: str, suggestion: Mapping[str, Any]) -> dict[str, Any]:
-        """The suggestion, and its values for the fields no operator has set yet."""
+    @staticmethod
+    def _prefill(suggestion: Mapping[str, Any]) -> dict[str, str]:
+        return {"category": suggestion.get("category", ""), "department": suggestion.get("department", ""),
+                "district": suggestion.get("district") or "", "urgency": suggestion.get("urgency_level", "")}
+
+    def _suggestion_values(self, number: str, suggestion: Mapping[str, Any],
+                           previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The suggestion, and its values for the fields no operator has set yet (empty, or still what the
+        `previous` suggestion filled in)."""
         current = self.get(number)
         values: dict[str, Any] = {"suggestion": json.dumps(suggestion, ensure_ascii=False)}
         if current.status != TicketStatus.OPEN:
             return values
-        prefill = {"category": suggestion.get("category", ""), "department": suggestion.get("department", ""),
-                   "district": suggestion.get("district") or "", "urgency": suggestion.get("urgency_level", "")}
-        for key, value in prefill.items():
-            if value and not getattr(current, key):
+        before = self._prefill(previous) if previous else {}
+        for key, value in self._prefill(suggestion).items():
+            now = getattr(current, key)
+            if not now or (before.get(key) and now == str(before[key])[: EDITABLE_FIELDS[key]]):
                 values[key] = str(value)[: EDITABLE_FIELDS[key]]
         return values
 

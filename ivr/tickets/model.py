@@ -65,6 +65,7 @@ class Ticket:
     dispatched_at: datetime | None = None
     dispatched_by: str = ""
     node: str = ""  # the node that recorded it
+    live_transcript: Transcript | None = None  # the call's own transcript, once a final one replaced it
 
     @property
     def text(self) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from ivr.tickets import audit
 
-__all__ = ["metadata", "tickets_table", "audit_table", "corrections_table", "ROW_COLUMNS", "migrate", "grams",
+__all__ = ["metadata", "tickets_table", "audit_table", "corrections_table", "jobs_table", "ROW_COLUMNS", "migrate", "grams",
            "fts_query", "sqlite_pragmas"]
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ tickets_table = Table(
     Column("dispatched_at", DateTime(timezone=True), nullable=True),
     Column("dispatched_by", String(64), nullable=False, default=""),
     Column("node", String(64), nullable=False, default=""),  # the node that recorded it (settings.node_id)
+    Column("live_transcript", Text, nullable=True),  # the call's own transcript once a final one replaced it
     Index("ix_tickets_transcription_node", "transcription", "node"),
 )
 audit_table = audit.define(metadata)
@@ -64,6 +65,18 @@ corrections_table = Table(
     Column("text", Text, nullable=False),
     Column("suggested", String(64), nullable=False),
     Column("category", String(64), nullable=False),
+)
+jobs_table = Table(
+    "transcription_jobs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("ticket_id", Integer, ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, unique=True),
+    Column("state", String(16), nullable=False, index=True),  # queued | running | done | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("owner", String(128), nullable=False, default=""),  # the worker holding the lease
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("error", Text, nullable=False, default=""),
 )
 ROW_COLUMNS = [tickets_table.c[n] for n in (
     "id", "number", "created_at", "caller", "kind", "status", "transcription", "category", "department",

@@ -6,18 +6,18 @@ arrives the dispatch suggestion is computed and stored with it. Operator changes
 `correct_word` and `dispatch`, each writing the audit trail in the same transaction.
 
 The store is one object made of its jobs, each in its own module: the database it reads and writes (`db`), a
-ticket's life on the call path (`lifecycle`), finding tickets (`search`), recordings on disk (`files`), operator
+ticket's life on the call path (`lifecycle`), the post-call transcription jobs (`jobs`), finding tickets (`search`), recordings on disk (`files`), operator
 changes with their audit trail (`edits`) and the category corrections they teach the classifier (`corrections`).
 """
 from __future__ import annotations
 
 from ivr.tickets.edits import TicketEdits
 from ivr.tickets.files import RecordingFiles
-from ivr.tickets.lifecycle import TicketLifecycle
+from ivr.tickets.jobs import TranscriptionJobs
 from ivr.tickets.search import TicketSearch
 
 __all__ = ["TicketStore"]
 
 
-class TicketStore(TicketLifecycle, TicketSearch, RecordingFiles, TicketEdits):
+class TicketStore(TranscriptionJobs, TicketSearch, RecordingFiles, TicketEdits):
     """Create, complete, search and edit tickets."""

@@ -16,6 +16,7 @@ from asr.whisper import (
     collapse_loops,
     guard_segments,
     loudest_frame_dbfs,
+    speech_chunks,
     whisper_model_problem,
 )
 
@@ -91,12 +92,15 @@ def test_segments_without_speech_hallucinations_and_echoes_are_dropped_and_said(
         Segment("投诉", words("投", "诉"), 0.2),  # a word of the prompt said alone is an answer, kept
         Segment("请说投诉咨询", words("请", "说", "投", "诉", "咨", "询"), 0.3),
         Segment("字幕由Amara.org社区提供", words("字幕", "由", "Amara.org", "社区", "提供"), 0.1),
-        Segment("谢谢", words("谢", "谢"), 0.8),
+        Segment("谢谢", words("谢", "谢"), 0.8, avg_logprob=-0.9),
+        Segment("好的", words("好的"), 0.8, avg_logprob=-0.3),  # Whisper is sure of its words: kept
+        Segment("啊", words("啊"), 0.1, avg_logprob=-1.3),
     ], opts)
-    assert [s.text for s in guarded.segments] == ["投诉"]
+    assert [s.text for s in guarded.segments] == ["投诉", "好的"]
     assert guarded.notes == ["dropped '请说投诉咨询': the initial prompt echoed",
                              "dropped '字幕由Amara.org社区提供': a known hallucination",
-                             "dropped '谢谢': no speech 0.80"]
+                             "dropped '谢谢': no speech 0.80",
+                             "dropped '啊': unsure (mean log-probability -1.30)"]
     without = guard_segments([Segment("请说投诉咨询", words("请说投诉咨询"), 0.3)], WhisperOptions())
     assert [s.text for s in without.segments] == ["请说投诉咨询"] and without.notes == []
 
@@ -110,6 +114,24 @@ def test_repetition_loops_are_cut_back_to_one() -> None:
     assert len(said_twice) == 4 and cut == 0
     guarded = guard_segments([Segment("x", words("好的", "好的", "好的"), 0.1)], WhisperOptions())
     assert guarded.segments[0].text == "好的" and guarded.notes == ["cut a repetition loop of 2 words"]
+
+
+def test_a_long_recording_is_decoded_sentence_by_sentence(whisper_engine: WhisperEngine) -> None:
+    gap = bytes(SAMPLE_RATE)  # half a second
+    sentences = [read_wav(FIXTURES / f"{name}.wav") for name in ("c01", "c03", "c05", "c01")]
+    pieces = speech_chunks(b"".join(s + gap for s in sentences))
+    assert len(pieces) == 4 and b"".join(pieces) == b"".join(s + gap for s in sentences)  # one a sentence
+    result = whisper_engine.transcribe(b"".join(s + gap for s in sentences))
+    assert result.text.count("垃圾") == 2 and "一个星期" in result.text, result.text  # not only the first sentence
+    assert result.words[-1].start > 13.0  # word times count from the start of the recording
+
+
+def test_pauses_cut_pieces_of_two_to_ten_seconds() -> None:
+    tone = (np.sin(np.arange(SAMPLE_RATE) * 0.3) * 8000).astype("<i2").tobytes()  # one second of sound
+    pause = bytes(SAMPLE_RATE)  # half a second
+    assert [len(p) // 16 for p in speech_chunks((tone + pause) * 6)] == [2740, 3000, 3260]  # cut mid-pause, >= 2 s
+    assert [len(p) // 16 for p in speech_chunks(tone * 25)] == [10_000, 10_000, 5_000]  # no pause: cut when full
+    assert speech_chunks(b"") == [] and speech_chunks(tone[:100]) == [tone[:100]]
 
 
 def test_a_folder_that_is_not_a_whisper_model_is_refused(tmp_path: Path) -> None:

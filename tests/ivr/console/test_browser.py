@@ -140,3 +140,30 @@ def test_operator_sets_their_own_state_on_the_live_page(console: Any, desk_setti
     other = signed_in(browser, f"{served_desk}/live", "supervisor", console.password)  # no operator names them
     assert other.locator("#agents").count() == 1 and other.locator("#me").count() == 0
     other.close()
+
+
+def test_the_final_transcript_is_shown_with_the_live_one_a_click_away(console: Any, served: str, browser: Any,
+                                                                     whisper_engine: Any) -> None:
+    from ivr.tickets.transcriber import transcribe_one
+
+    first, waiting = console.numbers["c01"], console.numbers["c02"]
+    live = console.store.get(first).transcript
+    outcome = transcribe_one(console.store, whisper_engine, console.recordings, "worker-1", 600)  # the oldest job
+    assert outcome is not None and outcome.number == first and outcome.stored
+    page = signed_in(browser, f"{served}/tickets/{first}", "operator", console.password)
+    source = page.inner_text("#transcript-source")
+    assert source.startswith("最终 final") and source.endswith("whisper whisper-base"), source
+    final = page.inner_text("#transcript").replace("\n", "").replace(" ", "")
+    assert final == console.store.get(first).text and "垃圾" in final
+    assert not page.is_visible("#live-text")  # a click away
+    page.click("#live-transcript summary")
+    assert page.is_visible("#live-text") and page.inner_text("#live-text") == live.text
+    assert page.locator("#final-pending").count() == 0
+    page.goto(f"{served}/tickets/{waiting}")
+    assert page.inner_text("#final-pending") == "最终转写等待中 Final transcript queued"
+    assert page.inner_text("#transcript-source").startswith("通话中 live")
+    assert page.locator("#live-transcript").count() == 0
+    page.close()
+    client, _ = console.api()
+    body = client.get(f"/api/tickets/{first}").json()
+    assert body["live_transcript"]["text"] == live.text and body["transcript"]["engine"] == "whisper"

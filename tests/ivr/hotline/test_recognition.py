@@ -1,5 +1,5 @@
 """Live recognition full: a caller answers by keys (told so once), their complaint is recorded and transcribed
-after the call by the server's backlog worker, with the real Vosk engine; and what the node publishes."""
+after the call by the server's transcription worker (the job list), with the real Vosk engine; and what the node publishes."""
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +14,7 @@ from ivr.channel.file import FileChannel, parse_script
 from ivr.config import Settings
 from ivr.hotline.recognition import LiveRecognition, RecognitionCollector, read_status, status_path
 from ivr.hotline.service import HotlineService
-from ivr.tickets.backlog import work_off_backlog
+from ivr.hotline.transcription import run_worker_thread
 
 REPO = Path(__file__).resolve().parents[3]
 C01 = REPO / "audio_fixtures" / "zh" / "c01.wav"
@@ -54,8 +54,8 @@ def test_a_caller_beyond_capacity_gets_keys_and_a_ticket_transcribed_after_the_c
 
     async def backlog_while_full_then_free() -> int:
         stop = asyncio.Event()
-        worker = asyncio.create_task(work_off_backlog(service.store, service.engine, settings.recordings_dir,  # type: ignore[arg-type]
-                                                      live.admission, stop, idle_s=0.05))
+        worker = asyncio.create_task(run_worker_thread(service.store, service.engine, settings, stop,  # type: ignore[arg-type]
+                                                       live.admission.spare, idle_s=0.05))
         await asyncio.sleep(0.3)
         assert service.store.get(ticket.number).transcription.value == "pending"  # no room to spare: it waits
         for r in held:

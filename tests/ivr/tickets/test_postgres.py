@@ -1,5 +1,5 @@
-"""The ticket store tests of test_store.py, run again on a real PostgreSQL server (`pg`, tests/conftest.py).
-Every test gets its own database."""
+"""The ticket store tests of test_store.py and test_jobs.py, run again on a real PostgreSQL server (`pg`,
+tests/conftest.py). Every test gets its own database."""
 from __future__ import annotations
 
 import importlib.util
@@ -9,15 +9,22 @@ from pathlib import Path
 import pytest
 from pgkit import PgCluster, fresh_database
 
-_spec = importlib.util.spec_from_file_location("_store_tests", Path(__file__).with_name("test_store.py"))
-assert _spec and _spec.loader
-_store_tests = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_store_tests)
-for _name, _obj in vars(_store_tests).items():  # every test that takes the store (or its URL) runs here again
-    if _name.startswith("test_") and {"store", "store_url"} & set(inspect.signature(_obj).parameters):
-        globals()[_name] = _obj
-suggester = _store_tests.suggester
-store = _store_tests.store
+
+def _load(name: str) -> object:
+    spec = importlib.util.spec_from_file_location(f"_{name}", Path(__file__).with_name(f"{name}.py"))
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for test, obj in vars(module).items():  # every test that takes a store (or its URL) runs here again
+        if test.startswith("test_") and {"store", "store_url", "jobs_store"} & set(inspect.signature(obj).parameters):
+            globals()[test] = obj
+    return module
+
+
+_store_tests, _jobs_tests = _load("test_store"), _load("test_jobs")
+suggester = _store_tests.suggester  # type: ignore[attr-defined]
+store = _store_tests.store  # type: ignore[attr-defined]
+jobs_store = _jobs_tests.jobs_store  # type: ignore[attr-defined]
 
 from ivr.tickets.model import TicketFilter  # noqa: E402
 from ivr.tickets.store import TicketStore  # noqa: E402

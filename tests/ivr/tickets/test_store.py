@@ -248,7 +248,8 @@ def test_a_skeleton_database_is_upgraded_in_place(tmp_path: Path) -> None:
     t = store.update("20260101001", "op", {"category": "环境卫生"})
     assert t.category == "环境卫生" and store.audit(t.number)[0].after == "环境卫生"
     version = sqlite3.connect(path).execute("SELECT version_num FROM alembic_version").fetchone()[0]
-    assert version == "0003"
+    assert version == "0004"
+    assert store.job_counts() == {"queued": 0, "running": 0, "done": 0, "failed": 0}  # a done ticket needs no job
     assert store.get("20260101001").node == ""  # recorded before nodes were told apart
     TicketStore(f"sqlite:///{path}")  # opening again is a no-op
 

@@ -1,0 +1,70 @@
+"""The node's transcription worker: the second-pass engine from the settings, and jobs taken only while live
+recognition has room to spare."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from asr.audio import read_wav, write_wav
+from asr.errors import ModelNotFoundError
+from ivr.config import ConfigError, load_settings
+from ivr.hotline.transcription import run_worker_thread, second_pass_engine, second_pass_model
+from ivr.tickets.jobs import JobState
+from ivr.tickets.store import TicketStore
+
+C01 = Path(__file__).resolve().parents[3] / "audio_fixtures" / "zh" / "c01.wav"
+
+
+def test_whisper_base_is_joined_into_the_models_folder_when_configured(tmp_path: Path,
+                                                                       whisper_base_dir: Path) -> None:
+    settings = load_settings(overrides={"data_dir": tmp_path, "transcribe_engine": "whisper"}, environ={})
+    assert second_pass_model(settings) == tmp_path / "models" / "whisper-base"
+    assert (tmp_path / "models" / "whisper-base" / "model.bin").stat().st_size == 145_217_607
+    named = load_settings(overrides={"data_dir": tmp_path, "transcribe_engine": "whisper",
+                                     "transcribe_model": str(whisper_base_dir)}, environ={})
+    engine = second_pass_engine(named)
+    assert (engine.name, engine.model_name) == ("whisper", "whisper-base")
+    missing = load_settings(overrides={"data_dir": tmp_path, "transcribe_engine": "whisper",
+                                       "transcribe_model": "whisper-small"}, environ={})
+    with pytest.raises(ModelNotFoundError, match=r"^transcribe_model: Whisper model 'whisper-small' not found"):
+        second_pass_model(missing)
+
+
+def test_a_bad_engine_setting_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^transcribe_engine: 'paraformer' is not one of vosk, whisper$"):
+        load_settings(overrides={"data_dir": tmp_path}, environ={"IVR_TRANSCRIBE_ENGINE": "paraformer"})
+    with pytest.raises(ConfigError, match=r"^transcribe_lease_s: 0.0 is not above 0$"):
+        load_settings(overrides={"data_dir": tmp_path, "transcribe_lease_s": 0.0}, environ={})
+
+
+def test_the_worker_waits_while_live_recognition_is_busy(tmp_path: Path, whisper_engine) -> None:  # type: ignore[no-untyped-def]
+    settings = load_settings(overrides={"data_dir": tmp_path}, environ={})
+    store = TicketStore(settings.database_url)
+    t = store.create(caller="1", call_id="c", kind="complaint", menu_path=[], flags=[], recording="d/c01.wav")
+    wav = Path(settings.recordings_dir) / "d" / "c01.wav"  # type: ignore[arg-type]
+    wav.parent.mkdir(parents=True)
+    write_wav(wav, read_wav(C01))
+    store.complete_recording(t.number, audio_ms=4260, transcript=None,
+                             sha256=hashlib.sha256(wav.read_bytes()).hexdigest())
+    seen: list[str] = []
+
+    def spare() -> bool:  # busy for three looks, then room to spare
+        info = store.job(t.number)
+        assert info is not None
+        seen.append(info.state.value)
+        return len(seen) > 3
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_worker_thread(store, whisper_engine, settings, stop, spare, idle_s=0.05))
+        while (info := store.job(t.number)) is None or info.state != JobState.DONE:
+            await asyncio.sleep(0.05)
+        stop.set()
+        return await task
+
+    assert asyncio.run(run()) == 1
+    assert seen[:4] == ["queued"] * 4  # nothing taken while busy
+    assert "垃圾" in store.get(t.number).text
