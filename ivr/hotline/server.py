@@ -137,7 +137,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     transcribing = start_transcription(service, settings, queue_stop,  # after calls, while live recognition has room
                                        recognition.admission.spare if recognition is not None else None)
     if transcribing is not None:  # a job in progress is finished (or, killed, taken up again after its lease)
-        side_tasks.append(transcribing)  # type: ignore[arg-type]
+        side_tasks.append(transcribing)
     web: ConsoleThread | None = None
     if web_socket is not None:
         web = ConsoleThread(create_app(settings, store=service.store, live=service.live, metrics=hq.metrics.registry,
