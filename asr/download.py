@@ -35,7 +35,7 @@ from .model_files import MANIFEST_NAME, ModelSpec, file_sha256, model_tree_probl
 
 __all__ = [
     "DownloadError", "ChecksumError", "ArchiveError", "ProgressCallback", "fetch", "install_archive",
-    "download_model", "partial_path",
+    "download_model", "partial_path", "swap_in", "exclusive",
 ]
 
 logger = logging.getLogger(__name__)
@@ -331,7 +331,7 @@ def _install(archive: Path, models_dir: str | Path, name: str | None, *, digest:
                 }
                 (work / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, ensure_ascii=False),
                                                   encoding="utf-8")
-                _swap_in(work, target)
+                swap_in(work, target)
             finally:
                 if work.exists():
                     shutil.rmtree(work, ignore_errors=True)
@@ -344,7 +344,7 @@ def _install(archive: Path, models_dir: str | Path, name: str | None, *, digest:
     return validate_model_dir(target)
 
 
-def _swap_in(work: Path, target: Path) -> None:
+def swap_in(work: Path, target: Path) -> None:
     """Rename the finished tree into place; an old model of that name is moved aside first, then removed."""
     old = None
     if target.exists():
@@ -380,12 +380,12 @@ def download_model(spec: ModelSpec, models_dir: str | Path, cache_dir: str | Pat
     source = url or spec.url
     part = partial_path(cache_dir, spec.name)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    with _exclusive(part.with_name(part.name + ".lock"), spec.name):
+    with exclusive(part.with_name(part.name + ".lock"), spec.name):
         return _download_locked(spec, models_dir, cache_dir, part, source, pin, force, progress, timeout)
 
 
 @contextlib.contextmanager
-def _exclusive(lock_path: Path, name: str) -> Iterator[None]:
+def exclusive(lock_path: Path, name: str) -> Iterator[None]:
     """Hold an advisory lock so that two downloads of one model never write the same partial file."""
     with lock_path.open("a") as lock:
         try:

@@ -24,7 +24,7 @@ __all__ = [
     "ModelSpec", "CATALOGUE", "DEFAULT_MODEL",
     "ResolvedModel", "InstalledModel", "MANIFEST_NAME", "catalogue_entry", "validate_model_dir",
     "resolve_model", "installed_models", "how_to_get", "read_manifest", "model_tree_problem", "VerifyReport",
-    "verify_model", "file_sha256",
+    "verify_model", "file_sha256", "whisper_model_problem", "WHISPER_FILES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -173,6 +173,22 @@ def _check_tree(root: Path) -> None:
             _require(root, rel, "RNNLM rescoring")
 
 
+WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json")
+"""What a CTranslate2 Whisper folder must hold (vocabulary.json or vocabulary.txt beside them)."""
+
+
+def whisper_model_problem(folder: Path) -> str | None:
+    """What is missing from a CTranslate2 Whisper folder (for faster-whisper), or None when it looks complete."""
+    if not folder.is_dir():
+        return f"{folder} is not a directory"
+    for name in WHISPER_FILES:
+        if not (folder / name).is_file():
+            return f"{folder}: {name} is missing (not a CTranslate2 Whisper model)"
+    if not ((folder / "vocabulary.json").is_file() or (folder / "vocabulary.txt").is_file()):
+        return f"{folder}: vocabulary.json is missing (not a CTranslate2 Whisper model)"
+    return None
+
+
 def validate_model_dir(path: str | Path) -> Path:
     """Check that `path` holds the files libvosk needs to load a model; return it resolved.
 
@@ -283,7 +299,7 @@ def installed_models(models_dir: str | Path) -> list[InstalledModel]:
             validate_model_dir(p)
             valid, problem = True, None
         except ModelError as exc:
-            valid, problem = False, str(exc)
+            valid, problem = (True, None) if whisper_model_problem(p) is None else (False, str(exc))  # or Whisper
         found.append(InstalledModel(name=p.name, path=p, valid=valid, problem=problem, manifest=read_manifest(p)))
     return found
 
@@ -316,6 +332,8 @@ def verify_model(path: str | Path, deep: bool = False, chunk: int = 1 << 20) -> 
     root = root.resolve()
     problems: list[str] = []
     layout = model_tree_problem(root)
+    if layout and whisper_model_problem(root) is None:
+        layout = None  # a CTranslate2 Whisper folder
     if layout:
         problems.append(layout)
     manifest = read_manifest(root)

@@ -32,6 +32,7 @@ import numpy as np
 from asr.audio import FRAME_BYTES, SAMPLE_RATE
 from asr.engine import Recognizer
 from asr.errors import EngineError, ModelLoadError
+from asr.model_files import whisper_model_problem
 from asr.resample import make_upsampler
 from asr.results import Partial, Transcript, Word
 from asr.text import normalize
@@ -42,8 +43,6 @@ __all__ = ["WhisperOptions", "WhisperEngine", "WhisperRecognizer", "Segment", "g
 log = logging.getLogger(__name__)
 
 MODEL_RATE = 16_000
-WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json")
-"""What a CTranslate2 Whisper folder must hold (vocabulary.json or vocabulary.txt beside them)."""
 
 KNOWN_HALLUCINATIONS = (
     "字幕由amara.org社区提供", "请不吝点赞订阅转发打赏支持明镜与点点栏目", "谢谢观看", "谢谢大家观看", "感谢观看",
@@ -190,18 +189,6 @@ def speech_chunks(pcm: bytes, *, max_s: float = 10.0, min_s: float = 2.0, gap_ms
     pieces = [pcm[a * FRAME_BYTES:b * FRAME_BYTES] for a, b in zip(bounds, bounds[1:]) if b > a]
     pieces[-1] += pcm[n * FRAME_BYTES:]
     return pieces
-
-
-def whisper_model_problem(folder: Path) -> str | None:
-    """What is missing from a CTranslate2 Whisper folder, or None when it looks complete."""
-    if not folder.is_dir():
-        return f"{folder} is not a directory"
-    for name in WHISPER_FILES:
-        if not (folder / name).is_file():
-            return f"{folder}: {name} is missing (not a CTranslate2 Whisper model)"
-    if not ((folder / "vocabulary.json").is_file() or (folder / "vocabulary.txt").is_file()):
-        return f"{folder}: vocabulary.json is missing (not a CTranslate2 Whisper model)"
-    return None
 
 
 def _simplifier() -> Callable[[str], str]:

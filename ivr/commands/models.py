@@ -12,6 +12,7 @@ from rich.table import Table
 
 from asr.download import ProgressCallback, download_model, install_archive
 from asr.errors import ModelError
+from asr.whisper_files import WHISPER_CATALOGUE, download_whisper, install_whisper
 from asr.model_files import (
     CATALOGUE, DEFAULT_MODEL, InstalledModel, catalogue_entry, installed_models, resolve_model, verify_model,
 )
@@ -19,7 +20,8 @@ from ivr.commands import context
 from ivr.commands.listing import console, print_json
 from ivr.config import Settings
 
-app = typer.Typer(help="Vosk speech models: list, download, install from a zip, verify, show the one in use.",
+app = typer.Typer(help="Speech models (Vosk, and CTranslate2 Whisper for the second pass): list, download, install "
+                       "from a zip or folder, verify, show the one in use.",
                   no_args_is_help=True)
 
 _PHASES = {"download": "downloading", "verify": "checking SHA-256", "unpack": "unpacking"}
@@ -72,8 +74,11 @@ def list_models(ctx: typer.Context,
         print_json([{"name": name, "zip_bytes": spec.archive_bytes, "description": spec.description,
                      "default": name == DEFAULT_MODEL, "state": _state(installed.get(name))}
                     for name, spec in CATALOGUE.items()]
+                   + [{"name": name, "zip_bytes": None, "description": spec.description, "default": False,
+                       "state": _state(installed.get(name))} for name, spec in WHISPER_CATALOGUE.items()]
                    + [{"name": name, "zip_bytes": None, "description": "not in the catalogue", "default": False,
-                       "state": _state(m)} for name, m in installed.items() if name not in CATALOGUE])
+                       "state": _state(m)} for name, m in installed.items()
+                      if name not in CATALOGUE and name not in WHISPER_CATALOGUE])
         return
     table = Table(title=f"models in {models_dir}", title_justify="left")
     for col in ("name", "zip", "state", "about"):
@@ -81,6 +86,8 @@ def list_models(ctx: typer.Context,
     for name, spec in CATALOGUE.items():
         about = spec.description + (" (default)" if name == DEFAULT_MODEL else "")
         table.add_row(name, _size(spec.archive_bytes), _state(installed.pop(name, None)), about)
+    for name, wspec in WHISPER_CATALOGUE.items():
+        table.add_row(name, _size(wspec.total_bytes), _state(installed.pop(name, None)), wspec.description)
     for name, m in installed.items():
         table.add_row(name, "-", _state(m), "not in the catalogue")
     console().print(table)
@@ -98,6 +105,14 @@ def download(
     settings = context.settings_of(ctx)
     models_dir, cache_dir = _dirs(settings)
     try:
+        if name in WHISPER_CATALOGUE:
+            if sha256:
+                raise ModelError(f"{name}: its files' SHA-256 are pinned in the catalogue; --sha256 is for zips")
+            with _progress() as progress:
+                path = download_whisper(WHISPER_CATALOGUE[name], models_dir, cache_dir, base_url=url, force=force,
+                                        progress=_Bar(progress))
+            console().print(f"installed {name} at {path}", highlight=False, soft_wrap=True)
+            return
         spec = catalogue_entry(name)
         with _progress() as progress:
             bar: ProgressCallback = _Bar(progress)
@@ -108,15 +123,30 @@ def download(
     console().print(f"installed {name} at {path}", highlight=False, soft_wrap=True)
 
 
+def _is_whisper(source: Path) -> bool:
+    """A folder or zip holding a CTranslate2 Whisper model (model.bin beside tokenizer.json), not a Vosk one."""
+    import zipfile
+
+    if source.is_dir():
+        names = [p.name for p in source.rglob("*")]
+    elif zipfile.is_zipfile(source):
+        with zipfile.ZipFile(source) as zf:
+            names = [n.rsplit("/", 1)[-1] for n in zf.namelist()]
+    else:
+        return False
+    return "model.bin" in names and "tokenizer.json" in names
+
+
 @app.command()
 def install(
     ctx: typer.Context,
-    zip_path: Path = typer.Argument(..., metavar="ZIP", help="a Vosk model zip copied to this machine"),
+    zip_path: Path = typer.Argument(..., metavar="ZIP", help="a Vosk model zip, or a CTranslate2 Whisper model's "
+                                    "zip or folder, copied to this machine"),
     name: Optional[str] = typer.Option(None, "--name", help="install under this name"),
     sha256: Optional[str] = typer.Option(None, "--sha256", help="refuse the zip unless it has this SHA-256"),
     force: bool = typer.Option(False, "--force", help="replace an installed model of that name"),
 ) -> None:
-    """Install a model from a local zip (offline sites)."""
+    """Install a model from a local zip, or a Whisper model from a zip or folder (offline sites)."""
     settings = context.settings_of(ctx)
     models_dir, _ = _dirs(settings)
     expected = sha256
@@ -124,8 +154,11 @@ def install(
         expected = CATALOGUE[zip_path.name.removesuffix(".zip")].archive_sha256
     try:
         with _progress() as progress:
-            path = install_archive(zip_path, models_dir, name, expected_sha256=expected, force=force,
-                                   progress=_Bar(progress))
+            if _is_whisper(zip_path):
+                path = install_whisper(zip_path, models_dir, name, force=force, progress=_Bar(progress))
+            else:
+                path = install_archive(zip_path, models_dir, name, expected_sha256=expected, force=force,
+                                       progress=_Bar(progress))
     except ModelError as exc:
         raise _fail(exc) from None
     console().print(f"installed {path.name} at {path}", highlight=False, soft_wrap=True)
@@ -137,7 +170,7 @@ def verify(
     path: Optional[Path] = typer.Argument(None, help="model directory (default: the one in use)"),
     deep: bool = typer.Option(False, "--deep", help="also compare every file's SHA-256 with the manifest"),
 ) -> None:
-    """Check a model directory has every file Vosk needs (and matches its install manifest)."""
+    """Check a model directory has every file Vosk (or faster-whisper) needs and matches its install manifest."""
     settings = context.settings_of(ctx)
     models_dir, _ = _dirs(settings)
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from asr.engine import Engine, VoskEngine
 from asr.errors import ModelNotFoundError
-from asr.model_files import resolve_model
+from asr.model_files import resolve_model, whisper_model_problem
 from ivr.config import Settings
 from ivr.tickets.store import TicketStore
 from ivr.tickets.transcriber import lower_priority, work_off
@@ -36,7 +36,6 @@ def second_pass_model(settings: Settings, override: str | Path | None = None) ->
     value = str(override or settings.transcribe_model)
     if settings.transcribe_engine == "vosk":
         return resolve_model(models_dir, flag=value or None, config=settings.vosk_model).path
-    from asr.whisper import whisper_model_problem
     from asr.whisper_model import WHISPER_BASE, WhisperModelError, assemble
 
     name = value or WHISPER_DEFAULT
