@@ -17,6 +17,7 @@ from ivr.commands import context
 from ivr.commands.tickets import print_ticket
 from ivr.flow import FlowError
 from ivr.hotline.service import HotlineService, no_model_message
+from ivr.hotline.transcription import second_pass_engine
 from prompts import PromptError
 
 
@@ -32,13 +33,20 @@ def simulate(
     ),
     number: str = typer.Option("13800138000", "--from", help="The caller's number."),
     flow: Optional[Path] = typer.Option(None, "--flow", help="Flow file (default: the configured one)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Vosk model directory or name (default: configured)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model directory or name (default: the configured "
+                                        "Vosk model; with --engine whisper, whisper-base)."),
+    engine_name: str = typer.Option("vosk", "--engine", help="vosk, or whisper: faster-whisper decodes each "
+                                    "answer whole (slow, but the simulated call's time is virtual)."),
     save_audio: Optional[Path] = typer.Option(None, "--save-audio", help="Write what the system played to this WAV."),
 ) -> None:
     from dataclasses import replace
 
     settings = context.settings()
-    settings = replace(settings, flow=flow or settings.flow, vosk_model=model or settings.vosk_model)
+    if engine_name not in ("vosk", "whisper"):
+        raise context.fail(f"--engine: {engine_name!r} is not vosk or whisper", 2)
+    whisper = engine_name == "whisper"
+    settings = replace(settings, flow=flow or settings.flow,
+                       vosk_model=settings.vosk_model if whisper else (model or settings.vosk_model))
     try:
         if script is not None:
             steps = parse_script(script)
@@ -47,7 +55,10 @@ def simulate(
             steps = parse_script(text)
         if not steps:
             raise context.fail("give the caller something to do: --keys, --caller or --script", 2)
-        service = HotlineService.from_settings(settings)
+        service = HotlineService.from_settings(settings, load_engine=not whisper)
+        if whisper:
+            service.use_engine(second_pass_engine(replace(settings, transcribe_engine="whisper",
+                                                          transcribe_model=model or ""), model))
     except (ScriptError, AudioFormatError, FlowError, PromptError, ModelLoadError, ModelError) as exc:
         raise context.fail(str(exc), 2) from None
     if service.engine is None:

@@ -91,6 +91,11 @@ class HotlineService:
                  if settings.recordings_shared_dir is not None else None)
         return cls(settings, flows, prompts, engine, store, recognition=recognition, shelf=shelf)
 
+    def use_engine(self, engine: Engine) -> None:
+        """Recognise callers with `engine` (e.g. Whisper in a simulated call) through live recognition's threads."""
+        self.engine = engine
+        self.recognition = LiveRecognition.from_settings(self.settings)
+
     def warm(self) -> threading.Thread | None:
         """Warm `asr_warm` recognisers on 30 s of the prompts (speech) on a low-priority thread, for a server."""
         if not isinstance(self.engine, VoskEngine) or not self.settings.asr_warm:

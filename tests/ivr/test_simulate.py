@@ -215,3 +215,21 @@ def test_the_live_page_follows_the_call_through_the_flow(settings) -> None:
     asyncio.run(svc.handle_call(Watched(parse_script("keys:0"))))
     assert states == [("welcome", False), ("main_menu", False), ("elderly_agent", True)]
     assert svc.live.snapshot().calls == ()
+
+
+def test_menus_by_voice_and_the_ticket_with_the_real_whisper_model(env: dict[str, str], whisper_base_dir: Path) -> None:
+    """Mandarin end to end with Whisper base: 投诉 said at the main menu leads to the complaint, whose recording is
+    transcribed by Whisper and dispatched on that text."""
+    m01 = REPO / "audio_fixtures" / "zh" / "m01.wav"
+    code, out = run(env, "simulate", "--engine", "whisper", "--model", str(whisper_base_dir),
+                    "--script", f"say:{m01}; wait:1500; say:{C01}")
+    assert code == 0, out
+    assert "main_menu=complaint" in out and "'text': '投诉'" in out
+    [ticket] = store(env).list()
+    assert ticket.menu_path[:3] == ("welcome", "main_menu=complaint", "complaint")
+    t = ticket.transcript
+    assert t is not None and (t.engine, t.model) == ("whisper", "whisper-base")
+    assert "垃圾" in t.text and "清理" in t.text, t.text
+    assert ticket.category == "环境卫生" and ticket.suggestion is not None
+    code, out = run(env, "simulate", "--engine", "paraformer", "--keys", "1")
+    assert code == 2 and "--engine: 'paraformer' is not vosk or whisper" in out
