@@ -175,6 +175,7 @@ def ticket_dict(t: Ticket) -> dict[str, object]:
         "recording": str(context.settings().recordings_dir / t.recording) if t.recording else "",  # type: ignore[operator]
         "recording_sha256": t.recording_sha256, "audio_ms": t.audio_ms,
         "transcript": t.transcript.to_dict() if t.transcript else None,
+        "live_transcript": t.live_transcript.to_dict() if t.live_transcript else None,
         "category": t.category, "department": t.department, "district": t.district, "urgency": t.urgency,
         "contact_name": t.contact_name, "callback_number": t.callback_number, "address": t.address,
         "note": t.note, "dispatched_by": t.dispatched_by,
@@ -197,6 +198,11 @@ def print_ticket(t: Ticket) -> None:
         return
     typer.echo(f"  transcript {t.transcript.text or '(nothing recognised)'}")
     typer.echo(f"  confidence {t.transcript.confidence:.2f}  ({t.transcript.engine} {t.transcript.model})")
+    if t.transcript.extra.get("guards"):
+        typer.echo(f"  left out   {t.transcript.extra['guards']}")
     for w in t.transcript.words:
         mark = " ?" if w.conf < 0.6 else ""
         typer.echo(f"    {w.start:6.2f}-{w.end:6.2f}  {w.conf:.2f}  {w.text}{mark}")
+    if t.live_transcript is not None:
+        typer.echo(f"  live       {t.live_transcript.text or '(nothing recognised)'}  "
+                   f"({t.live_transcript.engine} {t.live_transcript.model}; replaced by the final transcript above)")

@@ -104,6 +104,9 @@ def test_a_killed_worker_leaves_its_job_to_the_next_which_commits_it_once(tmp_pa
     t = store.get(number)
     assert t.live_transcript == LIVE and t.transcript is not None and t.transcript.engine == "whisper"
     assert t.text.count("垃圾") >= 3, t.text
+    shown = subprocess.run([str(IVR), "tickets", "show", number], env=env, capture_output=True, text=True)
+    assert f"  live       {LIVE.text}  (vosk vosk-model-small-cn-0.22; replaced by the final transcript above)" \
+        in shown.stdout.splitlines(), shown.stdout
     again = subprocess.run([str(IVR), "transcribe", "worker", "--once"], env=env, capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout == "" and "transcribed 0, failed 0" in again.stderr
     assert store.get(number).transcript == t.transcript
