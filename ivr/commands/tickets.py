@@ -94,7 +94,7 @@ def transcribe(
     import threading
 
     from asr.errors import ModelError
-    from ivr.hotline.transcription import second_pass_engine, worker_name
+    from ivr.hotline.transcription import second_pass_engine, worker_name, worker_scope
     from ivr.tickets.transcriber import JobOutcome, work_off
 
     if not pending:
@@ -123,7 +123,8 @@ def transcribe(
             stop.set()
 
     work_off(store, engine, settings.recordings_dir, owner=worker_name(settings),  # type: ignore[arg-type]
-             lease_s=settings.transcribe_lease_s, stop=stop, until_empty=True, pending_only=True, progress=progress)
+             lease_s=settings.transcribe_lease_s, stop=stop, until_empty=True, pending_only=True,
+             progress=progress, **worker_scope(settings))
     failed = sum(1 for o in done if o.error)
     typer.echo(f"transcribed {len(done) - failed}, failed {failed}")
     if failed:

@@ -30,9 +30,10 @@ def worker(
     """Take transcription jobs from the ticket store and commit each result once, until SIGTERM or Ctrl-C.
 
     Several workers, on this machine or others sharing the ticket database, may run at once; a job whose worker
-    died is taken up again once its lease ([transcribe] lease_s) runs out."""
+    died is taken up again once its lease ([transcribe] lease_s) runs out. Without recordings_shared_dir a worker
+    takes only the recordings of its node_id (the ones on this disk)."""
     from asr.errors import ModelError
-    from ivr.hotline.transcription import second_pass_engine, worker_name
+    from ivr.hotline.transcription import second_pass_engine, worker_name, worker_scope
     from ivr.tickets.transcriber import work_off
 
     settings = context.settings_of(ctx)
@@ -58,6 +59,7 @@ def worker(
                err=True)
     outcomes = work_off(store, engine, settings.recordings_dir, owner=name,  # type: ignore[arg-type]
                         lease_s=settings.transcribe_lease_s, stop=stop, idle_s=idle, until_empty=once,
+                        **worker_scope(settings),
                         progress=lambda o: typer.echo(o.line()))
     typer.echo(f"transcribed {sum(1 for o in outcomes if not o.error)}, failed {sum(1 for o in outcomes if o.error)}",
                err=True)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from asr.engine import Engine, VoskEngine
 from asr.errors import ModelNotFoundError
@@ -22,7 +23,7 @@ from ivr.config import Settings
 from ivr.tickets.store import TicketStore
 from ivr.tickets.transcriber import lower_priority, work_off
 
-__all__ = ["second_pass_engine", "second_pass_model", "worker_name", "run_worker_thread"]
+__all__ = ["second_pass_engine", "second_pass_model", "worker_name", "worker_scope", "run_worker_thread"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,13 @@ def second_pass_engine(settings: Settings, override: str | Path | None = None) -
     return VoskEngine(model, recycle_after_s=settings.asr_recycle_after_s)
 
 
+def worker_scope(settings: Settings) -> dict[str, Any]:
+    """Where a worker reads recordings and whose it may take: with the centre's shared folder any node's, else
+    only this node's (the others are on their own disks)."""
+    shared = settings.recordings_shared_dir
+    return {"shared_dir": shared, "node": None if shared is not None else settings.node_id}
+
+
 def worker_name(settings: Settings) -> str:
     """Who holds a job: the node, the host and the process."""
     return f"{settings.node_id}@{socket.gethostname()}:{os.getpid()}"
@@ -78,7 +86,8 @@ async def run_worker_thread(store: TicketStore, engine: Engine, settings: Settin
     def run() -> int:
         lower_priority(nice)
         return len(work_off(store, engine, settings.recordings_dir, owner=worker_name(settings),  # type: ignore[arg-type]
-                            lease_s=settings.transcribe_lease_s, stop=halt, spare=spare, idle_s=idle_s))
+                            lease_s=settings.transcribe_lease_s, stop=halt, spare=spare, idle_s=idle_s,
+                            **worker_scope(settings)))
 
     with ThreadPoolExecutor(1, thread_name_prefix="transcribe") as pool:  # its own thread: the niceness stays there
         task = asyncio.get_running_loop().run_in_executor(pool, run)

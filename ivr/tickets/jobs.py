@@ -109,10 +109,12 @@ class TranscriptionJobs(TicketLifecycle):
                     added += 1
         return added
 
-    def claim(self, owner: str, lease_s: float, *, pending_only: bool = False,
+    def claim(self, owner: str, lease_s: float, *, pending_only: bool = False, node: str | None = None,
               now: datetime | None = None) -> Job | None:
         """The oldest job nobody holds (queued, or running with its lease run out), now held by `owner` for
-        `lease_s`; None when there is none. `pending_only`: only tickets that have no transcript at all."""
+        `lease_s`; None when there is none. `pending_only`: only tickets that have no transcript at all; `node`:
+        only recordings that node made (or made before nodes were told apart), for a worker that can read no
+        other node's disk."""
         while True:
             now = now or utc_now()
             free = or_(jobs_table.c.state == JobState.QUEUED.value,
@@ -122,6 +124,8 @@ class TranscriptionJobs(TicketLifecycle):
                  .order_by(jobs_table.c.id).limit(1))
             if pending_only:
                 q = q.where(tickets_table.c.transcription == TranscriptionStatus.PENDING.value)
+            if node is not None:
+                q = q.where(tickets_table.c.node.in_([node, ""]))
             with self.engine.begin() as conn:
                 row = conn.execute(q).first()
                 if row is None:

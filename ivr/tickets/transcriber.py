@@ -47,9 +47,11 @@ class JobOutcome:
 
 
 def transcribe_one(store: TicketStore, engine: Engine, recordings_dir: Path, owner: str, lease_s: float, *,
-                   pending_only: bool = False) -> JobOutcome | None:
-    """Claim the oldest free job and do it; None when there is none."""
-    job = store.claim(owner, lease_s, pending_only=pending_only)
+                   pending_only: bool = False, shared_dir: Path | None = None,
+                   node: str | None = None) -> JobOutcome | None:
+    """Claim the oldest free job (of `node`'s recordings only, unless None) and do it; None when there is none.
+    The recording is read from `recordings_dir`, else from the centre's `shared_dir`."""
+    job = store.claim(owner, lease_s, pending_only=pending_only, node=node)
     if job is None:
         return None
     ticket = store.get(job.number)
@@ -57,7 +59,7 @@ def transcribe_one(store: TicketStore, engine: Engine, recordings_dir: Path, own
     if done is not None and (done.engine, done.model) == (engine.name, engine.model_name):
         log.info("ticket %s: already transcribed by %s %s", job.number, engine.name, engine.model_name)
         return JobOutcome(job.number, None, stored=store.finish(job, None))
-    check = store.verify_recording(job.number, recordings_dir)
+    check = store.verify_recording(job.number, recordings_dir, shared_dir)
     reason = ""
     pcm = b""
     if not check.ok and check.problem != "no checksum":
@@ -93,8 +95,8 @@ def lower_priority(nice: int) -> None:
 
 def work_off(store: TicketStore, engine: Engine, recordings_dir: Path, *, owner: str, lease_s: float,
              stop: threading.Event, spare: Callable[[], bool] | None = None, idle_s: float = 2.0,
-             until_empty: bool = False, pending_only: bool = False,
-             progress: Callable[[JobOutcome], None] | None = None) -> list[JobOutcome]:
+             until_empty: bool = False, pending_only: bool = False, shared_dir: Path | None = None,
+             node: str | None = None, progress: Callable[[JobOutcome], None] | None = None) -> list[JobOutcome]:
     """Do jobs one at a time until `stop` (or, `until_empty`, until none is free), each only while `spare()`
     (None: always); returns what each did."""
     outcomes: list[JobOutcome] = []
@@ -103,7 +105,8 @@ def work_off(store: TicketStore, engine: Engine, recordings_dir: Path, *, owner:
             stop.wait(idle_s)
             continue
         try:
-            outcome = transcribe_one(store, engine, recordings_dir, owner, lease_s, pending_only=pending_only)
+            outcome = transcribe_one(store, engine, recordings_dir, owner, lease_s, pending_only=pending_only,
+                                     shared_dir=shared_dir, node=node)
         except (SQLAlchemyError, OSError) as exc:  # the store is unreachable or its disk full: try again later
             log.error("transcription worker: %s", problem(exc))
             stop.wait(idle_s)

@@ -68,3 +68,27 @@ def test_the_worker_waits_while_live_recognition_is_busy(tmp_path: Path, whisper
     assert asyncio.run(run()) == 1
     assert seen[:4] == ["queued"] * 4  # nothing taken while busy
     assert "垃圾" in store.get(t.number).text
+
+
+def test_with_the_shared_folder_a_worker_reads_any_nodes_recordings(tmp_path: Path, whisper_engine) -> None:  # type: ignore[no-untyped-def]
+    from ivr.hotline.transcription import worker_scope
+    from ivr.tickets.transcriber import transcribe_one
+
+    alone = load_settings(overrides={"data_dir": tmp_path, "node_id": "node-b"}, environ={})
+    assert worker_scope(alone) == {"shared_dir": None, "node": "node-b"}
+    shared = load_settings(overrides={"data_dir": tmp_path, "node_id": "node-b",
+                                      "recordings_shared_dir": tmp_path / "shared"}, environ={})
+    assert worker_scope(shared) == {"shared_dir": tmp_path / "shared", "node": None}
+    store = TicketStore(shared.database_url)
+    t = store.create(caller="1", call_id="c", kind="complaint", menu_path=[], flags=[], recording="d/c01.wav",
+                     node="node-a")
+    wav = tmp_path / "shared" / "d" / "c01.wav"  # node-a's recording, copied to the centre's folder
+    wav.parent.mkdir(parents=True)
+    write_wav(wav, read_wav(C01))
+    store.complete_recording(t.number, audio_ms=4260, transcript=None,
+                             sha256=hashlib.sha256(wav.read_bytes()).hexdigest())
+    assert transcribe_one(store, whisper_engine, Path(alone.recordings_dir), "w-b", 60,  # type: ignore[arg-type]
+                          **worker_scope(alone)) is None  # not node-b's, and not on its disk
+    done = transcribe_one(store, whisper_engine, Path(shared.recordings_dir), "w-b", 60,  # type: ignore[arg-type]
+                          **worker_scope(shared))
+    assert done is not None and done.number == t.number and not done.error and "垃圾" in (done.text or "")

@@ -127,3 +127,16 @@ def test_a_recording_that_cannot_be_read_fails_the_final_pass_but_keeps_the_live
     t = jobs_store.get(number)
     assert t.transcription.value == "done" and t.text == "楼下垃圾没人清理"
     assert t.extra["final_transcription_error"] == "recording missing"
+
+
+def test_a_worker_without_the_shared_folder_takes_only_its_own_nodes_recordings(jobs_store: TicketStore) -> None:
+    numbers = {}
+    for node in ("node-a", "node-b", ""):  # "": recorded before nodes were told apart
+        t = jobs_store.create(caller="1", call_id=node or "old", kind="complaint", menu_path=[], flags=[],
+                              recording=f"d/{node or 'old'}.wav", node=node, now=T0)
+        jobs_store.complete_recording(t.number, audio_ms=1000, sha256="", transcript=None)
+        numbers[node] = t.number
+    mine = [jobs_store.claim("a-worker", 60, node="node-a") for _ in range(3)]
+    assert [j.number if j else None for j in mine] == [numbers["node-a"], numbers[""], None]
+    anyone = jobs_store.claim("shared-worker", 60)  # reads the shared folder: any node's
+    assert anyone is not None and anyone.number == numbers["node-b"]
