@@ -92,3 +92,42 @@ def test_with_the_shared_folder_a_worker_reads_any_nodes_recordings(tmp_path: Pa
     done = transcribe_one(store, whisper_engine, Path(shared.recordings_dir), "w-b", 60,  # type: ignore[arg-type]
                           **worker_scope(shared))
     assert done is not None and done.number == t.number and not done.error and "垃圾" in (done.text or "")
+
+
+def test_serve_starts_the_configured_second_pass_and_says_when_it_cannot(settings, whisper_base_dir: Path,  # type: ignore[no-untyped-def]
+                                                                        caplog: pytest.LogCaptureFixture) -> None:
+    import dataclasses
+
+    from ivr.hotline.server import start_transcription
+    from ivr.hotline.service import HotlineService
+
+    whisper = dataclasses.replace(settings, transcribe_engine="whisper", transcribe_model=str(whisper_base_dir))
+    service = HotlineService.from_settings(whisper, load_engine=False)  # no live model: keys-only calls
+    t = service.store.create(caller="1", call_id="c", kind="complaint", menu_path=[], flags=[],
+                             recording="d/c01.wav", node=whisper.node_id)
+    wav = Path(whisper.recordings_dir) / "d" / "c01.wav"  # type: ignore[arg-type]
+    wav.parent.mkdir(parents=True)
+    write_wav(wav, read_wav(C01))
+    service.store.complete_recording(t.number, audio_ms=4260, transcript=None,
+                                     sha256=hashlib.sha256(wav.read_bytes()).hexdigest())
+
+    async def serve_until_done() -> int:
+        stop = asyncio.Event()
+        task = start_transcription(service, whisper, stop)
+        assert task is not None
+        while service.store.get(t.number).transcription.value != "done":
+            await asyncio.sleep(0.05)
+        stop.set()
+        return await task
+
+    assert asyncio.run(serve_until_done()) == 1
+    final = service.store.get(t.number)
+    assert final.transcript is not None and final.transcript.engine == "whisper" and "垃圾" in final.text
+    nothing = dataclasses.replace(settings, transcribe_engine="whisper", transcribe_model="whisper-medium")
+
+    async def refused() -> object:
+        return start_transcription(service, nothing, asyncio.Event())
+
+    assert asyncio.run(refused()) is None
+    assert any(r.getMessage().startswith("no transcription after calls on this node: transcribe_model: Whisper "
+                                         "model 'whisper-medium' not found") for r in caplog.records)
