@@ -34,19 +34,20 @@ from asr.whisper_model import WHISPER_BASE, assemble  # noqa: E402
 from bench.asr_resample import edit_distance  # noqa: E402
 from prompts import PromptLibrary, load_catalogue  # noqa: E402
 from prompts.catalogue import STYLES, Catalogue, VoiceUnavailable  # noqa: E402
-from prompts.compose import Cardinal, Digits, Part  # noqa: E402
+from prompts.compose import Cardinal, Counted, Digits, Part, queue_announcement  # noqa: E402
 from prompts.numbers import cardinal, digits, normalise  # noqa: E402
 from prompts.render import render_catalogue  # noqa: E402
 from prompts.shaping import speech_level_dbfs  # noqa: E402
 from prompts.voices import choose_voice  # noqa: E402
 
 SPLICED: dict[str, list[Part]] = {
-    "spliced_queue": ["queue_ahead", Cardinal(15), "queue_callers", "queue_wait", Cardinal(12), "queue_minutes"],
+    "spliced_queue": queue_announcement(15, 12),
     "spliced_ticket_readback": ["progress_readback", Digits("20261128001"), "confirm_digits"],
     "spliced_callback_number": ["callback_number_is", Digits("13800138000"), "callback_confirm"],
     "spliced_ticket_status": ["ticket_status_intro", Digits("20261128003"), "ticket_status_dispatched"],
 }
-"""What a call composes at run time (prompts.compose): measured as the caller hears them."""
+"""What a call composes at run time (prompts.compose): measured as the caller hears them (the queue's two clauses
+whole when `ivr prompts build` rendered them for these counts, as it does for 1-30 callers and 1-60 minutes)."""
 FRAGMENTS = ("queue_ahead", "queue_callers", "queue_wait", "queue_minutes", "progress_readback",
              "callback_number_is", "ticket_status_intro")
 """Prompts that are only ever heard inside a spliced sentence."""
@@ -71,6 +72,10 @@ class Row:
     worst: str
 
 
+def _in_spliced(prompt_id: str) -> bool:
+    return prompt_id.startswith("num_") or prompt_id in FRAGMENTS or any(prompt_id in p for p in SPLICED.values())
+
+
 def for_scoring(text: str) -> str:
     from opencc import OpenCC
 
@@ -78,8 +83,18 @@ def for_scoring(text: str) -> str:
 
 
 def spliced_text(parts: list[Part], catalogue: Catalogue, style: str) -> str:
-    return "".join(cardinal(p.value, p.counting) if isinstance(p, Cardinal) else digits(p.value)
-                   if isinstance(p, Digits) else catalogue[p].for_style(style) for p in parts)
+    return "".join(_said(p, catalogue, style) for p in parts)
+
+
+def _said(part: Part, catalogue: Catalogue, style: str) -> str:
+    if isinstance(part, Cardinal):
+        return cardinal(part.value, part.counting)
+    if isinstance(part, Digits):
+        return digits(part.value)
+    if isinstance(part, Counted):
+        counted = catalogue.counted[part.prompt]
+        return (counted.elderly_text if style == "elderly" else counted.text).replace("{n}", str(part.n))
+    return catalogue[part].for_style(style)
 
 
 def gated_loudness_db(pcm: bytes) -> float:
@@ -125,14 +140,18 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "var" / "bench-prompts", help="renders and models kept here")
     ap.add_argument("--catalogue", type=Path, default=ROOT / "prompts" / "catalogue.yaml")
     ap.add_argument("--ten", action="store_true", help="only the ten prompts issue 17 measured (quicker)")
+    ap.add_argument("--spliced", action="store_true",
+                    help="only the sentences a call splices (renders just the prompts they are made of)")
     ap.add_argument("--per-prompt", action="store_true", help="print every prompt's transcript and CER")
     ap.add_argument("--json", type=Path, help="write the rows and per-prompt results here")
     args = ap.parse_args()
 
     full = load_catalogue(args.catalogue)
     wanted = [p for p in full.prompts.values() if not p.id.startswith("num_") and p.id not in FRAGMENTS]
-    sentences = [p for p in wanted if p.id in ISSUE_TEN] if args.ten else wanted
-    catalogue = full if not args.ten else Catalogue(full.path, {p.id: p for p in sentences})
+    sentences = [p for p in wanted if p.id in ISSUE_TEN] if args.ten else [] if args.spliced else wanted
+    catalogue = full if not (args.ten or args.spliced) else Catalogue(full.path, {
+        p.id: p for p in full.prompts.values() if p in sentences or (args.spliced and _in_spliced(p.id))},
+        full.counted if args.spliced else {})
     styles = args.styles.split(",")
     listener = Listener(args.work / "models")
     rows: list[Row] = []
@@ -175,7 +194,8 @@ def main() -> None:
                 if args.per_prompt:
                     print(f"  {voice.name:<24} {style:<8} {pid:<26} {e / n:6.1%}  {heard}")
             rows.append(Row(voice.name, style, len(items), edits / chars, edits10 / max(chars10, 1),
-                            edits_sp / max(chars_sp, 1), max(levels) - min(levels), max(loud) - min(loud),
+                            edits_sp / max(chars_sp, 1), max(levels, default=0.0) - min(levels, default=0.0),
+                            max(loud, default=0.0) - min(loud, default=0.0),
                             stats.render_seconds if stats.rendered else wall, stats.audio_seconds,
                             f"{worst[1]} {worst[0]:.0%}"))
     print(f"\n{'voice':<26} {'style':<8} {'prompts':>7} {'CER':>6} {'CER(10)':>8} {'spliced':>8} "

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from prompts.numbers import cardinal, digits
 
-__all__ = ["Digits", "Cardinal", "Part", "PIECES", "digit_pieces", "cardinal_pieces", "pieces_text",
-           "queue_announcement"]
+__all__ = ["Digits", "Cardinal", "Counted", "Part", "PIECES", "digit_groups", "digit_pieces", "cardinal_pieces",
+           "pieces_text", "queue_announcement", "queue_position"]
 
 PIECES: dict[str, str] = {
     **{f"num_{d}": c for d, c in zip("0123456789", "零一二三四五六七八九")},
@@ -39,7 +39,38 @@ class Cardinal:
     counting: bool = True
 
 
-Part = str | Digits | Cardinal  # a str is a prompt id
+@dataclass(frozen=True)
+class Counted:
+    """A counted sentence of the catalogue (queue_position, 15): the whole sentence rendered for that count when
+    there is one, else its pieces around the count."""
+
+    prompt: str
+    n: int
+
+
+Part = str | Digits | Cardinal | Counted  # a str is a prompt id
+
+
+def digit_groups(value: str) -> list[str]:
+    """How a number read digit by digit is grouped, with a pause between groups, as people read them out:
+    a mobile number 3-4-4 (138 0013 8000), a fixed line after its area code (010 8888 6666, 0755 1234 5678),
+    anything else of six digits or more in fours from the left (a ticket number 2026 1128 001); short ones whole."""
+    digits(value)  # checks it
+    if len(value) == 11 and value[0] == "1" and value[1] in "3456789":
+        return [value[:3], value[3:7], value[7:]]
+    if value[0] == "0" and len(value) >= 10:
+        area = 3 if value[1] in "12" else 4
+        return [value[:area], *_halves(value[area:])]
+    if len(value) <= 5:
+        return [value]
+    return [value[i:i + 4] for i in range(0, len(value), 4)]
+
+
+def _halves(local: str) -> list[str]:
+    """A local number 7-8 digits long as two groups (888 6666, 8888 6666); longer in fours."""
+    if len(local) <= 8:
+        return [local[: len(local) - 4], local[-4:]]
+    return [local[i:i + 4] for i in range(0, len(local), 4)]
 
 
 def digit_pieces(value: str) -> list[str]:
@@ -65,9 +96,14 @@ def queue_announcement(position: int, minutes: int) -> list[Part]:
     """
     if position < 0 or minutes < 0:
         raise ValueError(f"position {position} and wait {minutes} min must not be negative")
-    parts: list[Part] = ["queue_next"] if position == 0 else ["queue_ahead", Cardinal(position), "queue_callers"]
+    parts = queue_position(position)
     if position and minutes == 0:
         parts.append("queue_under_a_minute")
     elif position:
-        parts += ["queue_wait", Cardinal(minutes), "queue_minutes"]
+        parts.append(Counted("queue_wait_minutes", minutes))
     return parts
+
+
+def queue_position(position: int) -> list[Part]:
+    """您前面还有 N 位来电在等待, or 您是下一位 (`position` callers ahead)."""
+    return ["queue_next"] if position == 0 else [Counted("queue_position", position)]

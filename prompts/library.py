@@ -11,22 +11,25 @@ import numpy as np
 from asr.audio import SAMPLE_RATE, read_wav
 from asr.errors import AudioFormatError
 from prompts.catalogue import STYLES, Catalogue, PromptError
-from prompts.compose import Cardinal, Digits, Part, cardinal_pieces, digit_pieces
-from prompts.render import recorded_path
-from prompts.shaping import trim_silence
+from prompts.compose import Cardinal, Counted, Digits, Part, cardinal_pieces, digit_groups, digit_pieces
+from prompts.render import STYLE_LEVEL_DBFS, STYLE_RATE, pieces_recorded, recorded_path
+from prompts.shaping import fade_edges, level_pcm, trim_silence
 
 __all__ = ["PromptLibrary", "beep", "crossfaded", "trim_silence"]
 
 log = logging.getLogger(__name__)
 
-PIECE_GAP_MS = 60  # between the digits of a number read one by one
 WORD_GAP_MS = 150  # between a prompt and a number read digit by digit, and between two prompts (a clause pause)
 COUNT_GAP_MS = 30  # between a prompt and a count said inside its sentence: 前面还有 | 十五 | 位来电
 CROSSFADE_MS = 20  # the pieces of one count overlap: 十 and 五 run into each other as in speech
+DIGIT_CROSSFADE_MS = 10  # the digits of one group (138 | 0013 | 8000) overlap a little: read at one go
+GROUP_GAP_MS = 250  # between the groups of a number read digit by digit, as people pause reading one out
+JOIN_FADE_MS = 5  # every piece fades in and out over this, so no join can click whatever the source
 
 
-def _silence(ms: int) -> bytes:
-    return bytes(2 * (SAMPLE_RATE * ms // 1000))
+def _silence(ms: int, style: str) -> bytes:
+    """A pause of `ms` at the standard pace, longer in the slower styles."""
+    return bytes(2 * int(SAMPLE_RATE * ms / STYLE_RATE[style] / 1000))
 
 
 def crossfaded(pieces: Sequence[bytes], ms: int = CROSSFADE_MS) -> bytes:
@@ -59,6 +62,7 @@ class PromptLibrary:
         self.catalogue = catalogue
         self._audio: dict[tuple[str, str], bytes] = {}
         self._trimmed: dict[tuple[str, str], bytes] = {}
+        self._whole: dict[tuple[str, str], bytes] = {}  # counted sentences rendered whole (queue_position_15)
         self.sources: dict[tuple[str, str], Path] = {}  # where each prompt's audio came from
         self.missing: list[str] = []
         for style in STYLES:
@@ -70,6 +74,16 @@ class PromptLibrary:
                     self.sources[(pid, style)] = path
                 except AudioFormatError:
                     self.missing.append(f"{style}/{pid}")
+            for sid, (counted, _) in catalogue.sentences().items():
+                path = recorded_path(recorded_dir, sid, style) if recorded_dir else None
+                if path is None and pieces_recorded(recorded_dir, counted, style):
+                    continue  # the artist's pieces are spliced: one voice
+                path = path or cache_dir / style / f"{sid}.wav"
+                try:
+                    self._whole[(sid, style)] = read_wav(path)
+                    self.sources[(sid, style)] = path
+                except AudioFormatError:
+                    pass  # not rendered (a count outside the built values): said from its pieces
         if self.missing:
             log.warning(
                 "%d prompts are not rendered (e.g. %s): run `ivr prompts build`; a tone plays in their place",
@@ -86,31 +100,60 @@ class PromptLibrary:
         return self.catalogue[prompt_id].for_style(style)
 
     def piece(self, prompt_id: str, style: str = "standard") -> bytes:
-        """A prompt with its leading and trailing silence cut, for joining into sentences (rendered prompts fade in
-        and out within the part kept, so the cut does not click)."""
+        """A prompt made ready for joining into sentences: leading and trailing silence cut, levelled to its
+        style's level (a recorded piece beside a rendered one is not louder) and faded in and out, so a join
+        never clicks."""
         key = (prompt_id, style)
         if key not in self._trimmed:
-            self._trimmed[key] = trim_silence(self.get(prompt_id, style))
+            self._trimmed[key] = self._joinable(self.get(prompt_id, style), style)
         return self._trimmed[key]
 
-    def compose(self, parts: Sequence[Part], style: str = "standard") -> bytes:
-        """Prompts and numbers joined into one prompt: ``["queue_ahead", Cardinal(3), "queue_people"]``.
+    def whole(self, counted: Counted, style: str = "standard") -> bytes | None:
+        """The counted sentence rendered whole for this count and style, ready for joining; None: not rendered."""
+        sid = self.catalogue.counted[counted.prompt].sentence_id(counted.n)
+        audio = self._whole.get((sid, style))
+        if audio is None:
+            return None
+        if (sid, style) not in self._trimmed:
+            self._trimmed[(sid, style)] = self._joinable(audio, style)
+        return self._trimmed[(sid, style)]
 
-        Ticket numbers (`Digits`) are read digit by digit, counts (`Cardinal`) as numbers; every piece is
-        already in memory, so composing never waits for disk or TTS.
+    @staticmethod
+    def _joinable(pcm: bytes, style: str) -> bytes:
+        sound = trim_silence(pcm)
+        return fade_edges(level_pcm(sound, STYLE_LEVEL_DBFS[style]), JOIN_FADE_MS) if sound else sound
+
+    def compose(self, parts: Sequence[Part], style: str = "standard") -> bytes:
+        """Prompts and numbers joined into one prompt: ``[Counted("queue_position", 3), "queue_under_a_minute"]``.
+
+        A counted sentence is played whole when it was rendered for that count, else from its pieces around the
+        count; ticket and phone numbers (`Digits`) are read digit by digit in groups with a pause between them,
+        counts (`Cardinal`) as numbers. Every piece is already in memory: composing never waits for disk or TTS.
         """
         said: list[tuple[bytes, str]] = []  # audio and what it is: prompt, digits or count
         for part in parts:
-            if isinstance(part, Digits):
-                pieces = [self.piece(p, style) for p in digit_pieces(part.value)]
-                said.append((_silence(PIECE_GAP_MS).join(pieces), "digits"))
+            if isinstance(part, Counted):
+                whole = self.whole(part, style)
+                if whole is not None:
+                    said.append((whole, "prompt"))
+                    continue
+                counted = self.catalogue.counted[part.prompt]
+                said += [(self.piece(p, style), "prompt") for p in (counted.before,) if p]
+                said.append((self._count(Cardinal(part.n, counted.counting), style), "count"))
+                said += [(self.piece(p, style), "prompt") for p in (counted.after,) if p]
+            elif isinstance(part, Digits):
+                groups = [crossfaded([self.piece(p, style) for p in digit_pieces(g)], DIGIT_CROSSFADE_MS)
+                          for g in digit_groups(part.value)]
+                said.append((_silence(GROUP_GAP_MS, style).join(groups), "digits"))
             elif isinstance(part, Cardinal):
-                pieces = [self.piece(p, style) for p in cardinal_pieces(part.value, part.counting)]
-                said.append((crossfaded(pieces), "count"))
+                said.append((self._count(part, style), "count"))
             else:
                 said.append((self.piece(part, style), "prompt"))
         out = [said[0][0]] if said else []
         for (_, before), (audio, kind) in zip(said, said[1:]):
             count_in_sentence = "count" in (before, kind) and "digits" not in (before, kind)
-            out += [_silence(COUNT_GAP_MS if count_in_sentence else WORD_GAP_MS), audio]
+            out += [_silence(COUNT_GAP_MS if count_in_sentence else WORD_GAP_MS, style), audio]
         return b"".join(out)
+
+    def _count(self, part: Cardinal, style: str) -> bytes:
+        return crossfaded([self.piece(p, style) for p in cardinal_pieces(part.value, part.counting)])

@@ -2,7 +2,9 @@
 
 Every text goes through `prompts.numbers.normalise` (numbers said by meaning) before the voice, and every
 voice's output through `prompts.shaping.shape` (telephone band, trimmed, levelled on active speech per style).
-Recorded WAVs in the recorded folder always win over text-to-speech.
+Recorded WAVs in the recorded folder always win over text-to-speech. Counted sentences are rendered whole for
+each of their values (queue_position_15), unless a voice artist recorded their pieces: then a call splices the
+recorded pieces, so the caller hears one voice.
 """
 from __future__ import annotations
 
@@ -15,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.audio import write_wav
-from prompts.catalogue import STYLES, Catalogue
+from prompts.catalogue import STYLES, Catalogue, CountedText
 from prompts.numbers import normalise
 from prompts.shaping import EDGE_MS, shape
 from prompts.voice_espeak import EspeakVoice
 from prompts.voices import Voice
 
-__all__ = ["STYLE_RATE", "STYLE_LEVEL_DBFS", "RenderStats", "render_catalogue", "recorded_path"]
+__all__ = ["STYLE_RATE", "STYLE_LEVEL_DBFS", "RenderStats", "render_catalogue", "recorded_path", "pieces_recorded"]
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,10 @@ def render_catalogue(
     """
     manifest_path = cache_dir / "manifest.json"
     manifest: dict[str, str] = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    todo = [(style, prompt) for style in styles for prompt in catalogue.prompts.values()
+    wanted = [(style, prompt) for style in styles for prompt in catalogue.prompts.values()]
+    wanted += [(style, prompt) for style in styles for counted, prompt in catalogue.sentences().values()
+               if not pieces_recorded(recorded_dir, counted, style)]
+    todo = [(style, prompt) for style, prompt in wanted
             if recorded_dir is None or recorded_path(recorded_dir, prompt.id, style) is None]
     voice = engine_factory() if todo else None
     rendered = unchanged = 0
@@ -78,7 +83,7 @@ def render_catalogue(
             rendered += 1
         if progress:
             progress(key)
-    recorded = len(styles) * len(catalogue.prompts) - len(todo)
+    recorded = len(styles) * (len(catalogue.prompts) + len(catalogue.sentences())) - len(todo)
     return RenderStats(rendered, unchanged, recorded, voice.name if voice else "", spent, audio)
 
 
@@ -86,6 +91,13 @@ def _render_key(text_digest: str, style: str, voice: str) -> str:
     """The text's digest plus the render settings: a new voice, rate or level renders everything again."""
     settings = f"{voice}|{STYLE_RATE[style]}|{STYLE_LEVEL_DBFS[style]}|{EDGE_MS}|numbers-1|band-1|active-level-1|edges-2"
     return f"{text_digest}-{hashlib.sha256(settings.encode()).hexdigest()[:8]}"
+
+
+def pieces_recorded(recorded_dir: Path | None, counted: CountedText, style: str) -> bool:
+    """Whether a voice artist recorded the words of a counted sentence (in this style): then it is spliced from
+    them, never rendered whole by text-to-speech."""
+    return recorded_dir is not None and any(recorded_path(recorded_dir, p, style) for p in (counted.before,
+                                                                                            counted.after) if p)
 
 
 def recorded_path(recorded_dir: Path, prompt_id: str, style: str) -> Path | None:

@@ -31,7 +31,8 @@ def build(
             return made
 
         with Progress(transient=True) as progress:
-            task = progress.add_task("rendering prompts", total=len(catalogue.prompts) * len(STYLES))
+            every = len(catalogue.prompts) + len(catalogue.sentences())
+            task = progress.add_task("rendering prompts", total=every * len(STYLES))
             stats = render_catalogue(catalogue, s.prompts_cache, s.prompts_recorded_dir,  # type: ignore[arg-type]
                                      engine_factory=make_voice, progress=lambda _key: progress.advance(task))
     except PromptError as exc:
@@ -43,7 +44,10 @@ def build(
 
 @app.command("list")
 def list_prompts() -> None:
-    """Every prompt id with its text."""
+    """Every prompt id with its text; counted sentences with the counts rendered whole."""
     catalogue = load_catalogue(context.settings().prompts_catalogue)
     for p in catalogue.prompts.values():
         typer.echo(f"{p.id}: {p.text}")
+    for c in catalogue.counted.values():
+        typer.echo(f"{c.id}: {c.text} (whole for {c.values[0]}-{c.values[-1]}, else "
+                   f"{' + '.join(p for p in (c.before, 'n', c.after) if p)})")

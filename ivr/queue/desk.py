@@ -44,7 +44,7 @@ from ivr.queue.model import (
 from ivr.queue.ticker import callback_call_id, release
 from ivr.sip.uac import proxy_of
 from ivr.storage import database_location, problem
-from prompts.compose import Cardinal, Digits, Part, queue_announcement
+from prompts.compose import Counted, Digits, Part, queue_announcement, queue_position
 from prompts.library import PromptLibrary
 
 __all__ = ["DeskPolicy", "QueueDesk", "plausible_number"]
@@ -196,9 +196,9 @@ class QueueDesk:
         if math.isfinite(event.wait_s):
             parts = queue_announcement(ahead, event.wait_minutes)
         else:  # no projection (no operator on duty): the position alone
-            parts = ["queue_next"] if ahead == 0 else ["queue_ahead", Cardinal(ahead), "queue_callers"]
+            parts = queue_position(ahead)
         self._note(call, "queue_announce", position=event.position, minutes=event.wait_minutes,
-                   prompts=[p for p in parts if isinstance(p, str)])
+                   prompts=[p.prompt if isinstance(p, Counted) else str(p) for p in parts])
         await self._say(call, parts)
 
     # -- callback ---------------------------------------------------------------------------------------------

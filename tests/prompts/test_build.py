@@ -111,3 +111,30 @@ def test_rate_applies_to_each_render() -> None:
     lengths = [len(engine.render(text, r)) for r in (1.0, 0.8, 1.0, 0.8)]
     assert abs(lengths[0] - lengths[2]) < lengths[0] * 0.01 and abs(lengths[1] - lengths[3]) < lengths[1] * 0.01
     assert 1.15 < lengths[1] / lengths[0] < 1.4
+
+
+COUNTED = """\
+queue_ahead: 您前面还有
+queue_callers: 位来电在等待
+queue_position:
+  text: 您前面还有{n}位来电在等待
+  values: 1-2
+  pieces: [queue_ahead, queue_callers]
+"""
+
+
+def test_counted_sentences_are_rendered_whole_and_cached(env: dict[str, str], tmp_path: Path) -> None:
+    cat, cache = Path(env["IVR_PROMPTS_CATALOGUE"]), tmp_path / "data" / "prompts"
+    cat.write_text(COUNTED, encoding="utf-8")
+    assert build(env) == f"prompts: 20 rendered, 0 unchanged, 0 recorded -> {cache} (voice {ESPEAK})"  # 2 + 2 a style
+    two = read_wav(cache / "standard" / "queue_position_2.wav")
+    assert len(two) > len(read_wav(cache / "standard" / "queue_ahead.wav"))  # the whole sentence
+    # one more count: only its sentence is rendered, in each style
+    cat.write_text(COUNTED.replace("1-2", "1-3"), encoding="utf-8")
+    assert build(env) == f"prompts: 5 rendered, 20 unchanged, 0 recorded -> {cache} (voice {ESPEAK})"
+    assert read_wav(cache / "standard" / "queue_position_2.wav") == two
+    # a voice artist's recording of a piece: the sentence is spliced from it, never rendered whole beside it
+    shutil.copy(cache / "standard" / "queue_ahead.wav", Path(env["IVR_PROMPTS_RECORDED_DIR"]) / "queue_ahead.wav")
+    assert build(env) == f"prompts: 0 rendered, 5 unchanged, 20 recorded -> {cache} (voice {ESPEAK})"
+    listed = CliRunner().invoke(app, ["prompts", "list"], env=env).output.splitlines()
+    assert listed[-1] == "queue_position: 您前面还有{n}位来电在等待 (whole for 1-3, else queue_ahead + n + queue_callers)"

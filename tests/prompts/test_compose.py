@@ -43,14 +43,30 @@ def test_every_piece_is_in_the_shipped_catalogue() -> None:
 
 
 def test_queue_announcement() -> None:
-    from prompts.compose import Cardinal, queue_announcement
+    from prompts.compose import Counted, queue_announcement
 
-    assert queue_announcement(3, 4) == ["queue_ahead", Cardinal(3), "queue_callers", "queue_wait", Cardinal(4),
-                                        "queue_minutes"]
-    assert queue_announcement(2, 0) == ["queue_ahead", Cardinal(2), "queue_callers", "queue_under_a_minute"]
-    assert queue_announcement(0, 0) == ["queue_next"]
-    with pytest.raises(ValueError, match=r"^position -1 and wait 0 min must not be negative$"):
-        queue_announcement(-1, 0)
-    catalogue = load_catalogue(REPO / "prompts" / "catalogue.yaml")
-    for p in ("queue_ahead", "queue_callers", "queue_wait", "queue_minutes", "queue_next", "queue_under_a_minute"):
-        assert p in catalogue
+    assert queue_announcement(3, 4) == [Counted("queue_position", 3), Counted("queue_wait_minutes", 4)]
+    assert queue_announcement(2, 0) == [Counted("queue_position", 2), "queue_under_a_minute"]
+    assert queue_announcement(0, 7) == ["queue_next"]
+
+
+@pytest.mark.parametrize("number,groups", [
+    ("13800138000", ["138", "0013", "8000"]),  # a mobile: 3-4-4
+    ("01088886666", ["010", "8888", "6666"]),  # Beijing: a 3-digit area code, 8-digit line
+    ("02088886666", ["020", "8888", "6666"]),
+    ("075512345678", ["0755", "1234", "5678"]),  # a 4-digit area code
+    ("05718886666", ["0571", "888", "6666"]),  # 7-digit line
+    ("20261128001", ["2026", "1128", "001"]),  # a ticket number: date, then the day's serial
+    ("12345", ["12345"]), ("110", ["110"]), ("88886666", ["8888", "6666"]),
+])
+def test_digit_groups(number: str, groups: list[str]) -> None:
+    from prompts.compose import digit_groups
+
+    assert digit_groups(number) == groups
+
+
+def test_digit_groups_bad_input() -> None:
+    from prompts.compose import digit_groups
+
+    with pytest.raises(ValueError, match=r"^'' is not a string of digits 0-9$"):
+        digit_groups("")

@@ -10,9 +10,10 @@ from asr.audio import read_wav
 from asr.audio import write_wav as _write_wav
 from prompts import PromptLibrary, load_catalogue
 from prompts.catalogue import PromptError
-from prompts.compose import Cardinal, Digits
-from prompts.library import COUNT_GAP_MS, CROSSFADE_MS, PIECE_GAP_MS, WORD_GAP_MS, beep, crossfaded, trim_silence
-from prompts.render import STYLES, render_catalogue
+from prompts.compose import Cardinal, Counted, Digits
+from prompts.library import (COUNT_GAP_MS, CROSSFADE_MS, DIGIT_CROSSFADE_MS, WORD_GAP_MS, beep, crossfaded,
+                             trim_silence)
+from prompts.render import STYLE_RATE, STYLES, render_catalogue
 from prompts.voice_espeak import EspeakVoice
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +50,8 @@ def test_render_skips_recorded_prompts(tmp_path: Path) -> None:
         raise AssertionError("TTS must not run when every prompt is recorded")
 
     stats = render_catalogue(catalogue, tmp_path / "cache", recorded, engine_factory=no_tts)
-    assert (stats.rendered, stats.recorded) == (0, len(catalogue.prompts) * len(STYLES))
+    # the counted sentences too: their pieces are the artist's, so a call splices them (one voice)
+    assert (stats.rendered, stats.recorded) == (0, (len(catalogue.prompts) + 90) * len(STYLES))
 
 
 def test_unrendered_prompt_plays_a_tone_without_tts(tmp_path: Path) -> None:
@@ -84,16 +86,17 @@ def test_compose_ticket_number_and_queue_position(tmp_path: Path) -> None:
         write_wav(recorded / f"{pid}.wav", bytes(800) + tone(100, f) + bytes(800))
     lib = PromptLibrary(catalogue, tmp_path / "cache", recorded)
     got = lib.compose(["ticket_status_intro", Digits("2011")], "standard")
-    piece = {pid: trim_silence(lib.get(pid)) for pid in hz}
-    gap, word_gap, count_gap = bytes(16 * PIECE_GAP_MS), bytes(16 * WORD_GAP_MS), bytes(16 * COUNT_GAP_MS)
-    expected = (piece["ticket_status_intro"] + word_gap + piece["num_2"] + gap + piece["num_0"] + gap
-                + piece["num_yao"] + gap + piece["num_yao"])
-    assert got == expected
+    piece = {pid: lib.piece(pid) for pid in hz}
+    word_gap, count_gap = bytes(16 * WORD_GAP_MS), bytes(16 * COUNT_GAP_MS)
+    expected = piece["ticket_status_intro"] + word_gap + crossfaded(
+        [piece["num_2"], piece["num_0"], piece["num_yao"], piece["num_yao"]], DIGIT_CROSSFADE_MS)
+    assert got == expected  # four digits: one group, read at one go
     twelve = crossfaded([piece["num_10"], piece["num_2"]])
     assert lib.compose([Cardinal(12)]) == twelve
     assert len(twelve) == len(piece["num_10"]) + len(piece["num_2"]) - 16 * CROSSFADE_MS  # the two overlap
     assert lib.compose([Cardinal(2)]) == piece["num_liang"]
-    assert lib.compose(["queue_ahead", Cardinal(12), "queue_callers"]) == (
+    # the artist recorded the pieces, not the sentence: it is spliced from them (one voice), never rendered whole
+    assert lib.compose([Counted("queue_position", 12)]) == (
         piece["queue_ahead"] + count_gap + twelve + count_gap + piece["queue_callers"])
 
 
@@ -119,16 +122,20 @@ def longest_silence_ms(pcm: bytes, below_dbfs: float = -45.0) -> int:
 
 
 def test_queue_announcement_is_not_choppy(prompt_cache: Path) -> None:
-    """Position and wait spliced into the sentence with no pause longer than a comma's, and no clicks at joins."""
+    """Position and wait said as whole clauses where they were rendered (the tests' build: counts 1-3), spliced
+    into the sentence outside them with no pause longer than a comma's, and no clicks at joins."""
     from prompts.compose import queue_announcement
 
     lib = PromptLibrary(load_catalogue(REPO / "prompts" / "catalogue.yaml"), prompt_cache)
     for style in STYLES:
-        said = lib.compose(queue_announcement(15, 12), style)
-        assert longest_silence_ms(said) <= WORD_GAP_MS + 40  # only the clause pause before 预计等待
-        position = lib.compose(["queue_ahead", Cardinal(15), "queue_callers"], style)
+        whole = lib.compose(queue_announcement(3, 2), style)
+        assert whole == lib.whole(Counted("queue_position", 3), style) + bytes(
+            2 * int(8 * WORD_GAP_MS / STYLE_RATE[style])) + lib.whole(Counted("queue_wait_minutes", 2), style)
+        said = lib.compose(queue_announcement(15, 12), style)  # outside the build: from pieces
+        assert lib.whole(Counted("queue_position", 15), style) is None
+        assert longest_silence_ms(said) <= WORD_GAP_MS / STYLE_RATE[style] + 40  # only the clause pause
+        position = lib.compose([Counted("queue_position", 15)], style)
         assert longest_silence_ms(position) <= 80  # 前面还有十五位来电: said in one breath
     for pid in ("queue_ahead", "num_10", "num_5", "queue_callers"):
         edge = np.abs(np.frombuffer(lib.piece(pid), dtype="<i2")[[0, -1]].astype(int))
-        assert edge.max() < 200  # every piece starts and ends near zero: joins cannot click
-
+        assert edge.max() == 0  # every piece fades in from and out to zero: joins cannot click

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import numpy as np
+
 from flow_harness import at, count, fixture, run_call
 
 from asr.audio import FRAME_MS
@@ -17,6 +19,7 @@ from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore
 from ivr.triage.suggest import dispatch_suggester
 from prompts.compose import Digits
+from prompts.library import GROUP_GAP_MS, JOIN_FADE_MS, WORD_GAP_MS
 
 
 def ms(pcm: bytes) -> int:
@@ -226,6 +229,27 @@ def test_ticket_progress_by_keys_read_back_digit_by_digit(hotline, library, tmp_
     assert count(call.played, status, probe_ms=ms(status) - 20) == 1
 
 
+def test_ticket_number_read_back_in_groups_without_clicks(hotline, library, tmp_path: Path) -> None:
+    """What the caller of a real flow hears: 您输入的工单号是 | 2026 1206 001 | 确认请按1: a clause pause, a pause
+    between groups and none inside them, every join starting and ending at silence."""
+    store = TicketStore(f"sqlite:///{tmp_path}/ivr.db")
+    number = _seed_ticket(store)
+    call = run_call(hotline, library, f"keys:3; keys:{number}#; keys:1", tmp_path, store=store,
+                    lookup=store_lookup(store))
+    readback = library.compose(["progress_readback", Digits(number), "confirm_digits"])
+    start = call.played.find(readback)
+    assert start >= 0 and len(number) == 11
+    heard = np.frombuffer(call.played[start: start + len(readback)], dtype="<i2").astype(np.int32)
+    zero = np.concatenate([[0], (heard == 0).astype(np.int8), [0]])
+    edges = np.flatnonzero(np.diff(zero))
+    pauses = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a >= 8 * 40]  # 40 ms and more
+    assert len(pauses) == 4
+    for (a, b), gap in zip(pauses, [WORD_GAP_MS, GROUP_GAP_MS, GROUP_GAP_MS, WORD_GAP_MS]):
+        assert 8 * gap <= b - a <= 8 * (gap + 2 * JOIN_FADE_MS)  # the faded ends of the pieces round to 0 too
+        # sound fades out into each pause and in after it
+        assert np.abs(heard[a - 2: a]).max() <= 64 and np.abs(heard[b: b + 2]).max() <= 64
+
+
 def test_ticket_progress_re_enter_and_not_found(hotline, library, tmp_path: Path) -> None:
     lookups: list[str] = []
 
@@ -251,7 +275,7 @@ def test_spoken_ticket_number_n02(hotline, library, fake_engine, tmp_path: Path)
                     engine=fake_engine, lookup=lambda n: "dispatched" if n == "20261128001" else None)
     assert call.record.vars["ticket_number"] == "20261128001"
     assert call.record.path[-2:] == ["progress_lookup=found", "goodbye"]
-    assert count(call.played, library.get("ticket_status_dispatched"), probe_ms=300) == 1
+    assert count(call.played, library.piece("ticket_status_dispatched"), probe_ms=300) == 1  # joined after the number
 
 
 def test_spoken_no_at_the_readback_asks_again(hotline, library, fake_engine, tmp_path: Path) -> None:

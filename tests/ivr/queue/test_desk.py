@@ -26,7 +26,7 @@ def test_waiting_caller_hears_position_and_wait_then_hangs_up_abandoned(tmp_path
     announces = [h for h in s.record.heard if h["kind"] == "queue_announce"]
     assert len(announces) >= 3  # on entry, then every 10 s
     assert announces[0]["position"] == 3
-    assert announces[0]["prompts"] == ["queue_ahead", "queue_callers", "queue_wait", "queue_minutes"]
+    assert announces[0]["prompts"] == ["queue_position", "queue_wait_minutes"]
     assert kinds(s)[-1] == "queue_abandoned"
     assert s.queue.stats.abandoned == 1 and s.queue.length() == 2  # a1 and a2 still wait
 
