@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 WORD_GAP_MS = 150  # between a prompt and a number read digit by digit, and between two prompts (a clause pause)
 COUNT_GAP_MS = 30  # between a prompt and a count said inside its sentence: 前面还有 | 十五 | 位来电
 CROSSFADE_MS = 20  # the pieces of one count overlap: 十 and 五 run into each other as in speech
-DIGIT_CROSSFADE_MS = 10  # the digits of one group (138 | 0013 | 8000) overlap a little: read at one go
+DIGIT_GAP_MS = 60  # between the digits of one group (138 | 0013 | 8000); overlapping them was understood worse
 GROUP_GAP_MS = 250  # between the groups of a number read digit by digit, as people pause reading one out
 JOIN_FADE_MS = 5  # every piece fades in and out over this, so no join can click whatever the source
 
@@ -142,7 +142,7 @@ class PromptLibrary:
                 said.append((self._count(Cardinal(part.n, counted.counting), style), "count"))
                 said += [(self.piece(p, style), "prompt") for p in (counted.after,) if p]
             elif isinstance(part, Digits):
-                groups = [crossfaded([self.piece(p, style) for p in digit_pieces(g)], DIGIT_CROSSFADE_MS)
+                groups = [_silence(DIGIT_GAP_MS, style).join(self.piece(p, style) for p in digit_pieces(g))
                           for g in digit_groups(part.value)]
                 said.append((_silence(GROUP_GAP_MS, style).join(groups), "digits"))
             elif isinstance(part, Cardinal):

@@ -41,6 +41,7 @@ class RenderStats:
     voice: str = ""
     render_seconds: float = 0.0  # time spent in the voice
     audio_seconds: float = 0.0  # length of what it rendered
+    voice_calls: int = 0  # renderings by the voice: styles that differ only in level share one
 
 
 def render_catalogue(
@@ -65,6 +66,7 @@ def render_catalogue(
     voice = engine_factory() if todo else None
     rendered = unchanged = 0
     spent = audio = 0.0
+    voiced: dict[tuple[str, float], bytes] = {}  # (text, rate) -> what the voice said, shared between styles
     for style, prompt in todo:
         assert voice is not None
         key, target = f"{style}/{prompt.id}", cache_dir / style / f"{prompt.id}.wav"
@@ -73,10 +75,13 @@ def render_catalogue(
             unchanged += 1
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
-            started = time.perf_counter()
-            pcm = voice.render(normalise(prompt.for_style(style)), STYLE_RATE[style])
-            spent += time.perf_counter() - started
-            audio += len(pcm) / 16000
+            said = (normalise(prompt.for_style(style)), STYLE_RATE[style])
+            pcm = voiced.get(said)
+            if pcm is None:  # loud is standard louder, elderly slow_loud's text: the voice says each once
+                started = time.perf_counter()
+                pcm = voiced[said] = voice.render(*said)
+                spent += time.perf_counter() - started
+                audio += len(pcm) / 16000
             write_wav(target, shape(pcm, STYLE_LEVEL_DBFS[style]))
             manifest[key] = render_key
             manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
@@ -84,7 +89,7 @@ def render_catalogue(
         if progress:
             progress(key)
     recorded = len(styles) * (len(catalogue.prompts) + len(catalogue.sentences())) - len(todo)
-    return RenderStats(rendered, unchanged, recorded, voice.name if voice else "", spent, audio)
+    return RenderStats(rendered, unchanged, recorded, voice.name if voice else "", spent, audio, len(voiced))
 
 
 def _render_key(text_digest: str, style: str, voice: str) -> str:

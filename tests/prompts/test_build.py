@@ -138,3 +138,26 @@ def test_counted_sentences_are_rendered_whole_and_cached(env: dict[str, str], tm
     assert build(env) == f"prompts: 0 rendered, 5 unchanged, 20 recorded -> {cache} (voice {ESPEAK})"
     listed = CliRunner().invoke(app, ["prompts", "list"], env=env).output.splitlines()
     assert listed[-1] == "queue_position: 您前面还有{n}位来电在等待 (whole for 1-3, else queue_ahead + n + queue_callers)"
+
+
+def test_styles_that_differ_only_in_level_share_one_rendering(tmp_path: Path) -> None:
+    """loud is standard louder, slow_loud is slow louder, elderly is slow_loud with its own text: the voice is asked
+    once per text and rate, and each style's file is levelled from that."""
+    from prompts import load_catalogue
+    from prompts.render import render_catalogue
+
+    (tmp_path / "catalogue.yaml").write_text(CATALOGUE, encoding="utf-8")
+    asked: list[tuple[str, float]] = []
+
+    class Counting(EspeakVoice):
+        def render(self, text: str, rate: float) -> bytes:
+            asked.append((text, rate))
+            return super().render(text, rate)
+
+    stats = render_catalogue(load_catalogue(tmp_path / "catalogue.yaml"), tmp_path / "cache", engine_factory=Counting)
+    assert stats.rendered == 15 and stats.voice_calls == len(asked) == len(set(asked)) == 7
+    assert sorted(asked) == sorted([("您好，这里是幺二三四五市民服务热线。", r) for r in (1.0, 0.8)]
+                                   + [("投诉举报请按一，政策咨询请按二。", r) for r in (1.0, 0.8)]
+                                   + [("反映问题，请按一。", 0.8)] + [("五", r) for r in (1.0, 0.8)])
+    loud, standard = (read_wav(tmp_path / "cache" / s / "welcome.wav") for s in ("loud", "standard"))
+    assert abs(len(loud) - len(standard)) < 160 and rms_dbfs(loud) - rms_dbfs(standard) > 3  # trimmed at its level

@@ -12,7 +12,7 @@ import pytest
 from asr.audio import write_wav
 from prompts import PromptLibrary, load_catalogue
 from prompts.compose import Digits
-from prompts.library import DIGIT_CROSSFADE_MS, GROUP_GAP_MS, JOIN_FADE_MS, WORD_GAP_MS
+from prompts.library import DIGIT_GAP_MS, GROUP_GAP_MS, JOIN_FADE_MS, WORD_GAP_MS
 from prompts.render import STYLE_LEVEL_DBFS, STYLE_RATE
 from prompts.shaping import speech_level_dbfs
 
@@ -66,16 +66,16 @@ def test_no_join_clicks(library: PromptLibrary, style: str) -> None:
 
 @pytest.mark.parametrize("style", list(STYLE_RATE))
 def test_pauses_between_digit_groups_only(library: PromptLibrary, style: str) -> None:
-    """138 | 0013 | 8000: a clause pause after 回拨号码是, a group pause between groups, none inside a group
-    (its digits overlap a little), longer in the slower styles; each piece's own silence cut."""
+    """138 | 0013 | 8000: a clause pause after 回拨号码是, a group pause between groups, a short one between the
+    digits of a group, all longer in the slower styles; each piece's own silence cut."""
     said = library.compose(CALLBACK, style)
-    word, group = (round(8 * ms / STYLE_RATE[style]) for ms in (WORD_GAP_MS, GROUP_GAP_MS))
+    word, group, digit = (int(8 * ms / STYLE_RATE[style]) for ms in (WORD_GAP_MS, GROUP_GAP_MS, DIGIT_GAP_MS))
     runs = zero_runs(said)
-    assert len(runs) == 4
-    for run, gap in zip(runs, [word, group, group, word]):
+    expected = [word, digit, digit, group, digit, digit, digit, group, digit, digit, digit, word]
+    assert len(runs) == len(expected)
+    for run, gap in zip(runs, expected):
         assert gap <= run <= gap + 2 * 8 * JOIN_FADE_MS  # the pause, and the faded ends of the pieces round to 0
     digits = sum(len(library.piece(p, style)) for p in ("num_yao", "num_3", "num_8", "num_0", "num_0", "num_yao",
                                                        "num_3", "num_8", "num_0", "num_0", "num_0")) // 2
-    overlap = 8 * 8 * DIGIT_CROSSFADE_MS  # eight joins inside the groups overlap
     head, tail = (len(library.piece(p, style)) // 2 for p in ("callback_number_is", "callback_confirm"))
-    assert len(said) // 2 == head + tail + digits - overlap + 2 * word + 2 * group
+    assert len(said) // 2 == head + tail + digits + sum(expected)

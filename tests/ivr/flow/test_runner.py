@@ -19,7 +19,8 @@ from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore
 from ivr.triage.suggest import dispatch_suggester
 from prompts.compose import Digits
-from prompts.library import GROUP_GAP_MS, JOIN_FADE_MS, WORD_GAP_MS
+from prompts.library import DIGIT_GAP_MS, GROUP_GAP_MS, WORD_GAP_MS
+from prompts.shaping import ONSET_MS
 
 
 def ms(pcm: bytes) -> int:
@@ -231,7 +232,7 @@ def test_ticket_progress_by_keys_read_back_digit_by_digit(hotline, library, tmp_
 
 def test_ticket_number_read_back_in_groups_without_clicks(hotline, library, tmp_path: Path) -> None:
     """What the caller of a real flow hears: 您输入的工单号是 | 2026 1206 001 | 确认请按1: a clause pause, a pause
-    between groups and none inside them, every join starting and ending at silence."""
+    between groups, a short one between the digits of a group, every join starting and ending at silence."""
     store = TicketStore(f"sqlite:///{tmp_path}/ivr.db")
     number = _seed_ticket(store)
     call = run_call(hotline, library, f"keys:3; keys:{number}#; keys:1", tmp_path, store=store,
@@ -243,9 +244,11 @@ def test_ticket_number_read_back_in_groups_without_clicks(hotline, library, tmp_
     zero = np.concatenate([[0], (heard == 0).astype(np.int8), [0]])
     edges = np.flatnonzero(np.diff(zero))
     pauses = [(a, b) for a, b in zip(edges[::2], edges[1::2]) if b - a >= 8 * 40]  # 40 ms and more
-    assert len(pauses) == 4
-    for (a, b), gap in zip(pauses, [WORD_GAP_MS, GROUP_GAP_MS, GROUP_GAP_MS, WORD_GAP_MS]):
-        assert 8 * gap <= b - a <= 8 * (gap + 2 * JOIN_FADE_MS)  # the faded ends of the pieces round to 0 too
+    d, g, w = DIGIT_GAP_MS, GROUP_GAP_MS, WORD_GAP_MS
+    expected = [w, d, d, d, g, d, d, d, g, d, d, w]  # 2026 1206 001
+    assert len(pauses) == len(expected)
+    for (a, b), gap in zip(pauses, expected):
+        assert 8 * gap <= b - a <= 8 * (gap + 2 * ONSET_MS)  # the faint, faded ends a piece keeps round to 0 too
         # sound fades out into each pause and in after it
         assert np.abs(heard[a - 2: a]).max() <= 64 and np.abs(heard[b: b + 2]).max() <= 64
 
