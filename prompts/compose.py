@@ -3,8 +3,9 @@
 A hotline cannot render every queue position or ticket number ahead of time, so the catalogue holds one
 piece per digit and per unit (`num_0` .. `num_9`, `num_yao`, `num_liang`, `num_10`, `num_100`, `num_1000`,
 `num_10000`) and these functions say which pieces to play. Digit strings are read the way Mandarin speakers
-read phone and ticket numbers: 1 is 幺. Cardinals follow the usual rules: 十一 (not 一十一), 一百零五,
-两千, 两位 when counting.
+read phone and ticket numbers: 1 is 幺, in groups (`digit_groups`). Cardinals follow the usual rules: 十一 (not
+一十一), 一百零五, 两千, 两位 when counting. A sentence whose count comes from a small known set (queue position,
+minutes) is a `Counted` part: the library plays it whole when `ivr prompts build` rendered it for that count.
 """
 from __future__ import annotations
 
