@@ -212,3 +212,21 @@ def test_a_hazard_heard_only_close_in_sound_shows_what_it_sounded_like(console: 
     with urllib.request.urlopen(urllib.request.Request(f"{served}/tickets/{t.number}", headers={"Cookie": cookie})) as r:
         page = r.read().decode()
     assert '<span class="evidence unsure">gas · unsure “梅奇味” ≈ 煤气味</span>' in page
+
+
+def test_the_ticket_page_says_what_the_second_pass_left_out_or_why_it_failed(console: Any) -> None:
+    from asr.results import Transcript, Word
+
+    first, second = console.numbers["c01"], console.numbers["c02"]
+    job = console.store.claim("worker-1", 600)
+    assert job is not None and job.number == first
+    guarded = Transcript("我要反映小区门口的垃圾", words=(Word("我要", 0.0, 0.4, 0.9),), engine="whisper",
+                         model="whisper-base", extra={"guards": "dropped '谢谢观看': a known hallucination"})
+    assert console.store.finish(job, guarded)
+    page = console.client().get(f"/tickets/{first}").text
+    assert "已删去 Left out: dropped &#39;谢谢观看&#39;: a known hallucination" in page
+    assert 'id="live-transcript"' in page and "最终 final" in page
+    failing = console.store.claim("worker-1", 600)
+    assert failing is not None and failing.number == second and console.store.fail(failing, "recording missing")
+    page = console.client().get(f"/tickets/{second}").text
+    assert "最终转写失败 Final transcript failed: recording missing" in page and 'id="final-pending"' not in page
