@@ -47,7 +47,7 @@ class LiveRecognition:
     def from_settings(cls, settings: Settings) -> LiveRecognition:
         scheduler = DecodeScheduler(workers=settings.asr_workers or None)
         limit = settings.asr_live_limit
-        bounds = dict(initial=limit, minimum=limit, maximum=limit) if limit else {}
+        bounds = dict(initial=limit, minimum=limit, maximum=limit) if limit else dict(initial=max(4, settings.asr_warm))
         admission = Admission(scheduler.stats, reserve=settings.asr_live_reserve,
                               soft_lag_s=settings.asr_soft_lag_ms / 1000, **bounds)  # type: ignore[arg-type]
         return cls(scheduler, admission)

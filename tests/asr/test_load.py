@@ -77,6 +77,20 @@ def test_limit_drops_under_lag_and_rises_when_saturated_and_quick() -> None:
     assert adm.admit() is not None and adm.limit == 4
 
 
+def test_limit_rises_with_the_lag_an_idle_node_has_when_it_decodes_in_pieces() -> None:
+    clock = Clock()
+    stats = DecodeStats(clock=clock)
+    adm = Admission(stats, initial=2, soft_lag_s=0.3, window_s=5.0, clock=clock)
+    adm.admit(), adm.admit()
+    for _ in range(20):
+        stats.record(job(clock, lag=0.2))  # over half the soft lag, under three quarters of it
+    assert adm.admit() is not None and adm.limit == 3
+    clock.t += 5
+    for _ in range(20):
+        stats.record(job(clock, lag=0.25))  # over three quarters: held where it is
+    assert adm.admit() is None and adm.limit == 3
+
+
 def test_spare_room_for_work_that_can_wait() -> None:
     clock = Clock()
     stats = DecodeStats(clock=clock)
