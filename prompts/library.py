@@ -130,6 +130,8 @@ class PromptLibrary:
         count; ticket and phone numbers (`Digits`) are read digit by digit in groups with a pause between them,
         counts (`Cardinal`) as numbers. Every piece is already in memory: composing never waits for disk or TTS.
         """
+        if len(parts) == 1 and isinstance(parts[0], str):
+            return self.get(parts[0], style)  # nothing to join: the prompt as rendered, its pauses kept
         said: list[tuple[bytes, str]] = []  # audio and what it is: prompt, digits or count
         for part in parts:
             if isinstance(part, Counted):
