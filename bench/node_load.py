@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from asr_capacity import ko_model, peer_call  # noqa: E402
 from sippkit import PCMU_EVENTS, answer_ok, invite_answered, pause, pcmu_pcap, play, recv, run_sipp, scenario  # noqa: E402
-from soak import free_port, proc_stats, sipp_summary, ticket_states  # noqa: E402
+from soak import free_port, proc_stats, sipp_summary, ticket_states, wait_until_serving  # noqa: E402
 
 from asr.audio import duration_ms, read_wav  # noqa: E402
 from prompts import PromptLibrary, load_catalogue  # noqa: E402
@@ -102,14 +102,7 @@ async def one_rate(rate: float, window: float, model: bool, pcap: Path, intro_ms
                               env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{web}"
     try:
-        for _ in range(900):
-            try:
-                httpx.get(f"{base}/metrics", timeout=1)
-                break
-            except httpx.HTTPError:
-                if server.poll() is not None:
-                    raise SystemExit(f"ivr serve exited: {(work / 'serve.log').read_text()[-2000:]}") from None
-                await asyncio.sleep(0.2)
+        await wait_until_serving(base, server, work / "serve.log")
         for _ in range(600):  # the recognisers warm at start-up, as a node does before it takes calls
             if not model or "warmed" in (work / "serve.log").read_text(errors="replace"):
                 break

@@ -81,6 +81,18 @@ def proc_stats(pid: int) -> dict[str, int]:
             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
+async def wait_until_serving(base: str, server: subprocess.Popen[bytes], log: Path, tries: int = 900) -> None:
+    """Until the server's console answers /metrics (every 0.2 s); its log's end if it exits first."""
+    for _ in range(tries):
+        try:
+            httpx.get(f"{base}/metrics", timeout=1)
+            return
+        except httpx.HTTPError:
+            if server.poll() is not None:
+                raise SystemExit(f"ivr serve exited: {log.read_text()[-2000:]}") from None
+            await asyncio.sleep(0.2)
+
+
 def complaint_xml(work: Path, speech_wav: Path, intro_ms: int) -> str:
     speech = read_wav(speech_wav)
     pcap = pcmu_pcap(work / f"{speech_wav.stem}.pcap", speech)
@@ -206,14 +218,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     server = subprocess.Popen([str(Path(sys.executable).parent / "ivr"), "serve", "--drain", "30", *args.serve_args],
                               env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{web}"
-    for _ in range(600):
-        try:
-            httpx.get(f"{base}/metrics", timeout=1)
-            break
-        except httpx.HTTPError:
-            if server.poll() is not None:
-                raise SystemExit(f"ivr serve exited: {(work / 'serve.log').read_text()[-2000:]}") from None
-            await asyncio.sleep(0.2)
+    await wait_until_serving(base, server, work / "serve.log", tries=600)
     await asyncio.sleep(2)
     before, fds_before = proc_stats(server.pid), fd_targets(server.pid)
     fixtures = sorted(Path(args.audio).glob("c0*.wav"))[:4] or sorted((REPO / "audio_fixtures" / "zh").glob("c0*.wav"))
