@@ -210,7 +210,7 @@ class CallQueue:
         self._insert(call)
         if callback:
             return []
-        self.rates[group].arrived(priority)
+        self._arrived(group, priority)
         self.stats.offered += 1
         wait = self.expected_wait(call_id)
         call.estimate_at_entry = wait
@@ -242,7 +242,7 @@ class CallQueue:
         self._remove(call)
         if not call.callback:
             self.stats.abandoned += 1
-            self.rates[call.group].abandoned()
+            self._hung_up(call.group, call.priority)
             if math.isfinite(call.estimate_at_entry):
                 self.stats.censored_pairs.append((call.estimate_at_entry, self.clock() - call.entered))
 
@@ -410,6 +410,14 @@ class CallQueue:
         for at, later in zip(call.announced[1:], call.announced_waits[1:]):
             if math.isfinite(later):
                 st.reestimate_pairs.append((later, now - at))
+
+    def _arrived(self, group: str, priority: Priority) -> None:
+        """A live caller joined `group`'s queue (a node of a centre counts the other nodes' callers too)."""
+        self.rates[group].arrived(priority)
+
+    def _hung_up(self, group: str, priority: Priority) -> None:
+        """A live caller of class `priority` waiting in `group` hung up."""
+        self.rates[group].abandoned()
 
     def _advance(self) -> None:
         now = self.clock()

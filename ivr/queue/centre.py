@@ -73,6 +73,13 @@ nodes = sa.Table(
     sa.Column("console", sa.String(256)),
     sa.Column("live", sa.Text),  # JSON: its calls in progress (call_id, caller, started, state, elderly, urgent)
 )
+tallies = sa.Table(
+    "centre_tallies", metadata,
+    sa.Column("grp", sa.String(64), primary_key=True),
+    sa.Column("priority", sa.Integer, primary_key=True),
+    sa.Column("arrived", sa.BigInteger),
+    sa.Column("abandoned", sa.BigInteger),
+)
 
 
 def migrate(engine: sa.Engine) -> None:
@@ -139,6 +146,7 @@ class Snapshot:
     agents: dict[str, CentreAgent]
     waiting: list[CentreCall]
     mine: list[CentreCall]  # given an operator, to be put through by this node
+    tallies: dict[tuple[str, int], tuple[int, int]]  # (group, priority) -> live callers (arrived, hung up) so far
 
 
 @dataclass(frozen=True)
@@ -176,15 +184,31 @@ class Centre:
                 if not callback:
                     raise QueueError(f"call {call_id} is already queued")
                 seq = conn.execute(sa.select(calls.c.seq).where(calls.c.call_id == call_id)).scalar_one()
+            elif not callback:
+                self._tally(conn, group, priority, "arrived")
         return int(seq)
 
-    def drop_call(self, call_id: str, waiting_only: bool = False) -> bool:
-        """Take a call out of the queue (hung up, booked, connected); `waiting_only`: not once it is assigned."""
-        where = calls.c.call_id == call_id
-        if waiting_only:
-            where &= calls.c.status == WAITING
+    def drop_call(self, call_id: str) -> bool:
+        """Take a call out of the queue (booked, connected, cancelled)."""
         with self.engine.begin() as conn:
-            return conn.execute(calls.delete().where(where)).rowcount == 1
+            return conn.execute(calls.delete().where(calls.c.call_id == call_id)).rowcount == 1
+
+    def abandon_call(self, call_id: str) -> bool:
+        """The caller hung up while waiting: out of the queue (not once given an operator), counted in the centre's
+        hang-ups of its group and class."""
+        with self.engine.begin() as conn:
+            row = conn.execute(calls.delete().where((calls.c.call_id == call_id) & (calls.c.status == WAITING))
+                               .returning(calls.c.grp, calls.c.priority, calls.c.callback)).first()
+            if row is not None and not row.callback:
+                self._tally(conn, row.grp, row.priority, "abandoned")
+        return row is not None
+
+    @staticmethod
+    def _tally(conn: sa.Connection, group: str, priority: int, what: str) -> None:
+        row = pg_insert(tallies).values(grp=group, priority=priority, arrived=int(what == "arrived"),
+                                        abandoned=int(what == "abandoned"))
+        conn.execute(row.on_conflict_do_update(index_elements=[tallies.c.grp, tallies.c.priority],
+                                               set_={what: tallies.c[what] + 1}))
 
     def back_to_waiting(self, call_id: str) -> None:
         """The operator given this call did not answer: the call waits again at its place."""
@@ -194,10 +218,20 @@ class Centre:
 
     def snapshot(self) -> Snapshot:
         """In one read: every operator, the centre's queue (waiting calls in arrival order) and the calls this node
-        must put through (given an operator: its callers, the callbacks it dials)."""
+        must put through (given an operator: its callers, the callbacks it dials), and the centre's tallies of
+        arrivals and hang-ups."""
         with self.engine.connect() as conn:
             return Snapshot(self._agents(conn), self._calls(conn, calls.c.status == WAITING),
-                            self._calls(conn, self._mine()))
+                            self._calls(conn, self._mine()), self._tallies(conn))
+
+    def tallies(self) -> dict[tuple[str, int], tuple[int, int]]:
+        """The centre's live callers so far by (group, priority): (arrived, hung up while waiting)."""
+        with self.engine.connect() as conn:
+            return self._tallies(conn)
+
+    @staticmethod
+    def _tallies(conn: sa.Connection) -> dict[tuple[str, int], tuple[int, int]]:
+        return {(r.grp, r.priority): (r.arrived, r.abandoned) for r in conn.execute(sa.select(tallies))}
 
     def _mine(self) -> sa.ColumnElement[bool]:
         return (calls.c.status == CONNECTING) & (calls.c.node == self.node)

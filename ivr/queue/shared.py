@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,9 @@ class SharedQueue(CallQueue):
         self._freed = False  # this node has just freed an operator or queued a caller: assign at its next tick
         self._mine: list[CentreCall] = []  # calls given an operator that this node puts through, as last read
         self._beat_at = -math.inf
+        self._tallied = centre.tallies()  # the centre's arrivals and hang-ups as last read
+        # this node's own arrivals and hang-ups counted at once, not yet seen in the centre's tallies
+        self._counted_here: defaultdict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
         self.lost_callers = centre.start(clock(), console)
         if self.lost_callers:
             log.warning("%d caller(s) this node had queued when it last stopped left the queue", self.lost_callers)
@@ -81,6 +85,14 @@ class SharedQueue(CallQueue):
         self._freed = self._freed or call is not None  # a caller to place: assign at the next tick
         return events
 
+    def _arrived(self, group: str, priority: Priority) -> None:
+        super()._arrived(group, priority)  # at once; the other nodes' from the centre's tallies (`_count_centre`)
+        self._counted_here[(group, int(priority))][0] += 1
+
+    def _hung_up(self, group: str, priority: Priority) -> None:
+        super()._hung_up(group, priority)
+        self._counted_here[(group, int(priority))][1] += 1
+
     def _place(self, call_id: str, group: str, priority: Priority, entered: float, ticket: str,
                callback: bool) -> int:
         rank = entered - self.policy.age_credit_s.get(priority, 0.0)
@@ -89,7 +101,7 @@ class SharedQueue(CallQueue):
     def abandon(self, call_id: str) -> None:
         self._own.pop(call_id, None)  # a Connect still on its way for it frees the operator, uncounted
         super().abandon(call_id)
-        self._write(self.centre.drop_call, call_id, True)
+        self._write(self.centre.abandon_call, call_id)
 
     def remove(self, call_id: str) -> None:
         self._own.pop(call_id, None)
@@ -229,6 +241,7 @@ class SharedQueue(CallQueue):
         snap = self.centre.snapshot()
         rows, waiting, self._mine = snap.agents, {c.call_id: c for c in snap.waiting}, snap.mine
         self._advance()
+        self._count_centre(snap.tallies)
         self._mirroring = True
         try:
             for aid, agent in self.agents.items():
@@ -244,6 +257,26 @@ class SharedQueue(CallQueue):
                         c.call_id, c.group, Priority(c.priority), c.entered, c.seq, c.ticket, c.callback))
         finally:
             self._mirroring = False
+
+    def _count_centre(self, tallies: dict[tuple[str, int], tuple[int, int]]) -> None:
+        """The other nodes' arrivals and hang-ups since the last refresh (the centre's tallies less this node's own,
+        counted when they happened) feed this node's drain rates; those before this node started are not news."""
+        before, self._tallied = self._tallied, tallies
+        for (group, priority), counts in tallies.items():
+            rates = self.rates.get(group)
+            if rates is None:
+                continue
+            was, here = before.get((group, priority), (0, 0)), self._counted_here[(group, priority)]
+            others = [0, 0]
+            for i in (0, 1):  # arrived, hung up
+                new = counts[i] - was[i]
+                mine = min(new, here[i])
+                here[i] -= mine
+                others[i] = new - mine
+            for _ in range(others[0]):
+                rates.arrived(priority)
+            for _ in range(others[1]):
+                rates.abandoned()
 
     def _mirror_agent(self, agent: Agent, state: AgentState, wrap_up_until: float, call_id: str | None) -> None:
         agent.wrap_up_until, agent.call_id = wrap_up_until, call_id

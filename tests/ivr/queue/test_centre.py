@@ -89,6 +89,63 @@ def test_order_across_nodes_first_come_first_served_and_the_elderly_overtake(url
     assert all(q.length() == 0 for q in qs.values())
 
 
+class OtherNode:
+    """A node of the same centre in its own process (tally_proc.py), driven command by command."""
+
+    def __init__(self, url: str, node: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "tally_proc.py"), url, node], text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+    def __call__(self, *commands: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        answer = ""
+        for command in commands:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+            answer = self.proc.stdout.readline().strip()
+            assert answer, f"the other node died at {command!r}"
+        return answer
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def test_expected_waits_use_the_whole_centres_arrivals_and_hang_ups_counted_by_two_processes(url: str) -> None:
+    clock = Clock()
+    a = SharedQueue(GROUPS, clock, Centre.open(url, "A"), sync_every_s=0, lapse_s=600)
+    a.add_agent("op0", "sip:op0@127.0.0.1", ("general",))
+    b = OtherNode(url, "B")
+    try:
+        b("tick")  # B has started: what comes next is news to it
+        a.enqueue("a0", "general")
+        assert [e.call_id for e in a.tick() if isinstance(e, Connect)] == ["a0"]  # op0 busy from now on
+        a.connected("a0")
+        b("at 1000", *(f"enqueue b-elder{i} ELDERLY" for i in range(3)), "tick")
+        clock.t = 1010
+        a.enqueue("a1", "general")
+        a.tick()
+        assert [c.call_id for c in a.queued()] == ["b-elder0", "b-elder1", "b-elder2", "a1"]
+        clock.t = 1030
+        b("at 1030", "abandon b-elder0", "abandon b-elder1", "tick")  # hung up on B after 30 s
+        a.tick()
+        rates = a.rates["general"]
+        # B's elderly callers overtake A's: 3 in A's 30 s; 2 hang-ups over A's 20 s of 4 live callers waiting
+        assert rates.arrivals_per_s(Priority.ELDERLY) == pytest.approx(3 / 30, rel=0.02)
+        assert rates.arrivals_per_s(Priority.NORMAL) == pytest.approx(2 / 30, rel=0.02)
+        assert rates.abandon_hazard == pytest.approx(2 / 80, rel=0.02)
+        assert a.drain_view("general", Priority.NORMAL).overtakers == (
+            (rates.arrivals_per_s(Priority.ELDERLY), 300.0),)
+        seen_by_b = json.loads(b("rates general"))  # and B counts A's callers
+        assert seen_by_b["arrivals"]["NORMAL"] == pytest.approx(2 / 30, rel=0.02)
+        assert seen_by_b["arrivals"]["ELDERLY"] == pytest.approx(3 / 30, rel=0.02)
+        assert seen_by_b["hazard"] > 0
+        assert b("quit") == "ok"
+    finally:
+        b.close()
+
+
 def test_a_callback_keeps_its_place_across_nodes_and_is_dialled_by_the_node_that_assigns_it(url: str) -> None:
     clock = Clock()
     qs = nodes(url, clock, "AB")
