@@ -77,6 +77,7 @@ class Settings:
     vosk_model: str | None = None  # a model directory or a catalogue name
     flow: Path = REPO_ROOT / "flows" / "hotline.yaml"
     flows_dir: Path = REPO_ROOT / "flows"
+    kb_dir: Path = REPO_ROOT / "kb"  # the knowledge base's files (kb/*.yaml), reloaded when they change
     prompts_catalogue: Path = REPO_ROOT / "prompts" / "catalogue.yaml"
     prompts_recorded_dir: Path = REPO_ROOT / "prompts" / "recorded"
     prompts_cache: Path | None = None  # default: data_dir/prompts

@@ -14,6 +14,7 @@ base it had (a bad value is also a ValueError), so code that catches those still
     ├── NoFreePortError             no RTP port free (rtp.session)
     ├── DtmfEventError              an unusable telephone-event payload (dtmf.rfc4733)
     ├── FlowError                   a call flow that does not load; file:line: node: reason (flow.loader)
+    ├── KbError                     a knowledge base that does not load; file: entry: reason (kb.model)
     ├── TicketNotFound              no such ticket (tickets.model)
     ├── TicketEditError             an operator change that cannot be made (tickets.model)
     ├── CatalogueError, GazetteerError, ClassifierError     triage's data and model (triage)
