@@ -18,10 +18,12 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from ivr.config import Settings
-from ivr.console import agents_api, api, pages
+from ivr.console import agents_api, api, kb_routes, pages
 from ivr.console.deps import HERE, ConsoleContext, LoginRequired
+from ivr.console.kbdesk import KbDesk, Rerender
 from ivr.console.limits import BodyLimit
 from ivr.console.users import Role, UserStore
+from ivr.kb import KbRegistry
 from ivr.live import LiveState
 from ivr.logs import mask_number
 from ivr.queue.directory import AgentDirectory, directory_for
@@ -40,17 +42,20 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 def create_app(settings: Settings, *, store: TicketStore | None = None, live: LiveState | None = None,
                suggester: Suggester | None = None,
-               metrics: CollectorRegistry | None = None, agents: AgentDirectory | None = None) -> FastAPI:
+               metrics: CollectorRegistry | None = None, agents: AgentDirectory | None = None,
+               kb: KbRegistry | None = None, rerender: Rerender | None = None) -> FastAPI:
     """The console for these settings. The store is opened (and migrated) here unless one is given;
     `live` is what the call path and the queue feed (a fresh, empty one when not given); `metrics` (the
     queue's gauges) is served at /metrics for the Prometheus scraper, without a session; `agents` is the running
-    server's operator directory (else one is opened for the settings)."""
+    server's operator directory (else one is opened for the settings); `kb` the running hotline's knowledge base
+    (else one is opened on `kb_dir`) and `rerender` what renders an edited entry's spoken answer again."""
     store = store or TicketStore(settings.database_url, suggest=suggester)
     ctx = ConsoleContext(
         store=store, users=UserStore(store.engine), live=live or LiveState(),
         recordings_dir=Path(settings.recordings_dir), data_dir=settings.data_dir,  # type: ignore[arg-type]
         shared_recordings_dir=settings.recordings_shared_dir,
         secure_cookies=settings.console_secure_cookies, suggester=suggester,
+        kb=KbDesk(settings.kb_dir, kb, rerender),
     )
     _load_catalogue(ctx)
     ctx.templates.env.filters["masked"] = mask_number
@@ -71,6 +76,8 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
     app.include_router(api.router)
     app.include_router(agents_api.router)
     app.include_router(pages.router)
+    app.include_router(kb_routes.api)
+    app.include_router(kb_routes.pages)
     if metrics is not None:
         @app.get("/metrics", include_in_schema=False)
         def prometheus() -> Response:

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
+from ivr.console.kbdesk import KbDesk
 from ivr.console.security import MAX_PASSWORD, same
 from ivr.console.signin import LoginThrottle, SignInGate, SignInRefused
 from ivr.console.users import MAX_NAME, Role, Session, User, UserStore
@@ -49,6 +50,7 @@ class ConsoleContext:
     districts: tuple[str, ...] = ()
     templates: Jinja2Templates = field(default_factory=lambda: Jinja2Templates(directory=str(HERE / "templates")))
     suggester: Suggester | None = None
+    kb: KbDesk = field(default_factory=lambda: KbDesk(None, problem="no knowledge base folder configured"))
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     gate: SignInGate = field(default_factory=SignInGate)
 

@@ -1,6 +1,8 @@
-"""The console's server-rendered pages: sign-in, ticket list, ticket, live view, CSV export."""
+"""The console's server-rendered pages: sign-in, ticket list, ticket (with the knowledge base search beside it), live
+view, CSV export."""
 from __future__ import annotations
 
+from datetime import date
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -92,7 +94,7 @@ def ticket_list(request: Request, page: int = 1, session: Session = Depends(requ
 
 
 @router.get("/tickets/{number}", response_class=HTMLResponse)
-def ticket_page(request: Request, number: str, msg: str = "", error: str = "",
+def ticket_page(request: Request, number: str, msg: str = "", error: str = "", kbq: str | None = None,
                 session: Session = Depends(require())) -> Response:
     ctx = context_of(request)
     ticket = ticket_or_404(ctx.store, number)
@@ -105,13 +107,15 @@ def ticket_page(request: Request, number: str, msg: str = "", error: str = "",
         "address": (autofill.get("address") or {}).get("full", ""),
     }
     values = {k: getattr(ticket, k) or proposed.get(k, "") for k in EDITABLE_FIELDS}
+    kb_query = (ticket.text or "") if kbq is None else kbq  # the transcript until the operator types a question
     categories = list(ctx.categories)
     if ticket.category and ticket.category not in ctx.categories:
         categories.append(ticket.category)
     return html(ctx, request, "ticket.html", t=ticket, check=check, suggestion=suggestion, values=values,
                 proposed=proposed, categories=categories, departments=ctx.categories, districts=ctx.districts,
                 urgencies=URGENCIES, audit=ctx.store.audit(number), low=LOW_CONFIDENCE, msg=msg, error=error,
-                job=ctx.store.job(number))
+                job=ctx.store.job(number), kbq=kb_query, kb_views=ctx.kb.search(kb_query, date.today()),
+                kb_problem=ctx.kb.problem)
 
 
 def _back(number: str, msg: str = "", error: str = "") -> Response:

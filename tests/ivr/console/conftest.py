@@ -1,6 +1,8 @@
-"""A console over a real store with real recordings, one user of each role, and signed-in clients."""
+"""A console over a real store with real recordings, one user of each role, and signed-in clients; the same
+console over a copy of the fixture knowledge base (`kb_console`)."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import shutil
@@ -8,17 +10,20 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from kbfiles import fixture_copy
+
 from asr.results import Transcript, Word
 from ivr.config import load_settings
 from ivr.console import create_app
 from ivr.console.deps import ConsoleContext
+from ivr.kb import Entry
 from ivr.live import LiveState
 from ivr.tickets.store import TicketStore
 from ivr.triage.suggest import dispatch_suggester
@@ -101,6 +106,45 @@ def console(tmp_path: Path, suggester) -> Console:  # type: ignore[no-untyped-de
     for role in ("operator", "supervisor", "admin"):
         ctx.users.add(role, PASSWORD, role)
     return Console(app, ctx, store, recordings, numbers)
+
+
+KB_QUESTION = "我的社保卡丢了想问一下去哪里补办"
+
+
+@dataclass
+class Renders:
+    """The re-render port of the knowledge-base tests: it notes each entry's id and spoken answer."""
+
+    done: list[tuple[str, str]] = field(default_factory=list)
+    called: threading.Event = field(default_factory=threading.Event)
+
+    def __call__(self, entry: Entry) -> None:
+        self.done.append((entry.id, entry.spoken))
+        self.called.set()
+
+
+@dataclass
+class KbConsole:
+    console: Console  # over the same store and users as `console`, with the knowledge base
+    kb_dir: Path
+    renders: Renders
+    number: str  # a ticket whose transcript is `question`
+    question: str = KB_QUESTION
+
+
+@pytest.fixture
+def kb_console(console: Console, tmp_path: Path) -> KbConsole:
+    """The console over a copy of the fixture knowledge base (two files, six entries), with a recording re-render
+    port and a ticket whose caller asked about a lost social-security card."""
+    kb_dir = fixture_copy(tmp_path)
+    renders = Renders()
+    settings = load_settings(overrides={"data_dir": tmp_path / "data", "kb_dir": kb_dir}, environ={})
+    app = create_app(settings, store=console.store, live=LiveState(), suggester=console.ctx.suggester,
+                     rerender=renders)
+    t = console.store.create(caller="13812345678", call_id="call-kb", kind="consult", menu_path=["welcome"],
+                             flags=[], recording="")
+    console.store.set_transcript(t.number, transcript_for(KB_QUESTION, 3.0))
+    return KbConsole(dataclasses.replace(console, app=app, ctx=app.state.console), kb_dir, renders, t.number)
 
 
 @pytest.fixture
