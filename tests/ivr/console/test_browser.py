@@ -1,12 +1,15 @@
 """The console in a real headless Chromium (Debian's, driven by Playwright; no browser is downloaded):
 sign in, search, open a ticket, play the recording from a word, correct a word and the category, dispatch,
-and see the audit entries; an operator sets their own state on the live page."""
+and see the audit entries; an operator sets their own state on the live page; an operator searches the knowledge
+base beside a ticket and a supervisor edits an entry."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -167,3 +170,72 @@ def test_the_final_transcript_is_shown_with_the_live_one_a_click_away(console: A
     client, _ = console.api()
     body = client.get(f"/api/tickets/{first}").json()
     assert body["live_transcript"]["text"] == live.text and body["transcript"]["engine"] == "whisper"
+
+
+def test_operator_finds_the_answer_beside_the_ticket(kb_console: Any, http: Any, browser: Any) -> None:
+    served = http(kb_console.console.app)
+    page = signed_in(browser, f"{served}/tickets/{kb_console.number}", "operator", kb_console.console.password)
+    assert page.input_value("#kbq") == kb_console.question  # the transcript pre-fills the box
+    first = page.locator("#kb-results .kb-hit").first
+    assert first.get_attribute("data-id") == "ss_card_lost"
+    assert first.locator(".kb-text").inner_text().startswith("挂失：电话、网上或网点")
+    assert first.locator(".kb-source").inner_text() == "社会保障卡服务指南"
+    assert first.locator(".kb-checked").inner_text() == "2026-12-01"
+    assert first.locator(".flag").count() == 0
+
+    page.fill("#kbq", "那个暖气费在哪儿交")
+    page.click("#kb-search")
+    page.wait_for_url("**kbq=*")
+    first = page.locator("#kb-results .kb-hit").first
+    assert first.get_attribute("data-id") == "ht_fee"
+    assert first.locator(".flag.unverified").inner_text() == "未核实样例 unverified"
+    assert page.inner_text("#number") == kb_console.number  # still beside the same ticket
+    first.locator("h3 a").click()
+    page.wait_for_url(f"{served}/kb/ht_fee")
+    assert page.locator("#kb-form").count() == 0  # operators read, supervisors edit
+    page.close()
+
+
+def test_supervisor_edits_an_entry_in_the_browser(kb_console: Any, http: Any, browser: Any) -> None:
+    from ivr.kb import KbRegistry
+
+    served = http(kb_console.console.app)
+    path = kb_console.kb_dir / "heating.yaml"
+    before = path.read_bytes()
+    hotline = KbRegistry(kb_console.kb_dir)
+    page = signed_in(browser, f"{served}/kb/ht_fee", "supervisor", kb_console.console.password)
+    assert "未核实样例 unverified" in page.inner_text("#kb-status")
+
+    page.fill("#kb-edit-spoken", "供暖费" * 45)  # 135 characters: too long to speak
+    page.click("#kb-save")
+    page.wait_for_selector("#error")
+    assert page.inner_text("#error") == "kb/heating.yaml: ht_fee: spoken answer is 34 s, over 30 s"
+    assert path.read_bytes() == before and not (kb_console.kb_dir / ".history").exists()
+
+    spoken = "供暖费按建筑面积收取，请在十一月十五日以前向供热单位缴纳，可以去营业厅，也可以用手机缴费。"
+    page.fill("#kb-edit-spoken", spoken)
+    page.fill("#kb-edit-questions", "取暖费怎么交\n暖气费多少钱一平米\n供暖费交给谁")
+    page.select_option("#kb-edit-status", "checked")
+    page.fill("#kb-edit-expires", "2027-06-30")
+    page.click("#kb-save")
+    page.wait_for_selector("#msg")
+    assert page.inner_text("#msg") == "saved"
+    assert page.inner_text("#kb-spoken").startswith(spoken)
+    assert page.inner_text("#kb-status") == "checked"
+    assert page.inner_text("#kb-checked") == f"{date.today()} · supervisor"
+    assert page.inner_text("#kb-expires") == "2027-06-30"
+    assert page.inner_text("#kb-questions") == "取暖费怎么交 / 暖气费多少钱一平米 / 供暖费交给谁"
+    row = page.inner_text("#kb-history tbody").split("\t")
+    assert row[1:3] == ["supervisor", "spoken, questions, status, expires"]
+
+    text = path.read_text(encoding="utf-8")
+    assert f"      {spoken}\n" in text and "      - 供暖费交给谁\n" in text and "expires: 2027-06-30" in text
+    [kept] = (kb_console.kb_dir / ".history" / "heating").iterdir()
+    assert kept.read_bytes() == before and row[3].strip() == f".history/heating/{kept.name}"
+    [line] = (kb_console.kb_dir / ".history" / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["user"] == "supervisor"
+    entry = hotline.current().get("ht_fee")
+    assert entry is not None and entry.spoken == spoken and entry.speakable(date.today())
+    assert kb_console.renders.called.wait(600)  # the background render (a bound against a hang, not a speed)
+    assert kb_console.renders.done == [("ht_fee", spoken)]
+    page.close()
