@@ -21,7 +21,7 @@ __all__ = ["KbDesk", "Rerender", "EntryView"]
 
 log = logging.getLogger(__name__)
 
-Rerender = Callable[[Entry], None]
+Rerender = Callable[[Entry], object]
 """Renders an entry's spoken answer again (prompt `kb_<id>`); callers hear the previous audio until it is done."""
 
 

@@ -3,12 +3,17 @@ with source, date checked and flags, a supervisor's edit written to the files (p
 re-rendered), operators refused (403), bad or stale edits refused with the reason and nothing written."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import date
 from html import unescape
 from typing import Any
 
+from kbfiles import edit
+
+from ivr.config import load_settings
+from ivr.console import create_app
 from ivr.kb import KbRegistry
 
 LONG = "供暖费按建筑面积收取" * 13  # 130 characters: over 30 s
@@ -37,6 +42,16 @@ def test_search_api_gives_the_operators_text_source_date_and_flags(kb_console: A
         ("ht_fee", True, False, None)]
     assert api.get("/api/kb/search", params={"q": "x", "limit": 0}).status_code == 422
     assert api.get("/api/kb/entries/nope").json() == {"detail": "no knowledge base entry nope"}
+
+
+def test_an_expired_entry_is_shown_flagged_and_not_speakable(kb_console: Any) -> None:
+    edit(kb_console.kb_dir / "heating.yaml", "expires: 2027-12-01", "expires: 2026-01-31")  # edited by hand
+    api, _ = kb_console.console.api("operator")
+    [season] = api.get("/api/kb/search", params={"q": "暖气几号来", "limit": 1}).json()
+    assert (season["id"], season["expired"], season["unverified"], season["speakable"], season["expires"]) == (
+        "ht_season", True, False, False, "2026-01-31")
+    page = kb_console.console.client("operator").get("/kb", params={"q": "暖气几号来"}).text
+    assert "已过期 expired 2026-01-31" in page.split('data-id="ht_season"')[1].split("</li>")[0]
 
 
 def test_ticket_page_searches_the_kb_with_the_transcript_and_with_what_the_operator_types(kb_console: Any) -> None:
@@ -143,20 +158,13 @@ def test_text_only_edit_is_not_rerendered_and_no_change_writes_nothing(kb_consol
 
 
 def test_without_a_knowledge_base_the_console_says_why(console: Any, tmp_path: Any) -> None:
-    from ivr.config import load_settings
-    from ivr.console import create_app
-
     (tmp_path / "empty").mkdir()
     settings = load_settings(overrides={"data_dir": tmp_path / "data", "kb_dir": tmp_path / "empty"}, environ={})
-    c = dataclasses_replace(console, create_app(settings, store=console.store, suggester=console.ctx.suggester))
+    app = create_app(settings, store=console.store, suggester=console.ctx.suggester)
+    c = dataclasses.replace(console, app=app, ctx=app.state.console)
     api, _ = c.api("operator")
     r = api.get("/api/kb/search", params={"q": "社保卡"})
     assert r.status_code == 503
     assert r.json()["detail"] == f"the knowledge base is not loaded: {tmp_path / 'empty'}: no knowledge base files (*.yaml)"
     assert "no knowledge base files" in c.client("operator").get(f"/tickets/{console.numbers['c01']}").text
 
-
-def dataclasses_replace(console: Any, app: Any) -> Any:
-    import dataclasses
-
-    return dataclasses.replace(console, app=app, ctx=app.state.console)
