@@ -28,7 +28,7 @@ from .text import DIGIT_VALUES, join_words, to_halfwidth
 
 __all__ = [
     "MenuOption", "Evidence", "IntentMatch", "NoMatch", "Menu", "BUILTIN_PHRASES", "DEFAULT_THRESHOLD",
-    "syllable_similarity", "menu_from_pairs", "SoundHit", "find_sounding",
+    "syllable_similarity", "menu_from_pairs", "SoundHit", "find_sounding", "fold_syllable",
 ]
 
 logger = logging.getLogger(__name__)
@@ -127,6 +127,12 @@ def _fuzzy(toneless: str) -> str:
             s = s[: -len(a)] + b
             break
     return s
+
+
+def fold_syllable(toneless: str) -> str:
+    """A toneless pinyin syllable with the usual confusions folded (zh/z, ch/c, sh/s, n/l, f/h, r/l, -ng/-n): two
+    syllables a recogniser mistakes for each other fold to the same text (shi -> si, ling -> nin)."""
+    return _fuzzy(toneless)
 
 
 def _toneless(syllable: str) -> str:

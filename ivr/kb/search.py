@@ -1,26 +1,31 @@
 """Find the entry a caller asked for from what the recogniser heard, and say how sure.
 
 Every entry is indexed by the features of its title, question forms and synonyms (`asr.textclass.features`: jieba
-words, characters and character pairs, toneless pinyin syllables and syllable pairs, so 设保卡 finds 社保卡 and
-公暖 finds 供暖 by sound). A question is scored against each entry by how much of the question the entry explains
-and how much of the entry's closest form the question says, each feature weighted by its rarity across entries.
+words, characters and character pairs, toneless pinyin syllables and syllable pairs with the usual confusions folded
+as the menus fold them (zh/z, n/l, -ng/-n), so 设保卡 finds 社保卡 and 公暖 finds 供暖 by sound). A question is compared with each entry by how much of the question the entry explains and how
+much of the entry's closest form the question says, each feature weighted by its rarity across entries (the
+similarity). The score turns the similarity and its lead over the next entry into the probability that the entry is
+the one asked for, by a logistic calibration fitted on a labelled set of caller questions (`bench/kb_calibrate.py`,
+`bench/kb_dev_questions.tsv`, kept apart from the evaluation set `kb/eval/questions.tsv`).
 """
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from asr.intents import fold_syllable
 from asr.textclass import features
 from ivr.kb.model import Entry
 
-__all__ = ["KnowledgeBase", "Hit", "DEFAULT_THRESHOLD"]
+__all__ = ["KnowledgeBase", "Hit", "DEFAULT_THRESHOLD", "Calibration", "CALIBRATION"]
 
-DEFAULT_THRESHOLD = 0.6
-_KIND_WEIGHT = {"w": 1.0, "c": 0.6, "p": 0.8}  # jieba words count most; characters and sounds back them up
+DEFAULT_THRESHOLD = 0.8  # bench/kb_calibrate.py: the lowest at which <= 0.5 % of the dev questions hear a wrong answer
+# sounds count most, so that a misheard word (设保卡, 公暖) loses little; words and characters confirm them
+_KIND_WEIGHT = {"w": 0.6, "c": 0.4, "p": 1.2}
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,13 @@ class Hit:
 
 
 def _terms(text: str) -> set[str]:
-    found = features(text, char_ngrams=(1, 2), pinyin_ngrams=(1, 2))
-    return set(found)
+    """jieba words, characters and pairs, and pinyin syllables and pairs folded as `asr.intents` folds them."""
+    terms = set()
+    for term in features(text, char_ngrams=(1, 2), pinyin_ngrams=(1, 2)):
+        if term.startswith("p:"):
+            term = "p:" + " ".join(fold_syllable(s) for s in term[2:].split(" "))
+        terms.add(term)
+    return terms
 
 
 def _kind_weight(term: str) -> float:
@@ -41,40 +51,66 @@ def _kind_weight(term: str) -> float:
     return weight if " " in term or term[0] == "w" or len(term) > 3 else weight * 0.5  # single units count half
 
 
-@dataclass
+@dataclass(frozen=True)
+class Calibration:
+    """score = 1 / (1 + exp(-(bias + similarity x weight + lead x lead_weight))), lead = the similarity minus the
+    best other entry's."""
+
+    bias: float
+    weight: float
+    lead_weight: float
+
+    def score(self, similarity: float, lead: float) -> float:
+        z = self.bias + self.weight * similarity + self.lead_weight * lead
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+CALIBRATION = Calibration(bias=-5.9, weight=14.8, lead_weight=11.51)
+
+
 class _Index:
-    entries: tuple[Entry, ...]
-    forms: list[list[set[str]]] = field(default_factory=list)  # per entry: the terms of each form
-    union: list[set[str]] = field(default_factory=list)
-    idf: dict[str, float] = field(default_factory=dict)
-    unseen: float = 0.0
+    """Inverted lists from each term to the entries and forms (title, question forms) that have it."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, entries: tuple[Entry, ...]) -> None:
+        forms: list[list[set[str]]] = []
+        unions: list[set[str]] = []
         df: Counter[str] = Counter()
-        for entry in self.entries:
-            forms = [_terms(t) for t in (entry.title, *entry.questions)]
-            synonyms = set().union(*(_terms(s) for s in entry.synonyms)) if entry.synonyms else set()
-            forms = [f | synonyms for f in forms]
-            self.forms.append(forms)
-            self.union.append(set().union(*forms))
-            df.update(self.union[-1])
-        n = max(len(self.entries), 1)
-        self.idf = {t: math.log(1 + n / d) for t, d in df.items()}
-        self.unseen = math.log(1 + n)
-
-    def weight(self, term: str) -> float:
-        return _kind_weight(term) * self.idf.get(term, self.unseen)
+        for entry in entries:
+            forms.append([_terms(t) for t in (entry.title, *entry.questions)])
+            synonyms = set().union(*(_terms(s) for s in entry.synonyms))
+            unions.append(set().union(synonyms, *forms[-1]))
+            df.update(unions[-1])
+        n = max(len(entries), 1)
+        self.unseen = _kind_weight("w:") * math.log(1 + n)
+        self.weights = {t: _kind_weight(t) * math.log(1 + n / d) for t, d in df.items()}
+        self.entry_lists: dict[str, list[int]] = defaultdict(list)
+        self.form_lists: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        self.form_weights: list[list[float]] = []
+        for e, (union, entry_forms) in enumerate(zip(unions, forms)):
+            for t in union:
+                self.entry_lists[t].append(e)
+            for f, terms in enumerate(entry_forms):
+                for t in terms:
+                    self.form_lists[t].append((e, f))
+            self.form_weights.append([sum(self.weights[t] for t in terms) or 1.0 for terms in entry_forms])
+        self.size = len(entries)
 
     def raw(self, query: set[str]) -> list[float]:
-        total = sum(self.weight(t) for t in query)
-        scores = []
-        for union, forms in zip(self.union, self.forms):
-            said = sum(self.weight(t) for t in query & union)
-            explained = said / total if total else 0.0
-            closest = max(sum(self.weight(t) for t in query & f) / (sum(self.weight(t) for t in f) or 1.0)
-                          for f in forms)
-            scores.append(math.sqrt(explained * closest))
-        return scores
+        total = sum(self.weights.get(t, self.unseen) for t in query)
+        said = [0.0] * self.size
+        form_said: dict[tuple[int, int], float] = defaultdict(float)
+        for t in query:
+            w = self.weights.get(t)
+            if w is None:
+                continue
+            for e in self.entry_lists[t]:
+                said[e] += w
+            for ef in self.form_lists[t]:
+                form_said[ef] += w
+        closest = [0.0] * self.size
+        for (e, f), s in form_said.items():
+            closest[e] = max(closest[e], s / self.form_weights[e][f])
+        return [math.sqrt(said[e] / total * closest[e]) if total else 0.0 for e in range(self.size)]
 
 
 class KnowledgeBase:
@@ -106,13 +142,22 @@ class KnowledgeBase:
         if self._index is None:
             self._index = _Index(self.entries)
 
-    def search(self, text: str, limit: int = 3) -> list[Hit]:
-        """The best `limit` entries for a question, best first; none for a question with no words."""
+    def similarities(self, text: str, limit: int = 3) -> list[tuple[Entry, float]]:
+        """The best `limit` entries and their similarity (0..1, not calibrated), best first."""
         self.index()
         assert self._index is not None
         query = _terms(text)
         if not query:
             return []
         raw = self._index.raw(query)
-        ranked = sorted(range(len(raw)), key=lambda i: (-raw[i], i))[:limit]
-        return [Hit(self.entries[i], round(raw[i], 4)) for i in ranked if raw[i] > 0]
+        ranked = sorted(range(len(raw)), key=lambda i: (-raw[i], i))[: max(limit, 2)]
+        return [(self.entries[i], raw[i]) for i in ranked if raw[i] > 0]
+
+    def search(self, text: str, limit: int = 3, calibration: Calibration = CALIBRATION) -> list[Hit]:
+        """The best `limit` entries for a question, best first; none for a question with no words."""
+        ranked = self.similarities(text, limit)
+        hits = []
+        for i, (entry, similarity) in enumerate(ranked[:limit]):
+            other = max((s for j, (_, s) in enumerate(ranked) if j != i), default=0.0)
+            hits.append(Hit(entry, round(calibration.score(similarity, similarity - other), 4)))
+        return hits

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from asr.intents import (
-    BUILTIN_PHRASES, Evidence, IntentMatch, Menu, MenuOption, NoMatch, menu_from_pairs, syllable_similarity,
+    BUILTIN_PHRASES, Evidence, IntentMatch, Menu, MenuOption, NoMatch, fold_syllable, menu_from_pairs,
+    syllable_similarity,
 )
 
 HOTLINE = Menu((
@@ -228,3 +229,9 @@ def test_find_sounding_gives_the_windows_that_sound_like_a_phrase_best_first() -
     assert find_sounding("楼道里有煤气位，厨房也是煤气味", "煤气味", 0.85) == [SoundHit(12, 15, 1.0), SoundHit(4, 7, 0.9733)]
     assert find_sounding("他晕到了", "晕倒", 0.92) == [SoundHit(1, 3, 0.96)]
     assert find_sounding("新的社保卡在哪里领", "煤气味", 0.85) == []
+
+
+def test_fold_syllable_folds_the_usual_confusions_like_the_similarity() -> None:
+    assert [fold_syllable(s) for s in ("shi", "si", "liang", "niang", "feng", "hen", "zhong")] == [
+        "si", "si", "nian", "nian", "fen", "fen", "zon"]
+    assert syllable_similarity("凉", "娘") == 0.75  # the pair fold_syllable makes alike

@@ -29,6 +29,30 @@ def test_the_entry_asked_for_comes_first(kb: KnowledgeBase, question: str, expec
     assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
 
 
+@pytest.mark.parametrize(("said", "heard"), [
+    ("社保卡丢了怎么补办", "设保卡丢了怎么补办"),  # same sound, other tone
+    ("社保卡丢了怎么补办", "射保咖丢了怎么补办"),
+    ("供暖什么时候开始", "工暖什么时候开是"),
+    ("暖气不热", "暖器不热"),
+    ("取暖费怎么交", "去暖飞怎么交"),
+    ("退休金怎么申请", "退修今怎么申请"),
+    ("暖气片是凉的", "暖气片是娘的"),  # l/n, as the menus fold it
+])
+def test_a_misheard_question_keeps_most_of_its_similarity(kb: KnowledgeBase, said: str, heard: str) -> None:
+    entry, clean = kb.similarities(said)[0]
+    found, misheard = kb.similarities(heard)[0]
+    assert found == entry
+    assert misheard >= 0.75 * clean, (misheard, clean)
+
+
+def test_scores_are_calibrated_probabilities_and_only_the_best_can_be_sure(kb: KnowledgeBase) -> None:
+    hits = kb.search("我的社保卡丢了怎么补办")
+    assert hits[0].score > 0.9 and all(h.score < 0.1 for h in hits[1:])
+    similarities = kb.similarities("我的社保卡丢了怎么补办")
+    assert [e for e, _ in similarities] == [h.entry for h in hits]
+    assert similarities[0][1] < 1.0
+
+
 def test_limit_and_empty_questions(kb: KnowledgeBase) -> None:
     assert len(kb.search("社保卡丢了", limit=1)) == 1
     assert len(kb.search("社保卡丢了", limit=5)) <= 5
