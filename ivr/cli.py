@@ -14,6 +14,7 @@ from ivr.commands.console import app as console_app
 from ivr.commands.dispatch import app as dispatch_app
 from ivr.commands.dtmf import app as dtmf_app
 from ivr.commands.flows import app as flows_app
+from ivr.commands.kb import app as kb_app
 from ivr.commands.models import app as models_app
 from ivr.commands.prompts import app as prompts_app
 from ivr.commands.queue import app as queue_app
@@ -83,6 +84,7 @@ app.add_typer(transcribe_app, name="transcribe")
 app.add_typer(queue_app, name="queue")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(flows_app, name="flows")
+app.add_typer(kb_app, name="kb")
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(models_app, name="models")
 app.add_typer(dispatch_app, name="dispatch")
