@@ -1,0 +1,102 @@
+"""`ivr serve` as a real process: a supervisor edits a knowledge-base entry through the console over HTTP, the file
+on disk is written anew (the previous kept), and the running hotline answers from the new version."""
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kbfiles import fixture_copy
+
+from ivr.console.users import UserStore
+from ivr.tickets.store import TicketStore
+
+IVR = Path(sys.executable).parent / "ivr"
+PASSWORD = "correct horse 12345"
+
+
+def free_port(kind: int) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Browserless:
+    """An HTTP client with cookies, signed in to the console's API."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.csrf = ""
+
+    def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers={
+            "Content-Type": "application/json", "X-CSRF-Token": self.csrf})
+        try:
+            with self.opener.open(request, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def sign_in(self, user: str) -> None:
+        status, body = self.call("POST", "/api/session", {"username": user, "password": PASSWORD})
+        assert status == 200, body
+        self.csrf = body["csrf"]
+
+
+def test_a_supervisors_edit_reaches_the_running_hotline(tmp_path: Path, prompt_cache: Path) -> None:
+    kb_dir = fixture_copy(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    users = UserStore(TicketStore(f"sqlite:///{data / 'ivr.db'}").engine)
+    users.add("sup", PASSWORD, "supervisor")
+    users.add("op", PASSWORD, "operator")
+    sip, web = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_STREAM)
+    env = {**os.environ, "IVR_DATA_DIR": str(data), "IVR_PROMPTS_CACHE": str(prompt_cache), "IVR_KB_DIR": str(kb_dir),
+           "IVR_SIP_HOST": "127.0.0.1", "IVR_SIP_PORT": str(sip), "IVR_CONSOLE_PORT": str(web)}
+    proc = subprocess.Popen([str(IVR), "serve", "--drain", "0"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(300):  # until the console is up (the first start loads the dispatch classifier)
+            if proc.poll() is not None:
+                break
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert proc.poll() is None, proc.stdout.read()  # type: ignore[union-attr]
+        base = f"http://127.0.0.1:{web}"
+        operator, supervisor = Browserless(base), Browserless(base)
+        operator.sign_in("op")
+        supervisor.sign_in("sup")
+        status, hits = operator.call("GET", "/api/kb/search?q=%E6%9A%96%E6%B0%94%E8%B4%B9%E6%80%8E%E4%B9%88%E4%BA%A4")
+        assert status == 200 and hits[0]["id"] == "ht_fee" and hits[0]["speakable"] is False  # 暖气费怎么交
+
+        before = (kb_dir / "heating.yaml").read_bytes()
+        spoken = "供暖费按建筑面积收取，请在十一月十五日以前向供热单位缴纳。"
+        assert operator.call("PATCH", "/api/kb/entries/ht_fee", {"status": "checked"})[0] == 403
+        status, body = supervisor.call("PATCH", "/api/kb/entries/ht_fee", {"spoken": spoken, "status": "checked"})
+        assert status == 200 and body["speakable"] is True, body
+        [kept] = (kb_dir / ".history" / "heating").iterdir()
+        assert kept.read_bytes() == before and spoken in (kb_dir / "heating.yaml").read_text(encoding="utf-8")
+        status, hits = operator.call("GET", "/api/kb/search?q=%E6%9A%96%E6%B0%94%E8%B4%B9%E6%80%8E%E4%B9%88%E4%BA%A4")
+        assert hits[0]["spoken"] == spoken and hits[0]["checked_by"] == "sup"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out
