@@ -63,3 +63,9 @@ def test_a_question_the_knowledge_base_does_not_answer_scores_lower(kb: Knowledg
     answered = kb.search("社保卡丢了怎么办")[0].score
     unrelated = kb.search("楼下饭馆油烟太大了呛得受不了")
     assert not unrelated or unrelated[0].score < answered / 2
+
+
+def test_a_recogniser_transcript_with_spaces_and_full_width_marks_finds_the_same(kb: KnowledgeBase) -> None:
+    joined = kb.search("社保卡丢了怎么补办")
+    spaced = kb.search("社保 卡 丢 了 ， 怎么 补办 ？")
+    assert [(h.entry.id, h.score) for h in spaced] == [(h.entry.id, h.score) for h in joined]
