@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +273,8 @@ class _Checker:
 
     def day(self, where: _Where, spec: dict[str, Any], key: str) -> date | None:
         value = spec.get(key)
+        if isinstance(value, datetime):
+            return value.date()  # YAML reads "2026-12-06 10:00" as a timestamp
         if value is None or isinstance(value, date):
             return value
         try:

@@ -141,3 +141,11 @@ def test_check_reports_errors_too_and_a_missing_folder(tmp_path: Path) -> None:
     assert errors == [f"{kb}/heating.yaml: ht_fee: missing `status`"]
     missing = check_kb(tmp_path / "nope", date(2026, 12, 6))
     assert [(f.level, str(f)) for f in missing] == [("error", f"{tmp_path}/nope: knowledge base folder not found")]
+
+
+def test_a_date_with_a_time_is_read_as_its_day(tmp_path: Path) -> None:
+    kb = fixture_copy(tmp_path)
+    edit(kb / "heating.yaml", "expires: 2027-12-01", "expires: 2027-12-01 18:00:00")
+    season = load_kb(kb).get("ht_season")
+    assert season is not None and season.expires == date(2027, 12, 1)
+    assert season.speakable(date(2027, 12, 1)) and not season.speakable(date(2027, 12, 2))
