@@ -102,10 +102,11 @@ class KbDesk:
         after = self.registry.current().get(entry_id)
         if after is None or self.registry.last_error:
             raise KbError(f"saved, but the knowledge base did not reload: {self.registry.last_error}")
-        was = before is not None and before.speakable(today)
-        stale = after.speakable(today) and (not was or before is None or before.spoken != after.spoken)
+        stale = after.speakable(today) and (before is None or not before.speakable(today)
+                                            or before.spoken != after.spoken)
         if stale:
             self.renders[entry_id] = "rendering"
+        log.info("kb entry %s saved by %s (%s)", entry_id, user, ", ".join(sorted(fields)))
         return after, stale
 
     def render(self, entry_id: str) -> None:
