@@ -4,6 +4,10 @@
 those of the loaded version, and only when they changed reads the files and compares their digest. A changed
 knowledge base is loaded and checked; a bad edit is rejected with the error logged (and kept in `last_error`) and the
 last good version keeps answering. The search index of a new version is built before it replaces the old one.
+
+Reading and indexing take about half a second for a hundred entries, too long for the media loop: the call path asks
+`latest()`, which never waits (a change it sees is loaded on a background thread and answers from the next question
+on); `current()` waits for the reload (the console, after a supervisor's edit).
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ class KbRegistry:
         self._kb = _load(self.directory, read_texts(self.directory))  # the first version must be good: KbError
         self.last_error = ""
         self.reloads = 0
+        self.reloading: threading.Thread | None = None  # the background reload `latest()` started, if any
 
     def _stat(self) -> Stamp:
         stamp = []
@@ -48,6 +53,16 @@ class KbRegistry:
                 continue
             stamp.append((path.name, st.st_mtime_ns, st.st_size))
         return tuple(stamp)
+
+    def latest(self) -> KnowledgeBase:
+        """The knowledge base for a new question, without waiting: changed files are reloaded in the background."""
+        kb = self._kb
+        if self._stat() != self._stamp:
+            with self._lock:
+                if self.reloading is None or not self.reloading.is_alive():
+                    self.reloading = threading.Thread(target=self.current, name="kb-reload", daemon=True)
+                    self.reloading.start()
+        return kb
 
     def current(self) -> KnowledgeBase:
         """The knowledge base for a new question, reloaded first if its files changed."""

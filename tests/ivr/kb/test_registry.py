@@ -73,3 +73,33 @@ def test_the_first_version_must_be_good(tmp_path: Path) -> None:
     edit(kb / "heating.yaml", "    title: 供暖开始和结束时间\n", "")
     with pytest.raises(KbError, match=r"heating.yaml: ht_season: missing `title`$"):
         KbRegistry(kb)
+
+
+def test_latest_never_waits_and_the_reload_it_starts_serves_the_next_question(tmp_path: Path) -> None:
+    kb = fixture_copy(tmp_path)
+    registry = KbRegistry(kb)
+    first = registry.latest()
+    assert registry.reloading is None and registry.latest() is first  # nothing changed: no thread
+    edit(kb / "heating.yaml", "title: 供暖费的缴纳", "title: 供暖费怎么交")
+    bump(kb / "heating.yaml")
+    assert registry.latest() is first  # this question gets the version already loaded
+    thread = registry.reloading
+    assert thread is not None and thread.name == "kb-reload"
+    thread.join()
+    second = registry.latest()
+    fee = second.get("ht_fee")
+    assert second is not first and fee is not None and fee.title == "供暖费怎么交"
+    assert registry.reloads == 1 and registry.reloading is thread  # no second thread for the same change
+
+
+def test_latest_keeps_the_good_version_when_the_background_reload_is_refused(tmp_path: Path) -> None:
+    kb = fixture_copy(tmp_path)
+    registry = KbRegistry(kb)
+    good = registry.latest()
+    edit(kb / "heating.yaml", "    status: unverified\n", "    status: maybe\n")
+    bump(kb / "heating.yaml")
+    registry.latest()
+    assert registry.reloading is not None
+    registry.reloading.join()
+    assert registry.latest() is good and registry.reloads == 0
+    assert registry.last_error.startswith(f"{kb}/heating.yaml: ht_fee: status 'maybe' is not checked or unverified")
