@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from ivr.kb.loader import question_key
 from ivr.kb.model import KbError
 from ivr.kb.search import Hit, KnowledgeBase
 
@@ -70,6 +71,7 @@ class Report:
     outcomes: tuple[Outcome, ...]
     threshold: float
     today: date
+    copied: tuple[Question, ...] = ()  # questions that are word for word an entry's own question form or title
 
     @property
     def answerable(self) -> list[Outcome]:
@@ -123,12 +125,14 @@ def load_questions(path: Path, kb: KnowledgeBase) -> list[Question]:
 def evaluate(kb: KnowledgeBase, questions: Sequence[Question], threshold: float, today: date) -> Report:
     """Search every question (top three) and keep the hits and the time each search took."""
     kb.index()
+    own = {question_key(form) for e in kb for form in (e.title, *e.questions)}
+    copied = tuple(q for q in questions if question_key(q.text) in own)
     outcomes = []
     for question in questions:
         start = time.perf_counter()
         hits = kb.search(question.text, limit=3)
         outcomes.append(Outcome(question, tuple(hits), time.perf_counter() - start))
-    return Report(tuple(outcomes), threshold, today)
+    return Report(tuple(outcomes), threshold, today, copied)
 
 
 def _share(count: int, total: int) -> str:
@@ -149,6 +153,9 @@ def format_report(report: Report, sweep: bool = False, misses: bool = False) -> 
         f"right {_share(report.right_spoken(every_entry=True), answerable)}",
         f"search time per question: p50 {report.search_ms(0.5):.1f} ms, p95 {report.search_ms(0.95):.1f} ms",
     ]
+    if report.copied:
+        lines.insert(1, f"note: {len(report.copied)} questions are an entry's own question form or title word for "
+                        f"word (lines {', '.join(str(q.line) for q in report.copied)}): keep the set apart")
     if sweep:
         lines.append("threshold  wrong spoken  right spoken   (every entry checked)")
         for t in SWEEP:

@@ -66,7 +66,7 @@ class Calibration:
         return 1.0 / (1.0 + math.exp(-z))
 
 
-CALIBRATION = Calibration(bias=-3.94, weight=10.96, lead_weight=14.71)
+CALIBRATION = Calibration(bias=-3.78, weight=10.57, lead_weight=14.6)
 
 
 class _Index:

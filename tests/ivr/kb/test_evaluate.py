@@ -66,6 +66,16 @@ def test_the_report_prints_every_figure(kb: KnowledgeBase) -> None:
     ]
     assert lines[6].startswith("search time per question: p50 ") and lines[6].endswith(" ms")
     assert len(lines) == 7
+    assert report.copied == ()
+
+
+def test_questions_copied_from_the_entries_are_pointed_out(kb: KnowledgeBase, tmp_path: Path) -> None:
+    questions = load_questions(write(tmp_path, "取暖费怎么交？\tht_fee", "我们家取暖费怎么交\tht_fee",
+                                     "社保卡丢失挂失和补办\tss_card_lost"), kb)
+    report = evaluate(kb, questions, 0.8, TODAY)
+    assert [q.line for q in report.copied] == [2, 4]
+    assert format_report(report).splitlines()[1] == (
+        "note: 2 questions are an entry's own question form or title word for word (lines 2, 4): keep the set apart")
 
 
 @pytest.mark.parametrize(("text", "message"), [
