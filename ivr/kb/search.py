@@ -155,7 +155,12 @@ class KnowledgeBase:
         return [(self.entries[i], raw[i]) for i in ranked if raw[i] > 0]
 
     def search(self, text: str, limit: int = 3, calibration: Calibration = CALIBRATION) -> list[Hit]:
-        """The best `limit` entries for a question, best first; none for a question with no words."""
+        """The best `limit` entries for a question, best first; none for a question with no words.
+
+        Every entry is searched, those the line may not speak too (unverified, expired): check
+        `hit.entry.speakable(today)` before saying one. Searching only the speakable ones would let a neighbour of
+        the entry asked for come first with a confident score (`ivr kb evaluate` counts it the same way).
+        """
         ranked = self.similarities(text, limit)
         hits = []
         for i, (entry, similarity) in enumerate(ranked[:limit]):
