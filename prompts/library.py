@@ -12,6 +12,7 @@ from asr.audio import SAMPLE_RATE, read_wav
 from asr.errors import AudioFormatError
 from prompts.catalogue import STYLES, Catalogue, PromptError
 from prompts.compose import Cardinal, Counted, Digits, Part, cardinal_pieces, digit_groups, digit_pieces
+from prompts.files import FilePrompts
 from prompts.render import STYLE_LEVEL_DBFS, STYLE_RATE, pieces_recorded, recorded_path
 from prompts.shaping import fade_edges, level_pcm, trim_silence
 
@@ -56,10 +57,15 @@ def beep(ms: int = 300, hz: float = 1000.0, dbfs: float = -12.0) -> bytes:
 
 
 class PromptLibrary:
-    """Prompt id + style -> 8 kHz PCM, all loaded at start so a call never waits for disk or TTS."""
+    """Prompt id + style -> 8 kHz PCM, all loaded at start so a call never waits for disk or TTS.
 
-    def __init__(self, catalogue: Catalogue, cache_dir: Path, recorded_dir: Path | None = None) -> None:
+    `extra` holds the prompts rendered from data rather than the catalogue (the knowledge base's answers): read
+    from their files when played, never synthesised during a call."""
+
+    def __init__(self, catalogue: Catalogue, cache_dir: Path, recorded_dir: Path | None = None,
+                 extra: FilePrompts | None = None) -> None:
         self.catalogue = catalogue
+        self.extra = extra
         self._audio: dict[tuple[str, str], bytes] = {}
         self._trimmed: dict[tuple[str, str], bytes] = {}
         self._whole: dict[tuple[str, str], bytes] = {}  # counted sentences rendered whole (queue_position_15)
@@ -91,9 +97,16 @@ class PromptLibrary:
             )
 
     def get(self, prompt_id: str, style: str = "standard") -> bytes:
-        """The prompt's audio; a short tone if it was never rendered (the call goes on)."""
+        """The prompt's audio; a short tone if it was never rendered (the call goes on). A prompt of `extra`
+        that has no file raises PromptError: check `has` first."""
         if prompt_id not in self.catalogue:
-            raise PromptError(f"prompt {prompt_id!r} is not in {self.catalogue.path}")
+            if self.extra is None:
+                raise PromptError(f"prompt {prompt_id!r} is not in {self.catalogue.path}")
+            audio = self.extra.audio(prompt_id, style)
+            if audio is None:
+                raise PromptError(f"prompt {prompt_id!r} is not in {self.catalogue.path} nor rendered in "
+                                  f"{self.extra.cache_dir}")
+            return audio
         return self._audio.get((prompt_id, style)) or self._audio.get((prompt_id, "standard")) or beep(200, 600)
 
     def text(self, prompt_id: str, style: str = "standard") -> str:
@@ -104,9 +117,18 @@ class PromptLibrary:
         style's level (a recorded piece beside a rendered one is not louder) and faded in and out, so a join
         never clicks."""
         key = (prompt_id, style)
+        if prompt_id not in self.catalogue:  # rendered from data: its file may change, so it is not kept
+            return self._joinable(self.get(prompt_id, style), style)
         if key not in self._trimmed:
             self._trimmed[key] = self._joinable(self.get(prompt_id, style), style)
         return self._trimmed[key]
+
+    def has(self, prompt_id: str, style: str = "standard") -> bool:
+        """Whether the prompt can be played as rendered or recorded (a catalogue prompt always can, as a tone at
+        worst; a prompt rendered from data only once its file exists)."""
+        if prompt_id in self.catalogue:
+            return True
+        return self.extra is not None and self.extra.audio(prompt_id, style) is not None
 
     def whole(self, counted: Counted, style: str = "standard") -> bytes | None:
         """The counted sentence rendered whole for this count and style, ready for joining; None: not rendered."""

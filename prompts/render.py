@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -82,7 +84,9 @@ def render_catalogue(
                 pcm = voiced[said] = voice.render(*said)
                 spent += time.perf_counter() - started
                 audio += len(pcm) / 16000
-            write_wav(target, shape(pcm, STYLE_LEVEL_DBFS[style]))
+            partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+            write_wav(partial, shape(pcm, STYLE_LEVEL_DBFS[style]))
+            os.replace(partial, target)  # a call reading the prompt gets the old audio or the new, never half
             manifest[key] = render_key
             manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True))
             rendered += 1

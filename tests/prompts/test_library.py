@@ -139,3 +139,28 @@ def test_queue_announcement_is_not_choppy(prompt_cache: Path) -> None:
     for pid in ("queue_ahead", "num_10", "num_5", "queue_callers"):
         edge = np.abs(np.frombuffer(lib.piece(pid), dtype="<i2")[[0, -1]].astype(int))
         assert edge.max() == 0  # every piece fades in from and out to zero: joins cannot click
+
+
+def test_prompts_rendered_from_data_are_read_from_their_files_and_follow_changes(tmp_path: Path) -> None:
+    """A knowledge-base answer: played from its file (recorded first), joined like any prompt, read again once the
+    file was replaced; one never rendered is not played (`has` says so) rather than a tone."""
+    from asr.audio import write_wav
+    from prompts.files import FilePrompts
+
+    catalogue = load_catalogue(REPO / "prompts" / "catalogue.yaml")
+    cache, recorded = tmp_path / "kb", tmp_path / "recorded"
+    (cache / "standard").mkdir(parents=True)
+    recorded.mkdir()
+    first, second = beep(400, 500), beep(600, 700)
+    write_wav(cache / "standard" / "kb_x.wav", first)
+    lib = PromptLibrary(catalogue, tmp_path / "empty", extra=FilePrompts(cache, recorded))
+    assert lib.has("kb_x") and lib.get("kb_x") == first and lib.get("kb_x", "elderly") == first  # standard's
+    assert len(lib.compose(["kb_x", "welcome"])) > len(first) // 2
+    write_wav(cache / "standard" / ".kb_x.new", second)
+    (cache / "standard" / ".kb_x.new").replace(cache / "standard" / "kb_x.wav")  # as the renderer does
+    assert lib.get("kb_x") == second
+    write_wav(recorded / "kb_x.wav", first)  # a voice artist's recording wins
+    assert lib.get("kb_x") == first
+    assert not lib.has("kb_y")
+    with pytest.raises(PromptError, match=r"^prompt 'kb_y' is not in .*catalogue.yaml nor rendered in .*kb$"):
+        lib.get("kb_y")
