@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, Required, TypedDict
 
+from asr.results import Transcript
 from ivr.media.callio import RecordResult
 from ivr.media.recording import RecordingWriter
 
@@ -156,3 +157,8 @@ class TicketSink(Protocol):
 
     def confirmed_urgent(self, ticket: str, call: CallRecord, hazard: str) -> None:
         """The caller said the ticket's words meant an emergency (`hazard`: gas, fire ...) when asked."""
+
+    def consulted(self, call: CallRecord, question: str, transcript: Transcript | None, entry: str,
+                  title: str) -> str:
+        """A ticket the caller asked for after a knowledge-base answer: their question (as heard; "" when they chose
+        by key) and the entry given. Its number, or "" when it could not be stored."""

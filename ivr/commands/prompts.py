@@ -1,10 +1,14 @@
 """`ivr prompts`: render the prompt catalogue to telephone audio."""
 from __future__ import annotations
 
+from datetime import date
+
 import typer
 from rich.progress import Progress
 
 from ivr.commands import context
+from ivr.flow.kbvoice import kb_cache_dir, render_kb
+from ivr.kb import KbError, load_kb
 from prompts import PromptError, load_catalogue
 from prompts.catalogue import STYLES
 from prompts.render import render_catalogue
@@ -19,27 +23,42 @@ def build(
                                             "installed voice a public hotline may use, else espeak-ng"),
 ) -> None:
     """Render every prompt whose text or voice changed (standard, slow, loud, slow_loud and elderly style) to
-    8 kHz WAV."""
+    8 kHz WAV, and the knowledge base's: each entry speakable today, its answer, "您是想问…吗？" and title."""
     s = context.settings()
+    made: list[Voice] = []
     try:
         catalogue = load_catalogue(s.prompts_catalogue)
+        kb = load_kb(s.kb_dir) if any(s.kb_dir.glob("*.yaml")) else None
 
-        def make_voice() -> Voice:
-            made, notices = choose_voice(voice, s.data_dir / "voices")
-            for notice in notices:
-                typer.echo(f"prompts: {notice}", err=True)
-            return made
+        def make_voice() -> Voice:  # made once, when something needs the voice
+            if not made:
+                chosen, notices = choose_voice(voice, s.data_dir / "voices")
+                for notice in notices:
+                    typer.echo(f"prompts: {notice}", err=True)
+                made.append(chosen)
+            return made[0]
 
+        today = date.today()
         with Progress(transient=True) as progress:
             every = len(catalogue.prompts) + len(catalogue.sentences())
-            task = progress.add_task("rendering prompts", total=every * len(STYLES))
+            kb_prompts = 3 * len(kb.speakable(today)) if kb is not None else 0
+            task = progress.add_task("rendering prompts", total=(every + kb_prompts) * len(STYLES))
             stats = render_catalogue(catalogue, s.prompts_cache, s.prompts_recorded_dir,  # type: ignore[arg-type]
                                      engine_factory=make_voice, progress=lambda _key: progress.advance(task))
-    except PromptError as exc:
+            kb_stats = render_kb(kb, today, kb_cache_dir(s.prompts_cache), s.prompts_recorded_dir,  # type: ignore[arg-type]
+                                 make_voice, progress=lambda _key: progress.advance(task)) if kb is not None else None
+    except (PromptError, KbError) as exc:
         raise context.fail(str(exc)) from None
     said = f", {stats.audio_seconds:.1f} s of speech in {stats.render_seconds:.1f} s" if stats.rendered else ""
     typer.echo(f"prompts: {stats.rendered} rendered, {stats.unchanged} unchanged, {stats.recorded} recorded "
                f"-> {s.prompts_cache} (voice {stats.voice or 'none needed'}{said})")
+    if kb is None or kb_stats is None:
+        typer.echo(f"knowledge base: no files in {s.kb_dir}; nothing to render")
+        return
+    said = f", {kb_stats.audio_seconds:.1f} s of speech" if kb_stats.rendered else ""
+    typer.echo(f"knowledge base: {len(kb.speakable(today))} of {len(kb)} entries speakable; their prompts "
+               f"{kb_stats.rendered} rendered, {kb_stats.unchanged} unchanged, {kb_stats.recorded} recorded "
+               f"-> {kb_cache_dir(s.prompts_cache)} (voice {kb_stats.voice or 'none needed'}{said})")  # type: ignore[arg-type]
 
 
 @app.command("list")

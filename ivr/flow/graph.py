@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from ivr.flow.model import (
-    Answer, Branch, Collect, Confirm, Flow, Hangup, Lookup, Menu, Node, Queue, Record, Say, Set, Transfer,
+    Answer, Branch, Collect, Confirm, Flow, Hangup, Kb, Lookup, Menu, Node, Queue, Record, Say, Set, Transfer,
 )
 
 __all__ = ["edges", "to_mermaid", "to_dot", "FORMATS"]
@@ -24,6 +24,8 @@ def edges(flow: Flow) -> list[tuple[str, str, str]]:
             out += [(node.id, node.yes, "yes 1"), (node.id, node.no, "no 2")]
         elif isinstance(node, Answer):
             out += [(node.id, node.more, "more 1"), (node.id, node.done, "done 2"), (node.id, node.agent, "person")]
+        elif isinstance(node, Kb):
+            out += [(node.id, node.done, "answered"), (node.id, node.agent, "person")]
         elif isinstance(node, Lookup):
             out += [(node.id, node.found, "found"), (node.id, node.not_found, "not found")]
         elif isinstance(node, Branch):
@@ -62,7 +64,7 @@ def to_mermaid(flow: Flow) -> str:
             lines.append(f'  {_mid(node.id)}{{"{label}"}}')
         elif isinstance(node, (Transfer, Hangup)):
             lines.append(f'  {_mid(node.id)}(["{label}"])')
-        elif isinstance(node, (Record, Say, Answer)):
+        elif isinstance(node, (Record, Say, Answer, Kb)):
             lines.append(f'  {_mid(node.id)}["{label}"]')
         else:
             lines.append(f'  {_mid(node.id)}("{label}")')

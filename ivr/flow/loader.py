@@ -17,9 +17,10 @@ import yaml
 
 from asr.meaning import family_names
 from ivr.errors import IvrError
+from ivr.kb import DEFAULT_THRESHOLD
 from ivr.flow.model import (
-    NODE_KINDS, TERMINAL_KINDS, Answer, Branch, BusinessHours, Case, Collect, Confirm, Flow, Goto, Hangup, Lookup,
-    Menu, Node, Option, Queue, Record, Say, Set, Transfer,
+    KB_PROMPTS, NODE_KINDS, TERMINAL_KINDS, Answer, Branch, BusinessHours, Case, Collect, Confirm, Flow,
+    Goto, Hangup, Kb, Lookup, Menu, Node, Option, Queue, Record, Say, Set, Transfer,
 )
 
 __all__ = ["FlowError", "Problem", "check_flow", "load_flow", "parse_condition", "BUILTIN_VARIABLES"]
@@ -95,15 +96,18 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _META = {"__line__", "__keylines__", "__dupes__"}
 
 
-def load_flow(path: str | Path, prompts: Container[str] | None = None) -> Flow:
-    """Parse and check a flow; `prompts` (the catalogue's ids) enables the missing-prompt check."""
-    flow, problems = check_flow(path, prompts)
+def load_flow(path: str | Path, prompts: Container[str] | None = None,
+              kb_entries: Container[str] | None = None) -> Flow:
+    """Parse and check a flow; `prompts` (the catalogue's ids) enables the missing-prompt check, `kb_entries` (the
+    knowledge base's entry ids) the check of the entries kb nodes offer by key."""
+    flow, problems = check_flow(path, prompts, kb_entries)
     if problems or flow is None:
         raise FlowError(problems)
     return flow
 
 
-def check_flow(path: str | Path, prompts: Container[str] | None = None) -> tuple[Flow | None, list[Problem]]:
+def check_flow(path: str | Path, prompts: Container[str] | None = None,
+               kb_entries: Container[str] | None = None) -> tuple[Flow | None, list[Problem]]:
     """The flow (None if it could not be built) and every problem found in it."""
     path = Path(path)
     try:
@@ -125,7 +129,7 @@ def check_flow(path: str | Path, prompts: Container[str] | None = None) -> tuple
         return None, [Problem(path, mark.line + 1 if mark else 0, "", f"not valid YAML ({problem})")]
     if not isinstance(raw, dict) or not isinstance(raw.get("nodes"), dict) or len(set(raw["nodes"]) - _META) == 0:
         return None, [Problem(path, 1, "", "a flow needs a `nodes` mapping with at least one node")]
-    b = _Builder(path, prompts)
+    b = _Builder(path, prompts, kb_entries)
     raw_nodes = raw["nodes"]
     for nid, first, again in raw_nodes.get("__dupes__", []):
         b.problems.append(Problem(path, again, nid, f"defined twice (first at line {first})"))
@@ -174,6 +178,7 @@ _FIELDS: dict[str, set[str]] = {
     "branch": {"cases", "default"},
     "goto": {"next"},
     "hangup": {"prompt"},
+    "kb": {"prompt", "top", "threshold", "agent", "done", "ticket", "timeout_ms", "retries"},
 }
 PRIORITIES = ("normal", "elderly", "urgent")
 
@@ -183,9 +188,10 @@ class _Invalid(Exception):
 
 
 class _Builder:
-    def __init__(self, path: Path, prompts: Container[str] | None) -> None:
+    def __init__(self, path: Path, prompts: Container[str] | None, kb_entries: Container[str] | None) -> None:
         self.path = path
         self.prompts = prompts
+        self.kb_entries = kb_entries
         self.prompts_used: set[str] = set()
         self.problems: list[Problem] = []
 
@@ -255,6 +261,8 @@ class _Builder:
         if kind == "answer":
             return Answer(nid, line, g.prompt("prompt"), g.prompt("offer_prompt"), g.text("more"), g.text("agent"),
                           g.text("done"), g.ms("timeout_ms", 6000, TIMEOUT_RANGE_MS))
+        if kind == "kb":
+            return self.kb(nid, line, g)
         if kind == "lookup":
             return Lookup(nid, line, g.text("var"), g.text("found"), g.text("not_found"), g.prompt("prompt"))
         if kind == "record":
@@ -280,6 +288,27 @@ class _Builder:
         if kind == "goto":
             return Goto(nid, line, g.text("next"))
         return Hangup(nid, line, g.prompt("prompt", False))
+
+    def kb(self, nid: str, line: int, g: _Getter) -> Kb:
+        top = g.spec.get("top")
+        if not isinstance(top, list) or not 1 <= len(top) <= 9 or not all(isinstance(t, str) and t for t in top):
+            raise self.fail(g.line_of("top"), nid, "`top` must list 1 to 9 knowledge-base entry ids (keys 1..9)")
+        for i, entry in enumerate(top):
+            if entry in top[:i]:
+                raise self.fail(g.line_of("top"), nid, f"`top` names entry {entry!r} twice")
+            if self.kb_entries is not None and entry not in self.kb_entries:
+                raise self.fail(g.line_of("top"), nid, f"`top` names entry {entry!r}, which the knowledge base "
+                                                       "does not have")
+        threshold = g.spec.get("threshold", DEFAULT_THRESHOLD)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+            raise self.fail(g.line_of("threshold"), nid, f"`threshold` {threshold!r} must be a score in (0, 1]")
+        for pid in KB_PROMPTS:
+            if self.prompts is not None and pid not in self.prompts:
+                raise self.fail(line, nid, f"prompt {pid!r} (said by kb nodes) is not in the prompt catalogue")
+            self.prompts_used.add(pid)
+        return Kb(nid, line, g.text("agent"), g.text("done"), tuple(top), float(threshold),
+                  g.prompt("prompt", False) or "kb_ask", g.bool("ticket", True),
+                  g.ms("timeout_ms", 8000, TIMEOUT_RANGE_MS), g.num("retries", 1, (0, 3)))
 
     def cases(self, nid: str, line: int, raw: Any) -> tuple[Case, ...]:
         if not isinstance(raw, list) or not raw:
@@ -332,13 +361,13 @@ class _Getter:
     def __init__(self, b: _Builder, nid: str, line: int, spec: dict[str, Any]) -> None:
         self.b, self.nid, self.line, self.spec = b, nid, line, spec
 
-    def _line(self, name: str) -> int:
+    def line_of(self, name: str) -> int:
         return self.spec.get("__keylines__", {}).get(name, self.line)
 
     def text(self, name: str, default: str | None = None) -> str:
         value = self.spec.get(name, default)
         if not isinstance(value, str) or (default is None and not value):
-            raise self.b.fail(self._line(name), self.nid, f"`{name}` must be a non-empty string")
+            raise self.b.fail(self.line_of(name), self.nid, f"`{name}` must be a non-empty string")
         return value
 
     def prompt(self, name: str, required: bool = True) -> str:
@@ -346,7 +375,7 @@ class _Getter:
             return None  # type: ignore[return-value]
         pid = self.text(name)
         if self.b.prompts is not None and pid not in self.b.prompts:
-            raise self.b.fail(self._line(name), self.nid, f"prompt {pid!r} is not in the prompt catalogue")
+            raise self.b.fail(self.line_of(name), self.nid, f"prompt {pid!r} is not in the prompt catalogue")
         self.b.prompts_used.add(pid)
         return pid
 
@@ -355,16 +384,16 @@ class _Getter:
         value = self.text(name, "")
         known = family_names()
         if value and value not in known:
-            raise self.b.fail(self._line(name), self.nid,
+            raise self.b.fail(self.line_of(name), self.nid,
                               f"`{name}` {value!r} is not an intent family; known: {', '.join(known)}")
         return value
 
     def num(self, name: str, default: int, bounds: tuple[int, int], unit: str = "") -> int:
         value = self.spec.get(name, default)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise self.b.fail(self._line(name), self.nid, f"`{name}` must be an integer")
+            raise self.b.fail(self.line_of(name), self.nid, f"`{name}` must be an integer")
         if not bounds[0] <= value <= bounds[1]:
-            raise self.b.fail(self._line(name), self.nid,
+            raise self.b.fail(self.line_of(name), self.nid,
                               f"`{name}` {value}{unit} is out of range {bounds[0]}..{bounds[1]}{unit}")
         return value
 
@@ -374,7 +403,7 @@ class _Getter:
     def bool(self, name: str, default: bool) -> bool:
         value = self.spec.get(name, default)
         if not isinstance(value, bool):
-            raise self.b.fail(self._line(name), self.nid, f"`{name}` must be true or false")
+            raise self.b.fail(self.line_of(name), self.nid, f"`{name}` must be true or false")
         return value
 
 
@@ -400,6 +429,9 @@ def _check_graph(flow: Flow, raw: dict[str, Any], ids: set[str], problems: list[
         for target in node.targets():
             if target not in ids:
                 problems.append(Problem(path, node.line, node.id, f"leads to unknown node {target!r}"))
+        if isinstance(node, Kb) and isinstance(nodes.get(node.agent), Hangup):
+            problems.append(Problem(path, node.line, node.id, f"`agent` leads to hang-up {node.agent!r}; a caller "
+                                                              "the knowledge base cannot help needs a person"))
         if isinstance(node, (Menu, Collect, Confirm)):
             if not node.on_fail and not flow.agent_node:
                 problems.append(Problem(path, node.line, node.id, "needs `on_fail` (or the flow an `agent_node`) "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 __all__ = [
     "Option", "Node", "Say", "Menu", "Collect", "Confirm", "Answer", "Lookup", "Record", "Transfer", "Queue",
-    "Set", "Case", "Branch", "Goto", "Hangup", "BusinessHours", "Flow", "NODE_KINDS", "TERMINAL_KINDS",
+    "Set", "Case", "Branch", "Goto", "Hangup", "Kb", "KB_PROMPTS", "BusinessHours", "Flow", "NODE_KINDS", "TERMINAL_KINDS",
 ]
 
 
@@ -120,6 +120,30 @@ class Answer(Node):
         return [self.more, self.agent, self.done]
 
 
+KB_PROMPTS = ("kb_ask", "kb_ask_again", "kb_keys", *(f"kb_key_{k}" for k in range(1, 10)), "kb_key_agent",
+              "kb_confirm_keys", "kb_choices", "kb_after", "kb_after_ticket", "kb_to_person", "kb_ticket_saved")
+"""The catalogue prompts kb nodes say (besides each entry's own, rendered from the knowledge base)."""
+
+
+@dataclass(frozen=True)
+class Kb(Node):
+    """The knowledge base: the caller says a question (or picks one of `top`, the most asked entries, by key), a
+    confident match is confirmed ("您是想问…吗？") and answered, else the best few are offered by key, then a
+    person (`agent`); after an answer: again (*), another question (1), done (2), a ticket (3), a person (0)."""
+
+    agent: str
+    done: str
+    top: tuple[str, ...]  # entry ids offered by keys 1..n to callers who answer by keys
+    threshold: float  # a search score from which the best entry is put to the caller
+    prompt: str = "kb_ask"
+    ticket: bool = True  # offer a ticket with the question and the entry given
+    timeout_ms: int = 8000
+    retries: int = 1
+
+    def targets(self) -> list[str]:
+        return [self.agent, self.done]
+
+
 @dataclass(frozen=True)
 class Lookup(Node):
     """Look up a ticket by the number in `var` and read its status; `not_found` when there is none."""
@@ -203,7 +227,7 @@ class Hangup(Node):
 NODE_KINDS: dict[str, type[Node]] = {
     "say": Say, "menu": Menu, "collect": Collect, "confirm": Confirm, "answer": Answer, "lookup": Lookup,
     "record": Record, "transfer": Transfer, "queue": Queue, "set": Set, "branch": Branch, "goto": Goto,
-    "hangup": Hangup,
+    "hangup": Hangup, "kb": Kb,
 }
 TERMINAL_KINDS = (Transfer, Hangup)  # a path must be able to reach one of these (Queue is a Transfer)
 CONTROL_KINDS = (Set, Branch, Goto)  # play nothing, hear nothing: left out of a call's path

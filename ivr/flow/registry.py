@@ -34,11 +34,13 @@ def _learnt(flow: Flow) -> Flow:
 class FlowRegistry:
     """The current good version of one flow file."""
 
-    def __init__(self, path: str | Path, prompts: Container[str] | None = None) -> None:
+    def __init__(self, path: str | Path, prompts: Container[str] | None = None,
+                 kb_entries: Container[str] | None = None) -> None:
         self.path = Path(path)
         self.prompts = prompts
+        self.kb_entries = kb_entries  # the knowledge base's entry ids, which kb nodes may offer by key
         self._lock = threading.Lock()
-        self._flow = _learnt(load_flow(self.path, prompts))  # the first version must be good: raise FlowError
+        self._flow = _learnt(load_flow(self.path, prompts, kb_entries))  # the first version must be good: raise FlowError
         self._stamp = self._stat()
         self.last_error: str = ""
         self.reloads = 0
@@ -69,7 +71,7 @@ class FlowRegistry:
             if hashlib.sha256(text).hexdigest() == self._flow.digest:
                 return self._flow  # touched, not changed
             try:
-                flow = _learnt(load_flow(self.path, self.prompts))
+                flow = _learnt(load_flow(self.path, self.prompts, self.kb_entries))
             except FlowError as exc:
                 self.last_error = f"{exc}; keeping version {self._flow.digest[:12]}"
                 log.error("flow edit rejected: %s", self.last_error)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from functools import lru_cache, partial
 from typing import Any
 
@@ -22,11 +22,13 @@ from asr.text import numerals_to_digits
 from asr.vad import VadConfig
 from ivr.call import CallEnd, CallRecord, InputHeard, NotSavedHeard, RecordingHeard, TicketLookup, TicketSink
 from ivr.channel.base import CallerHungUp
+from ivr.flow.kbstep import ASKS, DONE_PHRASES, MORE_PHRASES, KbStats, KbStep
 from ivr.flow.loader import parse_condition
 from ivr.flow.model import (
-    CONTROL_KINDS, Answer, Branch, Collect, Confirm, Flow, Goto, Hangup, Lookup, Menu, Node, Option, Queue, Record,
-    Say, Set, Transfer,
+    CONTROL_KINDS, Answer, Branch, Collect, Confirm, Flow, Goto, Hangup, Kb, Lookup, Menu, Node, Option, Queue,
+    Record, Say, Set, Transfer,
 )
+from ivr.kb import KnowledgeBase
 from ivr.logs import mask_number
 from ivr.media.callio import CallIO, Heard, HeardKind, RecordEnd
 from prompts.compose import Digits, Part
@@ -41,7 +43,6 @@ MAX_REPEATS = 4  # `*` more often than this counts as a failed try
 ASK_AGAIN_SLOWER = 2  # a caller who asks this often to hear a menu again gets the elderly style
 ELDERLY_TIMEOUT_FACTOR = 1.5
 ASKED_STYLE = {"slower": "slow", "louder": "loud"}  # what a caller asked for -> the call's flag
-_ASKS = ("agent", "repeat", "slower", "louder")  # what a caller may ask at any question
 NOT_SAVED = "message_not_saved"  # the call's flag once a message could not be saved
 URGENT_CHECK_MS = 6000  # time to answer "您是说有煤气泄漏吗？"
 KEYS_ONLY = "keys_only"  # told once when live recognition cannot take the caller's answers
@@ -51,14 +52,13 @@ KEYS_ONLY = "keys_only"  # told once when live recognition cannot take the calle
 def intent_menu(options: tuple[Option, ...]) -> intents.Menu:
     """The `asr.intents` menu for a flow menu's options (built once per distinct menu)."""
     return intents.Menu(tuple(intents.MenuOption(o.name, o.key or None, o.phrases) for o in options),
-                        builtins=_ASKS)
+                        builtins=ASKS)
 
 
 _CONFIRM = intents.Menu.confirm()
-_ANSWER = intents.Menu((intents.MenuOption("more", "1", ("其他问题", "还有问题", "继续咨询", "别的问题")),
-                        intents.MenuOption("done", "2", ("没有了", "没有问题", "不用了", "结束", "再见", "清楚了",
-                                                         "知道了", "明白了"))), builtins=_ASKS)
-_GLOBAL = intents.Menu((), builtins=_ASKS)
+_ANSWER = intents.Menu((intents.MenuOption("more", "1", MORE_PHRASES), intents.MenuOption("done", "2", DONE_PHRASES)),
+                       builtins=ASKS)
+_GLOBAL = intents.Menu((), builtins=ASKS)
 
 
 def _local_now() -> datetime:
@@ -70,14 +70,18 @@ class FlowRunner:
 
     `clock` gives the local time for business hours (injected so tests choose the hour); `ticket_lookup`
     answers lookup nodes (see `ivr.tickets.lookup.store_lookup`); `on_node(node_id, flags)` hears each node the
-    caller reaches (the console's live page shows it).
+    caller reaches (the console's live page shows it); `kb` answers kb nodes (none: their callers go to a person),
+    counted in `kb_stats`.
     """
 
     def __init__(self, flow: Flow, io: CallIO, prompts: PromptLibrary, tickets: TicketSink,
                  elderly_numbers: frozenset[str] = frozenset(), *, clock: Callable[[], datetime] = _local_now,
                  ticket_lookup: TicketLookup | None = None,
-                 on_node: Callable[[str, frozenset[str]], None] | None = None) -> None:
+                 on_node: Callable[[str, frozenset[str]], None] | None = None,
+                 kb: KnowledgeBase | None = None, kb_stats: KbStats | None = None) -> None:
         self.flow = flow
+        self.kb = kb
+        self.kb_stats = kb_stats or KbStats()
         self.io = io
         self.prompts = prompts
         self.tickets = tickets
@@ -93,6 +97,10 @@ class FlowRunner:
     @property
     def style(self) -> str:
         return self.call.style
+
+    def today(self) -> date:
+        """The local date, for what the knowledge base may say today."""
+        return self.clock().date()
 
     def _again(self, intent: str) -> str:
         """A request to hear it slower or louder is a request to repeat, and keeps that style for the call."""
@@ -171,6 +179,8 @@ class FlowRunner:
             return await self._answer(node)
         if isinstance(node, Lookup):
             return await self._lookup(node)
+        if isinstance(node, Kb):
+            return await self._kb(node)
         if isinstance(node, Record):
             return await self._record(node)
         if isinstance(node, Transfer):
@@ -410,6 +420,14 @@ class FlowRunner:
             if failures > 1:  # they heard the answer; silence or confusion twice: a person helps
                 self.call.path[-1] = f"{node.id}=agent"
                 return node.agent
+
+    async def _kb(self, node: Kb) -> str:
+        if self.kb is None:
+            log.error("call %s: no knowledge base loaded for node %s; a person", self.call.call_id, node.id)
+            self.kb_stats.add("to_person")
+            self.call.path[-1] = f"{node.id}=agent"
+            return node.agent
+        return await KbStep(node, self.kb, self.kb_stats, self).run()
 
     async def _lookup(self, node: Lookup) -> str:
         number = self.call.vars.get(node.var, "")

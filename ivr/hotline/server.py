@@ -24,6 +24,7 @@ from ivr.config import ConfigError, Settings
 from ivr.console.app import create_app
 from ivr.dtmf.inband import InbandDigits
 from ivr.hotline.console_thread import ConsoleThread, console_socket
+from ivr.hotline.kb import KbCollector
 from ivr.hotline.queueing import HotlineQueue, QueueOptions
 from ivr.hotline.recognition import RecognitionCollector, status_path
 from ivr.hotline.service import HotlineService, no_model_message
@@ -127,6 +128,7 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     service.desk = hq.desk
     ClockCollector(lambda: started[0].clock if started else None, hq.metrics.registry)  # /metrics: media stalls
     SipCollector(lambda: started[0] if started else None, hq.metrics.registry)  # /metrics: refusals, log floods
+    KbCollector(service.kb_stats, hq.metrics.registry)  # /metrics: questions asked, answered, sent to a person
     queue_stop = asyncio.Event()
     queue_task = asyncio.create_task(hq.run(queue_stop))
     side_tasks: list[asyncio.Task[object]] = []

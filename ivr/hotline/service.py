@@ -17,8 +17,11 @@ from ivr.channel.base import Channel, TransferResult
 from ivr.channel.sip import SipChannel
 from ivr.config import Settings
 from ivr.dtmf.inband import InbandDigits
+from ivr.kb import KbRegistry
+from ivr.flow.kbstep import KbStats
 from ivr.flow.registry import FlowRegistry
 from ivr.flow.runner import FlowRunner
+from ivr.hotline.kb import kb_prompts, kb_registry
 from ivr.hotline.recognition import LiveRecognition
 from ivr.live import LiveState
 from ivr.media.callio import CallIO
@@ -71,13 +74,17 @@ class HotlineService:
     desk: QueueDesk | None = None  # queues SIP callers whom the flow hands to a person
     recognition: LiveRecognition | None = None  # with an engine: decoding threads, admission, reply times
     shelf: RecordingShelf | None = None  # finished recordings copied to the centre's shared folder
+    kb: KbRegistry | None = None  # the knowledge base kb nodes answer from (its files followed for new calls)
+    kb_stats: KbStats = field(default_factory=KbStats)
 
     @classmethod
     def from_settings(cls, settings: Settings, *, load_engine: bool = True) -> HotlineService:
         settings.make_dirs()
         catalogue = load_catalogue(settings.prompts_catalogue)
-        flows = FlowRegistry(settings.flow, catalogue.prompts)
-        prompts = PromptLibrary(catalogue, settings.prompts_cache, settings.prompts_recorded_dir)  # type: ignore[arg-type]
+        kb = kb_registry(settings)  # a bad knowledge base stops the start, as a bad flow does
+        flows = FlowRegistry(settings.flow, catalogue.prompts, kb.current().by_id if kb is not None else None)
+        prompts = PromptLibrary(catalogue, settings.prompts_cache, settings.prompts_recorded_dir,  # type: ignore[arg-type]
+                                extra=kb_prompts(settings))
         engine: Engine | None = None
         if load_engine:
             model_dir = resolve_model_dir(settings)
@@ -89,7 +96,7 @@ class HotlineService:
         recognition = LiveRecognition.from_settings(settings) if engine is not None else None
         shelf = (RecordingShelf(settings.recordings_dir, settings.recordings_shared_dir)  # type: ignore[arg-type]
                  if settings.recordings_shared_dir is not None else None)
-        return cls(settings, flows, prompts, engine, store, recognition=recognition, shelf=shelf)
+        return cls(settings, flows, prompts, engine, store, recognition=recognition, shelf=shelf, kb=kb)
 
     def use_engine(self, engine: Engine) -> None:
         """Recognise callers with `engine` (e.g. Whisper in a simulated call) through live recognition's threads."""
@@ -118,7 +125,8 @@ class HotlineService:
             self.live.call_updated(info.call_id, state=node_id, elderly="elderly" in flags, urgent="urgent" in flags)
 
         runner = FlowRunner(flow, io, self.prompts, sink, frozenset(self.settings.elderly_numbers),
-                            ticket_lookup=store_lookup(self.store), on_node=on_node)
+                            ticket_lookup=store_lookup(self.store), on_node=on_node,
+                            kb=self.kb.current() if self.kb is not None else None, kb_stats=self.kb_stats)
         if self.desk is not None and isinstance(channel, SipChannel):
             desk = self.desk
 

@@ -15,7 +15,8 @@ from ivr.storage import as_utc
 
 __all__ = ["AuditEntry", "audit_table", "record", "entries", "ACTIONS"]
 
-ACTIONS = ("edit", "word", "dispatch", "reopen", "close", "confirmed")  # confirmed: the caller answered yes
+ACTIONS = ("edit", "word", "dispatch", "reopen", "close", "confirmed", "kb_answer")
+"""confirmed: the caller answered yes; kb_answer: the knowledge-base entry a caller was given (the ticket's note)."""
 
 
 def define(metadata: MetaData) -> Table:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from asr.results import Transcript
 from ivr.call import CallRecord, OpenRecording, SavedRecording
 from ivr.logs import mask_number
 from ivr.media.callio import RecordResult
@@ -24,12 +25,13 @@ from ivr.storage import database_location, problem
 from ivr.tickets.shelf import RecordingShelf
 from ivr.tickets.store import TicketStore
 
-__all__ = ["StoreSink", "recording_name", "UNTICKETED"]
+__all__ = ["StoreSink", "recording_name", "UNTICKETED", "CONSULT"]
 
 log = logging.getLogger(__name__)
 
 UNTICKETED = "unticketed"  # the folder of messages recorded while no ticket could be stored
 CALLER = "caller"  # who a change the caller made by answering is audited as
+CONSULT = "consult"  # the kind of a ticket a caller asked for after a knowledge-base answer
 
 
 def recording_name(number: str) -> str:
@@ -128,3 +130,21 @@ class StoreSink:
             self.store.update(ticket, CALLER, {"urgency": "emergency"}, action="confirmed")
         except (SQLAlchemyError, OSError) as exc:
             log.error("ticket %s: the caller's confirmed %s not stored (%s)", ticket, hazard, self._db_problem(exc))
+
+    def consulted(self, call: CallRecord, question: str, transcript: Transcript | None, entry: str,
+                  title: str) -> str:
+        """A ticket of kind "consult" with the caller's question as its transcript (none: chosen by key) and the
+        knowledge-base entry given in its note; no recording."""
+        heard = transcript or Transcript(question, engine="keys")
+        try:
+            number = self.store.create(caller=call.caller, call_id=call.call_id, kind=CONSULT, menu_path=call.path,
+                                       flags=set(call.flags) | {"kb"}, recording="", node=self.node).number
+            self.store.complete_recording(number, audio_ms=0, sha256="", transcript=heard, menu_path=call.path)
+            self.store.update(number, CALLER, {"note": f"知识库解答：{title}（{entry}）"}, action="kb_answer")
+        except (SQLAlchemyError, OSError) as exc:
+            log.error("call %s: the ticket of a knowledge-base answer was not stored (%s)", call.call_id,
+                      self._db_problem(exc))
+            return ""
+        log.info("call %s from %s: ticket %s for knowledge-base entry %s", call.call_id, mask_number(call.caller),
+                 number, entry)
+        return number

@@ -36,8 +36,9 @@ callback_booked:
 def run_build(tmp_path: Path, *args: str, block: str = "") -> subprocess.CompletedProcess[str]:
     """`ivr prompts build` in a real process; `block` makes those packages unimportable there (not installed)."""
     (tmp_path / "catalogue.yaml").write_text(CATALOGUE, encoding="utf-8")
+    (tmp_path / "kb").mkdir(exist_ok=True)  # no knowledge base: the catalogue's prompts only
     env = {**os.environ, "IVR_DATA_DIR": str(tmp_path / "data"), "IVR_PROMPTS_CATALOGUE": str(tmp_path / "catalogue.yaml"),
-           "IVR_PROMPTS_RECORDED_DIR": str(tmp_path / "recorded")}
+           "IVR_PROMPTS_RECORDED_DIR": str(tmp_path / "recorded"), "IVR_KB_DIR": str(tmp_path / "kb")}
     code = "import sys\n"
     if block:  # a None entry in sys.modules is how Python says a module cannot be imported
         code += "".join(f"sys.modules[{name!r}] = None\n" for name in block.split(","))

@@ -11,19 +11,25 @@ from pathlib import Path
 
 from asr.audio import FRAME_BYTES, frames, read_wav
 from asr.engine import Engine
+from asr.load import Admission
 from asr.results import Partial, Transcript, Word
 from ivr.call import CallRecord, TicketLookup
 from ivr.channel.base import CallInfo
 from ivr.channel.file import FileChannel, parse_script
+from ivr.kb import KnowledgeBase
+from ivr.flow.kbstep import KbStats
+from ivr.flow.kbvoice import render_kb
 from ivr.flow.model import Flow
 from ivr.flow.runner import FlowRunner
 from ivr.media.callio import CallIO
 from ivr.tickets.sink import StoreSink
 from ivr.tickets.store import TicketStore
 from prompts.library import PromptLibrary
+from prompts.voice_espeak import EspeakVoice
 
 REPO = Path(__file__).resolve().parents[3]
 ZH = REPO / "audio_fixtures" / "zh"
+FIXTURE_KB = REPO / "tests" / "ivr" / "kb" / "fixture_kb"
 
 
 def fixture(name: str) -> Path:
@@ -100,16 +106,25 @@ def at(hour: int) -> Callable[[], datetime]:
     return lambda: datetime(2026, 11, 25, hour, 30)  # a Wednesday
 
 
+def rendered_kb(kb: KnowledgeBase, ids: list[str] | None, cache: Path) -> Path:
+    """The prompts of `kb`'s entries (those named in `ids`, or all) speakable on the day of `at`, rendered with the
+    real espeak-ng into `cache`."""
+    entries = tuple(e for e in kb.entries if ids is None or e.id in ids)
+    render_kb(KnowledgeBase(entries, kb.directory, kb.digest), at(10)().date(), cache, None, EspeakVoice)
+    return cache
+
+
 def run_call(flow: Flow, library: PromptLibrary, script: str, tmp: Path, *, engine: Engine | None = None,
              caller: str = "13800138000", elderly_numbers: frozenset[str] = frozenset(),
              clock: Callable[[], datetime] = at(10), lookup: TicketLookup | None = None,
-             store: TicketStore | None = None, idle_hangup_ms: int = 60_000) -> Call:
+             store: TicketStore | None = None, idle_hangup_ms: int = 60_000, kb: KnowledgeBase | None = None,
+             kb_stats: KbStats | None = None, admission: Admission | None = None) -> Call:
     channel = FileChannel(parse_script(script), CallInfo(call_id="t-1", caller=caller),
                           idle_hangup_ms=idle_hangup_ms)
     store = store or TicketStore(f"sqlite:///{tmp}/ivr.db")
     sink = StoreSink(store, tmp / "recordings")
-    runner = FlowRunner(flow, CallIO(channel, engine), library, sink, elderly_numbers, clock=clock,
-                        ticket_lookup=lookup)
+    runner = FlowRunner(flow, CallIO(channel, engine, admission=admission), library, sink, elderly_numbers,
+                        clock=clock, ticket_lookup=lookup, kb=kb, kb_stats=kb_stats)
     record = asyncio.run(runner.run())
     return Call(record, channel, store, runner)
 

@@ -7,7 +7,8 @@ import pytest
 
 from ivr.flow import FlowError, load_flow
 from ivr.flow.loader import check_flow
-from ivr.flow.model import Answer, Branch, Collect, Confirm, Goto, Lookup, Queue, Set
+from ivr.flow.model import KB_PROMPTS, Answer, Branch, Collect, Confirm, Goto, Kb, Lookup, Queue, Set
+from ivr.kb import DEFAULT_THRESHOLD
 
 REPO = Path(__file__).resolve().parents[3]
 PROMPTS = {"hello", "menu", "bye", "ask", "offer", "intro"}
@@ -42,11 +43,11 @@ MENU = """\
 """
 
 
-def test_every_shipped_flow_loads_and_passes_the_check(catalogue) -> None:
+def test_every_shipped_flow_loads_and_passes_the_check(catalogue, shipped_kb) -> None:
     files = sorted((REPO / "flows").glob("*.yaml"))
     assert files
     for path in files:
-        flow, found = check_flow(path, catalogue.prompts)
+        flow, found = check_flow(path, catalogue.prompts, shipped_kb.by_id)
         assert found == [], [str(p) for p in found]
         assert flow is not None and flow.nodes
 
@@ -147,7 +148,7 @@ def test_unknown_node_type_and_field(tmp_path: Path) -> None:
     path = write(tmp_path, MENU + "  x: {type: dance, next: bye}\n  y: {type: say, prompt: hello, nxt: bye}\n")
     assert problems(path)[:2] == [
         f"{path}:13: node 'x': unknown type 'dance'; use one of say, menu, collect, confirm, answer, lookup, record, "
-        "transfer, queue, set, branch, goto, hangup",
+        "transfer, queue, set, branch, goto, hangup, kb",
         f"{path}:14: node 'y': unknown field 'nxt' for a say node",
     ]
 
@@ -205,3 +206,50 @@ def test_no_input_retries_default_to_retries_and_may_not_exceed_them(tmp_path: P
     path = write(tmp_path, MENU.replace("    on_fail: person\n", "    on_fail: person\n    retries: 1\n"
                                                                  "    no_input_retries: 2\n"))
     assert problems(path) == [f"{path}:12: node 'menu': `no_input_retries` 2 is out of range 0..1"]
+
+
+KB = """\
+  menu:
+    type: kb
+    top: [a, b]
+    agent: person
+    done: bye
+"""
+
+
+def kb_problems(path: Path) -> list[str]:
+    return [str(p) for p in check_flow(path, PROMPTS | set(KB_PROMPTS), {"a", "b", "c"})[1]]
+
+
+def test_kb_node_builds_with_its_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, KB)
+    assert kb_problems(path) == []
+    node = load_flow(path, PROMPTS | set(KB_PROMPTS), {"a", "b"}).nodes["menu"]
+    assert isinstance(node, Kb) and node.top == ("a", "b") and node.threshold == DEFAULT_THRESHOLD
+    assert (node.prompt, node.ticket, node.timeout_ms, node.retries) == ("kb_ask", True, 8000, 1)
+
+
+@pytest.mark.parametrize("change, line, reason", [
+    ("top: [a, b]", 9, "`top` must list 1 to 9 knowledge-base entry ids (keys 1..9)"),
+    ("top: [a, zz]", 9, "`top` names entry 'zz', which the knowledge base does not have"),
+    ("top: [a, a]", 9, "`top` names entry 'a' twice"),
+    ("top: [a, b]\n    threshold: 1.5", 10, "`threshold` 1.5 must be a score in (0, 1]"),
+    ("top: [a, b]\n    threshold: yes", 10, "`threshold` True must be a score in (0, 1]"),
+    ("top: [a, b]\n    retries: 7", 10, "`retries` 7 is out of range 0..3"),
+    ("top: [a, b]\n    prompt: nosuch", 10, "prompt 'nosuch' is not in the prompt catalogue"),
+])
+def test_kb_node_problems_name_file_line_node_and_reason(tmp_path: Path, change: str, line: int, reason: str
+                                                         ) -> None:
+    body = KB.replace("top: [a, b]", change)
+    if line == 9 and "must list" in reason:
+        body = KB.replace("top: [a, b]", "top: [a, b, c, a1, a2, a3, a4, a5, a6, a7]")
+    assert kb_problems(write(tmp_path, body)) == [f"{tmp_path / 'f.yaml'}:{line}: node 'menu': {reason}"]
+
+
+def test_kb_node_needs_its_prompts_and_a_person_not_a_hang_up(tmp_path: Path) -> None:
+    path = write(tmp_path, KB)
+    assert problems(path)[0] == (f"{path}:7: node 'menu': prompt 'kb_ask' (said by kb nodes) is not in the prompt "
+                                 "catalogue")
+    path = write(tmp_path, KB.replace("agent: person", "agent: bye"))
+    assert kb_problems(path) == [f"{path}:7: node 'menu': `agent` leads to hang-up 'bye'; a caller the knowledge "
+                                 "base cannot help needs a person"]

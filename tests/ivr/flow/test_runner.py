@@ -42,18 +42,20 @@ def test_spoken_choice_m01_complaint(hotline, library, fake_engine, tmp_path: Pa
     assert call.record.heard[0]["kind"] == "speech" and call.record.heard[0]["text"] == "投诉"
 
 
-def test_spoken_m02_consult_then_keys_to_an_answer(hotline, library, fake_engine, tmp_path: Path) -> None:
-    call = run_call(hotline, library, f"say:{fixture('m02')}; wait:1500; keys:3; keys:2", tmp_path, engine=fake_engine)
-    assert call.record.path == ["welcome", "main_menu=consult", "consult_menu=housing_fund",
-                                "answer_housing_fund=done", "goodbye"]
-    assert count(call.played, library.get("answer_housing_fund")) == 1
+def test_spoken_m02_consult_then_keys_to_an_answer(hotline, library, shipped_kb, fake_engine, tmp_path: Path
+                                                   ) -> None:
+    call = run_call(hotline, library, f"say:{fixture('m02')}; wait:1500; keys:3; keys:2", tmp_path, engine=fake_engine,
+                    kb=shipped_kb)
+    assert call.record.path == ["welcome", "main_menu=consult", "consult=hf_purchase_withdraw", "goodbye"]
+    assert count(call.played, library.piece("kb_hf_purchase_withdraw")) == 1
 
 
-def test_answer_offers_repeat_more_and_a_person(hotline, library, tmp_path: Path) -> None:
-    call = run_call(hotline, library, "keys:2; keys:2; keys:*; keys:1; keys:4; keys:0", tmp_path)
-    assert call.record.path == ["welcome", "main_menu=consult", "consult_menu=heating", "answer_heating=more",
-                                "consult_menu=residence_permit", "answer_residence_permit=agent", "general_agent"]
-    assert count(call.played, library.get("answer_heating")) == 2  # * played it again
+def test_answer_offers_repeat_more_and_a_person(hotline, library, shipped_kb, tmp_path: Path) -> None:
+    """The consult keys of old (1 社保卡, 2 供暖, 3 公积金, 4 居住证) reach the knowledge base's most asked entries."""
+    call = run_call(hotline, library, "keys:2; keys:2; keys:*; keys:1; keys:4; keys:0", tmp_path, kb=shipped_kb)
+    assert call.record.path == ["welcome", "main_menu=consult", "consult=ht_season", "consult=rp_apply",
+                                "consult=agent", "general_agent"]
+    assert count(call.played, library.piece("kb_ht_season")) == 2  # * played it again
     assert call.record.outcome == "transferred:general" and call.record.priority == "normal"
 
 
