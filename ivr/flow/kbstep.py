@@ -42,6 +42,7 @@ TICKET_PHRASES = ("登记", "工单", "记录一下", "留个记录", "记下来
 MAX_QUESTIONS = 5  # questions in one visit; then the caller is offered a person
 MAX_REPEATS = 4
 CHOICES = 3  # entries offered by key after a question that found no sure answer
+OFFER_FLOOR = 0.05  # ... each at least this likely to be the one asked (search scores are calibrated chances)
 _GLOBAL = intents.Menu((), builtins=ASKS)
 
 
@@ -225,9 +226,9 @@ class KbStep:
             if answer == "no":
                 self.stats.add("declined")
                 others = hits[1:]
-        offered = [h.entry for h in others if self.speakable(h.entry)][:CHOICES]
+        offered = [h.entry for h in others if h.score >= OFFER_FLOOR and self.speakable(h.entry)][:CHOICES]
         if not offered:
-            if not hits:
+            if others is hits:  # nothing close to what was said: ask again, then the most asked by key
                 return False
             await r._play_parts(["kb_to_person"], interruptible=False)
             return None

@@ -126,7 +126,7 @@ class HotlineService:
 
         runner = FlowRunner(flow, io, self.prompts, sink, frozenset(self.settings.elderly_numbers),
                             ticket_lookup=store_lookup(self.store), on_node=on_node,
-                            kb=self.kb.current() if self.kb is not None else None, kb_stats=self.kb_stats)
+                            kb=self.kb.latest() if self.kb is not None else None, kb_stats=self.kb_stats)
         if self.desk is not None and isinstance(channel, SipChannel):
             desk = self.desk
 

@@ -6,13 +6,13 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from flow_harness import FIXTURE_KB, REPO, Call, ScriptedEngine, at, count, fixture, rendered_kb, run_call
+from flow_harness import FIXTURE_KB, REPO, Call, ScriptedEngine, count, fixture, rendered_kb, run_call
 
 from asr.load import Admission, DecodeStats
 from ivr.flow import Flow, load_flow
-from ivr.flow.kbstep import KbStats
+from ivr.flow.kbstep import OFFER_FLOOR, KbStats
 from ivr.flow.model import Kb
-from ivr.kb import KnowledgeBase, load_kb
+from ivr.kb import DEFAULT_THRESHOLD, KnowledgeBase, load_kb
 from prompts import PromptLibrary
 from prompts.files import FilePrompts
 
@@ -24,14 +24,14 @@ nodes:
   ask:
     type: kb
     top: [ss_card_lost, ht_season, ht_fee]
-    threshold: 0.5
     agent: agent
     done: bye
   agent: {type: transfer, target: general, prompt: transfer_agent}
   bye: {type: hangup, prompt: goodbye}
 """
-SURE = "我的社保卡丢了怎么办"  # ss_card_lost, well above the threshold
+SURE = "我的社保卡丢了怎么办"  # ss_card_lost, above the threshold (ivr.kb.DEFAULT_THRESHOLD)
 VAGUE = "我想问一下那个卡的事情"  # below it: social-security entries, none sure
+CLOSE = "社保的事"  # below it too: two social-security entries close
 UNVERIFIED = "取暖费怎么交"  # ht_fee, sure, but an unverified sample
 SAY = f"say:{fixture('m01')}; wait:1500"  # speech, ended by a pause; the scripted recogniser says what it heard
 
@@ -73,7 +73,7 @@ def answers_spoken(c: Call, lib: PromptLibrary, kb: KnowledgeBase) -> list[str]:
 
 
 def test_a_sure_question_is_confirmed_by_key_and_answered(flow, lib, kb, tmp_path: Path) -> None:
-    assert kb.search(SURE)[0].entry.id == "ss_card_lost" and kb.search(SURE)[0].score >= 0.5
+    assert kb.search(SURE)[0].entry.id == "ss_card_lost" and kb.search(SURE)[0].score >= DEFAULT_THRESHOLD
     c, stats = call(flow, lib, kb, f"{SAY}; keys:1; keys:2", tmp_path, [SURE])
     assert c.record.path == ["ask=ss_card_lost", "bye"]
     assert count(c.played, lib.piece("kbq_ss_card_lost")) == 1  # 您是想问社保卡丢失挂失和补办吗？
@@ -90,23 +90,35 @@ def test_confirmed_by_voice_then_heard_again_then_another_question(flow, lib, kb
     assert stats.snapshot() == dict(asked=2, answered=2, confirmed=2, declined=0, to_person=0, tickets=0)
 
 
-def test_no_offers_the_others_by_key(flow, lib, kb, tmp_path: Path) -> None:
-    c, stats = call(flow, lib, kb, f"{SAY}; {SAY}; keys:1; keys:2", tmp_path, [SURE, "不是"])
-    others = [h.entry.id for h in kb.search(SURE, 4)[1:] if h.entry.speakable(at(10)().date())]
-    assert c.record.path == [f"ask={others[0]}", "bye"]
-    assert count(c.played, lib.piece("kb_choices")) == 1 and count(c.played, lib.piece(f"kbt_{others[0]}")) == 1
-    assert answers_spoken(c, lib, kb) == [others[0]]
-    assert stats.snapshot() == dict(asked=1, answered=1, confirmed=0, declined=1, to_person=0, tickets=0)
+def test_no_to_a_sure_entry_with_nothing_else_close_is_a_person(flow, lib, kb, tmp_path: Path) -> None:
+    assert all(h.score < OFFER_FLOOR for h in kb.search(SURE, 4)[1:])
+    c, stats = call(flow, lib, kb, f"{SAY}; {SAY}", tmp_path, [SURE, "不是"])
+    assert c.record.path == ["ask=agent", "agent"] and answers_spoken(c, lib, kb) == []
+    assert count(c.played, lib.get("kb_to_person")) == 1
+    assert stats.snapshot() == dict(asked=1, answered=0, confirmed=0, declined=1, to_person=1, tickets=0)
+
+
+def test_below_the_threshold_the_close_entries_are_offered_by_key(flow, lib, kb, tmp_path: Path) -> None:
+    hits = kb.search(CLOSE, 4)
+    assert hits[0].score < DEFAULT_THRESHOLD and [h.entry.id for h in hits if h.score >= OFFER_FLOOR] == [
+        "ss_card_lost", "ss_contribution_query"]
+    c, stats = call(flow, lib, kb, f"{SAY}; keys:2; keys:2", tmp_path, [CLOSE])
+    assert c.record.path == ["ask=ss_contribution_query", "bye"]
+    assert count(c.played, lib.piece("kb_choices")) == 1
+    assert [count(c.played, lib.piece(f"kbt_{e}")) for e in ("ss_card_lost", "ss_contribution_query")] == [1, 1]
+    assert count(c.played, lib.piece("kb_key_3")) == 0 and count(c.played, lib.piece("kbq_ss_card_lost")) == 0
+    assert answers_spoken(c, lib, kb) == ["ss_contribution_query"]
+    assert stats.snapshot() == dict(asked=1, answered=1, confirmed=0, declined=0, to_person=0, tickets=0)
 
 
 def test_below_the_threshold_no_answer_is_spoken_before_the_caller_chooses(flow, lib, kb, tmp_path: Path) -> None:
     hits = kb.search(VAGUE, 4)
-    assert hits and hits[0].score < 0.5
+    assert hits and hits[0].score < DEFAULT_THRESHOLD
     c, stats = call(flow, lib, kb, f"{SAY}; keys:0", tmp_path, [VAGUE])
     assert c.record.path == ["ask=agent", "agent"] and c.record.outcome == "transferred:general"
     assert answers_spoken(c, lib, kb) == []
     assert all(count(c.played, lib.piece(f"kbq_{h.entry.id}")) == 0 for h in hits if lib.has(f"kbq_{h.entry.id}"))
-    offered = [h.entry.id for h in hits if h.entry.status == "checked"][:3]
+    offered = [h.entry.id for h in hits if h.entry.status == "checked" and h.score >= OFFER_FLOOR][:3]
     assert [count(c.played, lib.piece(f"kbt_{e}")) for e in offered] == [1] * len(offered)
     assert count(c.played, lib.piece("kbt_ht_fee")) == 0 if lib.has("kbt_ht_fee") else True
     assert stats.snapshot()["to_person"] == 1 and stats.snapshot()["answered"] == 0
@@ -114,7 +126,7 @@ def test_below_the_threshold_no_answer_is_spoken_before_the_caller_chooses(flow,
 
 def test_an_unverified_entry_is_never_spoken_the_caller_is_offered_a_person(flow, lib, kb, tmp_path: Path) -> None:
     best = kb.search(UNVERIFIED)[0]
-    assert best.entry.id == "ht_fee" and best.entry.status == "unverified" and best.score >= 0.5
+    assert best.entry.id == "ht_fee" and best.entry.status == "unverified" and best.score >= DEFAULT_THRESHOLD
     assert not lib.has("kb_ht_fee") and not lib.has("kbq_ht_fee")  # never rendered either
     c, stats = call(flow, lib, kb, SAY, tmp_path, [UNVERIFIED])
     assert c.record.path == ["ask=agent", "agent"] and c.record.outcome == "transferred:general"
@@ -182,7 +194,7 @@ def test_without_a_knowledge_base_the_caller_reaches_a_person(flow, lib, tmp_pat
 def test_the_node_is_a_kb_node_with_its_defaults(flow) -> None:
     node = flow.nodes["ask"]
     assert isinstance(node, Kb) and node.top == ("ss_card_lost", "ht_season", "ht_fee") and node.ticket
-    assert (node.threshold, node.prompt, node.agent, node.done) == (0.5, "kb_ask", "agent", "bye")
+    assert (node.threshold, node.prompt, node.agent, node.done) == (DEFAULT_THRESHOLD, "kb_ask", "agent", "bye")
 
 
 def test_the_shipped_flow_answers_a_spoken_question(hotline, library, shipped_kb, tmp_path: Path) -> None:
