@@ -81,6 +81,7 @@ class Settings:
     prompts_catalogue: Path = REPO_ROOT / "prompts" / "catalogue.yaml"
     prompts_recorded_dir: Path = REPO_ROOT / "prompts" / "recorded"
     prompts_cache: Path | None = None  # default: data_dir/prompts
+    prompts_voice: str = "auto"  # the voice of `ivr prompts build` and of an edited knowledge-base answer rendered again
     elderly_numbers: tuple[str, ...] = ()
     sip_host: str = "0.0.0.0"
     sip_port: int = 5060

@@ -19,8 +19,9 @@ app = typer.Typer(help="Render and list the voice prompts.", no_args_is_help=Tru
 
 @app.command()
 def build(
-    voice: str = typer.Option("auto", help=f"{' | '.join(voice_names())} (or kokoro/SPEAKER); auto: the best "
-                                            "installed voice a public hotline may use, else espeak-ng"),
+    voice: str = typer.Option("", help=f"{' | '.join(voice_names())} (or kokoro/SPEAKER); auto: the best "
+                                        "installed voice a public hotline may use, else espeak-ng (default: the "
+                                        "prompts_voice setting, auto)"),
 ) -> None:
     """Render every prompt whose text or voice changed (standard, slow, loud, slow_loud and elderly style) to
     8 kHz WAV, and the knowledge base's: each entry speakable today, its answer, "您是想问…吗？" and title."""
@@ -32,7 +33,7 @@ def build(
 
         def make_voice() -> Voice:  # made once, when something needs the voice
             if not made:
-                chosen, notices = choose_voice(voice, s.data_dir / "voices")
+                chosen, notices = choose_voice(voice or s.prompts_voice, s.data_dir / "voices")
                 for notice in notices:
                     typer.echo(f"prompts: {notice}", err=True)
                 made.append(chosen)

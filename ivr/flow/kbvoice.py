@@ -7,8 +7,9 @@ through `prompts.files.FilePrompts`; recorded WAVs (`<recorded>/<style>/kb_<id>.
 win over text-to-speech as for catalogue prompts. Only what changed is rendered again, and every file is replaced
 atomically, so a caller hears the previous audio until the new one is ready.
 
-`ivr prompts build` calls `render_kb`. After a supervisor's edit the console calls `rerender_entry_later(entry,
-cache_dir, recorded_dir, voice)`: it renders that one entry on a background thread and returns the thread.
+`ivr prompts build` calls `render_kb`. After a supervisor's edit the console renders that one entry again with
+`rerender_entry(entry, cache_dir, recorded_dir, voice)` in a background task (`ivr.hotline.kb.entry_rerenderer` makes
+it for the settings and `serve_hotline` gives it to the console); `rerender_entry_later` runs it on a thread.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from prompts.catalogue import Catalogue, PromptText
 from prompts.render import RenderStats, render_catalogue
 from prompts.voices import Voice
 
-__all__ = ["kb_cache_dir", "entry_prompts", "render_kb", "rerender_entry_later"]
+__all__ = ["kb_cache_dir", "entry_prompts", "render_kb", "rerender_entry", "rerender_entry_later"]
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +60,29 @@ def render_kb(kb: KnowledgeBase, today: date, cache_dir: Path, recorded_dir: Pat
     return _render(speakable, kb.directory, cache_dir, recorded_dir, voice, progress)
 
 
+def rerender_entry(entry: Entry, cache_dir: Path, recorded_dir: Path | None, voice: Callable[[], Voice],
+                   today: date | None = None) -> RenderStats | None:
+    """Render one entry's prompts again now (after an edit), only those whose text changed; calls keep the previous
+    audio until each new file replaces it. An entry not speakable (today) is left as it is (None): calls never speak
+    it. A failing voice raises, and the previous audio stays."""
+    if not entry.speakable(today or date.today()):
+        log.info("kb entry %s is not speakable; its prompts are not rendered", entry.id)
+        return None
+    stats = _render([entry], Path(entry.file), cache_dir, recorded_dir, voice)
+    log.info("kb entry %s: %d prompt(s) rendered again, %d unchanged", entry.id, stats.rendered, stats.unchanged)
+    return stats
+
+
 def rerender_entry_later(entry: Entry, cache_dir: Path, recorded_dir: Path | None, voice: Callable[[], Voice],
                          today: date | None = None) -> threading.Thread:
-    """Render one entry's prompts again on a background thread (after an edit); calls keep the previous audio until
-    each new file replaces it. An entry not speakable (today) is left as it is: calls never speak it."""
+    """`rerender_entry` on a background thread, which it returns; a failure is logged."""
 
     def work() -> None:
-        if not entry.speakable(today or date.today()):
-            log.info("kb entry %s is not speakable; its prompts are not rendered", entry.id)
-            return
         try:
-            stats = _render([entry], Path(entry.file), cache_dir, recorded_dir, voice)
-        except Exception:  # a broken voice must not take the console down: the old audio stays
+            rerender_entry(entry, cache_dir, recorded_dir, voice, today)
+        except Exception:  # a broken voice must not take the caller down: the old audio stays
             log.exception("kb entry %s: its prompts were not rendered again; calls keep the previous audio",
                           entry.id)
-            return
-        log.info("kb entry %s: %d prompt(s) rendered again, %d unchanged", entry.id, stats.rendered,
-                 stats.unchanged)
 
     thread = threading.Thread(target=work, name=f"kb-render-{entry.id}", daemon=True)
     thread.start()

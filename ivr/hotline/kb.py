@@ -11,9 +11,10 @@ from prometheus_client.core import CounterMetricFamily, Metric
 
 from ivr.config import Settings
 from ivr.flow.kbstep import KbStats
-from ivr.flow.kbvoice import kb_cache_dir, rerender_entry_later
+from ivr.flow.kbvoice import kb_cache_dir, rerender_entry
 from ivr.kb import Entry, KbRegistry
 from prompts.files import FilePrompts
+from prompts.render import RenderStats
 from prompts.voices import Voice, choose_voice
 
 __all__ = ["KbCollector", "kb_prompts", "entry_rerenderer", "kb_registry"]
@@ -59,15 +60,20 @@ def kb_prompts(settings: Settings) -> FilePrompts:
     return FilePrompts(kb_cache_dir(settings.prompts_cache), settings.prompts_recorded_dir)  # type: ignore[arg-type]
 
 
-def entry_rerenderer(settings: Settings, voice: str = "auto") -> Callable[[Entry], threading.Thread]:
-    """What the console calls after a supervisor saved an entry: its prompts rendered again in the background
-    with the voice `ivr prompts build` would choose (see `ivr.flow.kbvoice.rerender_entry_later`)."""
+def entry_rerenderer(settings: Settings) -> Callable[[Entry], RenderStats | None]:
+    """What the console calls (in a background task) after a supervisor saved an entry: its prompts rendered again
+    (`ivr.flow.kbvoice.rerender_entry`) with the voice of `ivr prompts build` (`prompts_voice`), made once."""
+    made: list[Voice] = []
+    lock = threading.Lock()
 
     def make_voice() -> Voice:
-        return choose_voice(voice, settings.data_dir / "voices")[0]
+        with lock:
+            if not made:
+                made.append(choose_voice(settings.prompts_voice, settings.data_dir / "voices")[0])
+            return made[0]
 
-    def rerender(entry: Entry) -> threading.Thread:
-        return rerender_entry_later(entry, kb_cache_dir(settings.prompts_cache),  # type: ignore[arg-type]
-                                    settings.prompts_recorded_dir, make_voice)
+    def rerender(entry: Entry) -> RenderStats | None:
+        return rerender_entry(entry, kb_cache_dir(settings.prompts_cache),  # type: ignore[arg-type]
+                              settings.prompts_recorded_dir, make_voice)
 
     return rerender

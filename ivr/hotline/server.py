@@ -24,7 +24,7 @@ from ivr.config import ConfigError, Settings
 from ivr.console.app import create_app
 from ivr.dtmf.inband import InbandDigits
 from ivr.hotline.console_thread import ConsoleThread, console_socket
-from ivr.hotline.kb import KbCollector
+from ivr.hotline.kb import KbCollector, entry_rerenderer
 from ivr.hotline.queueing import HotlineQueue, QueueOptions
 from ivr.hotline.recognition import RecognitionCollector, status_path
 from ivr.hotline.service import HotlineService, no_model_message
@@ -143,7 +143,8 @@ async def serve_hotline(settings: Settings, config: SipServerConfig, *, console:
     web: ConsoleThread | None = None
     if web_socket is not None:
         web = ConsoleThread(create_app(settings, store=service.store, live=service.live, metrics=hq.metrics.registry,
-                                       agents=hq.agents), web_socket)
+                                       agents=hq.agents, kb=service.kb, rerender=entry_rerenderer(settings)),
+                            web_socket)
         logger.info("operator console on http://%s:%d/", settings.console_host, settings.console_port)
 
     async def handler(channel: SipChannel) -> None:
