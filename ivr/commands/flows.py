@@ -9,6 +9,7 @@ from ivr.commands import context
 from ivr.flow.evaluate import EvalError, evaluate_menus, format_scores, load_phrasings
 from ivr.flow.graph import FORMATS, to_dot, to_mermaid
 from ivr.flow.loader import FlowError, check_flow, load_flow
+from ivr.kb import KbError, load_kb
 from prompts import PromptError, load_catalogue
 
 app = typer.Typer(help="Check, draw and evaluate the call flows.", no_args_is_help=True)
@@ -21,19 +22,31 @@ def _prompt_ids() -> set[str]:
         raise context.fail(str(exc)) from None
 
 
+def _kb_entries() -> set[str] | None:
+    """The knowledge base's entry ids, which kb nodes may offer by key (None: no knowledge base, not checked)."""
+    kb_dir = context.settings().kb_dir
+    if not any(kb_dir.glob("*.yaml")):
+        return None
+    try:
+        return {e.id for e in load_kb(kb_dir).entries}
+    except KbError as exc:
+        raise context.fail(str(exc)) from None
+
+
 @app.command()
 def check(files: list[Path] = typer.Argument(None, help="Flow files (default: every *.yaml in the flows folder).",
                                               show_default=False)) -> None:
     """Report every problem in the flows: unknown targets, unreachable nodes, dead ends, duplicate keys,
-    missing prompts, out-of-range time-outs. Exit status 1 when there is any."""
+    missing prompts, out-of-range time-outs, knowledge-base entries kb nodes offer that the knowledge base lacks.
+    Exit status 1 when there is any."""
     s = context.settings()
     files = files or sorted(s.flows_dir.glob("*.yaml"))
     if not files:
         raise context.fail(f"no flow files in {s.flows_dir}")
-    prompts = _prompt_ids()
+    prompts, entries = _prompt_ids(), _kb_entries()
     bad = 0
     for path in files:
-        flow, problems = check_flow(path, prompts)
+        flow, problems = check_flow(path, prompts, entries)
         for p in problems:
             typer.echo(str(p))
         if problems:

@@ -116,3 +116,22 @@ nodes:
     assert code == 1
     assert out.splitlines() == [f"{flow}:6: node 'm': `understand` 'weather' is not an intent family; known: main, "
                                 "consult, elderly"]
+
+
+def test_check_names_an_entry_the_knowledge_base_lacks(tmp_path: Path) -> None:
+    flow = tmp_path / "f.yaml"
+    flow.write_text("""\
+start: k
+agent_node: p
+nodes:
+  k:
+    type: kb
+    top: [ss_card_lost, no_such_entry]
+    agent: p
+    done: p
+  p: {type: transfer, target: general, prompt: transfer_agent}
+""")
+    code, out = run("check", str(flow))
+    assert code == 1
+    assert out.splitlines() == [f"{flow}:6: node 'k': `top` names entry 'no_such_entry', which the knowledge base "
+                                "does not have"]
