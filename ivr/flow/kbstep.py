@@ -10,6 +10,7 @@ answer: again (*), another question (1), done (2), a ticket with the question an
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import Counter
@@ -157,6 +158,15 @@ class KbStep:
         has = self.r.prompts.has
         return entry.speakable(self.r.today()) and all(has(p(entry.id), self.r.style) for p in ENTRY_PROMPTS)
 
+    async def _speakable(self, entries: Sequence[Entry]) -> list[Entry]:
+        """Those of `entries` that may be spoken, their prompts' files read off the media loop."""
+        return await asyncio.to_thread(lambda: [e for e in entries if self.speakable(e)])
+
+    async def _say(self, parts: list[Part], interruptible: bool = True) -> str | None:
+        """Play prompts joined off the media loop (an answer is up to 30 s of audio to trim and level)."""
+        audio = await asyncio.to_thread(self.r.prompts.compose, parts, self.r.style)
+        return await self.r.io.play(audio, interruptible=interruptible)
+
     # -- finding the entry
 
     async def _find(self, question: _Question) -> Entry | None:
@@ -166,7 +176,7 @@ class KbStep:
         while True:
             with r.io.speech_step(priority=bool({"elderly", "urgent"} & r.call.flags)) as by_voice:
                 if not by_voice:  # answers by keys: the most asked entries
-                    return await self._keyed(self._top(), "kb_keys", count_asked=True)
+                    return await self._keyed(await self._top(), "kb_keys", count_asked=True)
                 await r._play_parts([prompt])
                 heard = await r.io.listen(r._vad(node.timeout_ms))
             logged = r._log_heard(node.id, heard)
@@ -177,11 +187,11 @@ class KbStep:
                 if key == r.flow.repeat_key and repeats < MAX_REPEATS:
                     repeats += 1
                     continue
-                top = dict(self._top())
+                top = dict(await self._top())
                 if key in top:  # the keys of the most asked entries work without hearing the list
                     self.stats.add("asked")
                     return top[key]
-                return await self._keyed(self._top(), "kb_keys", count_asked=True)
+                return await self._keyed(await self._top(), "kb_keys", count_asked=True)
             text = heard.transcript.text.strip() if heard.transcript is not None else ""
             if heard.kind == HeardKind.SPEECH and text:
                 found = await self._search(heard, logged, question)
@@ -189,7 +199,7 @@ class KbStep:
                     return found
             tries += 1
             if tries > node.retries:  # silence or nothing found again: the most asked entries by key
-                return await self._keyed(self._top(), "kb_keys", count_asked=True)
+                return await self._keyed(await self._top(), "kb_keys", count_asked=True)
             prompt = "kb_ask_again"
 
     async def _search(self, heard: Heard, logged: InputHeard, question: _Question) -> Entry | Literal[False] | None:
@@ -212,7 +222,7 @@ class KbStep:
                  f"{best.entry.id} ({best.score:.2f})" if best else "none")
         others = hits
         if best is not None and best.score >= node.threshold:
-            if not self.speakable(best.entry):  # unverified, expired or not rendered: never spoken
+            if not await self._speakable([best.entry]):  # unverified, expired or not rendered: never spoken
                 log.info("call %s: kb entry %s is not speakable; a person", r.call.call_id, best.entry.id)
                 await r._play_parts(["kb_to_person"], interruptible=False)
                 return None
@@ -226,7 +236,7 @@ class KbStep:
             if answer == "no":
                 self.stats.add("declined")
                 others = hits[1:]
-        offered = [h.entry for h in others if h.score >= OFFER_FLOOR and self.speakable(h.entry)][:CHOICES]
+        offered = (await self._speakable([h.entry for h in others if h.score >= OFFER_FLOOR]))[:CHOICES]
         if not offered:
             if others is hits:  # nothing close to what was said: ask again, then the most asked by key
                 return False
@@ -234,14 +244,11 @@ class KbStep:
             return None
         return await self._keyed([(str(i + 1), e) for i, e in enumerate(offered)], "kb_choices")
 
-    def _top(self) -> list[tuple[str, Entry]]:
+    async def _top(self) -> list[tuple[str, Entry]]:
         """The node's most asked entries that may be spoken today, with their keys (their place in `top`)."""
-        out = []
-        for i, eid in enumerate(self.node.top):
-            entry = self.kb.get(eid)
-            if entry is not None and self.speakable(entry):
-                out.append((str(i + 1), entry))
-        return out
+        keyed = [(str(i + 1), e) for i, e in enumerate(map(self.kb.get, self.node.top)) if e is not None]
+        speakable = await self._speakable([e for _, e in keyed])
+        return [(key, e) for key, e in keyed if e in speakable]
 
     async def _keyed(self, entries: Sequence[tuple[str, Entry]], intro: str, count_asked: bool = False
                      ) -> Entry | None:
@@ -257,7 +264,7 @@ class KbStep:
         parts.append("kb_key_agent")
         failures = repeats = 0
         while True:
-            heard = await r._ask(partial(r._play_parts, parts), node.timeout_ms)
+            heard = await r._ask(partial(self._say, parts), node.timeout_ms)
             choice = r._again(r._intent(menu, heard, r._log_heard(node.id, heard)))
             if choice == "repeat" and repeats < MAX_REPEATS:
                 repeats += 1
@@ -278,7 +285,7 @@ class KbStep:
     async def _answer(self, entry: Entry, question: _Question) -> str:
         """Speak the entry's answer and offer what next: "more", "done" or "agent"."""
         r, node = self.r, self.node
-        if not self.speakable(entry):
+        if not await self._speakable([entry]):
             await r._play_parts(["kb_to_person"], interruptible=False)
             return "agent"
         self.stats.add("answered")
@@ -291,7 +298,7 @@ class KbStep:
         replay, failures, repeats = True, 0, 0
         while True:
             parts: list[Part] = [answer_prompt(entry.id), offer] if replay else [offer]
-            heard = await r._ask(partial(r._play_parts, parts), node.timeout_ms)
+            heard = await r._ask(partial(self._say, parts), node.timeout_ms)
             choice = r._again(r._intent(menu, heard, r._log_heard(node.id, heard)))
             if choice == "repeat" and repeats < MAX_REPEATS:
                 repeats, replay = repeats + 1, True
