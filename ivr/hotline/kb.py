@@ -17,7 +17,7 @@ from prompts.files import FilePrompts
 from prompts.render import RenderStats
 from prompts.voices import Voice, choose_voice
 
-__all__ = ["KbCollector", "kb_prompts", "entry_rerenderer", "kb_registry"]
+__all__ = ["KbCollector", "EntryIds", "kb_prompts", "entry_rerenderer", "kb_registry"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,17 @@ class KbCollector:
         snap = self.stats.snapshot()
         for event, doc in _EVENTS.items():
             yield CounterMetricFamily(f"ivr_kb_{event}", doc, value=snap[event])
+
+
+class EntryIds:
+    """The entry ids of the knowledge base as it is now, which a flow edited later is checked against (its kb
+    nodes' `top`)."""
+
+    def __init__(self, registry: KbRegistry) -> None:
+        self.registry = registry
+
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self.registry.current().by_id
 
 
 def kb_registry(settings: Settings) -> KbRegistry | None:

@@ -21,7 +21,7 @@ from ivr.kb import KbRegistry
 from ivr.flow.kbstep import KbStats
 from ivr.flow.registry import FlowRegistry
 from ivr.flow.runner import FlowRunner
-from ivr.hotline.kb import kb_prompts, kb_registry
+from ivr.hotline.kb import EntryIds, kb_prompts, kb_registry
 from ivr.hotline.recognition import LiveRecognition
 from ivr.live import LiveState
 from ivr.media.callio import CallIO
@@ -82,7 +82,7 @@ class HotlineService:
         settings.make_dirs()
         catalogue = load_catalogue(settings.prompts_catalogue)
         kb = kb_registry(settings)  # a bad knowledge base stops the start, as a bad flow does
-        flows = FlowRegistry(settings.flow, catalogue.prompts, kb.current().by_id if kb is not None else None)
+        flows = FlowRegistry(settings.flow, catalogue.prompts, EntryIds(kb) if kb is not None else None)
         prompts = PromptLibrary(catalogue, settings.prompts_cache, settings.prompts_recorded_dir,  # type: ignore[arg-type]
                                 extra=kb_prompts(settings))
         engine: Engine | None = None

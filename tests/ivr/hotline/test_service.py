@@ -26,3 +26,38 @@ def test_simulate_and_call_do_not_warm(settings: Settings, ko_model_dir: Path) -
     engine = service.engine
     assert isinstance(engine, VoskEngine)
     assert service.warm() is None and engine.pooled() == 0  # asr_warm = 0: nothing
+
+
+NEW_ENTRY = """
+  - id: ht_test_new
+    title: 测试用的新条目
+    questions: [测试用的新条目怎么办, 测试用的新条目在哪里办, 我想问问测试用的新条目]
+    synonyms: [测试条目]
+    spoken: 这是测试用的回答。
+    text: 测试用的说明。
+    source: {title: 测试用的来源}
+    status: unverified
+"""
+
+
+def test_a_flow_edited_later_is_checked_against_the_knowledge_base_as_it_is_then(settings: Settings,
+                                                                                 tmp_path: Path) -> None:
+    """The shipped flow's consult node offers entries by key: an edit naming an entry the knowledge base lacks is
+    refused (the last good flow serves), and accepted once the entry is added to the knowledge base."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[3]
+    kb_dir, flow = tmp_path / "kb", tmp_path / "hotline.yaml"
+    shutil.copytree(repo / "kb", kb_dir, ignore=shutil.ignore_patterns(".history", "eval"))
+    shutil.copy(repo / "flows" / "hotline.yaml", flow)
+    service = HotlineService.from_settings(dataclasses.replace(settings, kb_dir=kb_dir, flow=flow), load_engine=False)
+    first = service.flows.current()
+    flow.write_text(flow.read_text(encoding="utf-8").replace("top: [ss_card_lost,", "top: [ht_test_new,"),
+                    encoding="utf-8")
+    assert service.flows.current() is first
+    assert "`top` names entry 'ht_test_new', which the knowledge base does not have" in service.flows.last_error
+    with open(kb_dir / "heating.yaml", "a", encoding="utf-8") as f:
+        f.write(NEW_ENTRY)
+    flow.write_text(flow.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # saved again
+    edited = service.flows.current()
+    assert edited is not first and edited.nodes["consult"].top[0] == "ht_test_new"  # type: ignore[attr-defined]
