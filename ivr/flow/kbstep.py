@@ -15,7 +15,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from datetime import date
 from typing import Literal, Protocol
@@ -114,9 +114,10 @@ class Dialogue(Protocol):
 
 @dataclass
 class _Question:
+    """What the caller asked, as heard ("" and None when they chose by key)."""
+
     text: str = ""
     transcript: Transcript | None = None
-    entries: list[str] = field(default_factory=list)  # the entries given for it
 
 
 class KbStep:
@@ -174,11 +175,13 @@ class KbStep:
         node, r = self.node, self.r
         prompt, tries, repeats = node.prompt, 0, 0
         while True:
+            heard: Heard | None = None
             with r.io.speech_step(priority=bool({"elderly", "urgent"} & r.call.flags)) as by_voice:
-                if not by_voice:  # answers by keys: the most asked entries
-                    return await self._keyed(await self._top(), "kb_keys", count_asked=True)
-                await r._play_parts([prompt])
-                heard = await r.io.listen(r._vad(node.timeout_ms))
+                if by_voice:
+                    await r._play_parts([prompt])
+                    heard = await r.io.listen(r._vad(node.timeout_ms))
+            if heard is None:  # live recognition cannot take the caller's answers: the most asked entries by key
+                return await self._keyed(await self._top(), "kb_keys", count_asked=True)
             logged = r._log_heard(node.id, heard)
             if heard.kind == HeardKind.DTMF:
                 key = heard.digits[:1]
@@ -289,7 +292,6 @@ class KbStep:
             await r._play_parts(["kb_to_person"], interruptible=False)
             return "agent"
         self.stats.add("answered")
-        question.entries.append(entry.id)
         r.call.vars["kb_entry"] = entry.id
         self._path(entry.id)
         log.info("call %s: kb answer %s at %s", r.call.call_id, entry.id, node.id)
