@@ -131,7 +131,7 @@ def _values(name: str, entry_id: str, fields: Mapping[str, Any]) -> dict[str, An
         if key in ("spoken", "text"):
             if not isinstance(value, str) or not value.strip():
                 raise bad(f"`{key}` must be text")
-            values[key] = value.strip()
+            values[key] = "\n".join(line.rstrip() for line in value.strip().splitlines())  # a browser's CRLF too
         elif key == "questions":
             if not isinstance(value, Sequence) or isinstance(value, str) or not all(isinstance(q, str) for q in value):
                 raise bad("`questions` must be a list of texts")

@@ -58,6 +58,14 @@ def test_saving_as_checked_stamps_the_date_and_the_supervisor(tmp_path: Path) ->
     assert "expires" not in (kb / "heating.yaml").read_text(encoding="utf-8").split("id: ht_not_warm")[0]
 
 
+def test_text_from_a_browser_form_is_written_as_a_block_of_lines(tmp_path: Path) -> None:
+    kb = fixture_copy(tmp_path)
+    save_entry(kb, "ht_fee", {"text": "按建筑面积计费。  \r\n营业厅、手机缴费。\r\n"}, "sup1", now=NOW)
+    assert "    text: |-\n      按建筑面积计费。\n      营业厅、手机缴费。\n    source:" in (kb / "heating.yaml").read_text(
+        encoding="utf-8")
+    assert load_kb(kb).get("ht_fee").text == "按建筑面积计费。\n营业厅、手机缴费。"  # type: ignore[union-attr]
+
+
 def test_an_edit_that_changes_nothing_writes_nothing(tmp_path: Path) -> None:
     kb = fixture_copy(tmp_path)
     entry = load_kb(kb).get("ht_season")
