@@ -2,6 +2,7 @@
 version is kept and the edit audited; a refused edit (bad field, bad knowledge base, a full disk) writes nothing."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import errno
 import json
@@ -119,3 +120,26 @@ def test_a_full_disk_leaves_the_file_and_its_history_as_they_were(tmp_path: Path
     assert (kb / "heating.yaml").read_bytes() == (FIXTURE / "heating.yaml").read_bytes()
     assert list((kb / ".history").rglob("*.yaml")) == [] and not (kb / ".history" / "audit.jsonl").exists()
     assert sorted(p.name for p in kb.iterdir()) == [".history", "filler", "heating.yaml", "social_insurance.yaml"]
+
+
+def test_an_entry_of_each_shipped_file_can_be_edited_in_place(tmp_path: Path) -> None:
+    """Whatever YAML style a shipped file uses, an edit changes the edited entry's fields only (the last entry of
+    each file, so its end is found too)."""
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    for f in (Path(__file__).resolve().parents[3] / "kb").glob("*.yaml"):
+        shutil.copy(f, kb / f.name)
+    shipped = load_kb(kb)
+    last = {e.file: e for e in shipped}
+    for e in last.values():
+        save_entry(kb, e.id, {"text": e.text + "\n补充一行。", "questions": [*e.questions, f"测试问法{e.id}"],
+                              "expires": "2030-01-01"}, "sup1", now=NOW)
+    edited = load_kb(kb)
+    assert [e.id for e in edited] == [e.id for e in shipped] and len(last) >= 13
+    for old, new in zip(shipped, edited):
+        if last[old.file] is not old:
+            assert new == old, old.id
+            continue
+        stamp = dict(checked_on=NOW.date(), checked_by="sup1") if old.status == "checked" else {}
+        assert new == dataclasses.replace(old, text=old.text + "\n补充一行。", questions=(*old.questions, f"测试问法{old.id}"),
+                                          expires=date(2030, 1, 1), **stamp), old.id  # type: ignore[arg-type]
