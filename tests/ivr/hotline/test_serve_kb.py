@@ -1,4 +1,4 @@
-"""`ivr serve` as a real process: a supervisor edits a knowledge-base entry through the console over HTTP, the file
+"""`ivr serve` (and `ivr console` alone) as a real process: a supervisor edits a knowledge-base entry through the console over HTTP, the file
 on disk is written anew (the previous kept), the running hotline answers from the new version and renders its
 spoken answer in the background."""
 from __future__ import annotations
@@ -19,6 +19,7 @@ from urllib.parse import quote
 from pathlib import Path
 from typing import Any
 
+import pytest
 from ivr.console.users import UserStore
 from ivr.flow.kbvoice import kb_cache_dir
 from ivr.tickets.store import TicketStore
@@ -73,7 +74,8 @@ def render_state(client: Browserless, entry_id: str) -> str:
     return page
 
 
-def test_a_supervisors_edit_reaches_the_running_hotline(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["serve", "--drain", "0"], ["console"]])
+def test_a_supervisors_edit_reaches_the_running_hotline(tmp_path: Path, command: list[str]) -> None:
     kb_dir = tmp_path / "kb"  # the shipped knowledge base (the shipped flow names its entries), to edit
     shutil.copytree(REPO / "kb", kb_dir, ignore=shutil.ignore_patterns(".history", "eval"))
     data = tmp_path / "data"
@@ -86,14 +88,14 @@ def test_a_supervisors_edit_reaches_the_running_hotline(tmp_path: Path) -> None:
     env = {**os.environ, "IVR_DATA_DIR": str(data), "IVR_PROMPTS_CACHE": str(cache), "IVR_PROMPTS_VOICE": "espeak",
            "IVR_KB_DIR": str(kb_dir), "IVR_SIP_HOST": "127.0.0.1", "IVR_SIP_PORT": str(sip),
            "IVR_CONSOLE_PORT": str(web)}
-    proc = subprocess.Popen([str(IVR), "serve", "--drain", "0"], env=env, stdout=subprocess.PIPE,
+    proc = subprocess.Popen([str(IVR), *command], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
         for _ in range(300):  # until the console is up (the first start loads the dispatch classifier)
             if proc.poll() is not None:
                 break
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{web}/metrics", timeout=1)
+                urllib.request.urlopen(f"http://127.0.0.1:{web}/login", timeout=1)
                 break
             except OSError:
                 time.sleep(0.2)
