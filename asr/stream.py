@@ -3,10 +3,12 @@
 An `AsyncDecoder` is one utterance. Every live utterance is a stream of audio chunks that must reach its recogniser in order. A FIFO thread pool with a
 task per utterance lets every stream fall behind together when the decoders are short of CPU, and hands a worker
 200 ms at a time however much is waiting. Here a fixed set of worker threads (`workers`, one per core by default)
-takes from a heap ordered by the arrival time of each stream's oldest undecoded audio (earliest deadline first), and
-decodes everything that stream has queued in one step, so a stream that fell behind catches up at once and a
-stream is never on two workers at once. A stream enters the heap once it has `min_chunk_ms` queued, or when it is
-finished or cancelled.
+takes from a heap ordered by deadline (earliest first), and decodes everything that stream has queued in one step,
+so a stream that fell behind catches up at once and a stream is never on two workers at once. A stream enters the
+heap once it has `min_chunk_ms` queued, or when it is finished or cancelled. Its deadline is its oldest undecoded
+chunk's end plus `lag_target_ms` (the lag a caller's partial results may have), or, once the utterance has ended,
+the end plus `final_target_ms` if that is sooner: a caller waiting for the reply to what they said goes before a
+stream whose chunk can still wait, not behind every stream that has a chunk queued.
 
 The recogniser always gets the utterance in the same pieces, `min_chunk_ms` each and the rest at the end, however
 late a step is: Kaldi's speaker adaptation weighs frames by what has been decoded so far at each call, so the pieces
@@ -70,6 +72,7 @@ class AsyncDecoder:
         self._queued_bytes = 0
         self._oldest = 0.0  # arrival (monotonic) of the oldest undecoded audio
         self._in_heap = False
+        self._due = 0.0  # deadline of its heap entry
         self._running = False
         self._closing = False  # finish() or cancel() called: no more audio
         self._closed_at = 0.0  # when: the rest short of a chunk could not be decoded before
@@ -149,9 +152,12 @@ class AsyncDecoder:
 class DecodeScheduler:
     """Worker threads decoding the live streams, most-behind first. One per process: `default_scheduler()`."""
 
-    def __init__(self, workers: int | None = None, min_chunk_ms: int = 200, stats: DecodeStats | None = None) -> None:
+    def __init__(self, workers: int | None = None, min_chunk_ms: int = 200, stats: DecodeStats | None = None,
+                 lag_target_ms: int = 500, final_target_ms: int = 300) -> None:
         self.workers = workers or (os.cpu_count() or 1)
         self.min_chunk = min_chunk_ms * _BYTES_PER_MS
+        self.lag_target_s = lag_target_ms / 1000
+        self.final_target_s = final_target_ms / 1000
         self.stats = stats or DecodeStats()
         self._heap: list[tuple[float, int, AsyncDecoder]] = []
         self._cv = threading.Condition()
@@ -181,11 +187,21 @@ class DecodeScheduler:
             t.start()
             self._threads.append(t)
 
-    def _push(self, s: AsyncDecoder) -> None:  # lock held
-        if not s._in_heap and not s._running:
-            s._in_heap = True
-            heapq.heappush(self._heap, (s._oldest, s.id, s))
-            self._cv.notify()
+    def _push(self, s: AsyncDecoder) -> None:  # lock held; a sooner deadline adds an entry, the later one goes stale
+        if s._running:
+            return
+        due = self._deadline(s)
+        if s._in_heap and due >= s._due:
+            return
+        s._in_heap, s._due = True, due
+        heapq.heappush(self._heap, (due, s.id, s))
+        self._cv.notify()
+
+    def _deadline(self, s: AsyncDecoder) -> float:  # lock held
+        due = s._oldest + s._min_chunk / (_BYTES_PER_MS * 1000) + self.lag_target_s if s._chunks else float("inf")
+        if s._closing:
+            due = min(due, s._closed_at + self.final_target_s)
+        return due
 
     def _feed(self, s: AsyncDecoder, pcm: bytes, now: float) -> None:
         with self._cv:
@@ -216,7 +232,9 @@ class DecodeScheduler:
                     self._cv.wait()
                 if not self._heap:
                     return
-                _, _, s = heapq.heappop(self._heap)
+                due, _, s = heapq.heappop(self._heap)
+                if not s._in_heap or due != s._due:
+                    continue  # stale: the stream was pushed again with a sooner deadline
                 s._in_heap = False
                 s._running = True
                 work = s._take()

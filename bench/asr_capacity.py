@@ -3,7 +3,8 @@
     .venv/bin/python bench/asr_capacity.py [--streams 2 4 6 8 10] [--runs 3] [--calls peer mandarin] [--sides peer ours]
 
 Both sides get the same call and pacing: N streams each send a 20 ms frame every 20 ms from one start ("aligned", all
-speak at once, the worst case), a fresh process per N, peer and ours alternating, `--runs` times. The peer side is the
+speak at once, the worst case), a fresh process per N, peer and ours alternating, `--runs` times; a side that fails
+at some N is not run at larger N in that run. The peer side is the
 peer's own benchmark (`../shared/peers/vosk-server/client_bench.py` launching `asr_server.py`, in its own venv, made
 here with the peer README's recipe if missing). Our side is the live path in a process of its own: the endpointer,
 `AsyncDecoder` streams on the process's `DecodeScheduler`, `VoskEngine` with the recogniser pool warmed the way
@@ -375,21 +376,33 @@ def main() -> None:
     refs = {c: {int(u): str(t) for u, t in run_ours(wavs[c], 1, args.work / f"ref-{c}.json")["texts"][0]}  # type: ignore[index]
             for c in args.calls}
     results: dict[str, dict[tuple[str, int], list[dict[str, object]]]] = {c: {} for c in args.calls}
+    best: dict[tuple[str, str, int], int] = {}  # (call, side, run) -> most streams held in that run
+    failed: set[tuple[str, str, int]] = set()  # a side that failed at some N is not run at a larger N that run
     for run in range(args.runs):
-        for n in args.streams:
+        for n in sorted(args.streams):
             for call in args.calls:
                 sides = args.sides if run % 2 == 0 else list(reversed(args.sides))  # alternate who goes first
                 for side in sides:
+                    if (call, side, run) in failed:
+                        continue
                     label = f"{side}-{call}-r{run}"
                     row = (run_peer(py, wavs[call], n, args.work / "peer-results", label) if side == "peer"  # type: ignore[arg-type]
                            else run_ours(wavs[call], n, args.work / f"{label}-N{n}.json", side == "admit"))
                     results[call].setdefault((side, n), []).append(row)
+                    if row["held"] == n:
+                        best[(call, side, run)] = n
+                    else:
+                        failed.add((call, side, run))
                     print(f"run {run + 1} {call:8} N={n:2} {side:4}: held {row['held']}/{n}, p95 lag "
                           f"{row['lag_p95_worst']:.2f} s (oldest {row['lag_oldest_p95_worst']:.2f}), final p95 "
                           f"{row['final_p95']:.2f} s, {row['cpu_per_audio_s']:.3f} CPU-s/audio-s, "
                           f"RSS {row['peak_rss_mb']:.0f} MB", flush=True)
     for call in args.calls:
         report(call, results[call], refs)
+        for run in range(args.runs):
+            held = {side: best.get((call, side, run), 0) for side in args.sides}
+            ratio = f", ours/peer {held['ours'] / held['peer']:.2f}x" if held.get("peer") and "ours" in held else ""
+            print(f"run {run + 1}: most streams held: " + ", ".join(f"{k} {v}" for k, v in held.items()) + ratio)
 
 
 if __name__ == "__main__":

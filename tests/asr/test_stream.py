@@ -242,6 +242,37 @@ def test_the_stream_most_behind_is_decoded_first_all_it_has_in_one_step_in_even_
     assert stats.streams == 0 and stats.total_audio_s == 1.0
 
 
+def test_a_caller_waiting_for_the_reply_goes_before_a_chunk_that_can_wait_but_not_before_an_overdue_one() -> None:
+    engine = SlowEngine()
+    scheduler = DecodeScheduler(workers=1, lag_target_ms=500, final_target_ms=300)
+    chunk = bytes(3200)  # 200 ms
+
+    async def main() -> None:
+        a = AsyncDecoder(engine, scheduler=scheduler)  # "first": holds the only worker at the gate
+        engine.gate.clear()
+        a.feed(chunk)
+        while not a._running:
+            await asyncio.sleep(0.001)
+        old = AsyncDecoder(engine, scheduler=scheduler)  # a chunk due 0.7 s after it arrived
+        old.feed(chunk)
+        await asyncio.sleep(0.45)
+        recent = AsyncDecoder(engine, scheduler=scheduler)  # a chunk that can wait
+        recent.feed(chunk)
+        ending = AsyncDecoder(engine, scheduler=scheduler)  # 100 ms, then the caller stops
+        ending.feed(bytes(1600))
+        waiting = asyncio.ensure_future(ending.finish())  # due 0.3 s from now: after `old`, before `recent`
+        await asyncio.sleep(0.01)
+        engine.gate.set()
+        await waiting
+        await asyncio.gather(a.finish(), old.finish(), recent.finish())
+
+    asyncio.run(main())
+    scheduler.shutdown()
+    # recognisers are named in the order streams first reach one: the overdue chunk, then the ending stream's rest
+    # and final result in one step, then the chunk that could wait
+    assert engine.calls[:5] == [("first", 3200), ("second", 3200), ("third", 1600), ("third", -1), ("fourth", 3200)]
+
+
 def test_jobs_report_their_lag_from_the_newest_and_the_oldest_frame() -> None:
     engine = SlowEngine()
     scheduler = DecodeScheduler(workers=1)
