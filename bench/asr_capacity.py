@@ -239,7 +239,8 @@ async def memory_soak(n: int, minutes: float, marks: list[float]) -> None:
 
 def start_engine(warm: str, warm_call: Path | None = None, n: int = 0):  # type: ignore[no-untyped-def]
     """The engine as `ivr serve` builds it. `warm`: "none" (cold recognisers, as the peer's), "serve" (what
-    `ivr serve` does at start-up: asr_warm recognisers on 30 s of the prompts), "steady" (a node that has been
+    `ivr serve` does at start-up: asr_warm recognisers on 30 s of the prompts, `IVR_ASR_WARM` read as `ivr serve`
+    reads it), "steady" (a node that has been
     answering: N streams of `warm_call`, a different call, decoded first)."""
     from asr.engine import VoskEngine, warm_in_background
     from ivr.config import load_settings
@@ -248,7 +249,7 @@ def start_engine(warm: str, warm_call: Path | None = None, n: int = 0):  # type:
 
     engine = VoskEngine(ko_model())
     if warm == "serve":
-        settings = load_settings(environ={})
+        settings = load_settings(environ={k: v for k, v in os.environ.items() if k == "IVR_ASR_WARM"})
         catalogue = load_catalogue(settings.prompts_catalogue)
         library = PromptLibrary(catalogue, ROOT / "var" / "prompts")
         speech = b"".join(library.get(p) for p in catalogue.prompts)[:WARM_AUDIO_BYTES]
