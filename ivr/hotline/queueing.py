@@ -26,6 +26,7 @@ from ivr.queue.centre import Centre
 from ivr.queue.desk import DeskPolicy, QueueDesk
 from ivr.queue.dialback import CallbackDialler
 from ivr.queue.directory import AgentDirectory
+from ivr.queue.link import CentreLink
 from ivr.queue.metrics import QueueMetrics, snapshot_path, write_snapshot
 from ivr.queue.model import Priority
 from ivr.queue.shared import SharedQueue
@@ -87,7 +88,8 @@ class HotlineQueue:
             self.queue = SharedQueue(list(options.groups), time.time, Centre.open(url, settings.node_id),
                                      options.policy, wake=Wakeup(url, settings.node_id), lapse_s=settings.queue_node_timeout_s,
                                      live=lambda: [call_row(c) for c in live.local_calls()],
-                                     console=f"http://{settings.console_host}:{settings.console_port}/")
+                                     console=f"http://{settings.console_host}:{settings.console_port}/",
+                                     link=CentreLink())  # the database's work off the event loop
         else:
             self.queue = CallQueue(list(options.groups), time.time, options.policy)
         self.agents = AgentDirectory(url, options.agents)
@@ -132,7 +134,7 @@ class HotlineQueue:
         """Every node's calls in progress: this node's as they are, the others' as their last heartbeat said."""
         assert isinstance(self.queue, SharedQueue)
         calls = [replace(c, line=self.node) for c in self.live.local_calls()]
-        for node, rows in self.queue.centre.live_calls().items():
+        for node, rows in self.queue.live_by_node.items():  # as read at the latest beat, off the event loop
             if node != self.node:
                 calls += [LiveCall(r["call_id"], r["caller"], datetime.fromisoformat(r["started"]), r["state"], node,
                                    r["elderly"], r["urgent"]) for r in rows]

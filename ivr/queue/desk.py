@@ -171,6 +171,10 @@ class QueueDesk:
             elif isinstance(event, Connect):
                 if await self._connect(call, event):
                     return TransferResult(True, call.group, "connected")
+            elif isinstance(event, Rejected):  # the centre gave this node up: the caller cannot wait any longer
+                self._note(call, "queue_rejected")
+                await self._say(call, ["queue_full"])
+                return TransferResult(False, call.group, event.reason)
             key = call.io.take_key()  # between events too, so announcements never starve the key
             if key == self.policy.callback_key and self._can_book(call):
                 try:

@@ -114,7 +114,9 @@ class QueueMetrics:
             self._refresh_centre(self.shared)
 
     def _refresh_centre(self, queue: SharedQueue) -> None:
-        view = queue.centre.view(queue.clock())
+        view = queue.view  # as read at the latest beat, off the event loop
+        if view is None:
+            return
         self.node_waiting.set(queue.own_waiting)
         self.node_lost.set(queue.lost_callers)
         for g in queue.groups:

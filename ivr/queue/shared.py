@@ -16,6 +16,7 @@ once it is back.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 from collections import defaultdict
@@ -26,9 +27,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.config import AgentGroup
 from ivr.queue.call_queue import CallQueue, QueuePolicy
-from ivr.queue.centre import LOST, Centre, CentreCall
+from ivr.queue.centre import LOST, Centre, CentreCall, Snapshot
+from ivr.queue.link import CentreLink, Look, Seen, look
 from ivr.queue.model import (
-    Agent, AgentState, Priority, QueuedCall, QueueEvent, Rejected,
+    Agent, AgentState, Priority, QueuedCall, QueueError, QueueEvent, Rejected,
 )
 from ivr.queue.wakeup import Wakeup
 from ivr.storage import problem
@@ -47,9 +49,11 @@ class SharedQueue(CallQueue):
     def __init__(self, groups: list[AgentGroup], clock: Callable[[], float], centre: Centre,
                  policy: QueuePolicy | None = None, handle_prior_s: float = 240.0, *, wake: Wakeup | None = None,
                  sync_every_s: float = 1.0, lapse_s: float = 5.0,
-                 live: Callable[[], list[dict[str, Any]]] = list, console: str = "") -> None:
+                 live: Callable[[], list[dict[str, Any]]] = list, console: str = "",
+                 link: CentreLink | None = None) -> None:
         super().__init__(groups, clock, policy, handle_prior_s)
         self.centre, self.wake, self.live = centre, wake, live
+        self.link = link or CentreLink(threaded=False)
         self.sync_every_s, self.lapse_s = sync_every_s, lapse_s
         self.lost_nodes: dict[str, int] = {}  # node -> callers taken out when it was given up (seen here)
         self.retries: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []  # writes to make once the database is back
@@ -58,10 +62,15 @@ class SharedQueue(CallQueue):
         self._mirroring = False  # applying the database's state: nothing to write back
         self._ending_wrap_up = False
         self._stale = True
-        self._fresh = False
-        self._freed = False  # this node has just freed an operator or queued a caller: assign at its next tick
+        self._freed = False  # this node has just freed an operator or queued a caller: assign at its next look
         self._mine: list[CentreCall] = []  # calls given an operator that this node puts through, as last read
         self._beat_at = -math.inf
+        self._looking = False  # a sync is on the link
+        self._provisional = 0  # the latest place given before the centre's answer (counting down from -1)
+        self._writes = 0  # writes submitted (a snapshot read before the latest may lack them)
+        self._dropped: list[QueueEvent] = []  # for callers this node can no longer keep waiting
+        self.view: dict[str, Any] | None = None  # the whole centre as read at the latest beat (Centre.view)
+        self.live_by_node: dict[str, list[dict[str, Any]]] = {}  # every node's calls in progress, likewise
         self._tallied = centre.tallies()  # the centre's arrivals and hang-ups as last read
         # this node's own arrivals and hang-ups counted at once, not yet seen in the centre's tallies
         self._counted_here: defaultdict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
@@ -72,13 +81,12 @@ class SharedQueue(CallQueue):
     # -- callers ----------------------------------------------------------------------------------------------
     def enqueue(self, call_id: str, group: str, priority: Priority = Priority.NORMAL, ticket: str = "",
                 callback: bool = False, entered: float | None = None) -> list[QueueEvent]:
-        """As CallQueue.enqueue, in the centre's queue; Rejected while its database cannot be reached."""
-        try:
-            events = super().enqueue(call_id, group, priority, ticket, callback, entered)
-        except SQLAlchemyError as exc:
-            self._down(exc)
-            self.stats.rejected += not callback
+        """As CallQueue.enqueue, in the centre's queue; Rejected while its database cannot be reached. The caller
+        is placed in the node's mirror at once and written to the centre in the background."""
+        if self.trouble and not callback:
+            self.stats.rejected += 1
             return [Rejected(call_id, "queue database unavailable")]
+        events = super().enqueue(call_id, group, priority, ticket, callback, entered)
         call = self._calls.get(call_id)
         if call is not None and not callback:
             self._own[call_id] = call
@@ -95,8 +103,30 @@ class SharedQueue(CallQueue):
 
     def _place(self, call_id: str, group: str, priority: Priority, entered: float, ticket: str,
                callback: bool) -> int:
+        """The call's place in the centre's arrival order (the tie-break of equal ranks); until the centre has
+        answered, a place of this node's own below every place the centre gives, then the centre's."""
         rank = entered - self.policy.age_credit_s.get(priority, 0.0)
-        return self.centre.add_call(call_id, group, int(priority), entered, rank, ticket, callback)
+        placed: list[int] = []
+
+        def then(seq: int) -> None:
+            call = self._calls.get(call_id)
+            if call is None or call.seq >= 0:
+                placed.append(seq)  # answered at once (or the caller has gone)
+            else:
+                self._reseat(call, seq)
+
+        self._write(self.centre.add_call, call_id, group, int(priority), entered, rank, ticket, callback, then=then)
+        if placed:
+            return placed[0]
+        self._provisional -= 1
+        return self._provisional
+
+    def _reseat(self, call: QueuedCall, seq: int) -> None:
+        self._remove(call)
+        call.seq = seq
+        self._insert(call)
+        if not call.callback and math.isfinite(call.next_announce):
+            heapq.heappush(self._announce_due, (call.next_announce, seq, call.call_id))
 
     def abandon(self, call_id: str) -> None:
         self._own.pop(call_id, None)  # a Connect still on its way for it frees the operator, uncounted
@@ -167,34 +197,67 @@ class SharedQueue(CallQueue):
 
     # -- time -------------------------------------------------------------------------------------------------
     def tick(self) -> list[QueueEvent]:
-        """Sync with the centre (on a notification, after a change, every `sync_every_s`), then as CallQueue.tick:
-        the Connects are those of this node's callers and of the callbacks it assigned."""
-        now = self.clock()
-        try:
-            fresh = self._sync(now)
-        except SQLAlchemyError as exc:
-            self._down(exc)
-            fresh = False
-        self._fresh = fresh
-        return super().tick()
+        """Apply what the centre answered since the last tick, ask it again when due (on a notification, after a
+        change, every `sync_every_s`), then as CallQueue.tick: the Connects are those of this node's callers and
+        of the callbacks it assigned; a Rejected for each caller of a node the centre gave up."""
+        self.link.collect()
+        events = super().tick()
+        dropped, self._dropped = self._dropped, []
+        return dropped + events
 
     def _assign(self, now: float) -> list[QueueEvent]:
-        """Assign when the mirror shows a free operator and a caller for it (after a refresh, or when this node
-        has just freed one), then hand out this node's Connects."""
-        if not (self._fresh or self._freed):
-            return []
-        changed, self._freed = self._freed, False
-        try:  # what this node changed may be news its mirror lacks: assign without asking the mirror
-            if changed or self._could_assign():
-                made, self._mine = self.centre.assign(now)
-                self._stale = self._stale or bool(made)
-            return self._pickup(now)
-        except SQLAlchemyError as exc:
-            self._down(exc)
-            return []
+        """The centre assigns (in `_look`, after this tick's wrap-ups ended): here, the Connects for the calls it
+        gave this node to put through, as far as its answer is in."""
+        if not self._looking:
+            self._look(now)
+        return self._pickup(now) if self._mine else []
 
-    def _could_assign(self) -> bool:
-        return any(self._keys[g] for a in self._available for g in self.agents[a].groups)
+    def _look(self, now: float) -> None:
+        """Ask the centre, on the link: beat, retry and give up lapsed nodes every `sync_every_s`; read the mirror
+        when something changed; assign when this node freed an operator or queued a caller, or the centre shows
+        a free operator and a call for it."""
+        woken = self.wake.take() if self.wake is not None else False
+        beat = now - self._beat_at >= self.sync_every_s
+        if beat:
+            self._beat_at = now
+        mirror = beat or woken or self._stale
+        if not (mirror or self._freed):
+            return
+        calls = self.live() if beat else []
+        retries, self.retries = (self.retries, []) if beat else ([], self.retries)
+        ask = Look(now, beat, calls, self.own_waiting, retries, self.lapse_s, mirror, self._freed,
+                   {aid: a.groups for aid, a in self.agents.items()})
+        self._stale = self._freed = False
+        self._looking = True
+        writes = self._writes
+        self.link.submit(lambda: look(self.centre, ask), lambda seen, error: self._seen(ask, writes, seen, error))
+
+    def _seen(self, ask: Look, writes: int, seen: Seen | None, error: BaseException | None) -> None:
+        """Apply a sync's answer (on the queue's thread)."""
+        self._looking = False
+        if seen is None:
+            raise error or QueueError("the centre's sync answered nothing")
+        self.retries = seen.retries_left + self.retries
+        if seen.retried:
+            log.info("%d queue change(s) made while the database was away are written", seen.retried)
+            self._stale = True
+        if seen.before == LOST:
+            self._given_up()
+        self.lost_nodes.update(seen.lost)
+        if seen.view is not None:
+            self.view, self.live_by_node = seen.view, seen.live or {}
+        if seen.snapshot is not None:
+            self._refresh(seen.snapshot)
+            self._stale = self._stale or writes != self._writes  # this node changed things meanwhile
+        if seen.mine is not None:
+            self._mine = seen.mine
+        self._stale = self._stale or bool(seen.made)
+        if seen.error is not None:
+            self._down(seen.error)
+            self._freed = self._freed or ask.assign
+        elif ask.beat and self.trouble:
+            log.info("the queue database is back")
+            self.trouble = ""
 
     def _pickup(self, now: float) -> list[QueueEvent]:
         """Connects for the calls the centre gave an operator that this node puts through."""
@@ -215,31 +278,10 @@ class SharedQueue(CallQueue):
                 self._mirroring = False
         return events
 
-    def _sync(self, now: float) -> bool:
-        """Beat, retry failed writes and give up lapsed nodes every `sync_every_s`; refresh the mirror when
-        something changed. True when the mirror was refreshed."""
-        woken = self.wake.take() if self.wake is not None else False
-        if now - self._beat_at >= self.sync_every_s:
-            self._beat_at = now
-            calls = self.live()
-            if self.centre.beat(now, len(calls), self.own_waiting, calls) == LOST:
-                self._rejoin()
-            self._retry()
-            self.lost_nodes.update(self.centre.reap(now, self.lapse_s))
-            if self.trouble:
-                log.info("the queue database is back")
-                self.trouble = ""
-            woken = True
-        if not (woken or self._stale):
-            return False
-        self._stale = False
-        self._refresh()
-        return True
-
-    def _refresh(self) -> None:
-        """Mirror the centre: every operator's state, every waiting call in the centre's order."""
-        snap = self.centre.snapshot()
-        rows, waiting, self._mine = snap.agents, {c.call_id: c for c in snap.waiting}, snap.mine
+    def _refresh(self, snap: Snapshot) -> None:
+        """Mirror the centre: every operator's state, every waiting call in the centre's order (this node's own
+        waiting callers stay: the centre may not have their write yet)."""
+        rows, waiting = snap.agents, {c.call_id: c for c in snap.waiting}
         self._advance()
         self._count_centre(snap.tallies)
         self._mirroring = True
@@ -249,12 +291,12 @@ class SharedQueue(CallQueue):
                 if row is not None:
                     self._mirror_agent(agent, row.state, row.wrap_up_until, row.call_id)
             for call in list(self._calls.values()):
-                if call.call_id not in waiting:
+                if call.call_id not in waiting and call.call_id not in self._own:
                     self._remove(call)
             for c in waiting.values():
-                if c.call_id not in self._calls and c.group in self.groups:
-                    self._insert(self._own.get(c.call_id) or QueuedCall(
-                        c.call_id, c.group, Priority(c.priority), c.entered, c.seq, c.ticket, c.callback))
+                if c.call_id not in self._calls and c.group in self.groups and c.node != self.centre.node:
+                    self._insert(QueuedCall(c.call_id, c.group, Priority(c.priority), c.entered, c.seq, c.ticket,
+                                            c.callback))
         finally:
             self._mirroring = False
 
@@ -285,38 +327,41 @@ class SharedQueue(CallQueue):
             if state != AgentState.ON_CALL:
                 self._started.pop(agent.agent_id, None)
 
-    def _rejoin(self) -> None:
-        """This node was given up while it could not beat: its callers still waiting queue again at their rank."""
+    def _given_up(self) -> None:
+        """The centre gave this node up while it could not beat: its waiting callers were taken out of the queue
+        and counted lost with it, so they are not queued again (they would count twice and jump the callers who
+        came since); each is told it cannot wait (a Rejected: its flow takes a message)."""
         waiting = [c for cid, c in self._own.items() if cid not in self._held_calls]
-        log.warning("the centre had given this node up: %d waiting caller(s) queued again", len(waiting))
+        log.warning("the centre had given this node up: %d waiting caller(s) leave a message instead", len(waiting))
         for call in waiting:
+            del self._own[call.call_id]
             if call.call_id in self._calls:
                 self._remove(call)
-            call.seq = self._place(call.call_id, call.group, call.priority, call.entered, call.ticket, False)
-        self._stale = True
+            self._dropped.append(Rejected(call.call_id, "the centre gave this node up"))
 
     # -- the database away ------------------------------------------------------------------------------------
-    def _write(self, op: Callable[..., Any], *args: Any) -> None:
-        """A write to the centre now, or once the database is back; one that finds the row changed meanwhile
-        means the mirror is behind."""
-        try:
-            if op(*args) is False:
-                self._stale = True
-        except SQLAlchemyError as exc:
-            self._down(exc)
+    def _write(self, op: Callable[..., Any], *args: Any, then: Callable[[Any], None] | None = None) -> None:
+        """A write to the centre, on the link (in order), or kept for when the database is back (after the ones
+        kept already, so the order holds); one that finds the row changed meanwhile means the mirror is behind."""
+        if self.retries:
             self.retries.append((op, args))
+            return
+        self._writes += 1
+        self.link.submit(lambda: op(*args), lambda result, error: self._written(op, args, result, error, then))
 
-    def _retry(self) -> None:
-        todo, self.retries = self.retries, []
-        for i, (op, args) in enumerate(todo):
-            try:
-                op(*args)
-            except SQLAlchemyError:
-                self.retries = todo[i:] + self.retries
-                raise
-        if todo:
-            log.info("%d queue change(s) made while the database was away are written", len(todo))
+    def _written(self, op: Callable[..., Any], args: tuple[Any, ...], result: Any, error: BaseException | None,
+                 then: Callable[[Any], None] | None) -> None:
+        if isinstance(error, SQLAlchemyError):
+            self._down(error)
+            self.retries.append((op, args))
+        elif isinstance(error, QueueError):
+            log.error("the centre refused a change: %s", error)
+        elif error is not None:
+            raise error
+        elif result is False:
             self._stale = True
+        elif then is not None:
+            then(result)
 
     def _down(self, exc: SQLAlchemyError) -> None:
         why = problem(exc)
@@ -334,6 +379,7 @@ class SharedQueue(CallQueue):
         """This node stops: it leaves nothing in the centre's queue."""
         if self.wake is not None:
             self.wake.close()
+        self.link.close()
         try:
             self.centre.stop(self.clock())
         except SQLAlchemyError as exc:

@@ -6,6 +6,7 @@ from another node's console."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 import signal
@@ -270,3 +271,49 @@ def test_through_the_front_door_callers_are_served_in_the_centres_order_whatever
         assert len({node for _, _, node in served}) == 3  # the callers were on three nodes
     finally:
         cluster.stop()
+
+
+def test_a_queue_database_held_up_delays_the_queue_but_never_the_media_clock(
+        pg: PgCluster, phones: Phones, tmp_path: Path, prompt_cache: Path) -> None:
+    if os.getloadavg()[0] > 3 * (os.cpu_count() or 1):
+        pytest.skip(f"the machine is overloaded (load average {os.getloadavg()[0]:.1f}): its media clock stalls "
+                    "whatever the database does")
+    url = fresh_database(pg)
+    operator = phones.uas("op1", SIPP_DIR / "answer_hold_bye.xml", 2, "-d", "600000")  # talks until hung up
+    config = tmp_path / "ivr.toml"
+    config.write_text(f'[queue]\ndatabase_url = "{url}"\n[[queue.agents]]\nid = "op1"\n'
+                      f'uri = "sip:op1@127.0.0.1:{operator}"\ngroups = ["general"]\n', encoding="utf-8")
+    node = launch(tmp_path / "A", prompt_cache, env={
+        "IVR_CONFIG": str(config), "IVR_NODE_ID": "A", "IVR_FLOW": str(all_day_flow(tmp_path)),
+        "IVR_RTP_PORT_MIN": "44000", "IVR_RTP_PORT_MAX": "44998", "IVR_RTP_TIMEOUT_S": "120",
+        "IVR_LOG_LEVEL": "INFO"}, log=tmp_path / "A.log", nice=-5)  # as a PBX runs its media
+    engine = sa.create_engine(url)
+    try:
+        phones.call("c1", caller("13900000501", *GENERAL), node.sip_port)  # bridged to op1
+        wait_log(node, r"queue_connect agent=op1")
+        phones.call("c2", caller("13900000502", *GENERAL), node.sip_port)  # waits, hearing hold music
+        wait_log(node, r"queue_announce position=1")
+        before = node.metrics()
+        with engine.begin() as held:  # the centre's tables locked by someone else: every query of the node waits
+            held.execute(sa.text("LOCK TABLE centre_nodes, centre_calls, centre_agents, centre_tallies "
+                                 "IN ACCESS EXCLUSIVE MODE"))
+            beat = held.execute(sa.text("SELECT heartbeat FROM centre_nodes WHERE node = 'A'")).scalar()
+            ticks, deadline = before["ivr_media_clock_ticks_total"], time.monotonic() + 60  # (a blocked loop)
+            while node.metrics()["ivr_media_clock_ticks_total"] < ticks + 250 and time.monotonic() < deadline:
+                time.sleep(0.1)  # 5 s of media on each call
+            blocked = held.execute(sa.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                           "AND datname = current_database()")).scalar()
+            assert held.execute(sa.text("SELECT heartbeat FROM centre_nodes WHERE node = 'A'")).scalar() == beat
+            during = node.metrics()
+        assert blocked >= 1  # the node's database work was waiting for the lock all along
+        delta = {k: during[f"ivr_media_clock_{k}_total"] - before[f"ivr_media_clock_{k}_total"]
+                 for k in ("ticks", "stalls", "missed_ticks")}
+        assert delta["ticks"] >= 250 and (delta["stalls"], delta["missed_ticks"]) == (0, 0), delta
+        deadline = time.monotonic() + 60  # only stops a hung test
+        while rows(url, "SELECT heartbeat FROM centre_nodes WHERE node = 'A'")[0][0] == beat:  # it beats again
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
+        node.stop()
+    assert "Traceback" not in (node.log.read_text() if node.log else "")

@@ -184,9 +184,16 @@ def test_a_lost_nodes_callers_leave_the_queue_and_its_operator_is_free_again(url
     assert qs["A"].agents["op0"].state == AgentState.ON_CALL and qs["A"].agents["op0"].call_id == "a0"
     (lost,) = [n for n in qs["A"].centre.nodes() if n.node == "B"]
     assert (lost.state, lost.lost_callers) == ("lost", 2)
-    # B comes back (it had only stalled): its callers still waiting queue again
-    qs["B"].tick()
-    assert sorted(c.call_id for c in qs["B"].queued()) == ["b1", "b2"]
+    # B comes back (it had only stalled): its callers still waiting were counted lost, so they do not queue
+    # again (they would count twice and jump a0); each is told it cannot wait, and its flow takes a message
+    assert sorted(e.call_id for e in qs["B"].tick() if isinstance(e, Rejected)) == ["b1", "b2"]
+    assert qs["B"].queued() == [] and qs["B"].own_waiting == 0
+    tick_all(qs)
+    assert [c.call_id for c in qs["A"].queued()] == [] and qs["A"].centre.view(clock.t)["queue"] == [
+        {"call_id": "a0", "node": "A", "group": "general", "priority": 2, "waited_s": 6.0, "callback": False,
+         "status": "connecting", "agent": "op0"}]
+    (back,) = [n for n in qs["A"].centre.nodes() if n.node == "B"]
+    assert (back.state, back.lost_callers) == ("up", 2)
 
 
 def test_a_node_restarted_lets_go_of_what_its_previous_run_left(url: str) -> None:
@@ -329,6 +336,7 @@ def test_with_the_database_away_a_node_refuses_new_callers_keeps_its_changes_and
         q.enqueue("a1", "general")  # waits for op0
         server.shut_down()
         with caplog.at_level(logging.ERROR, "ivr.queue.shared"):
+            assert q.tick() == []  # the node finds the centre away
             assert q.enqueue("a2", "general") == [Rejected("a2", "queue database unavailable")]  # leaves a message
             clock.t += 30
             q.call_ended("op0")  # the call in progress went on and ended meanwhile
