@@ -107,6 +107,7 @@ class HotlineQueue:
         if isinstance(self.queue, SharedQueue):
             self.node, self.live = settings.node_id, live
             live.calls_source = self.live_calls
+            self.agents.live_states = self.queue.agent_states
 
     def reconfigure(self, settings: Settings) -> None:
         """Apply reloaded `[[queue.agents]]` (on SIGHUP); the desks themselves only change with a restart."""
@@ -124,11 +125,26 @@ class HotlineQueue:
             caller = self.desk.caller(q.call_id)
             if caller is None and q.callback:
                 caller = self.store.get(int(q.call_id.removeprefix("cb-"))).number
+            if caller is None:  # another node's caller: the number its heartbeat carried
+                caller = self._elsewhere(q.call_id)
             wait = self.queue.expected_wait(q.call_id)
-            entries.append(QueueEntry(q.call_id, caller or "", self.queue.position(q.call_id), now - q.entered,
+            entries.append(QueueEntry(q.call_id, caller, self.queue.position(q.call_id), now - q.entered,
                                       wait if math.isfinite(wait) else None,
                                       "" if q.priority == Priority.NORMAL else q.priority.name.lower()))
         return entries
+
+    def _elsewhere(self, call_id: str) -> str:
+        """The number of a caller waiting on another node, from that node's latest heartbeat; until it has told,
+        which node holds the caller."""
+        if not isinstance(self.queue, SharedQueue):
+            return ""  # one box: a caller who has just left
+        for rows in self.queue.live_by_node.values():
+            for row in rows:
+                if row["call_id"] == call_id:
+                    return str(row["caller"])
+        view = self.queue.view or {}
+        node = next((str(c["node"]) for c in view.get("queue", []) if c["call_id"] == call_id), "")
+        return f"on node {node}" if node else "on another node"
 
     def live_calls(self) -> list[LiveCall]:
         """Every node's calls in progress: this node's as they are, the others' as their last heartbeat said."""

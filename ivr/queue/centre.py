@@ -391,8 +391,8 @@ class Centre:
             "queue": [{"call_id": r.call_id, "node": r.node, "group": r.grp, "priority": r.priority,
                        "waited_s": round(now - r.entered, 3), "callback": r.callback, "status": r.status,
                        "agent": r.agent_id} for r in call_rows],
-            "agents": {r.agent_id: {"state": r.state, "node": r.node, "call_id": r.call_id, "calls": r.calls,
-                                    "groups": r.groups.split(",")} for r in agent_rows},
+            "agents": {r.agent_id: {"state": r.state, "since": r.since, "node": r.node, "call_id": r.call_id,
+                                    "calls": r.calls, "groups": r.groups.split(",")} for r in agent_rows},
         }
 
     @staticmethod

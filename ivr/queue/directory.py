@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -116,6 +116,9 @@ class AgentDirectory:
         self._seen: dict[str, int] = {}  # agent id -> rev last applied to / written from the queue
         self._paused: dict[str, float] = {}  # agent id -> end of a wrap-up set by hand (the queue has them out)
         self._leaving: set[str] = set()  # removed or changed in a reloaded config: leave the queue after the call
+        # in a centre: every operator's live state and since when, as the centre has it (one source for every
+        # node's console, where each node's write-back of its own mirror may lag another's)
+        self.live_states: Callable[[], Mapping[str, tuple[AgentState, float]]] | None = None
         self.engine = open_engine(url)
         metadata.create_all(self.engine)
         self._seed()
@@ -134,11 +137,14 @@ class AgentDirectory:
     # -- people ------------------------------------------------------------------------------------------------
     def statuses(self) -> list[AgentStatus]:
         """Every configured operator, in configuration order."""
-        rows = self._rows()
-        return [self._status(a, rows[a.agent_id]) for a in self.agents.values()]
+        rows, live = self._rows(), self._live()
+        return [self._status(a, rows[a.agent_id], live.get(a.agent_id)) for a in self.agents.values()]
 
     def get(self, agent_id: str) -> AgentStatus:
-        return self._status(self._config(agent_id), self._rows()[agent_id])
+        return self._status(self._config(agent_id), self._rows()[agent_id], self._live().get(agent_id))
+
+    def _live(self) -> Mapping[str, tuple[AgentState, float]]:
+        return self.live_states() if self.live_states is not None else {}
 
     def set_state(self, agent_id: str, state: str | AgentState, user: str) -> AgentAudit:
         """Set an operator's state by hand (audited under `user`); a running server applies it at its next tick."""
@@ -278,8 +284,13 @@ class AgentDirectory:
             raise UnknownAgent(f"no agent {agent_id!r} (agents: {known})") from None
 
     @staticmethod
-    def _status(a: AgentConfig, row: _Row) -> AgentStatus:
-        return AgentStatus(a.agent_id, a.name, a.uri, a.groups, row.state, row.since, row.changed_by, a.user)
+    def _status(a: AgentConfig, row: _Row, live: tuple[AgentState, float] | None = None) -> AgentStatus:
+        """The operator's state: the centre's when there is one, save a wrap-up pause someone set (the queue has
+        the operator signed out meanwhile)."""
+        state, since = row.state, row.since
+        if live is not None and not (live[0] == AgentState.SIGNED_OUT and row.state == AgentState.WRAP_UP):
+            state, since = live
+        return AgentStatus(a.agent_id, a.name, a.uri, a.groups, state, since, row.changed_by, a.user)
 
     @staticmethod
     def _audit(conn: sa.Connection, e: AgentAudit) -> None:

@@ -370,6 +370,12 @@ class SharedQueue(CallQueue):
         self.trouble = why
         self._beat_at = self.clock()  # try again in `sync_every_s`
 
+    def agent_states(self) -> dict[str, tuple[AgentState, float]]:
+        """Every operator's state and since when, as the centre had it at the latest beat (the one source of every
+        node's console: the nodes' own mirrors may disagree for up to a second)."""
+        view = self.view or {}
+        return {aid: (AgentState(a["state"]), a["since"]) for aid, a in view.get("agents", {}).items()}
+
     @property
     def own_waiting(self) -> int:
         """This node's callers waiting in the centre's queue."""

@@ -5,8 +5,14 @@ The node records to its own disk as the caller speaks (nothing on the media path
 is made after the ticket holds the recording's SHA-256, off the call's loop, into a temporary file that is checked
 against that checksum, synced and only then renamed into place, so a reader never sees half a file and a copy that
 differs is never published. A copy that fails (the mount away) is made again by the next sweep (at start-up, and
-after every later recording). The node keeps its own copy (its transcription backlog and repairs work on it); what
-is lost with a node is only a recording still in progress.
+after every later recording). What is lost with a node is only a recording still in progress.
+
+The node's own copy is dropped as soon as the shared copy is checked (read back from the shared folder, its SHA-256
+the ticket's), not aged out: the shared folder is where the centre keeps, backs up and expires recordings, every
+reader (the consoles, the transcription workers, `ivr tickets verify`) falls back to it, and a node's disk then
+holds only what is being recorded or is not yet safely shared, so it never fills with copies nobody needs (some
+60 GB a day across a 12345 centre) and needs no expiry of its own. A copy that could not be checked keeps the node's
+own until a later sweep publishes it.
 """
 from __future__ import annotations
 
@@ -43,12 +49,14 @@ class RecordingShelf:
         self._waiting: dict[str, str] = {}  # name -> checksum, copies not made yet
 
     def publish(self, name: str, sha256: str) -> Path:
-        """Copy `name` (relative to both folders) to the shared folder unless it is there already; raise ShelfError
-        when the copy is not the recording the ticket's checksum names."""
+        """Copy `name` (relative to both folders) to the shared folder unless it is there already, then drop the
+        node's own copy; raise ShelfError (keeping the node's copy) when the copy is not the recording the ticket's
+        checksum names."""
         target = self._inside(self.shared, name)
-        if target.is_file() and _digest(target) == sha256:
-            return target
         source = self._inside(self.local, name)
+        if target.is_file() and _digest(target) == sha256:
+            source.unlink(missing_ok=True)
+            return target
         target.parent.mkdir(parents=True, exist_ok=True)
         part = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
         digest = hashlib.sha256()
@@ -66,6 +74,9 @@ class RecordingShelf:
         finally:
             part.unlink(missing_ok=True)
         _sync_dir(target.parent)
+        if _digest(target) != sha256:  # read back from the shared folder before the node lets go of its own
+            raise ShelfError(f"recording {name}: the shared copy does not read back as the ticket's SHA-256 {sha256}")
+        source.unlink()
         return target
 
     def publish_later(self, name: str, sha256: str) -> Future[bool]:

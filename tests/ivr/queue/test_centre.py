@@ -353,6 +353,31 @@ def test_with_the_database_away_a_node_refuses_new_callers_keeps_its_changes_and
         server.stop()
 
 
+def test_every_nodes_console_shows_the_operators_as_the_centre_has_them(url: str) -> None:
+    clock = Clock()
+    qs = nodes(url, clock, "AB", agents=0)
+    op = AgentConfig("op0", "op0", "sip:op0@127.0.0.1", ("general",))
+    dirs = {n: AgentDirectory(url, (op,), clock) for n in "AB"}
+    for n in "AB":
+        dirs[n].populate(qs[n])
+        dirs[n].live_states = qs[n].agent_states  # as `ivr serve` wires a node of a centre
+    qs["B"].enqueue("b0", "general")
+    assert tick_all(qs)["B"] == ["b0"]  # op0 on B's caller; neither node has written its mirror back yet
+    tick_all(qs)
+    assert {n: [(s.agent_id, s.state) for s in dirs[n].statuses()] for n in "AB"} == {
+        "A": [("op0", AgentState.ON_CALL)], "B": [("op0", AgentState.ON_CALL)]}
+    assert dirs["A"].get("op0").since == qs["A"].centre.agents()["op0"].since == clock.t
+    qs["B"].connected("b0")
+    clock.t += 30
+    qs["B"].call_ended("op0")
+    dirs["A"].set_state("op0", "wrap_up", "zhang")  # a pause asked for on A's console
+    for n in "AB":
+        dirs[n].sync(qs[n])
+    tick_all(qs)
+    assert {n: dirs[n].get("op0").state for n in "AB"} == {"A": AgentState.WRAP_UP, "B": AgentState.WRAP_UP}
+    assert {n: dirs[n].statuses()[0].state for n in "AB"} == {"A": AgentState.WRAP_UP, "B": AgentState.WRAP_UP}
+
+
 def test_one_nodes_queue_written_back_is_not_taken_by_another_node_for_a_persons_request(url: str) -> None:
     clock = Clock()
     qs = nodes(url, clock, "AB", agents=0)

@@ -28,8 +28,10 @@ def test_a_finished_recording_is_copied_whole_and_checked(tmp_path: Path) -> Non
         assert shelf.publish_later("2026-12-06/2026120600001.wav", sha).result() is True
         copy = shared / "2026-12-06" / "2026120600001.wav"
         assert hashlib.sha256(copy.read_bytes()).hexdigest() == sha
-        assert (local / "2026-12-06" / "2026120600001.wav").is_file()  # the node keeps its own
-        assert shelf.publish("2026-12-06/2026120600001.wav", sha) == copy  # already there: nothing copied
+        assert not (local / "2026-12-06" / "2026120600001.wav").exists()  # checked there: the node's copy is dropped
+        recording(local, "2026-12-06/2026120600001.wav")  # a node's copy left by a crash before it was dropped
+        assert shelf.publish("2026-12-06/2026120600001.wav", sha) == copy  # already there: nothing copied ...
+        assert not (local / "2026-12-06" / "2026120600001.wav").exists()  # ... and the node's copy dropped
         assert [p.name for p in copy.parent.iterdir()] == [copy.name]
     finally:
         shelf.close()
@@ -44,6 +46,7 @@ def test_a_copy_that_is_not_the_tickets_recording_is_not_published(tmp_path: Pat
     actual = hashlib.sha256((local / "d" / "1.wav").read_bytes()).hexdigest()
     assert str(err.value) == f"recording d/1.wav: the copy's SHA-256 {actual} is not the ticket's {'0' * 64}"
     assert list((shared / "d").iterdir()) == []  # no file, no part left
+    assert (local / "d" / "1.wav").is_file()  # the node keeps the only copy
     with pytest.raises(ShelfError, match=r"^recording \.\./x\.wav: the path leaves the recordings folder$"):
         shelf.publish("../x.wav", actual)
     shelf.close()
@@ -61,9 +64,11 @@ def test_a_full_shared_disk_leaves_the_recording_here_and_the_next_sweep_copies_
         assert [r.getMessage() for r in caplog.records] == [
             f"recording d/2.wav not copied to the shared folder {shared} (disk full); the next sweep tries again"]
         assert list((shared / "d").iterdir()) == []  # no part file left on the full disk
+        assert (local / "d" / "2.wav").is_file()
         small_disks.unmount_all()
         shared.mkdir(exist_ok=True)  # the shared folder back, with room
         assert shelf.sweep_folder(lambda name: sha if name == "d/2.wav" else None).result() is True
         assert hashlib.sha256((shared / "d" / "2.wav").read_bytes()).hexdigest() == sha
+        assert not (local / "d" / "2.wav").exists()
     finally:
         shelf.close()
