@@ -117,6 +117,7 @@ class CentreCall:
     callback: bool
     status: str
     agent_id: str | None
+    assigned_at: float | None = None  # when it was given its operator (one assignment from another)
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,7 @@ class Centre:
     def _calls(conn: sa.Connection, where: sa.ColumnElement[bool]) -> list[CentreCall]:
         rows = conn.execute(sa.select(calls).where(where).order_by(calls.c.seq)).all()
         return [CentreCall(r.call_id, r.seq, r.node, r.grp, r.priority, r.entered, r.ticket, r.callback, r.status,
-                           r.agent_id) for r in rows]
+                           r.agent_id, r.assigned_at) for r in rows]
 
     # -- operators --------------------------------------------------------------------------------------------
     def add_agent(self, agent_id: str, uri: str, groups: Iterable[str], now: float) -> None:

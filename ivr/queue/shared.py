@@ -68,6 +68,8 @@ class SharedQueue(CallQueue):
         self._looking = False  # a sync is on the link
         self._provisional = 0  # the latest place given before the centre's answer (counting down from -1)
         self._writes = 0  # writes submitted (a snapshot read before the latest may lack them)
+        self._agent_written: dict[str, int] = {}  # operator -> the write that last changed it here
+        self._handed: set[tuple[str, float | None]] = set()  # assignments this node has handed out (Connects)
         self._dropped: list[QueueEvent] = []  # for callers this node can no longer keep waiting
         self.view: dict[str, Any] | None = None  # the whole centre as read at the latest beat (Centre.view)
         self.live_by_node: dict[str, list[dict[str, Any]]] = {}  # every node's calls in progress, likewise
@@ -186,6 +188,7 @@ class SharedQueue(CallQueue):
             expect = AgentState.WRAP_UP if self._ending_wrap_up else None
         until = agent.wrap_up_until if state == AgentState.WRAP_UP else 0.0
         self._write(self.centre.set_agent, agent.agent_id, state, self.clock(), expect, until)
+        self._agent_written[agent.agent_id] = self._writes
         self._freed = self._freed or state == AgentState.AVAILABLE
 
     def _end_wrap_ups(self, now: float) -> None:
@@ -247,10 +250,12 @@ class SharedQueue(CallQueue):
         if seen.view is not None:
             self.view, self.live_by_node = seen.view, seen.live or {}
         if seen.snapshot is not None:
-            self._refresh(seen.snapshot)
+            self._refresh(seen.snapshot, writes)
             self._stale = self._stale or writes != self._writes  # this node changed things meanwhile
         if seen.mine is not None:
             self._mine = seen.mine
+            # an assignment no longer in the centre's answer was put through and dropped: it cannot come back
+            self._handed &= {(c.call_id, c.assigned_at) for c in seen.mine}
         self._stale = self._stale or bool(seen.made)
         if seen.error is not None:
             self._down(seen.error)
@@ -265,8 +270,9 @@ class SharedQueue(CallQueue):
         mine, self._mine = self._mine, []  # each read is handed out once
         for row in mine:
             agent = self.agents.get(row.agent_id or "")
-            if row.call_id in self._held_calls or agent is None:
-                continue
+            if row.call_id in self._held_calls or agent is None or (row.call_id, row.assigned_at) in self._handed:
+                continue  # (an answer read before this node's drop of a call it put through landed)
+            self._handed.add((row.call_id, row.assigned_at))
             call = self._own.get(row.call_id) or QueuedCall(row.call_id, row.group, Priority(row.priority),
                                                              row.entered, row.seq, row.ticket, row.callback)
             if row.call_id in self._calls:
@@ -278,8 +284,9 @@ class SharedQueue(CallQueue):
                 self._mirroring = False
         return events
 
-    def _refresh(self, snap: Snapshot) -> None:
-        """Mirror the centre: every operator's state, every waiting call in the centre's order (this node's own
+    def _refresh(self, snap: Snapshot, writes: int) -> None:
+        """Mirror the centre as read after this node's first `writes` writes: every operator's state (but those this
+        node changed since: its change is newer), every waiting call in the centre's order (this node's own
         waiting callers stay: the centre may not have their write yet)."""
         rows, waiting = snap.agents, {c.call_id: c for c in snap.waiting}
         self._advance()
@@ -288,7 +295,7 @@ class SharedQueue(CallQueue):
         try:
             for aid, agent in self.agents.items():
                 row = rows.get(aid)
-                if row is not None:
+                if row is not None and self._agent_written.get(aid, 0) <= writes:
                     self._mirror_agent(agent, row.state, row.wrap_up_until, row.call_id)
             for call in list(self._calls.values()):
                 if call.call_id not in waiting and call.call_id not in self._own:
@@ -343,10 +350,10 @@ class SharedQueue(CallQueue):
     def _write(self, op: Callable[..., Any], *args: Any, then: Callable[[Any], None] | None = None) -> None:
         """A write to the centre, on the link (in order), or kept for when the database is back (after the ones
         kept already, so the order holds); one that finds the row changed meanwhile means the mirror is behind."""
+        self._writes += 1
         if self.retries:
             self.retries.append((op, args))
             return
-        self._writes += 1
         self.link.submit(lambda: op(*args), lambda result, error: self._written(op, args, result, error, then))
 
     def _written(self, op: Callable[..., Any], args: tuple[Any, ...], result: Any, error: BaseException | None,

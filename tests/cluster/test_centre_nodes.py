@@ -5,6 +5,7 @@ by the other node once its lease has run out; PostgreSQL restarted under load; a
 from another node's console."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import re
@@ -25,7 +26,7 @@ from pgkit import PgCluster, fresh_database
 from clusterkit import FRONT, KAMAILIO, TRUNK, Cluster
 from queuekit import ELDERLY, GENERAL, all_day_flow, caller, suggestion_caller
 from serveproc import Served, free_port, launch
-from sippkit import PCMU_EVENTS, SIPP, answer_ok, caller_bye, invite_answered, pause, recv, scenario
+from sippkit import PCMU_EVENTS, SIPP, answer_ok, caller_bye, invite_answered, pause, recv, scenario, sipp_counts
 
 from asr.audio import read_wav
 from ivr.config import Settings
@@ -218,8 +219,11 @@ def test_a_recording_made_on_one_node_plays_from_another_nodes_console(
             xml = suggestion_caller(settings, speech, tmp_path / "speech.pcap")
             assert phones.call("c1", xml, a.sip_port).wait(timeout=120) == 0
             store = TicketStore(url)
-            (ticket,) = store.list()
             deadline = time.monotonic() + 120  # only stops a hung test
+            while not store.list():  # the ticket is saved as the call ends
+                assert time.monotonic() < deadline, a.log.read_text() if a.log else ""
+                time.sleep(0.1)
+            (ticket,) = store.list()
             while not (shared / ticket.recording).is_file():
                 assert time.monotonic() < deadline, a.log.read_text() if a.log else ""
                 time.sleep(0.1)
@@ -319,3 +323,53 @@ def test_a_queue_database_held_up_delays_the_queue_but_never_the_media_clock(
         engine.dispose()
         node.stop()
     assert "Traceback" not in (node.log.read_text() if node.log else "")
+
+
+def operator_calls(messages: Path) -> list[tuple[float, float]]:
+    """(first, last message) of each call an operator's phone (SIPp -trace_msg) saw, in order of the first."""
+    seen: dict[str, list[float]] = {}
+    for block in re.split(r"^-{20,} ", messages.read_text(errors="replace"), flags=re.M)[1:]:
+        stamp, _, rest = block.partition("\n")
+        call_id = re.search(r"^Call-ID:\s*(\S+)", rest, re.M | re.I)
+        if call_id is None:
+            continue
+        at = time.mktime(time.strptime(stamp.strip()[:19], "%Y-%m-%d %H:%M:%S")) + float("0." + stamp.strip()[20:])
+        seen.setdefault(call_id.group(1), []).append(at)
+    return sorted((min(times), max(times)) for times in seen.values())
+
+
+@pytest.mark.skipif(KAMAILIO is None, reason="kamailio is not installed")
+def test_two_hundred_callers_through_the_front_door_race_for_twenty_operators_on_three_nodes(
+        pg: PgCluster, phones: Phones, tmp_path: Path, prompt_cache: Path) -> None:
+    url = fresh_database(pg)
+    operators = {f"op{i}": phones.uas(f"op{i}", SIPP_DIR / "answer_hold_bye.xml", 200, "-d", "1000", "-trace_msg",
+                                      "-message_file", str(tmp_path / f"op{i}.msgs")) for i in range(20)}
+    config = tmp_path / "ivr.toml"
+    config.write_text(f'[queue]\ndatabase_url = "{url}"\n'
+                      '[[queue.groups]]\nname = "general"\nwrap_up_s = 0\n'
+                      '[[queue.groups]]\nname = "elderly"\nwrap_up_s = 0\n'
+                      + "".join(f'[[queue.agents]]\nid = "{op}"\nuri = "sip:{op}@127.0.0.1:{port}"\n'
+                                'groups = ["general"]\n' for op, port in operators.items()), encoding="utf-8")
+    cluster = Cluster.start(tmp_path / "cluster", prompt_cache, node_env={
+        "IVR_CONFIG": str(config), "IVR_FLOW": str(all_day_flow(tmp_path)), "IVR_LOG_LEVEL": "INFO",
+        "IVR_RTP_TIMEOUT_S": "120"})
+    try:
+        xml = caller("13800138000", *GENERAL).replace("13800138000", "1390[call_number]")
+        rc, out = asyncio.run(cluster.sipp(xml, tmp_path / "callers", calls=200, rate=20, limit=200,
+                                           timeout_s=600))
+        logs = [n.served.log.read_text(errors="replace") if n.served and n.served.log else "" for n in cluster.nodes]
+    finally:
+        cluster.stop()
+    assert sipp_counts(out) == (200, 0), out  # every caller went through to the end of their call
+    connected = [m for text in logs for m in re.findall(r"call (\S+): queue_connect agent=(op\d+)", text)]
+    messages = {c for text in logs for c in re.findall(r"call (\S+): queue_rejected", text)}
+    calls = {c for text in logs for c in re.findall(r"call (\S+) from \S+: flow", text)}
+    assert len(calls) == 200 and all(re.search(r"call \S+ from \S+: flow", t) for t in logs)  # on three nodes
+    served = {c for c, _ in connected}
+    assert len(connected) == len(served) and served | messages == calls and not served & messages
+    spans = {op: operator_calls(tmp_path / f"{op}.msgs") for op in operators}
+    assert sum(len(s) for s in spans.values()) == len(connected)
+    for op, taken in spans.items():  # every operator worked, one call at a time
+        assert taken and all(end <= nxt for (_, end), (nxt, _) in zip(taken, taken[1:])), (op, taken)
+    assert rows(url, "SELECT count(*) FROM centre_calls") == [(0,)]  # nobody left in the centre's queue
+    assert rows(url, "SELECT sum(calls) FROM centre_agents") == [(len(connected),)]  # each given once

@@ -10,6 +10,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,6 +23,7 @@ from ivr.config import AgentConfig, AgentGroup
 from ivr.queue import AgentState, Connect, Priority, Rejected
 from ivr.queue.centre import Centre
 from ivr.queue.directory import AgentDirectory
+from ivr.queue.link import CentreLink
 from ivr.queue.metrics import QueueMetrics
 from ivr.queue.shared import SharedQueue
 from ivr.queue.wakeup import Wakeup
@@ -144,6 +146,41 @@ def test_expected_waits_use_the_whole_centres_arrivals_and_hang_ups_counted_by_t
         assert b("quit") == "ok"
     finally:
         b.close()
+
+
+class HeldLink(CentreLink):
+    """The centre's database answering when the test says (`answer`), in order: as a slow database does."""
+
+    def __init__(self) -> None:
+        super().__init__(threaded=False)
+        self.held: list[tuple[Any, Any]] = []
+
+    def submit(self, job: Any, done: Any) -> None:
+        self.held.append((job, done))
+
+    def answer(self) -> None:
+        held, self.held = self.held, []
+        for job, done in held:
+            super().submit(job, done)
+
+
+def test_a_slow_centre_answering_with_a_call_already_put_through_does_not_hand_it_out_again(url: str) -> None:
+    clock, link = Clock(), HeldLink()
+    q = SharedQueue(GROUPS, clock, Centre.open(url, "A"), sync_every_s=0, link=link)
+    q.add_agent("op0", "sip:op0@127.0.0.1", ("general",))
+    q.enqueue("a0", "general")
+    assert q.tick() == [] and q.position("a0") == 1  # queued here at once, the centre not asked yet
+    link.answer()  # a0 written, then the sync that gives op0 to a0
+    (connect,) = [e for e in q.tick() if isinstance(e, Connect)]  # (this tick asks the centre again)
+    q.connected("a0")  # put through: its drop is written after that question
+    link.answer()  # the answer lists a0 given to op0 still, then the drop lands
+    clock.t += 1
+    assert [e for e in q.tick() if isinstance(e, Connect)] == []  # handed out once
+    link.answer()
+    clock.t += 30
+    q.call_ended("op0")
+    link.answer()
+    assert q.centre.agents()["op0"].state == AgentState.WRAP_UP  # the call's end reached the centre
 
 
 def test_a_callback_keeps_its_place_across_nodes_and_is_dialled_by_the_node_that_assigns_it(url: str) -> None:
