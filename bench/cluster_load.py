@@ -6,10 +6,12 @@ waiting caller (p50/p95), database statements, connection checkouts and transact
 
     .venv/bin/python bench/cluster_load.py [--cps 25 50 100] [--calls 300] [--hold-ms 1000] [--kills 3]
                                            [--centre-callers 200] [--centre-agents 20] [--only centre|sip]
+                                           [--queue centre|node]
 
 The front door runs with the shipped settings (probes every 2 s, a silent node given up after 1 s) but for the
 trunk's address, trusted as a carrier's; the nodes run the shipped flow (no Vosk model: menus and recordings, no
-recognition) on 127.0.0.1, each with its own data dir. One node is measured behind its own front door, three behind
+recognition) on 127.0.0.1, each with its own data dir, sharing the centre's queue in PostgreSQL (beats, mirrors,
+LISTEN) unless `--queue node`. One node is measured behind its own front door, three behind
 the cluster's. Callers come from one trunk address, hold `--hold-ms` and hang up through the front door. The figures
 are for this machine: its effective cores are measured first (two busy processes side by side) and printed, as 1 -> 3
 nodes cannot scale past them. Prints figures; asserts none.
@@ -223,13 +225,16 @@ async def main(args: argparse.Namespace) -> None:
             pg.stop()
     if args.only == "centre":
         return
+    queue_pg = PgCluster() if args.queue == "centre" else None
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
         home = Path(tmp)
         prompts = home / "prompts"
         render_catalogue(load_catalogue(ROOT / "prompts" / "catalogue.yaml"), prompts)
         t0 = time.monotonic()
-        cluster = Cluster.start(home / "cluster", prompts, settings=SETTINGS)
-        print(f"3 nodes and the front door up in {time.monotonic() - t0:.1f} s")
+        node_env = {"IVR_QUEUE_DATABASE_URL": fresh_database(queue_pg)} if queue_pg is not None else None
+        cluster = Cluster.start(home / "cluster", prompts, settings=SETTINGS, node_env=node_env)
+        print(f"3 nodes and the front door up in {time.monotonic() - t0:.1f} s; their queue: "
+              + ("the centre's, in PostgreSQL" if queue_pg is not None else "each node's own"))
         try:
             one = FrontDoor(home / "one", free_port(socket.SOCK_DGRAM), SETTINGS)
             one.start([cluster.nodes[0].uri])
@@ -247,6 +252,8 @@ async def main(args: argparse.Namespace) -> None:
             print(f"  new calls avoided the dead node within {max(avoided):.2f} s at worst (target: 5 s)")
         finally:
             cluster.stop()
+            if queue_pg is not None:
+                queue_pg.stop()
 
 
 if __name__ == "__main__":
@@ -258,4 +265,6 @@ if __name__ == "__main__":
     parser.add_argument("--centre-callers", type=int, default=200, help="callers racing in the centre's queue")
     parser.add_argument("--centre-agents", type=int, default=20, help="operators they race for")
     parser.add_argument("--only", choices=("centre", "sip"), help="measure only the centre's queue, or only SIP")
+    parser.add_argument("--queue", choices=("centre", "node"), default="centre",
+                        help="the SIP nodes' queue: the centre's in PostgreSQL (default), or each node's own")
     asyncio.run(main(parser.parse_args()))

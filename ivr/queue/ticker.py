@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.queue.call_queue import CallQueue
 from ivr.queue.callbacks import FAILED, PENDING, Callback, CallbackNotFound, CallbackStore
-from ivr.queue.model import AgentState, Connect, Priority, QueueEvent, UnknownCall
+from ivr.queue.model import AgentState, Connect, Priority, QueueError, QueueEvent, UnknownCall
 from ivr.storage import problem
 
 __all__ = ["QueueRunner", "EventSink", "Dialback", "DialbackResult", "callback_call_id", "release"]
@@ -77,6 +77,7 @@ class QueueRunner:
         self.connects: deque[Connect] = deque(maxlen=1000)  # the latest hand-overs, for status and tests
         self._tasks: set[asyncio.Task[None]] = set()
         self._dialling: set[int] = set()
+        self._refused: set[int] = set()  # callbacks the queue would not take (logged once)
         self._requeued_at = 0.0
         self._renewed_at = 0.0
         self._store_trouble = ""
@@ -91,13 +92,21 @@ class QueueRunner:
         return self._requeue([cb for cb in self.store.outstanding() if cb.status == PENDING])
 
     def _requeue(self, callbacks: list[Callback]) -> int:
+        """Queue the callbacks not queued yet; one the queue refuses (a desk no longer configured) is logged once
+        and does not keep the others out."""
         queued = {c.call_id for c in self.queue.queued()}
         n = 0
         for cb in callbacks:
             cid = callback_call_id(cb.id)
             if cid in queued or cb.id in self._dialling:
                 continue
-            self.queue.enqueue(cid, cb.group, Priority(cb.priority), cb.ticket, callback=True, entered=cb.entered)
+            try:
+                self.queue.enqueue(cid, cb.group, Priority(cb.priority), cb.ticket, callback=True, entered=cb.entered)
+            except QueueError as exc:
+                if cb.id not in self._refused:
+                    log.error("callback %d cannot keep its place: %s", cb.id, exc)
+                self._refused.add(cb.id)
+                continue
             n += 1
         return n
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -47,6 +48,21 @@ def test_pending_callbacks_rejoin_the_queue_at_their_places(settings: Settings) 
         ("13900000001", 1, ""), ("13900000002", 2, "")]
     assert {(c.id, c.position, c.status) for c in snap.callbacks} == {
         (str(early), 1, "waiting"), (str(late), 2, "waiting"), (str(elderly), 1, "waiting")}
+
+
+def test_a_callback_the_queue_refuses_does_not_keep_the_others_out(settings: Settings,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    store = CallbackStore(callbacks_url(settings.data_dir))
+    now = time.time()
+    gone = store.book("13900000001", "hotline-2019", 2, now - 60, now - 60)  # a desk since removed from the settings
+    kept = store.book("13900000002", "general", 2, now - 10, now - 10)
+    hq, _ = hotline_queue(settings, QueueOptions())
+    with caplog.at_level(logging.ERROR, "ivr.queue.ticker"):
+        assert hq.runner.restore() == 1
+        hq.runner.restore()
+    assert [c.call_id for c in hq.queue.queued()] == [f"cb-{kept}"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"callback {gone} cannot keep its place: unknown agent group 'hotline-2019'"]
 
 
 @pytest.mark.sipp
