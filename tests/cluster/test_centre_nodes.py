@@ -347,7 +347,7 @@ def operator_calls(messages: Path) -> list[tuple[float, float]]:
 def test_two_hundred_callers_through_the_front_door_race_for_twenty_operators_on_three_nodes(
         pg: PgCluster, phones: Phones, tmp_path: Path, prompt_cache: Path) -> None:
     url = fresh_database(pg)
-    operators = {f"op{i}": phones.uas(f"op{i}", SIPP_DIR / "answer_hold_bye.xml", 200, "-d", "1000", "-trace_msg",
+    operators = {f"op{i}": phones.uas(f"op{i}", SIPP_DIR / "answer_hold_bye.xml", 200, "-d", "6000", "-trace_msg",
                                       "-message_file", str(tmp_path / f"op{i}.msgs")) for i in range(20)}
     config = tmp_path / "ivr.toml"
     config.write_text(f'[queue]\ndatabase_url = "{url}"\n'
@@ -361,7 +361,7 @@ def test_two_hundred_callers_through_the_front_door_race_for_twenty_operators_on
     try:
         xml = scenario("caller", invite_answered(PCMU_EVENTS, routed=True), *GENERAL, recv("BYE"), answer_ok()
                        ).replace("13800138000", "1390[call_number]")
-        rc, out = asyncio.run(cluster.sipp(xml, tmp_path / "callers", calls=200, rate=20, limit=200,
+        rc, out = asyncio.run(cluster.sipp(xml, tmp_path / "callers", calls=200, rate=5, limit=200,
                                            timeout_s=600))
         logs = [n.served.log.read_text(errors="replace") if n.served and n.served.log else "" for n in cluster.nodes]
     finally:
