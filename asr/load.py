@@ -2,12 +2,15 @@
 
 `DecodeStats` keeps the decode jobs of the last minute. The lag of a job is counted from the arrival of the newest
 frame it decoded to its end (what a Vosk server's per-chunk reply time measures) and, beside it, from the oldest frame
-(so batching cannot hide a backlog).
+(so batching cannot hide a backlog). The lag figures are those of chunks inside utterances; an utterance's last job
+(its final result) is counted apart, from the end of the utterance: callers who stop together queue their finals one
+behind another (each is a lattice finalisation, ~55 ms of CPU), which says nothing of whether the decoders keep up.
 
 `Admission` decides per listening step (a menu's answer, a recorded complaint) whether live recognition takes it:
 a step holds a `Reservation` while it listens. The number of reservations the node carries adapts to the lag seen:
-when the p95 lag of the last seconds passes `soft_lag_s`, the limit drops below what is held; when the node is at its
-limit with the lag under three quarters of that (`RISE_BELOW`), it rises by one. Priority steps (elderly callers,
+when the p95 lag of the last seconds passes `soft_lag_s`, the limit drops below what is held (and not again until
+the steps held fit under it: a step runs to its end, so the lag answers a cut only as steps finish); when the node is
+at its limit with the lag under three quarters of that (`RISE_BELOW`), it rises by one. Priority steps (elderly callers,
 urgent or spoken-question steps) may go `reserve` over the limit, so they keep speech longest. A step refused is
 served by keys, and what it records is transcribed after the call.
 """
@@ -50,7 +53,7 @@ class LoadSnapshot:
     window_s: float
     jobs: int
     streams: int  # utterance streams open now
-    lag_p95_s: float  # newest frame -> decoded, over the window (0 without jobs)
+    lag_p95_s: float  # newest frame -> decoded, chunks inside utterances over the window (0 without any)
     lag_oldest_p95_s: float
     lag_max_s: float
     final_p95_s: float  # last frame of an utterance -> its final result
@@ -102,8 +105,9 @@ class DecodeStats:
             streams = self.streams
         if not jobs:
             return LoadSnapshot(window_s, 0, streams, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        lag = np.array([j.lag_s for j in jobs])
-        oldest = np.array([j.lag_oldest_s for j in jobs])
+        chunks = [j for j in jobs if not j.final]
+        lag = np.array([j.lag_s for j in chunks] or [0.0])
+        oldest = np.array([j.lag_oldest_s for j in chunks] or [0.0])
         finals = [j.lag_s for j in jobs if j.final]
         return LoadSnapshot(window_s, len(jobs), streams, float(np.percentile(lag, 95)),
                             float(np.percentile(oldest, 95)), float(lag.max()),
@@ -183,9 +187,12 @@ class Admission:
             return
         if self.minimum == self.maximum:  # a fixed limit
             return
-        if snap.lag_p95_s > self.soft_lag_s and now - self._last_down >= self.window_s / 2:
-            self.limit = max(float(self.minimum), min(self.limit, float(self.held)) - 1)
-            self._last_down = now
+        if snap.lag_p95_s > self.soft_lag_s:
+            # steps run to their end: while more are held than the last cut allows it has not taken effect yet, and
+            # cutting again on the same lag would take the limit far below what the decoders can carry
+            if self.held <= self.limit and now - self._last_down >= self.window_s / 2:
+                self.limit = max(float(self.minimum), min(self.limit, float(self.held)) - 1)
+                self._last_down = now
         elif (snap.lag_p95_s < self.soft_lag_s * RISE_BELOW and self.held >= self.limit
               and now - max(self._last_up, self._last_down) >= self.window_s):
             self.limit = min(float(self.maximum), self.limit + 1)

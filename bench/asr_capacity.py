@@ -126,7 +126,9 @@ async def our_streams(engine, pcm: bytes, n: int, admit: bool = False) -> dict[s
     frames = [pcm[i:i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
     finals: list[list[float]] = [[] for _ in range(n)]
     texts: list[list[tuple[int, str]]] = [[] for _ in range(n)]  # per stream: (utterance, transcript)
-    admission = Admission(scheduler.stats) if admit else None
+    settings = serve_settings()
+    admission = (Admission(scheduler.stats, initial=max(4, settings.asr_warm), reserve=settings.asr_live_reserve,
+                           soft_lag_s=settings.asr_soft_lag_ms / 1000) if admit else None)  # as ivr serve builds it
     peak = [rss_kb()]
     stop = threading.Event()
 
@@ -237,19 +239,24 @@ async def memory_soak(n: int, minutes: float, marks: list[float]) -> None:
     await asyncio.gather(report(), *(one() for _ in range(n)))
 
 
+def serve_settings():  # type: ignore[no-untyped-def]
+    """The settings `ivr serve` would run with here: defaults and the `IVR_ASR_*` environment."""
+    from ivr.config import load_settings
+
+    return load_settings(environ={k: v for k, v in os.environ.items() if k.startswith("IVR_ASR_")})
+
+
 def start_engine(warm: str, warm_call: Path | None = None, n: int = 0):  # type: ignore[no-untyped-def]
     """The engine as `ivr serve` builds it. `warm`: "none" (cold recognisers, as the peer's), "serve" (what
-    `ivr serve` does at start-up: asr_warm recognisers on 30 s of the prompts, `IVR_ASR_WARM` read as `ivr serve`
-    reads it), "steady" (a node that has been
+    `ivr serve` does at start-up: asr_warm recognisers on 30 s of the prompts), "steady" (a node that has been
     answering: N streams of `warm_call`, a different call, decoded first)."""
     from asr.engine import VoskEngine, warm_in_background
-    from ivr.config import load_settings
     from ivr.hotline.service import WARM_AUDIO_BYTES
     from prompts import PromptLibrary, load_catalogue
 
     engine = VoskEngine(ko_model())
     if warm == "serve":
-        settings = load_settings(environ={k: v for k, v in os.environ.items() if k == "IVR_ASR_WARM"})
+        settings = serve_settings()
         catalogue = load_catalogue(settings.prompts_catalogue)
         library = PromptLibrary(catalogue, ROOT / "var" / "prompts")
         speech = b"".join(library.get(p) for p in catalogue.prompts)[:WARM_AUDIO_BYTES]
