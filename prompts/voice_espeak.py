@@ -45,7 +45,9 @@ class EspeakVoice:
         try:
             import pyttsx3
 
-            self._engine = pyttsx3.init(driver)
+            # an engine of its own: pyttsx3.init() hands every caller the process's one engine, and an engine
+            # first run on another thread (a re-render in the background) never finishes on this one
+            self._engine = pyttsx3.Engine(driver)
         except Exception as exc:  # pyttsx3 raises bare errors when libespeak-ng is missing
             raise VoiceUnavailable(
                 f"no text-to-speech engine ({exc}); install espeak-ng (apt-get install espeak-ng) "

@@ -3,7 +3,6 @@ cache, what callers did with it counted for `/metrics`, and one entry's prompts 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
@@ -73,15 +72,11 @@ def kb_prompts(settings: Settings) -> FilePrompts:
 
 def entry_rerenderer(settings: Settings) -> Callable[[Entry], RenderStats | None]:
     """What the console calls (in a background task) after a supervisor saved an entry: its prompts rendered again
-    (`ivr.flow.kbvoice.rerender_entry`) with the voice of `ivr prompts build` (`prompts_voice`), made once."""
-    made: list[Voice] = []
-    lock = threading.Lock()
+    (`ivr.flow.kbvoice.rerender_entry`) with the voice of `ivr prompts build` (`prompts_voice`), made for each render
+    on the thread that uses it (a text-to-speech engine is not to be shared between threads)."""
 
     def make_voice() -> Voice:
-        with lock:
-            if not made:
-                made.append(choose_voice(settings.prompts_voice, settings.data_dir / "voices")[0])
-            return made[0]
+        return choose_voice(settings.prompts_voice, settings.data_dir / "voices")[0]
 
     def rerender(entry: Entry) -> RenderStats | None:
         return rerender_entry(entry, kb_cache_dir(settings.prompts_cache),  # type: ignore[arg-type]

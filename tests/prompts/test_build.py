@@ -163,3 +163,16 @@ def test_styles_that_differ_only_in_level_share_one_rendering(tmp_path: Path) ->
                                    + [("反映问题，请按一。", 0.8)] + [("五", r) for r in (1.0, 0.8)])
     loud, standard = (read_wav(tmp_path / "cache" / s / "welcome.wav") for s in ("loud", "standard"))
     assert abs(len(loud) - len(standard)) < 160 and rms_dbfs(loud) - rms_dbfs(standard) > 3  # trimmed at its level
+
+
+def test_a_voice_made_on_another_thread_leaves_this_threads_voice_working() -> None:
+    """The console re-renders an edited knowledge-base answer on a worker thread; a later render on this thread must
+    still finish (pyttsx3's shared engine, first run on another thread, never did)."""
+    import threading
+
+    rendered: list[bytes] = []
+    worker = threading.Thread(target=lambda: rendered.append(EspeakVoice().render("你好", 1.0)))
+    worker.start()
+    worker.join()
+    rendered.append(EspeakVoice().render("你好", 1.0))
+    assert len(rendered) == 2 and all(len(pcm) > 1600 for pcm in rendered)
