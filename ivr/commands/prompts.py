@@ -22,6 +22,8 @@ def build(
     voice: str = typer.Option("", help=f"{' | '.join(voice_names())} (or kokoro/SPEAKER); auto: the best "
                                         "installed voice a public hotline may use, else espeak-ng (default: the "
                                         "prompts_voice setting, auto)"),
+    with_kb: bool = typer.Option(True, "--kb/--no-kb", help="also the knowledge base's answers (about an hour of "
+                                 "speech: most of an hour with the neural voice on two cores the first time)"),
 ) -> None:
     """Render every prompt whose text or voice changed (standard, slow, loud, slow_loud and elderly style) to
     8 kHz WAV, and the knowledge base's: each entry speakable today, its answer, "您是想问…吗？" and title."""
@@ -29,7 +31,7 @@ def build(
     made: list[Voice] = []
     try:
         catalogue = load_catalogue(s.prompts_catalogue)
-        kb = load_kb(s.kb_dir) if any(s.kb_dir.glob("*.yaml")) else None
+        kb = load_kb(s.kb_dir) if with_kb and any(s.kb_dir.glob("*.yaml")) else None
 
         def make_voice() -> Voice:  # made once, when something needs the voice
             if not made:
@@ -53,6 +55,10 @@ def build(
     said = f", {stats.audio_seconds:.1f} s of speech in {stats.render_seconds:.1f} s" if stats.rendered else ""
     typer.echo(f"prompts: {stats.rendered} rendered, {stats.unchanged} unchanged, {stats.recorded} recorded "
                f"-> {s.prompts_cache} (voice {stats.voice or 'none needed'}{said})")
+    if not with_kb:
+        typer.echo("knowledge base: not rendered (--no-kb); its nodes send callers to a person for an answer not "
+                   "rendered yet: run `ivr prompts build` to render them")
+        return
     if kb is None or kb_stats is None:
         typer.echo(f"knowledge base: no files in {s.kb_dir}; nothing to render")
         return

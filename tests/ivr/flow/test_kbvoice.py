@@ -79,6 +79,15 @@ def test_build_renders_only_speakable_entries_and_only_what_changed(env: dict[st
     assert played.audio("kb_t_sample") is None and played.audio("kb_t_old") is None  # never rendered
 
 
+def test_build_without_the_knowledge_base_leaves_its_answers_unrendered_and_says_how(env: dict[str, str],
+                                                                                     tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["prompts", "build", "--voice", "espeak", "--no-kb"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "knowledge base: not rendered (--no-kb)" in result.output and "run `ivr prompts build`" in result.output
+    assert not (tmp_path / "data" / "prompts" / "kb").exists()
+    assert (tmp_path / "data" / "prompts" / "standard" / "welcome.wav").exists()
+
+
 def test_an_edited_entry_is_rendered_again_in_the_background(env: dict[str, str], tmp_path: Path) -> None:
     build_kb(env)
     cache = tmp_path / "data" / "prompts" / "kb"
