@@ -242,7 +242,8 @@ def warm_in_background(engine: VoskEngine, pcm: bytes, count: int, nice: int = 1
 
     def run() -> None:
         try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)  # Linux: per thread
+            here = threading.get_native_id()  # Linux: a thread's nice value is its own, inherited from its creator
+            os.setpriority(os.PRIO_PROCESS, here, os.getpriority(os.PRIO_PROCESS, here) + nice)
         except OSError:
             pass
         started = time.monotonic()

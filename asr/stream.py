@@ -150,7 +150,7 @@ class AsyncDecoder:
 
 
 class DecodeScheduler:
-    """Worker threads decoding the live streams, most-behind first. One per process: `default_scheduler()`."""
+    """Worker threads decoding the live streams, earliest deadline first. One per process: `default_scheduler()`."""
 
     def __init__(self, workers: int | None = None, min_chunk_ms: int = 200, stats: DecodeStats | None = None,
                  lag_target_ms: int = 500, final_target_ms: int = 300) -> None:
