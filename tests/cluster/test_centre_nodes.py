@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,13 @@ class Phones:
     """SIPp processes started by a test (operators, citizens, callers), killed at its end."""
     workdir: Path
     procs: list[subprocess.Popen[bytes]]
+    # Each phone's media ports (SIPp binds -mp and -mp + 2) from a block of 4 of its own: taken from the signalling
+    # port, two phones' blocks overlapped now and then and the second phone never started (an operator not answering).
+    media: Iterator[int] = field(default_factory=lambda: itertools.count(20000, 4))
 
     def uas(self, name: str, xml: Path, calls: int, *args: str) -> int:
         port = free_port(socket.SOCK_DGRAM)
-        self._start(name, ["-sf", str(xml), "-p", str(port), "-m", str(calls), "-mp", str(20000 + port % 4000 * 2),
+        self._start(name, ["-sf", str(xml), "-p", str(port), "-m", str(calls), "-mp", str(next(self.media)),
                            *args])
         return port
 
@@ -60,7 +64,7 @@ class Phones:
         (self.workdir / f"{name}.xml").write_text(xml)
         port = free_port(socket.SOCK_DGRAM)
         return self._start(name, ["-sf", str(self.workdir / f"{name}.xml"), "-p", str(port), "-m", "1",
-                                  "-mp", str(20000 + port % 4000 * 2), f"127.0.0.1:{node_port}"])
+                                  "-mp", str(next(self.media)), f"127.0.0.1:{node_port}"])
 
     def _start(self, name: str, args: list[str], local_ip: str = "127.0.0.1") -> subprocess.Popen[bytes]:
         assert SIPP is not None

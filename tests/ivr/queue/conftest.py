@@ -1,3 +1,4 @@
+import itertools
 import socket
 import subprocess
 from pathlib import Path
@@ -15,10 +16,11 @@ def _free_port() -> int:
 def sipp(tmp_path):
     """Start SIPp on a free 127.0.0.1 port for `calls` calls, tracing messages; returns (process, port)."""
     procs: list[subprocess.Popen] = []
+    media_ports = itertools.count(20000, 4)  # -mp and -mp + 2 of each SIPp, in blocks that never overlap
 
     def start(args: list[str], calls: int, where: Path = tmp_path) -> tuple[subprocess.Popen, int]:
         port = _free_port()
-        media = 20000 + (port % 4000) * 2
+        media = next(media_ports)
         proc = subprocess.Popen(["sipp", "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-nostdin", "-mp", str(media),
                                  "-trace_msg", "-message_file", str(where / f"msgs{port}.log"), *args],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=where)
