@@ -261,8 +261,13 @@ class RtpSession:
             digits = ()
         inbound = self.inbound
         if len(inbound) >= self.max_inbound:
-            inbound.popleft()
+            oldest = inbound.popleft()
             self.stats.inbound_overflow += 1
+            if oldest.digits:  # the audio of a channel not reading goes; the caller's keys go on to the next frame
+                if inbound:
+                    inbound[0] = inbound[0]._replace(digits=oldest.digits + inbound[0].digits)
+                else:
+                    digits = oldest.digits + digits
         inbound.append(InboundFrame(audio, self.tick_count, digits))
         if self.on_inbound is not None:
             self.on_inbound()

@@ -96,3 +96,28 @@ def test_a_stranger_cannot_hijack_a_call_and_a_moved_caller_is_followed() -> Non
             sock.close()
 
     asyncio.run(main())
+
+
+def test_keys_pressed_while_nobody_reads_outlive_the_audio_dropped_for_room() -> None:
+    """A call whose flow starts late (its node stalled 2 s after answering, seen in CI): the frames kept for it run
+    over and the oldest audio goes, but a key the caller pressed meanwhile is still there for the first menu."""
+    async def main() -> None:
+        caller = _udp()
+        session = RtpSession(MediaClock(), PortAllocator(47000, 47099), MediaParams("PCMU", 0, 101, caller.getsockname()))
+        session.max_inbound = 10
+        await session.open("127.0.0.1")
+        ours = ("127.0.0.1", session.local_port)
+        for seq, end in enumerate((False, False, True, True, True)):  # "5": start, update, the end sent three times
+            event = bytes([5, (0x80 if end else 0) | 10]) + (160 * (seq + 1)).to_bytes(2, "big")
+            caller.sendto(rtp(101, seq, 1600, 0xCA11, event), ours)
+        for _ in range(500):
+            await asyncio.sleep(0.02)
+            if session.stats.dtmf_events == 1 and session.stats.inbound_overflow >= 30:
+                break
+        frames = list(session.inbound)
+        session.close()
+        caller.close()
+        assert session.stats.dtmf_events == 1 and session.stats.inbound_overflow >= 30
+        assert len(frames) == 10 and [d for f in frames for d in f.digits] == ["5"]
+
+    asyncio.run(main())
