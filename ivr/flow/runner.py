@@ -190,7 +190,7 @@ class FlowRunner:
                 self._set(name, value)
             return node.next
         if isinstance(node, Branch):
-            return next((c.next for c in node.cases if self._holds(c.when)), node.default)
+            return self._branch(node)
         if isinstance(node, Goto):
             return node.next
         if isinstance(node, Hangup):
@@ -507,8 +507,9 @@ class FlowRunner:
 
     async def _not_saved(self, node: Record) -> str | None:
         """The message could not be saved (a full disk): say so and offer a person; when that was already
-        tried in this call, or there is no person to offer, ask the caller to call again later."""
-        if NOT_SAVED not in self.call.flags and self.flow.agent_node:
+        tried in this call, or there is no person to offer (out of hours the flow would ask for a message again),
+        ask the caller to call again later."""
+        if NOT_SAVED not in self.call.flags and self._person_now():
             self.call.flags.add(NOT_SAVED)
             log.warning("call %s: the message at %s was not saved; offering a person", self.call.call_id, node.id)
             await self._play("message_not_saved", interruptible=False)
@@ -518,6 +519,18 @@ class FlowRunner:
         await self._play("message_not_saved_later", interruptible=False)
         await self.io.channel.hangup()
         return None
+
+    def _person_now(self) -> bool:
+        """Whether the flow's `agent_node` leads to a person now, through its branches (the business hours)."""
+        node = self.flow.nodes.get(self.flow.agent_node)
+        for _ in self.flow.nodes:  # a loop of branches reaches no one
+            if not isinstance(node, (Branch, Goto)):
+                break
+            node = self.flow.nodes.get(self._branch(node) if isinstance(node, Branch) else node.next)
+        return isinstance(node, Transfer)
+
+    def _branch(self, node: Branch) -> str:
+        return next((c.next for c in node.cases if self._holds(c.when)), node.default)
 
     def _log_heard(self, nid: str, heard: Heard) -> InputHeard:
         entry = InputHeard(node=nid, kind=heard.kind.value, t_ms=heard.t_ms)

@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from flow_harness import count, fixture, run_call
+from flow_harness import at, count, fixture, run_call
 
 from asr.audio import read_wav
 from ivr.channel.base import CallInfo, TransferResult
@@ -97,6 +97,18 @@ def test_database_disk_full_keeps_the_message_without_a_ticket_and_says_which_fi
     assert not list(db.glob("*.tmp"))
 
 
+def test_out_of_hours_a_message_that_cannot_be_saved_is_not_asked_for_again(hotline, library, small_disks,
+                                                                             tmp_path: Path) -> None:
+    rec = small_disks.mount(tmp_path / "recordings", "64k")
+    small_disks.fill(rec)
+    call = run_call(hotline, library, COMPLAINT, tmp_path, clock=at(23))  # no person until 07:00
+    assert call.record.path == ["welcome", "main_menu=complaint", "complaint"]
+    assert [count(call.played, library.get(p)) for p in ("message_not_saved_later", "message_not_saved",
+                                                          "after_hours")] == [1, 0, 0]
+    assert call.channel.hung_up_by_system and call.channel.transfers == []
+    assert len(call.store.list()) == 1  # the ticket of the one message tried, without audio
+
+
 class NoOperator(FileChannel):
     """A caller whose transfer finds no operator (the queue's on_fail leads back to leaving a message)."""
 
@@ -111,7 +123,7 @@ def test_no_person_either_asks_the_caller_to_call_again_instead_of_looping(hotli
     small_disks.fill(rec)
     channel = NoOperator(parse_script(COMPLAINT), CallInfo(call_id="t-2", caller="13800138000"))
     store = TicketStore(f"sqlite:///{tmp_path}/ivr.db")
-    runner = FlowRunner(hotline, CallIO(channel, None), library, StoreSink(store, rec))
+    runner = FlowRunner(hotline, CallIO(channel, None), library, StoreSink(store, rec), clock=at(10))
     record = asyncio.run(runner.run())
     assert record.path == ["welcome", "main_menu=complaint", "complaint", "general_agent", "complaint"]
     assert channel.transfers == ["general"] and channel.hung_up_by_system
@@ -131,7 +143,8 @@ def test_database_full_by_the_end_of_the_message_keeps_the_recording_for_the_sta
             return rec
 
     channel = FileChannel(parse_script(COMPLAINT), CallInfo(call_id="t-3", caller="13800138000"))
-    runner = FlowRunner(hotline, CallIO(channel, None), library, FillsWhileRecording(store, tmp_path / "rec"))
+    runner = FlowRunner(hotline, CallIO(channel, None), library, FillsWhileRecording(store, tmp_path / "rec"),
+                        clock=at(10))
     record = asyncio.run(runner.run())
     assert record.path[2:] == ["complaint", "general_agent"]
     assert count(bytes(channel.played), library.get("message_not_saved")) == 1
