@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "ivr" / "sip"))
 
-from sippkit import free_udp_port, run_sipp  # noqa: E402
+from sippkit import free_udp_port, run_sipp, sipp_media_port  # noqa: E402
 
 from ivr.channel.base import Channel  # noqa: E402
 from ivr.media.bridge import BridgeResult, bridge  # noqa: E402
@@ -42,7 +42,7 @@ async def bench(work: Path, calls: int, seconds: int) -> None:
     op_port = free_udp_port()
     operator = subprocess.Popen(
         ["nice", "-n", "10", "sipp", "-sf", str(SCENARIOS / "operator_echo.xml"), "-i", "127.0.0.1", "-p",
-         str(op_port), "-mi", "127.0.0.1", "-mp", str(free_udp_port(even=True)), "-rtp_echo", "-m", str(calls),
+         str(op_port), "-mi", "127.0.0.1", "-mp", str(sipp_media_port()), "-rtp_echo", "-m", str(calls),
          "-nostdin", "-timeout", f"{seconds + 120}s"], cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     async def handler(channel: Channel) -> None:

@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "ivr" / "sip"))
 
-from sippkit import PCMU_EVENTS, answer_ok, free_udp_port, invite_answered, pause, play, recv, run_sipp, scenario  # noqa: E402
+from sippkit import (PCMU_EVENTS, answer_ok, free_udp_port, invite_answered, pause, play, recv, run_sipp,  # noqa: E402
+                     scenario, sipp_media_port)
 
 from asr.audio import duration_ms  # noqa: E402
 from ivr.config import AgentConfig, load_settings  # noqa: E402
@@ -70,7 +71,7 @@ async def ring_times(reps: int, work: Path) -> list[float]:
     op_port = free_udp_port()
     op_log = work / "operator.log"
     op = subprocess.Popen(["sipp", "-sf", str(REPO / "tests/ivr/queue/sipp/answer_hold_bye.xml"), "-d", "1000",
-                           "-i", "127.0.0.1", "-p", str(op_port), "-mp", str(free_udp_port(even=True)),
+                           "-i", "127.0.0.1", "-p", str(op_port), "-mp", str(sipp_media_port()),
                            "-m", str(reps), "-nostdin", "-trace_msg", "-message_file", str(op_log)],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
     options = QueueOptions(agents=(AgentConfig("op1", "Operator 1", f"sip:op1@127.0.0.1:{op_port}",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import os
 import re
 import shutil
@@ -16,7 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,8 @@ from pgkit import PgCluster, fresh_database
 from clusterkit import FRONT, KAMAILIO, TRUNK, Cluster
 from queuekit import ELDERLY, GENERAL, all_day_flow, caller, suggestion_caller
 from serveproc import Served, free_port, launch
-from sippkit import PCMU_EVENTS, SIPP, answer_ok, caller_bye, invite_answered, pause, recv, scenario, sipp_counts
+from sippkit import (PCMU_EVENTS, SIPP, answer_ok, caller_bye, invite_answered, pause, recv, scenario, sipp_counts,
+                     sipp_media_port)
 
 from asr.audio import read_wav
 from ivr.config import Settings
@@ -50,13 +50,10 @@ class Phones:
     """SIPp processes started by a test (operators, citizens, callers), killed at its end."""
     workdir: Path
     procs: list[subprocess.Popen[bytes]]
-    # Each phone's media ports (SIPp binds -mp and -mp + 2) from a block of 4 of its own: taken from the signalling
-    # port, two phones' blocks overlapped now and then and the second phone never started (an operator not answering).
-    media: Iterator[int] = field(default_factory=lambda: itertools.count(20000, 4))
 
     def uas(self, name: str, xml: Path, calls: int, *args: str) -> int:
         port = free_port(socket.SOCK_DGRAM)
-        self._start(name, ["-sf", str(xml), "-p", str(port), "-m", str(calls), "-mp", str(next(self.media)),
+        self._start(name, ["-sf", str(xml), "-p", str(port), "-m", str(calls), "-mp", str(sipp_media_port()),
                            *args])
         return port
 
@@ -64,7 +61,7 @@ class Phones:
         (self.workdir / f"{name}.xml").write_text(xml)
         port = free_port(socket.SOCK_DGRAM)
         return self._start(name, ["-sf", str(self.workdir / f"{name}.xml"), "-p", str(port), "-m", "1",
-                                  "-mp", str(next(self.media)), f"127.0.0.1:{node_port}"])
+                                  "-mp", str(sipp_media_port()), f"127.0.0.1:{node_port}"])
 
     def _start(self, name: str, args: list[str], local_ip: str = "127.0.0.1") -> subprocess.Popen[bytes]:
         assert SIPP is not None

@@ -207,7 +207,7 @@ def serve(env: dict[str, str]) -> subprocess.Popen[str]:
 
 def sipp_complaint(tmp_path: Path, port: int, prompt_cache: Path) -> subprocess.Popen[bytes]:
     """A SIPp caller who presses 1, waits for the beep and speaks for half a minute."""
-    from sippkit import PCMU_EVENTS, free_udp_port, pcmu_pcap, play
+    from sippkit import PCMU_EVENTS, free_udp_port, pcmu_pcap, play, sipp_media_port
 
     from asr.audio import duration_ms, read_wav
     from prompts import PromptLibrary, load_catalogue
@@ -221,7 +221,7 @@ def sipp_complaint(tmp_path: Path, port: int, prompt_cache: Path) -> subprocess.
     (tmp_path / "caller.xml").write_text(xml, encoding="iso-8859-1")
     assert SIPP is not None
     return subprocess.Popen([SIPP, "-sf", str(tmp_path / "caller.xml"), f"127.0.0.1:{port}", "-i", "127.0.0.1",
-                             "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port(even=True)),
+                             "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(sipp_media_port()),
                              "-m", "1", "-nostdin", "-timeout", "120s"], cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

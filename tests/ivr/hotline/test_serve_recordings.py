@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from queuekit import suggestion_caller
 from sippkit import (PCMU_EVENTS, SIPP, answer_ok, free_udp_port, invite_answered, pause, pcmu_pcap,
-                     play, recv, run_sipp, scenario, serving)
+                     play, recv, run_sipp, scenario, serving, sipp_media_port)
 from typer.testing import CliRunner
 
 from asr.audio import FRAME_BYTES, duration_ms, read_wav
@@ -89,7 +89,7 @@ def operator_phone(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
     """A SIPp operator who answers one call, talks 3 s and hangs up."""
     port = free_udp_port()
     proc = subprocess.Popen([str(SIPP), "-sf", str(REPO / "tests" / "ivr" / "queue" / "sipp" / "answer_hold_bye.xml"),
-                             "-d", "3000", "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port(even=True)),
+                             "-d", "3000", "-i", "127.0.0.1", "-p", str(port), "-mp", str(sipp_media_port()),
                              "-m", "1", "-nostdin"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     return proc, port

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import itertools
 import re
 import shutil
 import socket
@@ -160,20 +160,22 @@ def scenario(name: str, *steps: str) -> str:
     return HEAD.format(name=name) + "".join(steps) + "</scenario>\n"
 
 
-def free_udp_port(even: bool = False) -> int:
-    for _ in range(200):
-        port = random.randrange(30000, 60000, 2) if even else 0
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                s.bind(("127.0.0.1", port))
-                port = s.getsockname()[1]
-            if even:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s2:
-                    s2.bind(("127.0.0.1", port + 2))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free UDP port")
+# A SIPp phone binds its media port (-mp) and the one 2 above it. Phones take blocks of 4 from one counter above the
+# kernel's ephemeral ports (32768-60999) and the nodes' RTP ranges, so no two phones, no port a test asked the kernel
+# for, and no node's RTP socket ever take each other's (a phone that cannot bind never starts: an operator who does
+# not answer, a caller who never calls).
+_MEDIA_BLOCKS = itertools.count()
+
+
+def sipp_media_port() -> int:
+    """The -mp of the next SIPp phone of this test run (its blocks wrap after 1,100 phones, long gone by then)."""
+    return 61000 + next(_MEDIA_BLOCKS) % 1100 * 4
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def sipp_counts(out: str) -> tuple[int, int]:
@@ -193,7 +195,7 @@ async def run_sipp(xml: str, workdir: Path, server_port: int, calls: int = 1, ra
     path = workdir / "scenario.xml"
     path.write_text(xml, encoding="iso-8859-1")
     args = [SIPP, "-sf", str(path), f"{server_host}:{server_port}", "-i", local_ip, "-p", str(free_udp_port()),
-            "-mi", local_ip, "-mp", str(free_udp_port(even=True)), "-m", str(calls), "-r", str(rate),
+            "-mi", local_ip, "-mp", str(sipp_media_port()), "-m", str(calls), "-r", str(rate),
             "-l", str(limit or calls), "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error", "-trace_err",
             "-error_file", str(workdir / "errors.log"), "-max_recv_loops", "1000", *(extra or [])]
     if nice:  # let the load generator yield to the server under test
