@@ -14,21 +14,19 @@ import asyncio
 import logging
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from datetime import date
-from typing import Literal, Protocol
+from typing import Literal
 
 from asr import intents
 from asr.results import Transcript
-from asr.vad import VadConfig
-from ivr.call import CallRecord, InputHeard, TicketSink
-from ivr.flow.model import Flow, Kb
+from ivr.call import InputHeard
+from ivr.flow.dialogue import Dialogue
+from ivr.flow.model import Kb
 from ivr.kb import Entry, KnowledgeBase
-from ivr.media.callio import CallIO, Heard, HeardKind
+from ivr.media.callio import Heard, HeardKind
 from prompts.compose import Digits, Part
-from prompts.library import PromptLibrary
 
 __all__ = ["KbStats", "KbStep", "KB_EVENTS", "ASKS", "MORE_PHRASES", "DONE_PHRASES", "answer_prompt",
            "question_prompt", "title_prompt"]
@@ -81,35 +79,6 @@ class KbStats:
     def snapshot(self) -> dict[str, int]:
         with self._lock:
             return {e: self._counts[e] for e in KB_EVENTS}
-
-
-class Dialogue(Protocol):
-    """What the kb node uses of the flow runner: its call, prompts, and its ways of asking."""
-
-    flow: Flow
-    io: CallIO
-    prompts: PromptLibrary
-    tickets: TicketSink
-    call: CallRecord
-
-    @property
-    def style(self) -> str: ...
-
-    def today(self) -> date: ...
-
-    def _again(self, intent: str) -> str: ...
-
-    def _vad(self, no_input_ms: int) -> VadConfig: ...
-
-    def _intent(self, menu: intents.Menu, heard: Heard, entry: InputHeard) -> str: ...
-
-    def _log_heard(self, nid: str, heard: Heard) -> InputHeard: ...
-
-    def _ask(self, play: Callable[[], Awaitable[object]], timeout_ms: int) -> Awaitable[Heard]: ...
-
-    def _play_parts(self, parts: list[Part], interruptible: bool = True) -> Awaitable[str | None]: ...
-
-    def _yes_no(self, nid: str, parts: list[Part], timeout_ms: int, retries: int) -> Awaitable[str | None]: ...
 
 
 @dataclass

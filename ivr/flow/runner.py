@@ -20,19 +20,20 @@ from typing import Any
 from asr import intents, meaning
 from asr.text import numerals_to_digits
 from asr.vad import VadConfig
-from ivr.call import CallEnd, CallRecord, InputHeard, NotSavedHeard, RecordingHeard, TicketLookup, TicketSink
+from ivr.call import CallEnd, CallRecord, InputHeard, TicketLookup, TicketSink
 from ivr.channel.base import CallerHungUp
 from ivr.flow.kbstep import ASKS, DONE_PHRASES, MORE_PHRASES, KbStats, KbStep
 from ivr.flow.loader import parse_condition
+from ivr.flow.recordstep import RecordStep
 from ivr.flow.model import (
     CONTROL_KINDS, Answer, Branch, Collect, Confirm, Flow, Goto, Hangup, Kb, Lookup, Menu, Node, Option, Queue,
     Record, Say, Set, Transfer,
 )
 from ivr.kb import KnowledgeBase
 from ivr.logs import mask_number
-from ivr.media.callio import CallIO, Heard, HeardKind, RecordEnd
+from ivr.media.callio import CallIO, Heard, HeardKind
 from prompts.compose import Digits, Part
-from prompts.library import PromptLibrary, beep
+from prompts.library import PromptLibrary
 
 __all__ = ["FlowRunner", "intent_menu"]
 
@@ -43,8 +44,6 @@ MAX_REPEATS = 4  # `*` more often than this counts as a failed try
 ASK_AGAIN_SLOWER = 2  # a caller who asks this often to hear a menu again gets the elderly style
 ELDERLY_TIMEOUT_FACTOR = 1.5
 ASKED_STYLE = {"slower": "slow", "louder": "loud"}  # what a caller asked for -> the call's flag
-NOT_SAVED = "message_not_saved"  # the call's flag once a message could not be saved
-URGENT_CHECK_MS = 6000  # time to answer "您是说有煤气泄漏吗？"
 KEYS_ONLY = "keys_only"  # told once when live recognition cannot take the caller's answers
 
 
@@ -182,7 +181,7 @@ class FlowRunner:
         if isinstance(node, Kb):
             return await self._kb(node)
         if isinstance(node, Record):
-            return await self._record(node)
+            return await RecordStep(node, self).run()
         if isinstance(node, Transfer):
             return await self._transfer(node)
         if isinstance(node, Set):
@@ -461,73 +460,6 @@ class FlowRunner:
             return None
         log.warning("call %s: transfer to %s failed: %s", self.call.call_id, node.target, result.reason)
         return node.on_fail or None
-
-    async def _record(self, node: Record) -> str | None:
-        if NOT_SAVED in self.call.flags:  # saving failed earlier in this call, and a person could not take it
-            return await self._not_saved(node)
-        await self._play(node.prompt, interruptible=False)
-        if node.beep:
-            await self.io.play(beep(), interruptible=False)
-        rec = self.tickets.open(self.call, node.ticket_kind)
-        if rec.ticket:
-            self.call.tickets.append(rec.ticket)
-        result = None
-        if rec.writer is not None:
-            with self.io.speech_step(priority=True):  # a complaint's live transcript decides whether it is urgent
-                result = await self.io.record(rec.writer, max_ms=node.max_ms, end_silence_ms=node.end_silence_ms,
-                                              no_input_ms=node.no_input_ms)
-            self.call.heard.append(RecordingHeard(node=node.id, kind="recording", ms=result.audio_ms,
-                                                  end=result.reason.value))
-        saved = self.tickets.finish(rec, self.call, result)
-        if saved.urgent:
-            self.call.flags.add("urgent")  # the flow branches on it: a person at once, ahead of the queue
-            log.warning("call %s: ticket %s is urgent; putting the caller through", self.call.call_id, rec.ticket)
-        if result is not None and result.reason == RecordEnd.HANGUP:
-            raise CallerHungUp(self.call.call_id)
-        answer = await self._urgent_check(node.id, saved.ask) if saved.ask and not saved.urgent else "no"
-        if answer != "no":  # yes, a person, or no clear answer: a person checks
-            self.call.flags.add("urgent")
-            log.warning("call %s: ticket %s may be urgent (%s, answer %s); putting the caller through",
-                        self.call.call_id, rec.ticket, saved.ask, answer)
-            if answer == "yes" and rec.ticket:
-                self.tickets.confirmed_urgent(rec.ticket, self.call, saved.ask)
-        if saved.problem:
-            self.call.heard.append(NotSavedHeard(node=node.id, kind="not_saved", problem=saved.problem))
-            return await self._not_saved(node)
-        return node.next
-
-    async def _urgent_check(self, nid: str, hazard: str) -> str:
-        """Ask a caller whose words only came close to an emergency whether it is one ("您是说有煤气泄漏吗？"):
-        "yes", "no", "agent" or "no_answer"."""
-        prompt = f"urgent_check_{hazard}"
-        answer = await self._yes_no(nid, [prompt if prompt in self.prompts.catalogue else "urgent_check"],
-                                    URGENT_CHECK_MS, retries=1) or "no_answer"
-        self.call.vars["urgent_check"] = f"{hazard}={answer}"
-        return answer
-
-    async def _not_saved(self, node: Record) -> str | None:
-        """The message could not be saved (a full disk): say so and offer a person; when that was already
-        tried in this call, or there is no person to offer (out of hours the flow would ask for a message again),
-        ask the caller to call again later."""
-        if NOT_SAVED not in self.call.flags and self._person_now():
-            self.call.flags.add(NOT_SAVED)
-            log.warning("call %s: the message at %s was not saved; offering a person", self.call.call_id, node.id)
-            await self._play("message_not_saved", interruptible=False)
-            return self.flow.agent_node
-        log.warning("call %s: the message at %s cannot be saved; asking the caller to call again",
-                    self.call.call_id, node.id)
-        await self._play("message_not_saved_later", interruptible=False)
-        await self.io.channel.hangup()
-        return None
-
-    def _person_now(self) -> bool:
-        """Whether the flow's `agent_node` leads to a person now, through its branches (the business hours)."""
-        node = self.flow.nodes.get(self.flow.agent_node)
-        for _ in self.flow.nodes:  # a loop of branches reaches no one
-            if not isinstance(node, (Branch, Goto)):
-                break
-            node = self.flow.nodes.get(self._branch(node) if isinstance(node, Branch) else node.next)
-        return isinstance(node, Transfer)
 
     def _branch(self, node: Branch) -> str:
         return next((c.next for c in node.cases if self._holds(c.when)), node.default)
