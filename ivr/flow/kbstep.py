@@ -3,7 +3,8 @@
 The caller is asked 请说出您想咨询的问题 (a speech step, so live recognition's admission applies); a caller whose
 answers are by keys, who presses a key, or who stays silent gets the node's most asked entries by key. What was said
 is searched (`ivr.kb`): a best entry scoring at least the node's threshold is put to the caller, "您是想问…吗？",
-confirmed by key (1 yes, 2 no) or voice; below it, or on "不是", the best two or three are offered by key, then a
+confirmed by key (1 yes, 2 no) or voice; a question asked in place of the answer (不是，我是问…) that names another
+entry as surely is put to the caller in turn; below it, or on "不是", the best two or three are offered by key, then a
 person. Only an entry that is speakable today (checked, not expired) and whose answer is rendered (prompt
 ``kb_<id>``, by ``ivr prompts build``) is ever spoken: for any other the caller is offered a person. After an
 answer: again (*), another question (1), done (2), a ticket with the question and the entry (3), a person (0).
@@ -40,9 +41,11 @@ DONE_PHRASES = ("没有了", "没有问题", "不用了", "结束", "再见", "�
 TICKET_PHRASES = ("登记", "工单", "记录一下", "留个记录", "记下来")
 MAX_QUESTIONS = 5  # questions in one visit; then the caller is offered a person
 MAX_REPEATS = 4
+MAX_REASKS = 2  # questions asked in place of a "yes" or "no" to the entry put to the caller
 CHOICES = 3  # entries offered by key after a question that found no sure answer
 OFFER_FLOOR = 0.05  # ... each at least this likely to be the one asked (search scores are calibrated chances)
 _GLOBAL = intents.Menu((), builtins=ASKS)
+_CONFIRM = intents.Menu.confirm()
 
 
 def answer_prompt(entry_id: str) -> str:
@@ -174,11 +177,13 @@ class KbStep:
                 return await self._keyed(await self._top(), "kb_keys", count_asked=True)
             prompt = "kb_ask_again"
 
-    async def _search(self, heard: Heard, logged: InputHeard, question: _Question) -> Entry | Literal[False] | None:
-        """What a spoken question leads to: an entry, None (a person), or False (nothing understood: ask again)."""
+    async def _search(self, heard: Heard, logged: InputHeard, question: _Question, text: str = "",
+                      declined: tuple[str, ...] = ()) -> Entry | Literal[False] | None:
+        """What a spoken question (`text`, else all that was heard) leads to: an entry, None (a person), or False
+        (nothing understood: ask again). `declined`: the entries the caller said no to, asking this instead."""
         node, r = self.node, self.r
         assert heard.transcript is not None
-        text = heard.transcript.text.strip()
+        text = text or heard.transcript.text.strip()
         hits = self.kb.search(text, limit=CHOICES + 1)
         best = hits[0] if hits else None
         if best is None or best.score < node.threshold:
@@ -198,8 +203,10 @@ class KbStep:
                 log.info("call %s: kb entry %s is not speakable; a person", r.call.call_id, best.entry.id)
                 await r._play_parts(["kb_to_person"], interruptible=False)
                 return None
-            answer = await r._yes_no(node.id, [question_prompt(best.entry.id), "kb_confirm_keys"],
-                                     node.timeout_ms, retries=1)
+            answer, instead = await self._confirm(best.entry, declined)
+            if instead is not None:  # 不是，我是问…: the caller's new question, as if asked first
+                self.stats.add("declined")
+                return await self._search(instead[0], instead[1], question, instead[2], (*declined, best.entry.id))
             if answer == "yes":
                 self.stats.add("confirmed")
                 return best.entry
@@ -215,6 +222,33 @@ class KbStep:
             await r._play_parts(["kb_to_person"], interruptible=False)
             return None
         return await self._keyed([(str(i + 1), e) for i, e in enumerate(offered)], "kb_choices")
+
+    async def _confirm(self, entry: Entry, declined: tuple[str, ...]
+                       ) -> tuple[str | None, tuple[Heard, InputHeard, str] | None]:
+        """Put `entry` to the caller (您是想问…吗？ 1 yes, 2 no): "yes", "no", "agent" or None when no answer came,
+        or instead the question the caller asked in its place (不是，我是问…; or just another question), when it
+        names another entry surely enough to be put to them in turn."""
+        r, node = self.r, self.node
+        failures = repeats = 0
+        while True:
+            heard = await r._ask(partial(r._play_parts, [question_prompt(entry.id), "kb_confirm_keys"]),
+                                 node.timeout_ms)
+            logged = r._log_heard(node.id, heard)
+            answer = r._again(r._intent(_CONFIRM, heard, logged))
+            if answer == "repeat" and repeats < MAX_REPEATS:
+                repeats += 1
+                continue
+            if answer in ("", "no") and heard.transcript is not None and len(declined) < MAX_REASKS:
+                said = heard.transcript.text
+                rest = (said.replace(str(logged.get("evidence", "")), "", 1) if answer else said).strip(" ，。,.")
+                best = self.kb.search(rest, limit=1) if rest else []
+                if best and best[0].score >= node.threshold and best[0].entry.id not in (*declined, entry.id):
+                    return "no", (heard, logged, rest)
+            if answer in ("yes", "no", "agent"):
+                return answer, None
+            failures += 1
+            if failures > 1:
+                return None, None
 
     async def _top(self) -> list[tuple[str, Entry]]:
         """The node's most asked entries that may be spoken today, with their keys (their place in `top`)."""

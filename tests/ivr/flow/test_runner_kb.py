@@ -98,6 +98,25 @@ def test_no_to_a_sure_entry_with_nothing_else_close_is_a_person(flow, lib, kb, t
     assert stats.snapshot() == dict(asked=1, answered=0, confirmed=0, declined=1, to_person=1, tickets=0)
 
 
+@pytest.mark.parametrize("instead", ["不是，我是问暖气几号来", "暖气几号来"])
+def test_a_question_asked_in_place_of_yes_or_no_is_put_to_the_caller_in_turn(flow, lib, kb, tmp_path: Path,
+                                                                             instead: str) -> None:
+    c, stats = call(flow, lib, kb, f"{SAY}; {SAY}; keys:1; keys:2", tmp_path, [SURE, instead])
+    assert c.record.path == ["ask=ht_season", "bye"]
+    assert [count(c.played, lib.piece(f"kbq_{e}")) for e in ("ss_card_lost", "ht_season")] == [1, 1]
+    assert answers_spoken(c, lib, kb) == ["ht_season"]
+    assert c.record.vars["kb_question"] == instead.removeprefix("不是，")  # what a ticket would keep
+    assert stats.snapshot() == dict(asked=2, answered=1, confirmed=1, declined=1, to_person=0, tickets=0)
+
+
+def test_yes_with_words_after_it_is_yes_and_no_naming_the_same_entry_is_no(flow, lib, kb, tmp_path: Path) -> None:
+    c, _ = call(flow, lib, kb, f"{SAY}; {SAY}; keys:2", tmp_path, [SURE, "是的，社保卡丢了"])
+    assert c.record.path == ["ask=ss_card_lost", "bye"]
+    c, stats = call(flow, lib, kb, f"{SAY}; {SAY}", tmp_path / "no", [SURE, "不是社保卡"])
+    assert c.record.path == ["ask=agent", "agent"] and count(c.played, lib.piece("kbq_ss_card_lost")) == 1
+    assert stats.snapshot()["declined"] == 1
+
+
 def test_below_the_threshold_the_close_entries_are_offered_by_key(flow, lib, kb, tmp_path: Path) -> None:
     hits = kb.search(CLOSE, 4)
     assert hits[0].score < DEFAULT_THRESHOLD and [h.entry.id for h in hits if h.score >= OFFER_FLOOR] == [
