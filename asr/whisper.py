@@ -118,9 +118,13 @@ def _echoes(text: str, prompt: str) -> bool:
     seg, pr = _bare(text), _bare(prompt)
     if len(seg) < 4 or not pr:
         return False
-    if pr.startswith(seg[:4]) or (seg in pr and len(seg) >= len(pr) * 0.5) or pr in seg:
+    if pr.startswith(seg[:4]) or pr in seg:
         return True
-    return difflib.SequenceMatcher(None, seg, pr).ratio() >= 0.8
+    matcher = difflib.SequenceMatcher(None, seg, pr, autojunk=False)
+    # pieces of the prompt, in its order, making most of the segment and half the prompt: 询询进度或人工服务
+    # (a loop's leftover, then the prompt's tail) echoes 请说投诉咨询查询进度或人工服务; 查询进度 alone answers it
+    echoed = sum(b.size for b in matcher.get_matching_blocks() if b.size >= 3)
+    return (echoed >= len(seg) * 0.75 and echoed >= len(pr) * 0.5) or matcher.ratio() >= 0.8
 
 
 def guard_segments(segments: Sequence[Segment], options: WhisperOptions) -> _Guarded:
