@@ -85,6 +85,15 @@ class KbStats:
 
 
 @dataclass
+class _Instead:
+    """A question the caller asked in place of a yes or a no, and how it was heard."""
+
+    heard: Heard
+    logged: InputHeard
+    text: str
+
+
+@dataclass
 class _Question:
     """What the caller asked, as heard ("" and None when they chose by key)."""
 
@@ -203,10 +212,11 @@ class KbStep:
                 log.info("call %s: kb entry %s is not speakable; a person", r.call.call_id, best.entry.id)
                 await r._play_parts(["kb_to_person"], interruptible=False)
                 return None
-            answer, instead = await self._confirm(best.entry, declined)
-            if instead is not None:  # 不是，我是问…: the caller's new question, as if asked first
+            answer = await self._confirm(best.entry, declined)
+            if isinstance(answer, _Instead):  # 不是，我是问…: the caller's new question, as if asked first
                 self.stats.add("declined")
-                return await self._search(instead[0], instead[1], question, instead[2], (*declined, best.entry.id))
+                return await self._search(answer.heard, answer.logged, question, answer.text,
+                                          (*declined, best.entry.id))
             if answer == "yes":
                 self.stats.add("confirmed")
                 return best.entry
@@ -223,8 +233,7 @@ class KbStep:
             return None
         return await self._keyed([(str(i + 1), e) for i, e in enumerate(offered)], "kb_choices")
 
-    async def _confirm(self, entry: Entry, declined: tuple[str, ...]
-                       ) -> tuple[str | None, tuple[Heard, InputHeard, str] | None]:
+    async def _confirm(self, entry: Entry, declined: tuple[str, ...]) -> str | None | _Instead:
         """Put `entry` to the caller (您是想问…吗？ 1 yes, 2 no): "yes", "no", "agent" or None when no answer came,
         or instead the question the caller asked in its place (不是，我是问…; or just another question), when it
         names another entry surely enough to be put to them in turn."""
@@ -243,12 +252,12 @@ class KbStep:
                 rest = (said.replace(str(logged.get("evidence", "")), "", 1) if answer else said).strip(" ，。,.")
                 best = self.kb.search(rest, limit=1) if rest else []
                 if best and best[0].score >= node.threshold and best[0].entry.id not in (*declined, entry.id):
-                    return "no", (heard, logged, rest)
+                    return _Instead(heard, logged, rest)
             if answer in ("yes", "no", "agent"):
-                return answer, None
+                return answer
             failures += 1
             if failures > 1:
-                return None, None
+                return None
 
     async def _top(self) -> list[tuple[str, Entry]]:
         """The node's most asked entries that may be spoken today, with their keys (their place in `top`)."""
