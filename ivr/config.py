@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ivr.errors import IvrError
 
@@ -112,10 +113,11 @@ class Settings:
     console_port: int = 8080
     console_secure_cookies: bool = False  # mark the console's cookies Secure (it is reached over HTTPS)
     log_level: str = "WARNING"
+    timezone: str = "Asia/Shanghai"  # the hotline's local time (the flow's business hours, callback hours), not the machine's
     node_id: str = ""  # this server among those sharing a ticket store; default: the host name
     queue_trunk: str = ""  # host:port of the outbound proxy for callbacks; "" = none, calls go to each URI's host
     queue_callback_threshold_s: float = 180.0  # offer a callback when the expected wait is longer
-    queue_callback_hours: str = "08:00-20:00"  # when callbacks are dialled (Beijing time)
+    queue_callback_hours: str = "08:00-20:00"  # when callbacks are dialled (in `timezone`)
     queue_quiet_hours: str = ""  # e.g. "12:00-13:30": no callbacks then; may wrap midnight
     queue_transfer: str = "bridge"  # "bridge" (relay media, record, see the end) or "refer" (blind transfer)
     queue_refer_busy_s: float = 300.0  # a referred operator counts as on a call until they set their state, or this
@@ -153,6 +155,7 @@ class Settings:
         if not _ID.fullmatch(self.node_id):
             raise ConfigError(f"node_id: {self.node_id!r} is not 1-64 letters, digits, '.', '_' or '-'")
         self._check_sip()
+        zone(self.timezone)
         for key in ("asr_warm", "asr_workers", "asr_live_limit", "asr_live_reserve"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: {getattr(self, key)} is below 0")
@@ -218,6 +221,11 @@ class Settings:
                                       f"(groups: {', '.join(names)})")
 
 
+    @property
+    def tz(self) -> ZoneInfo:
+        """The hotline's local time zone (`timezone`)."""
+        return zone(self.timezone)
+
     def make_dirs(self) -> None:
         """Create the data folder, the recordings folder and the SQLite database's folder, or raise ConfigError
         naming the setting whose folder cannot be created."""
@@ -246,6 +254,15 @@ def database_url(url: str, key: str = "database_url", sqlite: bool = True) -> st
         raise ConfigError(f"{key}: {shown!r} is not an SQLite or PostgreSQL URL "
                           "(sqlite:///FILE or postgresql://USER@HOST/DB)")
     return f"{_DB_SCHEMES[scheme.lower()]}://{rest}"
+
+
+def zone(name: str) -> ZoneInfo:
+    """The time zone `name` (IANA, e.g. Asia/Shanghai); an unknown one is a ConfigError."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"timezone: {name!r} is not a time zone name like Asia/Shanghai (the names are in "
+                          "/usr/share/zoneinfo, from the tzdata package)") from None
 
 
 def hours_span(key: str, text: str) -> tuple[float, float]:

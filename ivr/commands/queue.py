@@ -95,7 +95,8 @@ def cancel(callback_id: int = typer.Argument(..., help="The callback's id (see `
 
 
 def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M:%S")
+    """A moment in the hotline's local time (the `timezone` setting)."""
+    return datetime.fromtimestamp(ts, context.settings().tz).strftime("%m-%d %H:%M:%S")
 
 
 @app.command("agents")

@@ -64,7 +64,7 @@ class QueueOptions:
         return cls(agents=settings.queue_agents, groups=settings.queue_groups,
                    trunk=(host, int(port)) if host else None,
                    policy=QueuePolicy(offer_callback_over_s=settings.queue_callback_threshold_s),
-                   hours=CallingHours(open_h, close_h, quiet[0], quiet[1]),
+                   hours=CallingHours(open_h, close_h, quiet[0], quiet[1], settings.tz),
                    desk=DeskPolicy(transfer=settings.queue_transfer, refer_busy_s=settings.queue_refer_busy_s),
                    lease_s=settings.queue_callback_lease_s)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from asr.engine import Engine, VoskEngine, warm_in_background
@@ -125,7 +127,8 @@ class HotlineService:
             self.live.call_updated(info.call_id, state=node_id, elderly="elderly" in flags, urgent="urgent" in flags)
 
         runner = FlowRunner(flow, io, self.prompts, sink, frozenset(self.settings.elderly_numbers),
-                            ticket_lookup=store_lookup(self.store), on_node=on_node,
+                            clock=partial(datetime.now, self.settings.tz), ticket_lookup=store_lookup(self.store),
+                            on_node=on_node,
                             kb=self.kb.latest() if self.kb is not None else None, kb_stats=self.kb_stats)
         if self.desk is not None and isinstance(channel, SipChannel):
             desk = self.desk

@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -98,16 +98,16 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class CallingHours:
-    """When callbacks may be dialled, in local time (`utc_offset_h`, +8 for Beijing): within business hours
-    [open_h, close_h) and outside the quiet hours [quiet_from_h, quiet_to_h) (which may wrap midnight)."""
+    """When callbacks may be dialled, in the hotline's local time (`tz`, Beijing's by default): within business
+    hours [open_h, close_h) and outside the quiet hours [quiet_from_h, quiet_to_h) (which may wrap midnight)."""
     open_h: float = 8.0
     close_h: float = 20.0
     quiet_from_h: float = 12.0
     quiet_to_h: float = 12.0  # empty by default
-    utc_offset_h: float = 8.0
+    tz: tzinfo = timezone(timedelta(hours=8))
 
     def _hour(self, ts: float) -> float:
-        local = datetime.fromtimestamp(ts, timezone(timedelta(hours=self.utc_offset_h)))
+        local = datetime.fromtimestamp(ts, self.tz)
         return local.hour + local.minute / 60 + local.second / 3600
 
     def allowed(self, ts: float) -> bool:

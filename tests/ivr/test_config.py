@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -66,6 +67,8 @@ def test_list_settings_from_file_and_env(tmp_path: Path) -> None:
         ("[sip]\ninvite_burst = 0\n", {}, "sip_invite_burst: 0 is below 1"),
         ("[sip]\nglobal_invite_rate = -1\n", {}, "sip_global_invite_rate: -1.0 is below 0"),
         ("drain_s = -5\n", {}, "drain_s: -5.0 is below 0"),
+        ("timezone = 'Asia/Beijing'\n", {}, "timezone: 'Asia/Beijing' is not a time zone name like Asia/Shanghai"),
+        ("", {"IVR_TIMEZONE": "../../etc/passwd"}, "timezone: '../../etc/passwd' is not a time zone name"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
@@ -159,3 +162,8 @@ def test_secure_cookies_setting_from_file_and_env(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         load_settings(write(tmp_path, "[console]\nsecure_cookies = 'sometimes'\n"), environ={})
     assert "console_secure_cookies" in str(exc.value) and "is not true or false" in str(exc.value)
+
+
+def test_the_hotlines_local_time_is_beijings_whatever_the_machines(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path).tz == ZoneInfo("Asia/Shanghai")
+    assert load_settings(write(tmp_path, ""), environ={"IVR_TIMEZONE": "Asia/Urumqi"}).tz == ZoneInfo("Asia/Urumqi")

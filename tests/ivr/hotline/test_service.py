@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timezone
 from pathlib import Path
+
+import pytest
 
 from asr.engine import VoskEngine
 from ivr.config import Settings
@@ -61,3 +64,40 @@ def test_a_flow_edited_later_is_checked_against_the_knowledge_base_as_it_is_then
     flow.write_text(flow.read_text(encoding="utf-8") + "\n", encoding="utf-8")  # saved again
     edited = service.flows.current()
     assert edited is not first and edited.nodes["consult"].top[0] == "ht_test_new"  # type: ignore[attr-defined]
+
+
+HOURS_FLOW = """\
+name: hours
+start: check
+business_hours: {days: [1, 2, 3, 4, 5, 6, 7], open: "09:00", close: "17:00"}
+nodes:
+  check:
+    type: branch
+    cases: [{when: "!business_hours", next: closed}]
+    default: open
+  open: {type: hangup, prompt: goodbye}
+  closed: {type: hangup, prompt: after_hours}
+"""
+
+
+def zone_at(hour: int) -> str:
+    """A fixed-offset time zone where it is now `hour` o'clock (Etc/GMT-8 is UTC+8)."""
+    offset = (hour - datetime.now(timezone.utc).hour) % 24
+    offset = offset - 24 if offset > 12 else offset
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/UTC"
+
+
+@pytest.mark.parametrize(("hour", "path"), [(12, ["open"]), (3, ["closed"])])
+def test_business_hours_are_the_hotlines_local_time_not_the_machines(settings: Settings, tmp_path: Path, hour: int,
+                                                                     path: list[str]) -> None:
+    """A node on a machine kept in UTC (a container, a cloud VM) still opens at 09:00 hotline time."""
+    import asyncio
+
+    from ivr.channel.file import FileChannel, parse_script
+
+    flow = tmp_path / "hours.yaml"
+    flow.write_text(HOURS_FLOW, encoding="utf-8")
+    service = HotlineService.from_settings(dataclasses.replace(settings, flow=flow, timezone=zone_at(hour)),
+                                           load_engine=False)
+    record = asyncio.run(service.handle_call(FileChannel(parse_script(""))))
+    assert record.path == path

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,7 @@ def test_no_answer_retried_then_failed(cb_url, tmp_path):
 
 
 def test_calling_hours_block_claims_and_push_retries():
-    hours = CallingHours(open_h=8, close_h=20, quiet_from_h=12, quiet_to_h=13.5, utc_offset_h=8)
+    hours = CallingHours(open_h=8, close_h=20, quiet_from_h=12, quiet_to_h=13.5, tz=ZoneInfo("Asia/Shanghai"))
     # 2026-11-28 03:00 UTC = 11:00 Beijing
     t = datetime(2026, 11, 28, 3, 0, tzinfo=timezone.utc).timestamp()
     assert hours.allowed(t)
