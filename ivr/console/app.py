@@ -8,6 +8,8 @@ What the routes share is in deps.py.
 from __future__ import annotations
 
 import logging
+from datetime import datetime, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +42,11 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 
 
+def local_time(moment: datetime, fmt: str, tz: tzinfo) -> str:
+    """`moment` on the hotline's clock (the `timezone` setting), as `fmt` says."""
+    return moment.astimezone(tz).strftime(fmt)
+
+
 def create_app(settings: Settings, *, store: TicketStore | None = None, live: LiveState | None = None,
                suggester: Suggester | None = None,
                metrics: CollectorRegistry | None = None, agents: AgentDirectory | None = None,
@@ -59,6 +66,8 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
     )
     _load_catalogue(ctx)
     ctx.templates.env.filters["masked"] = mask_number
+    ctx.templates.env.filters["local"] = partial(local_time, tz=settings.tz)  # the hotline's time, not the machine's
+    ctx.templates.env.globals["timezone"] = settings.timezone
     ctx.templates.env.globals["Role"] = Role
 
     app = FastAPI(

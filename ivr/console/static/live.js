@@ -16,7 +16,12 @@
     });
     document.getElementById("n-" + id).textContent = String(rows.length);
   }
-  function time(iso) { return iso ? new Date(iso).toLocaleTimeString() : ""; }
+  // times on the hotline's clock (the server's `timezone` setting), whatever the operator's computer is set to
+  var zone = document.querySelector("[data-timezone]").getAttribute("data-timezone");
+  function time(iso) {
+    return iso ? new Date(iso).toLocaleTimeString("zh-CN", {
+      timeZone: zone, hour12: false, hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "";
+  }
   function refresh() {
     fetch("/api/live", { credentials: "same-origin" }).then(function (r) {
       if (!r.ok) { throw new Error(r.status + " " + r.statusText); }

@@ -5,6 +5,7 @@ import csv
 import io
 import re
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ivr.live import CallbackEntry, QueueEntry
 
@@ -126,6 +127,8 @@ def test_ticket_page_marks_low_confidence_words_and_shows_suggestion(console: An
     words = re.findall(r'<button type="button" class="word( low)?" data-i="(\d+)" data-start="([\d.]+)"', page)
     assert len(words) == 11 and [int(i) for low, i, _ in words if low] == [2, 5]
     assert "施工噪音" in page and "SHA-256 ✓" in page
+    created = console.store.get(n).created_at.astimezone(ZoneInfo("Asia/Shanghai"))  # the hotline's clock
+    assert f"<dd>{created:%Y-%m-%d %H:%M:%S} CST</dd>" in page
     assert "“东城区”" in page  # the district's evidence
     (console.recordings / "20260305" / "c02.wav").write_bytes(b"RIFF")
     assert "checksum mismatch" in c.get(f"/tickets/{n}").text

@@ -9,7 +9,8 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,10 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def signed_in(browser: Any, url: str, user: str, password: str) -> Any:
-    """A new page that opens `url`, is sent to the sign-in form, signs in as `user` and lands back on `url`."""
-    page = browser.new_page()
+def signed_in(browser: Any, url: str, user: str, password: str, **context: Any) -> Any:
+    """A new page (`context`: Playwright's options, e.g. the computer's time zone) that opens `url`, is sent to the
+    sign-in form, signs in as `user` and lands back on `url`."""
+    page = browser.new_page(**context)
     page.goto(url)
     assert "/login" in page.url
     page.fill("#username", user)
@@ -121,7 +123,8 @@ def test_operator_sets_their_own_state_on_the_live_page(console: Any, desk_setti
     from playwright.sync_api import expect
 
     directory = directory_for(desk_settings)  # what `ivr serve` would read, on the same database
-    page = signed_in(browser, f"{served_desk}/live", "operator", console.password)
+    page = signed_in(browser, f"{served_desk}/live", "operator", console.password,
+                     timezone_id="America/New_York")  # an operator's computer set elsewhere: the hotline's clock
     assert page.inner_text("#me h2") == "我的状态 My state"
     assert page.inner_text("#me-state") == "available"
 
@@ -135,6 +138,8 @@ def test_operator_sets_their_own_state_on_the_live_page(console: Any, desk_setti
     page.click("#me button:has-text('就绪')")
     expect(page.locator("#me-state")).to_have_text("available")
     assert directory.get("op1").state == AgentState.AVAILABLE
+    since = datetime.fromtimestamp(directory.get("op1").since, ZoneInfo(desk_settings.timezone))
+    expect(page.locator("#me-since")).to_have_text(since.strftime("%H:%M:%S"))  # Beijing time, drawn by live.js
     assert [(e.user, e.before, e.after) for e in directory.history("op1")] == [
         ("operator", AgentState.SIGNED_OUT, AgentState.AVAILABLE),
         ("operator", AgentState.AVAILABLE, AgentState.SIGNED_OUT)]
