@@ -25,7 +25,7 @@ app = typer.Typer(help="List and show the tickets callers left.", no_args_is_hel
 
 
 def _store(suggest: Suggester | None = None) -> TicketStore:
-    return TicketStore(context.settings().database_url, suggest=suggest)
+    return TicketStore(context.settings().database_url, suggest=suggest, tz=context.settings().tz)
 
 
 @app.command("list")
@@ -63,7 +63,7 @@ def list_tickets(
     for name in ("kind", "status", "category", "district", "transcription", "text"):
         table.add_column(name)
     for t in page.rows:
-        table.add_row(t.number, t.created_at.strftime("%Y-%m-%d %H:%M"),
+        table.add_row(t.number, t.created_at.astimezone(context.settings().tz).strftime("%Y-%m-%d %H:%M"),
                       t.caller if full_numbers else mask_number(t.caller), t.kind, t.status, t.category,
                       t.district, t.transcription, (t.text[:40] + "…") if len(t.text) > 40 else t.text)
     console().print(table)

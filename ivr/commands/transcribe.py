@@ -45,7 +45,7 @@ def worker(
         engine = second_pass_engine(settings, model)
     except ModelError as exc:
         raise context.fail(str(exc)) from None
-    store = TicketStore(settings.database_url, suggest=dispatch_suggester(settings.data_dir))
+    store = TicketStore(settings.database_url, suggest=dispatch_suggester(settings.data_dir), tz=settings.tz)
     queued = store.enqueue_pending()
     stop = threading.Event()
 

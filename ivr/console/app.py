@@ -56,7 +56,7 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
     queue's gauges) is served at /metrics for the Prometheus scraper, without a session; `agents` is the running
     server's operator directory (else one is opened for the settings); `kb` the running hotline's knowledge base
     (else one is opened on `kb_dir`) and `rerender` what renders an edited entry's spoken answer again."""
-    store = store or TicketStore(settings.database_url, suggest=suggester)
+    store = store or TicketStore(settings.database_url, suggest=suggester, tz=settings.tz)
     ctx = ConsoleContext(
         store=store, users=UserStore(store.engine), live=live or LiveState(),
         recordings_dir=Path(settings.recordings_dir), data_dir=settings.data_dir,  # type: ignore[arg-type]

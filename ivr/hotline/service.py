@@ -94,7 +94,7 @@ class HotlineService:
                 log.info(no_model_message())
             else:
                 engine = VoskEngine(model_dir, recycle_after_s=settings.asr_recycle_after_s)
-        store = TicketStore(settings.database_url, suggest=dispatch_suggester(settings.data_dir))
+        store = TicketStore(settings.database_url, suggest=dispatch_suggester(settings.data_dir), tz=settings.tz)
         recognition = LiveRecognition.from_settings(settings) if engine is not None else None
         shelf = (RecordingShelf(settings.recordings_dir, settings.recordings_shared_dir)  # type: ignore[arg-type]
                  if settings.recordings_shared_dir is not None else None)

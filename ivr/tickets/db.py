@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,16 @@ def utc_or_none(t: datetime | None) -> datetime | None:
     return None if t is None else as_utc(t)
 
 
+BEIJING = timezone(timedelta(hours=8))
+
+
 class TicketDb:
     """The database of tickets, opened (and migrated) from an SQLAlchemy URL; `suggest` makes the dispatch
-    suggestion of a transcript when one arrives."""
+    suggestion of a transcript when one arrives; `tz` is the hotline's local time, whose days number the tickets
+    and bound a search by date (the `timezone` setting)."""
 
-    def __init__(self, url: str, *, suggest: Suggester | None = None) -> None:
+    def __init__(self, url: str, *, suggest: Suggester | None = None, tz: tzinfo = BEIJING) -> None:
+        self.tz = tz
         if url.startswith("sqlite:///"):
             Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self.url = url

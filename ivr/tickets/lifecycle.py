@@ -30,7 +30,7 @@ class TicketLifecycle(TicketDb):
         relative to the recordings folder, or a function of the new ticket's number giving it; `node` is the
         node recording it (see `interrupted`)."""
         now = now or utc_now()
-        day = now.strftime("%Y%m%d")
+        day = now.astimezone(self.tz).strftime("%Y%m%d")  # the hotline's day: a caller hears today's date
         for _ in range(20):
             try:
                 with self.engine.begin() as conn:

@@ -88,10 +88,11 @@ class TicketSearch(TicketDb):
             value = getattr(flt, name)
             if value:
                 conds.append(c[name] == value)
-        if flt.since:
-            conds.append(c.created_at >= datetime.combine(flt.since, time.min, timezone.utc))
+        if flt.since and flt.since > date.min:  # days on the hotline's clock; from the first day there is: no bound
+            conds.append(c.created_at >= datetime.combine(flt.since, time.min, self.tz).astimezone(timezone.utc))
         if flt.until and flt.until < date.max:  # until the last day there is: no bound
-            conds.append(c.created_at < datetime.combine(flt.until + timedelta(days=1), time.min, timezone.utc))
+            end = datetime.combine(flt.until + timedelta(days=1), time.min, self.tz)
+            conds.append(c.created_at < end.astimezone(timezone.utc))
         if flt.query and flt.query.strip():
             if self.sqlite:
                 match = fts_query(flt.query)

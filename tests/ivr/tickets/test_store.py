@@ -64,6 +64,19 @@ def test_numbers_are_day_and_sequence_and_spoken_digit_by_digit(store: TicketSto
     assert a.created_at == DAY
 
 
+def test_numbers_and_date_filters_follow_the_hotlines_day_not_utcs(store: TicketStore, store_url: str) -> None:
+    early = datetime(2026, 3, 5, 23, 30, tzinfo=timezone.utc)  # 07:30 on 6 March in Beijing: a caller's morning
+    assert store.create(caller="1", call_id="x", kind="complaint", menu_path=[], flags=[], recording="r.wav",
+                        now=early).number == "20260306001"
+    assert [r.number for r in store.search(TicketFilter(since=date(2026, 3, 6), until=date(2026, 3, 6))).rows] == [
+        "20260306001"]
+    assert not store.search(TicketFilter(until=date(2026, 3, 5))).rows
+    utc = TicketStore(store_url, tz=timezone.utc)  # a hotline kept on UTC: the same moment is still the 5th there
+    assert utc.create(caller="1", call_id="y", kind="complaint", menu_path=[], flags=[], recording="s.wav",
+                      now=early).number == "20260305001"
+    assert len(utc.search(TicketFilter(until=date(2026, 3, 5))).rows) == 2  # both were made at that moment
+
+
 def test_pending_then_transcript_brings_the_dispatch_suggestion(store: TicketStore) -> None:
     number = new(store)
     assert [t.number for t in store.pending()] == [number]
