@@ -1,7 +1,7 @@
 """`ivr kb`: check the knowledge base's files, search it, and evaluate the search on a labelled set."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import typer
@@ -26,7 +26,7 @@ def _load(directory: Path | None) -> KnowledgeBase:
 
 def _today(value: str | None) -> date:
     if value is None:
-        return date.today()
+        return datetime.now(context.settings().tz).date()  # the hotline's date
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -72,7 +72,7 @@ def search(
     if not hits:
         typer.echo("no entry found")
         return
-    today = date.today()
+    today = _today(None)
     for hit in hits:
         e = hit.entry
         flag = "spoken" if e.speakable(today) else ("expired" if e.expired(today) else e.status)

@@ -1,7 +1,7 @@
 """`ivr prompts`: render the prompt catalogue to telephone audio."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import datetime
 
 import typer
 from rich.progress import Progress
@@ -41,7 +41,7 @@ def build(
                 made.append(chosen)
             return made[0]
 
-        today = date.today()
+        today = datetime.now(s.tz).date()  # the hotline's date: which entries may be spoken
         with Progress(transient=True) as progress:
             every = len(catalogue.prompts) + len(catalogue.sentences())
             kb_prompts = 3 * len(kb.speakable(today)) if kb is not None else 0

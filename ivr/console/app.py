@@ -62,7 +62,7 @@ def create_app(settings: Settings, *, store: TicketStore | None = None, live: Li
         recordings_dir=Path(settings.recordings_dir), data_dir=settings.data_dir,  # type: ignore[arg-type]
         shared_recordings_dir=settings.recordings_shared_dir,
         secure_cookies=settings.console_secure_cookies, suggester=suggester,
-        kb=KbDesk(settings.kb_dir, kb, rerender),
+        kb=KbDesk(settings.kb_dir, kb, rerender, tz=settings.tz),
     )
     _load_catalogue(ctx)
     ctx.templates.env.filters["masked"] = mask_number

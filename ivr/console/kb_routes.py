@@ -28,7 +28,7 @@ def desk_of(request: Request) -> KbDesk:
 
 
 def _view_or_404(desk: KbDesk, entry_id: str) -> EntryView:
-    view = desk.entry(entry_id, date.today())
+    view = desk.entry(entry_id, desk.today())
     if view is None:
         raise HTTPException(404, f"no knowledge base entry {entry_id}" if desk.registry is not None
                             else f"the knowledge base is not loaded: {desk.problem}")
@@ -39,7 +39,7 @@ def _save(desk: KbDesk, background: BackgroundTasks, entry_id: str, fields: dict
           base: str | None) -> None:
     """Save, reload, and queue the re-render after the response; HTTP 409 or 422 with the reason when refused."""
     try:
-        _, stale = desk.save(entry_id, fields, user, base, date.today())
+        _, stale = desk.save(entry_id, fields, user, base, desk.today())
     except KbConflict as exc:
         raise HTTPException(409, str(exc)) from None
     except KbError as exc:
@@ -53,7 +53,7 @@ def _save(desk: KbDesk, background: BackgroundTasks, entry_id: str, fields: dict
 @pages.get("/kb", response_class=HTMLResponse)
 def kb_page(request: Request, q: str = "", session: Session = Depends(require())) -> Response:
     desk = desk_of(request)
-    views = desk.search(q, date.today(), limit=10) if q.strip() else desk.entries(date.today())
+    views = desk.search(q, desk.today(), limit=10) if q.strip() else desk.entries(desk.today())
     return html(context_of(request), request, "kb_list.html", q=q, views=views, problem=desk.problem)
 
 
@@ -147,7 +147,7 @@ def search(request: Request, q: str, limit: int = 3, session: Session = Depends(
     desk = desk_of(request)
     if desk.kb() is None:
         raise HTTPException(503, f"the knowledge base is not loaded: {desk.problem}")
-    return [_out(v) for v in desk.search(q, date.today(), limit=limit)]
+    return [_out(v) for v in desk.search(q, desk.today(), limit=limit)]
 
 
 @api.get("/entries/{entry_id}", response_model=EntryOut)

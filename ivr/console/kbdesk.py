@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,14 @@ class KbDesk:
     registry: KbRegistry | None = None
     rerender: Rerender | None = None
     problem: str = ""  # why there is no knowledge base, when there is none
+    tz: tzinfo = timezone(timedelta(hours=8))  # the hotline's clock: which entries have expired today
     renders: dict[str, str] = field(default_factory=dict)  # entry id -> rendering / done / failed: why
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _render_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def today(self) -> date:
+        """The hotline's date (the `timezone` setting), which says whether an entry has expired."""
+        return datetime.now(self.tz).date()
 
     def kb(self) -> KnowledgeBase | None:
         """The current knowledge base (reloaded if its files changed), or None when it does not load."""

@@ -2,7 +2,6 @@
 view, CSV export."""
 from __future__ import annotations
 
-from datetime import date
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -114,7 +113,7 @@ def ticket_page(request: Request, number: str, msg: str = "", error: str = "", k
     return html(ctx, request, "ticket.html", t=ticket, check=check, suggestion=suggestion, values=values,
                 proposed=proposed, categories=categories, departments=ctx.categories, districts=ctx.districts,
                 urgencies=URGENCIES, audit=ctx.store.audit(number), low=LOW_CONFIDENCE, msg=msg, error=error,
-                job=ctx.store.job(number), kbq=kb_query, kb_views=ctx.kb.search(kb_query, date.today()),
+                job=ctx.store.job(number), kbq=kb_query, kb_views=ctx.kb.search(kb_query, ctx.kb.today()),
                 kb_problem=ctx.kb.problem)
 
 
