@@ -113,7 +113,7 @@ class Settings:
     console_port: int = 8080
     console_secure_cookies: bool = False  # mark the console's cookies Secure (it is reached over HTTPS)
     log_level: str = "WARNING"
-    timezone: str = "Asia/Shanghai"  # the hotline's local time (the flow's business hours, callback hours), not the machine's
+    timezone: str = "Asia/Shanghai"  # the hotline's clock, not the machine's: business hours, callbacks, ticket days
     node_id: str = ""  # this server among those sharing a ticket store; default: the host name
     queue_trunk: str = ""  # host:port of the outbound proxy for callbacks; "" = none, calls go to each URI's host
     queue_callback_threshold_s: float = 180.0  # offer a callback when the expected wait is longer
@@ -219,7 +219,6 @@ class Settings:
                 if group not in names:
                     raise ConfigError(f"queue_agents: agent {a.agent_id!r}: unknown group {group!r} "
                                       f"(groups: {', '.join(names)})")
-
 
     @property
     def tz(self) -> ZoneInfo:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-__all__ = ["disk_full", "problem", "database_location", "as_utc", "has_room", "write_atomic"]
+__all__ = ["disk_full", "problem", "database_location", "as_utc", "has_room", "write_atomic", "BEIJING"]
+
+# The hotline's clock when the `timezone` setting is not at hand (one zone for all China, no daylight saving).
+BEIJING = timezone(timedelta(hours=8))
 
 _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _SQLITE_FULL = 13  # SQLITE_FULL: "database or disk is full"

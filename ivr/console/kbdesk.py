@@ -10,12 +10,13 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 from ivr.kb import Entry, Hit, KbError, KbRegistry, KnowledgeBase
 from ivr.kb.edit import AuditLine, entry_history, file_version, save_entry
+from ivr.storage import BEIJING
 
 __all__ = ["KbDesk", "Rerender", "EntryView"]
 
@@ -49,7 +50,7 @@ class KbDesk:
     registry: KbRegistry | None = None
     rerender: Rerender | None = None
     problem: str = ""  # why there is no knowledge base, when there is none
-    tz: tzinfo = timezone(timedelta(hours=8))  # the hotline's clock: which entries have expired today
+    tz: tzinfo = BEIJING  # the hotline's clock: which entries have expired today
     renders: dict[str, str] = field(default_factory=dict)  # entry id -> rendering / done / failed: why
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _render_lock: threading.Lock = field(default_factory=threading.Lock)

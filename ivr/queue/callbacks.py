@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from ivr.config import Settings
 from ivr.logs import mask_number
 from ivr.queue.centre import migrate
 from ivr.queue.model import QueueError
-from ivr.storage import database_location, has_room
+from ivr.storage import BEIJING, database_location, has_room
 
 __all__ = ["Callback", "CallbackStore", "RetryPolicy", "CallingHours", "CallbackNotFound", "open_engine",
            "lease_owner", "callbacks_url", "queue_url"]
@@ -104,7 +104,7 @@ class CallingHours:
     close_h: float = 20.0
     quiet_from_h: float = 12.0
     quiet_to_h: float = 12.0  # empty by default
-    tz: tzinfo = timezone(timedelta(hours=8))
+    tz: tzinfo = BEIJING
 
     def _hour(self, ts: float) -> float:
         local = datetime.fromtimestamp(ts, self.tz)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from asr.results import Transcript
-from ivr.storage import as_utc
+from ivr.storage import BEIJING, as_utc
 from ivr.tickets.model import Ticket, TicketNotFound, TicketRow, TicketStatus, TranscriptionStatus
 from ivr.tickets.schema import grams, migrate, sqlite_pragmas, tickets_table
 
@@ -27,9 +27,6 @@ def utc_now() -> datetime:
 
 def utc_or_none(t: datetime | None) -> datetime | None:
     return None if t is None else as_utc(t)
-
-
-BEIJING = timezone(timedelta(hours=8))
 
 
 class TicketDb:
