@@ -6,14 +6,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from datetime import date
+from datetime import date, datetime
 from html import unescape
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from kbfiles import edit
 
 from ivr.config import load_settings
 from ivr.console import create_app
+from ivr.console.kbdesk import KbDesk
 from ivr.kb import KbRegistry
 
 LONG = "供暖费按建筑面积收取" * 13  # 130 characters: over 30 s
@@ -168,3 +170,13 @@ def test_without_a_knowledge_base_the_console_says_why(console: Any, tmp_path: A
     assert r.json()["detail"] == f"the knowledge base is not loaded: {tmp_path / 'empty'}: no knowledge base files (*.yaml)"
     assert "no knowledge base files" in c.client("operator").get(f"/tickets/{console.numbers['c01']}").text
 
+
+
+def test_an_entry_expires_on_the_hotlines_date_not_the_machines(kb_console: Any) -> None:
+    east, west = ZoneInfo("Etc/GMT-14"), ZoneInfo("Etc/GMT+12")  # 26 hours apart: never the same date
+    last_day = datetime.now(west).date()
+    edit(kb_console.kb_dir / "social_insurance.yaml", "expires: 2026-12-31", f"expires: {last_day}")
+    views = {name: KbDesk(kb_console.kb_dir, tz=tz) for name, tz in (("east", east), ("west", west))}
+    seen = {name: desk.entry("ss_pension_claim", desk.today()) for name, desk in views.items()}
+    assert {name: (v.expired, v.speakable) for name, v in seen.items() if v is not None} == {
+        "east": (True, False), "west": (False, True)}  # its last day is over in the east, not yet in the west
