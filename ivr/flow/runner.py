@@ -24,11 +24,11 @@ from ivr.call import CallEnd, CallRecord, InputHeard, TicketLookup, TicketSink
 from ivr.channel.base import CallerHungUp
 from ivr.flow.kbstep import ASKS, DONE_PHRASES, MORE_PHRASES, KbStats, KbStep
 from ivr.flow.loader import parse_condition
-from ivr.flow.recordstep import RecordStep
 from ivr.flow.model import (
     CONTROL_KINDS, Answer, Branch, Collect, Confirm, Flow, Goto, Hangup, Kb, Lookup, Menu, Node, Option, Queue,
     Record, Say, Set, Transfer,
 )
+from ivr.flow.recordstep import RecordStep
 from ivr.kb import KnowledgeBase
 from ivr.logs import mask_number
 from ivr.media.callio import CallIO, Heard, HeardKind
