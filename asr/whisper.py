@@ -13,7 +13,9 @@ Whisper's known failure modes are guarded against, and each guard that acted is 
   one occurrence;
 - a segment Whisper itself thinks holds no speech (`no_speech_prob` >= `no_speech_max`) is dropped, and so is a
   segment that is one of the phrases Whisper is known to hallucinate on silence;
-- a segment that echoes the `initial_prompt` back (what Whisper returns for short audio when given one) is dropped.
+- a segment that echoes the `initial_prompt` back (what Whisper returns for short audio when given one) is dropped;
+- words Whisper adds after the speech are dropped: a segment's tail that its word alignment squeezes into no time
+  (and the barely-sure words just before it), which is how a continuation invented past the end of the audio shows.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from asr.results import Partial, Transcript, Word
 from asr.text import normalize
 
 __all__ = ["WhisperOptions", "WhisperEngine", "WhisperRecognizer", "Segment", "guard_segments", "collapse_loops",
-           "whisper_model_problem", "loudest_frame_dbfs", "speech_chunks", "KNOWN_HALLUCINATIONS"]
+           "untimed_tail", "whisper_model_problem", "loudest_frame_dbfs", "speech_chunks", "KNOWN_HALLUCINATIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ class WhisperOptions:
     tokens_per_s: float = 20.0  # Mandarin is read at 4-5 characters a second, one to three tokens each, timestamps
     min_tokens: int = 32
     max_repeats: int = 2  # a unit said more than this many times in a row is a loop
+    tail_unsure: float = 0.1  # beside an untimed tail, a word below this probability is part of it
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,19 @@ def collapse_loops(words: Sequence[Word], max_repeats: int = 2, longest_unit: in
     return out, cut
 
 
+def untimed_tail(words: Sequence[Word], unsure: float = 0.1) -> int:
+    """How many words at the end of a segment Whisper invented past the speech: a tail of words given no time by the
+    alignment, with the words below `unsure` probability just before it (0 when the last word has a duration)."""
+    n = 0
+    while n < len(words) and words[-1 - n].end <= words[-1 - n].start:
+        n += 1
+    if not n:
+        return 0
+    while n < len(words) and words[-1 - n].conf < unsure:
+        n += 1
+    return n
+
+
 def _echoes(text: str, prompt: str) -> bool:
     """Whether a segment is the prompt given back: most of the prompt, not a short answer that is one of its words."""
     seg, pr = _bare(text), _bare(prompt)
@@ -134,6 +150,10 @@ def guard_segments(segments: Sequence[Segment], options: WhisperOptions) -> _Gua
     hallucinated = {_bare(h) for h in KNOWN_HALLUCINATIONS}
     for seg in segments:
         words, cut = collapse_loops(seg.words, options.max_repeats)
+        invented = untimed_tail(words, options.tail_unsure)
+        if invented:
+            notes.append(f"dropped {''.join(w.text for w in words[-invented:])!r}: words in no time after the speech")
+            words = words[:-invented]
         text = "".join(w.text for w in words) if seg.words else seg.text
         bare = _bare(text)
         if not bare:

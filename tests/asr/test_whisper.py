@@ -17,6 +17,7 @@ from asr.whisper import (
     guard_segments,
     loudest_frame_dbfs,
     speech_chunks,
+    untimed_tail,
     whisper_model_problem,
 )
 from bench.asr_resample import edit_distance
@@ -53,7 +54,9 @@ def test_a_complaint_is_transcribed_in_simplified_mandarin_with_word_timings(whi
 
 def test_traditional_characters_are_written_simplified_and_digits_as_digits(whisper_base_dir: Path) -> None:
     # Whisper base writes traditional characters now and then (投訴 for m01 on one machine); a prompt in traditional
-    # script makes it do so on every clip (我們, 幾, 沒, 電話 without the conversion)
+    # script makes it do so on every clip (我們, 幾, 沒, 電話 without the conversion). With that prompt its decode of
+    # c01 loops and falls back to sampling, so what it adds after the speech differs from run to run: the guard
+    # against words invented past the speech drops it
     engine = WhisperEngine(whisper_base_dir, device="cpu", options=WhisperOptions(initial_prompt="以下是普通話的句子。"))
     complaint = engine.transcribe(read_wav(FIXTURES / "c01.wav"))
     assert "我们" in complaint.text and not set(complaint.text) & set("們幾沒區門裡"), complaint.text
@@ -106,6 +109,27 @@ def test_segments_without_speech_hallucinations_and_echoes_are_dropped_and_said(
                              "dropped '啊': unsure (mean log-probability -1.30)"]
     without = guard_segments([Segment("请说投诉咨询", words("请说投诉咨询"), 0.3)], WhisperOptions())
     assert [s.text for s in without.segments] == ["请说投诉咨询"] and without.notes == []
+
+
+def timed(*spec: tuple[str, float, float, float]) -> tuple[Word, ...]:
+    return tuple(Word(text, start, end, conf) for text, start, end, conf in spec)
+
+
+def test_words_invented_past_the_end_of_the_speech_are_dropped() -> None:
+    # c01 with a prompt in traditional script, as Whisper base decodes it with its temperature fallback: the speech
+    # ends at 3.88 s, the words after it are stretched over the silence, then squeezed into no time at the end
+    said = (("清", 3.34, 3.56, 0.91), ("理", 3.56, 3.76, 0.99), ("了", 3.76, 3.88, 0.97))
+    invented = timed(*said, ("请", 3.88, 4.24, 0.026), ("问", 4.24, 4.24, 0.07), ("您", 4.24, 4.24, 0.09),
+                     ("设", 4.24, 4.24, 0.26), ("计", 4.24, 4.24, 0.87))
+    assert untimed_tail(invented) == 5
+    guarded = guard_segments([Segment("清理了请问您设计", invented, 0.1)], WhisperOptions())
+    assert [s.text for s in guarded.segments] == ["清理了"]
+    assert guarded.notes == ["dropped '请问您设计': words in no time after the speech"]
+    assert untimed_tail(timed(*said, ("您", 3.88, 3.88, 0.9))) == 1  # a sure word with a duration stays
+    assert untimed_tail(timed(*said[:2], ("了", 3.76, 3.88, 0.05))) == 0  # unsure alone is not invented
+    nothing_said = guard_segments([Segment("请问", timed(("请", 4.2, 4.2, 0.3), ("问", 4.2, 4.2, 0.3)), 0.1)],
+                                  WhisperOptions())
+    assert nothing_said.segments == [] and nothing_said.notes == ["dropped '请问': words in no time after the speech"]
 
 
 def test_repetition_loops_are_cut_back_to_one() -> None:
