@@ -12,6 +12,7 @@ import json
 import logging
 import secrets
 import string
+from datetime import tzinfo
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -25,7 +26,7 @@ from ivr.storage import database_location, problem
 from ivr.tickets.shelf import RecordingShelf
 from ivr.tickets.store import TicketStore
 
-__all__ = ["StoreSink", "recording_name", "UNTICKETED", "CONSULT"]
+__all__ = ["StoreSink", "recording_name", "unticketed_name", "UNTICKETED", "CONSULT"]
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,12 @@ def recording_name(number: str) -> str:
     return f"{number[:4]}-{number[4:6]}-{number[6:8]}/{number}.wav"
 
 
-def unticketed_name(call: CallRecord) -> str:
-    """Where a message without a ticket goes: the day, the time and random letters (no digit run for the log's
-    phone-number mask to hide)."""
+def unticketed_name(call: CallRecord, tz: tzinfo) -> str:
+    """Where a message without a ticket goes: the hotline's day and time (`tz`, as ticket numbers have) and random
+    letters (no digit run for the log's phone-number mask to hide)."""
     letters = "".join(secrets.choice(string.ascii_lowercase) for _ in range(12))
-    return f"{UNTICKETED}/{call.started:%Y-%m-%d}/{call.started:%H%M%S}-{letters}.wav"
+    local = call.started.astimezone(tz)
+    return f"{UNTICKETED}/{local:%Y-%m-%d}/{local:%H%M%S}-{letters}.wav"
 
 
 class StoreSink:
@@ -72,7 +74,7 @@ class StoreSink:
         except (SQLAlchemyError, OSError) as exc:
             trouble = self._db_problem(exc)
             log.error("call %s: no ticket stored (%s); recording the message without one", call.call_id, trouble)
-            path = self.recordings_dir / unticketed_name(call)
+            path = self.recordings_dir / unticketed_name(call, self.store.tz)
             return OpenRecording("", self._unticketed(call, kind, path), trouble)
         try:
             return OpenRecording(number, RecordingWriter(path))

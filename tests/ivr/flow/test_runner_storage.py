@@ -5,19 +5,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from flow_harness import at, count, fixture, run_call
 
 from asr.audio import read_wav
+from ivr.call import CallRecord
 from ivr.channel.base import CallInfo, TransferResult
 from ivr.channel.file import FileChannel, parse_script
 from ivr.flow.runner import FlowRunner
 from ivr.logs import MaskingFilter
 from ivr.media.callio import CallIO
 from ivr.media.recording import HEADER_BYTES
-from ivr.tickets.sink import StoreSink
+from ivr.storage import BEIJING
+from ivr.tickets.sink import StoreSink, unticketed_name
 from ivr.tickets.store import TicketStore
 
 COMPLAINT = f"keys:1; say:{fixture('c01')}"
@@ -95,6 +99,12 @@ def test_database_disk_full_keeps_the_message_without_a_ticket_and_says_which_fi
         "without a ticket"]]
     assert str(kept[0]) in errors(caplog)[1]  # the file is named in full
     assert not list(db.glob("*.tmp"))
+
+
+def test_a_message_without_a_ticket_is_filed_under_the_hotlines_day_as_ticket_numbers_are() -> None:
+    call = CallRecord("t-1", "13800138000", datetime(2026, 11, 25, 23, 30, tzinfo=timezone.utc))
+    assert re.fullmatch(r"unticketed/2026-11-26/073000-[a-z]{12}\.wav", unticketed_name(call, BEIJING))
+    assert unticketed_name(call, timezone.utc).startswith("unticketed/2026-11-25/233000-")
 
 
 def test_out_of_hours_a_message_that_cannot_be_saved_is_not_asked_for_again(hotline, library, small_disks,
