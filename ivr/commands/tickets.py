@@ -188,7 +188,7 @@ def ticket_dict(t: Ticket) -> dict[str, object]:
 def print_ticket(t: Ticket) -> None:
     d = ticket_dict(t)
     typer.echo(f"ticket {t.number}  ({t.kind}, {t.transcription.value})")
-    typer.echo(f"  created    {d['created_at']}")
+    typer.echo(f"  created    {t.created_at.astimezone(context.settings().tz):%Y-%m-%d %H:%M:%S %Z}")  # hotline time
     typer.echo(f"  caller     {mask_number(t.caller)}")
     typer.echo(f"  menu path  {' > '.join(t.menu_path)}")
     if t.flags:

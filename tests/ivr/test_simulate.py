@@ -9,6 +9,7 @@ import sys
 import textwrap
 import wave
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner
@@ -70,6 +71,8 @@ def test_without_a_model_the_ticket_waits_for_transcription(env: dict[str, str])
     assert ticket.number in out and "138****8000" in out
     code, out = run(env, "tickets", "show", ticket.number, "--json")
     assert json.loads(out)["transcription"] == "pending"
+    code, out = run(env, "tickets", "show", ticket.number)  # on the hotline's clock, as the list and console are
+    assert f"created    {ticket.created_at.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m-%d %H:%M:%S} CST\n" in out, out
 
 
 @pytest.mark.parametrize("content", [b"", b"RIFF\x00\x00\x00\x00WAVEjunk", b"not a wav at all" * 10])
